@@ -1,0 +1,167 @@
+"""Board definitions: data files in ``boards/``, validated on load.
+
+A board is a TOML file ``boards/<id>.toml``. Unknown keys, missing keys, wrong types
+and impossible memory maps are rejected with the file and the key named. There are
+no board-specific Python classes: everything the stages need is in :class:`Board`.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from tinyq.errors import BoardError
+from tinyq.resources import BOARDS_DIR
+
+
+
+class _Strict(BaseModel):
+    # strict: a string "64000000" is not silently accepted as an int.
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+
+
+class Chip(_Strict):
+    name: str
+    core: Literal["cortex-m4f"]
+    clock_hz: int = Field(gt=0)
+    flash_bytes: int = Field(gt=0)
+    ram_bytes: int = Field(gt=0)
+
+
+class Memory(_Strict):
+    """What the application may use: the linker script is made from this."""
+
+    flash_origin: int = Field(ge=0)
+    flash_bytes: int = Field(gt=0)
+    ram_origin: int = Field(ge=0)
+    ram_bytes: int = Field(gt=0)
+    stack_bytes: int = Field(gt=0)
+
+
+class Console(_Strict):
+    uart: Literal["nrf52_uarte", "stm32_usart", "cmsdk"]
+    baud: int = Field(gt=0)
+    tx_pin: int = Field(ge=0)
+    rx_pin: int = Field(ge=0)
+
+
+class Upload(_Strict):
+    method: Literal["bossac", "pyocd"]
+    touch_1200bps: bool
+    bootloader_bytes: int = Field(ge=0)
+
+
+class QemuTwin(_Strict):
+    machine: Literal["mps2-an386"]
+    cpu: Literal["cortex-m4"]
+    uart: Literal["cmsdk"]
+    clock_hz: int = Field(gt=0)
+
+
+class RenodeTwin(_Strict):
+    platform: str
+
+
+class Emulators(_Strict):
+    qemu: QemuTwin
+    renode: RenodeTwin | None = None
+
+
+class Board(_Strict):
+    """One board: chip, the memory the application gets, console, upload and emulator twins."""
+
+    id: str = Field(pattern=r"^[a-z0-9_]+$")
+    name: str
+    vendor: str
+    chip: Chip
+    memory: Memory
+    console: Console
+    upload: Upload
+    emulator: Emulators
+
+    @model_validator(mode="after")
+    def _memory_fits_chip(self) -> "Board":
+        if self.memory.ram_bytes > self.chip.ram_bytes:
+            raise ValueError(
+                f"memory.ram_bytes ({self.memory.ram_bytes}) is larger than the chip's RAM "
+                f"(chip.ram_bytes = {self.chip.ram_bytes})"
+            )
+        if self.memory.flash_bytes + self.upload.bootloader_bytes > self.chip.flash_bytes:
+            raise ValueError(
+                f"memory.flash_bytes + upload.bootloader_bytes ({self.memory.flash_bytes} + "
+                f"{self.upload.bootloader_bytes}) is larger than the chip's flash "
+                f"(chip.flash_bytes = {self.chip.flash_bytes})"
+            )
+        if self.memory.stack_bytes >= self.memory.ram_bytes:
+            raise ValueError("memory.stack_bytes must be smaller than memory.ram_bytes")
+        return self
+
+    def summary(self) -> dict:
+        """The figures `tinyq boards` shows, as plain data."""
+        return {
+            "id": self.id,
+            "name": self.name,
+            "chip": self.chip.name,
+            "core": self.chip.core,
+            "clock_hz": self.chip.clock_hz,
+            "flash_bytes": self.memory.flash_bytes,
+            "ram_bytes": self.memory.ram_bytes,
+            "chip_flash_bytes": self.chip.flash_bytes,
+            "chip_ram_bytes": self.chip.ram_bytes,
+            "upload": self.upload.method,
+            "emulators": [n for n in ("qemu", "renode") if getattr(self.emulator, n) is not None],
+        }
+
+
+def _describe(err: ValidationError) -> str:
+    parts = []
+    for e in err.errors():
+        key = ".".join(str(p) for p in e["loc"]) or "(top level)"
+        msg = e["msg"]
+        if e["type"] == "extra_forbidden":
+            msg = "unknown key"
+        elif e["type"] == "missing":
+            msg = "missing key"
+        parts.append(f"{key}: {msg}")
+    return "; ".join(parts)
+
+
+def load_board_file(path: Path) -> Board:
+    """Read and validate one board file; raise :class:`BoardError` naming the file and key."""
+    path = Path(path)
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except OSError as e:
+        raise BoardError(f"{path}: cannot read board file ({e.strerror})") from e
+    except tomllib.TOMLDecodeError as e:
+        raise BoardError(f"{path}: not valid TOML ({e})", hint="fix the TOML syntax") from e
+    try:
+        board = Board.model_validate(data)
+    except ValidationError as e:
+        raise BoardError(f"{path}: {_describe(e)}", hint="compare with boards/nano33.toml") from e
+    if board.id != path.stem:
+        raise BoardError(
+            f"{path}: id: '{board.id}' does not match the file name '{path.stem}'",
+            hint=f"rename the file to {board.id}.toml or set id = \"{path.stem}\"",
+        )
+    return board
+
+
+def load_boards(directory: Path = BOARDS_DIR) -> dict[str, Board]:
+    """All boards in ``directory``, by id; any invalid file is an error."""
+    files = sorted(Path(directory).glob("*.toml"))
+    if not files:
+        raise BoardError(f"{directory}: no board files (*.toml)")
+    return {b.id: b for b in (load_board_file(f) for f in files)}
+
+
+def get_board(board_id: str, directory: Path = BOARDS_DIR) -> Board:
+    """The board named ``board_id``, or a :class:`BoardError` listing the known ids."""
+    path = Path(directory) / f"{board_id}.toml"
+    if not path.is_file():
+        known = ", ".join(sorted(p.stem for p in Path(directory).glob("*.toml")))
+        raise BoardError(f"unknown board '{board_id}'", hint=f"known boards: {known}")
+    return load_board_file(path)

@@ -1,0 +1,98 @@
+"""The one error family of tinyq.
+
+Every error a user can cause or meet carries a message (what is wrong) and a hint
+(what to do about it). The CLI prints ``error: <message> (hint: <hint>)`` and exits
+with ``exit_code``; a traceback appears only with ``-v``.
+"""
+
+from __future__ import annotations
+
+
+class TinyqError(Exception):
+    """Base of every error tinyq raises on purpose."""
+
+    #: Default hint for the class; an instance may pass a more specific one.
+    default_hint = "run with -v for details"
+    #: 2 = the input or the environment is wrong; 1 = the check ran and failed.
+    exit_code = 2
+
+    def __init__(self, message: str, hint: str | None = None):
+        super().__init__(message)
+        self.message = message
+        self.hint = hint or self.default_hint
+
+    def __str__(self) -> str:  # pragma: no cover - trivial
+        return f"{self.message} (hint: {self.hint})"
+
+
+class InputFileError(TinyqError):
+    """A model, calibration or evaluation file is missing, unreadable or malformed."""
+
+    default_hint = "check the path and that the file is what its extension says"
+
+
+class CalibrationError(TinyqError):
+    """Calibration or evaluation data does not fit the model."""
+
+    default_hint = "give an array shaped (samples, *model_input_shape)"
+
+
+class BoardError(TinyqError):
+    """A board id is unknown or a board file is invalid."""
+
+    default_hint = "run `tinyq boards` to list the known boards"
+
+
+class UnsupportedModelError(TinyqError):
+    """The model uses an op, dtype or shape the deploy runtime cannot run."""
+
+    default_hint = "quantize with --mode int8 and use only the ops listed by `tinyq inspect`"
+
+
+class QuantizationError(TinyqError):
+    """TensorFlow could not convert or quantize the model."""
+
+    default_hint = "check that every layer has an int8 TFLite builtin kernel"
+
+
+class BudgetError(TinyqError):
+    """The model does not fit the board's flash or RAM."""
+
+    default_hint = "use a smaller model or a board with more memory"
+
+
+class ToolchainError(TinyqError):
+    """A required external tool (compiler, emulator, uploader) is missing or failed to start."""
+
+    default_hint = "run the README's setup command, which installs the toolchain"
+
+
+class BuildError(TinyqError):
+    """Compiling or linking the firmware failed."""
+
+    default_hint = "run with -v to see the compiler output"
+
+
+class TransportError(TinyqError):
+    """The serial port or emulator socket could not be opened or was lost."""
+
+    default_hint = "check the port name, that no other program has it open, and your permissions (dialout group)"
+
+
+class DeviceTimeoutError(TinyqError):
+    """The device or emulator stopped answering (hang, crash, lockup)."""
+
+    default_hint = "the firmware may have overflowed RAM or faulted; rebuild with -v and check the map file"
+
+
+class ProtocolError(TinyqError):
+    """The device printed something that does not follow the tinyq line protocol."""
+
+    default_hint = "flash firmware built by this version of tinyq"
+
+
+class VerificationError(TinyqError):
+    """The device ran, but its outputs differ from the host reference."""
+
+    default_hint = "report this as a bug with the model and the JSON report attached"
+    exit_code = 1

@@ -1,0 +1,236 @@
+"""Read a .tflite flatbuffer into a plain, frozen graph, without TensorFlow.
+
+Every stage after quantization (analyze, plan, emit, inspect) works on this
+:class:`Graph`; it is built with the small ``tflite`` flatbuffer package so those
+stages, and ``tinyq inspect``, never import TensorFlow.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from tinyq.errors import InputFileError
+
+_NUMPY_DTYPES = {
+    "FLOAT32": np.float32,
+    "FLOAT16": np.float16,
+    "FLOAT64": np.float64,
+    "INT8": np.int8,
+    "UINT8": np.uint8,
+    "INT16": np.int16,
+    "UINT16": np.uint16,
+    "INT32": np.int32,
+    "UINT32": np.uint32,
+    "INT64": np.int64,
+    "BOOL": np.bool_,
+}
+
+
+@dataclass(frozen=True)
+class Quantization:
+    """Affine quantization ``real = scale * (q - zero_point)``; per-channel along ``axis``."""
+
+    scale: tuple[float, ...]
+    zero_point: tuple[int, ...]
+    axis: int = 0
+
+    @property
+    def per_channel(self) -> bool:
+        return len(self.scale) > 1
+
+
+@dataclass(frozen=True, eq=False)
+class Tensor:
+    index: int
+    name: str
+    shape: tuple[int, ...]
+    dtype: str  # TFLite type name: "INT8", "INT32", "FLOAT32", ...
+    quant: Quantization | None
+    #: Constant contents (weights, biases, shapes), None for activations.
+    data: np.ndarray | None = field(default=None, repr=False)
+    is_variable: bool = False
+
+    @property
+    def is_constant(self) -> bool:
+        return self.data is not None
+
+    @property
+    def size(self) -> int:
+        """Number of elements."""
+        return int(np.prod(self.shape, dtype=np.int64)) if self.shape else 1
+
+    @property
+    def nbytes(self) -> int:
+        return self.size * np.dtype(_NUMPY_DTYPES.get(self.dtype, np.uint8)).itemsize
+
+
+@dataclass(frozen=True)
+class Operator:
+    index: int
+    opcode: str  # builtin name, e.g. "CONV_2D"; custom ops are "CUSTOM:<name>"
+    version: int
+    inputs: tuple[int, ...]  # tensor indices; -1 marks an omitted optional input
+    outputs: tuple[int, ...]
+    options: dict[str, Any]  # builtin options, snake_case keys (e.g. "stride_w", "padding")
+
+
+@dataclass(frozen=True, eq=False)
+class Graph:
+    """The first subgraph of a .tflite model: tensors, operators in execution order, I/O."""
+
+    tensors: tuple[Tensor, ...]
+    operators: tuple[Operator, ...]
+    inputs: tuple[int, ...]
+    outputs: tuple[int, ...]
+    num_subgraphs: int = 1
+    description: str = ""
+
+    def tensor(self, index: int) -> Tensor:
+        return self.tensors[index]
+
+    @property
+    def input_tensors(self) -> tuple[Tensor, ...]:
+        return tuple(self.tensors[i] for i in self.inputs)
+
+    @property
+    def output_tensors(self) -> tuple[Tensor, ...]:
+        return tuple(self.tensors[i] for i in self.outputs)
+
+
+def _snake(name: str) -> str:
+    return re.sub(r"(?<=[a-z0-9])([A-Z])", r"_\1", name).lower()
+
+
+def _enum_names(enum_cls) -> dict[int, str]:
+    return {v: k for k, v in vars(enum_cls).items() if not k.startswith("_") and isinstance(v, int)}
+
+
+def _read_options(op) -> dict[str, Any]:
+    import tflite
+
+    otype = op.BuiltinOptionsType()
+    table = op.BuiltinOptions()
+    if otype == 0 or table is None:
+        return {}
+    cls_name = _enum_names(tflite.BuiltinOptions).get(otype)
+    cls = getattr(tflite, cls_name, None) if cls_name else None
+    if cls is None:
+        return {}
+    opts = cls()
+    opts.Init(table.Bytes, table.Pos)
+    out: dict[str, Any] = {}
+    skip = ("GetRootAs", "Init")
+    for attr in dir(cls):
+        if attr.startswith("_") or attr.startswith(skip) or attr.endswith(("IsNone", "Length", "BufferHasIdentifier")):
+            continue
+        if attr.endswith("AsNumpy"):
+            val = getattr(opts, attr)()
+            out[_snake(attr[: -len("AsNumpy")])] = tuple(int(v) for v in val) if not isinstance(val, int) else ()
+            continue
+        if hasattr(cls, attr + "AsNumpy"):
+            continue  # vector field, read above
+        fn = getattr(opts, attr)
+        try:
+            val = fn()
+        except TypeError:
+            continue  # accessor that takes an index
+        if isinstance(val, (int, float, bool)):
+            out[_snake(attr)] = val
+    # Names the C side reads, in TFLite's own spelling: padding SAME/VALID, activation NONE/RELU/...
+    if "padding" in out:
+        out["padding"] = {0: "SAME", 1: "VALID"}.get(out["padding"], out["padding"])
+    if "fused_activation_function" in out:
+        out["fused_activation_function"] = _enum_names(tflite.ActivationFunctionType)[out["fused_activation_function"]]
+    return out
+
+
+def parse_tflite(buf: bytes, source: str = "<bytes>") -> Graph:
+    """Parse a .tflite flatbuffer. Raise :class:`InputFileError` if it is not one."""
+    import tflite
+
+    if len(buf) < 8 or buf[4:8] != b"TFL3":
+        raise InputFileError(
+            f"{source}: not a TFLite flatbuffer (no TFL3 identifier)",
+            hint="pass the .tflite file written by `tinyq quantize`",
+        )
+    try:
+        model = tflite.Model.GetRootAsModel(buf, 0)
+        if model.SubgraphsLength() < 1:
+            raise InputFileError(f"{source}: the model has no subgraph")
+        sg = model.Subgraphs(0)
+        type_names = _enum_names(tflite.TensorType)
+
+        tensors = []
+        for i in range(sg.TensorsLength()):
+            t = sg.Tensors(i)
+            q = t.Quantization()
+            quant = None
+            if q is not None and q.ScaleLength() > 0:
+                zps = q.ZeroPointAsNumpy() if q.ZeroPointLength() else np.zeros(q.ScaleLength(), np.int64)
+                quant = Quantization(
+                    scale=tuple(float(s) for s in q.ScaleAsNumpy()),
+                    zero_point=tuple(int(z) for z in zps),
+                    axis=int(q.QuantizedDimension()),
+                )
+            dtype = type_names.get(t.Type(), f"TYPE_{t.Type()}")
+            data = None
+            b = model.Buffers(t.Buffer())
+            if b is not None:
+                raw = None
+                if b.DataLength() > 0:
+                    raw = b.DataAsNumpy().tobytes()
+                elif hasattr(b, "Offset") and b.Offset() > 1:
+                    raw = bytes(buf[b.Offset() : b.Offset() + b.Size()])
+                if raw is not None:
+                    np_dtype = _NUMPY_DTYPES.get(dtype, np.uint8)
+                    shape = tuple(int(s) for s in t.ShapeAsNumpy()) if t.ShapeLength() else ()
+                    arr = np.frombuffer(raw, dtype=np_dtype)
+                    data = arr.reshape(shape) if arr.size == int(np.prod(shape, dtype=np.int64)) else arr
+                    data.setflags(write=False)
+            name = t.Name().decode("utf-8", "replace") if t.Name() else f"t{i}"
+            shape = tuple(int(s) for s in t.ShapeAsNumpy()) if t.ShapeLength() else ()
+            tensors.append(Tensor(i, name, shape, dtype, quant, data, bool(t.IsVariable())))
+
+        op_names = tflite.BUILTIN_OPCODE2NAME
+        ops = []
+        for i in range(sg.OperatorsLength()):
+            op = sg.Operators(i)
+            oc = model.OperatorCodes(op.OpcodeIndex())
+            code = max(oc.BuiltinCode(), oc.DeprecatedBuiltinCode())
+            name = op_names.get(code, f"BUILTIN_{code}")
+            if name == "CUSTOM":
+                name = "CUSTOM:" + (oc.CustomCode() or b"?").decode()
+            ins = tuple(int(x) for x in op.InputsAsNumpy()) if op.InputsLength() else ()
+            outs = tuple(int(x) for x in op.OutputsAsNumpy()) if op.OutputsLength() else ()
+            ops.append(Operator(i, name, int(oc.Version()), ins, outs, _read_options(op)))
+
+        desc = model.Description().decode("utf-8", "replace") if model.Description() else ""
+        return Graph(
+            tensors=tuple(tensors),
+            operators=tuple(ops),
+            inputs=tuple(int(x) for x in sg.InputsAsNumpy()),
+            outputs=tuple(int(x) for x in sg.OutputsAsNumpy()),
+            num_subgraphs=model.SubgraphsLength(),
+            description=desc,
+        )
+    except InputFileError:
+        raise
+    except Exception as e:  # a truncated or corrupt flatbuffer fails in many ways
+        raise InputFileError(f"{source}: corrupt TFLite flatbuffer ({type(e).__name__}: {e})") from e
+
+
+def load_tflite(path: Path) -> Graph:
+    """Read and parse a .tflite file."""
+    path = Path(path)
+    try:
+        buf = path.read_bytes()
+    except FileNotFoundError as e:
+        raise InputFileError(f"{path}: no such file") from e
+    except OSError as e:
+        raise InputFileError(f"{path}: cannot read ({e.strerror})") from e
+    return parse_tflite(buf, str(path))
