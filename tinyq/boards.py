@@ -119,8 +119,12 @@ class Board(_Strict):
 def _describe(err: ValidationError) -> str:
     parts = []
     for e in err.errors():
-        key = ".".join(str(p) for p in e["loc"]) or "(top level)"
+        key = ".".join(str(p) for p in e["loc"])
         msg = e["msg"]
+        if e["type"] == "value_error" and not key:
+            # Cross-field checks of Board name their keys in the message itself.
+            parts.append(msg.removeprefix("Value error, "))
+            continue
         if e["type"] == "extra_forbidden":
             msg = "unknown key"
         elif e["type"] == "missing":
