@@ -1,0 +1,116 @@
+/*
+ * tinyq int8 kernels: NHWC, batch 1, per-channel weights.
+ *
+ * Every kernel computes exactly what TensorFlow Lite Micro's reference kernels
+ * compute (same fixed-point requantization, same rounding), so outputs are
+ * bit-identical with the tflite_micro interpreter. All parameters (multipliers,
+ * shifts, paddings, activation ranges) are computed ahead of time on the host and
+ * live in flash as const structs; kernels never allocate.
+ */
+#ifndef TQ_KERNELS_H
+#define TQ_KERNELS_H
+
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ---- fixed-point helpers (TFLite's double-rounding requantization) ---- */
+
+static inline int32_t tq_sat_rdh_mul(int32_t a, int32_t b) {
+    /* SaturatingRoundingDoublingHighMul: the high 32 bits of 2*a*b, rounded. */
+    if (a == b && a == INT32_MIN) return INT32_MAX;
+    int64_t ab = (int64_t)a * (int64_t)b;
+    int64_t nudge = ab >= 0 ? (1LL << 30) : (1LL - (1LL << 30));
+    return (int32_t)((ab + nudge) / (1LL << 31));
+}
+
+static inline int32_t tq_rdiv_pot(int32_t x, int exponent) {
+    /* RoundingDivideByPOT: x / 2^exponent, rounding half away from zero. */
+    const int32_t mask = (int32_t)((1LL << exponent) - 1);
+    const int32_t remainder = x & mask;
+    const int32_t threshold = (mask >> 1) + (x < 0 ? 1 : 0);
+    return (x >> exponent) + (remainder > threshold ? 1 : 0);
+}
+
+static inline int32_t tq_requant(int32_t x, int32_t multiplier, int32_t shift) {
+    /* MultiplyByQuantizedMultiplier; the left shift wraps like TFLite's int32 math. */
+    const int left = shift > 0 ? shift : 0;
+    const int right = shift > 0 ? 0 : -shift;
+    const int32_t shifted = (int32_t)((uint32_t)x << left);
+    return tq_rdiv_pot(tq_sat_rdh_mul(shifted, multiplier), right);
+}
+
+static inline int32_t tq_clamp(int32_t v, int32_t lo, int32_t hi) {
+    return v < lo ? lo : (v > hi ? hi : v);
+}
+
+/* ---- parameters ---- */
+
+typedef struct {
+    uint16_t in_h, in_w, in_c;
+    uint16_t out_h, out_w, out_c;
+    uint16_t k_h, k_w;
+    uint16_t stride_h, stride_w;
+    uint16_t dil_h, dil_w;
+    uint16_t pad_h, pad_w;
+    uint16_t depth_multiplier;   /* depthwise only */
+    int32_t input_offset;        /* -input zero point */
+    int32_t output_offset;       /* output zero point */
+    int32_t act_min, act_max;
+    const int32_t *mult;         /* per output channel */
+    const int32_t *shift;        /* per output channel */
+} tq_conv_params_t;
+
+typedef struct {
+    uint16_t rows;               /* batch rows of the input */
+    uint16_t in_depth, out_depth;
+    int32_t input_offset, output_offset;
+    int32_t act_min, act_max;
+    const int32_t *mult, *shift; /* per output channel (per-tensor: all equal) */
+} tq_fc_params_t;
+
+typedef struct {
+    uint16_t in_h, in_w, c;
+    uint16_t out_h, out_w;
+    uint16_t k_h, k_w;
+    uint16_t stride_h, stride_w;
+    uint16_t pad_h, pad_w;
+    int32_t act_min, act_max;
+} tq_pool_params_t;
+
+typedef struct {
+    uint32_t size;
+    int32_t input1_offset, input2_offset, output_offset;
+    int32_t left_shift;
+    int32_t input1_mult, input1_shift;
+    int32_t input2_mult, input2_shift;
+    int32_t output_mult, output_shift;
+    int32_t act_min, act_max;
+} tq_add_params_t;
+
+typedef struct {
+    uint16_t rows, depth;
+    int32_t input_mult, input_left_shift, diff_min;
+} tq_softmax_params_t;
+
+/* ---- kernels ---- */
+
+void tq_conv2d_s8(const tq_conv_params_t *p, const int8_t *in, const int8_t *filter,
+                  const int32_t *bias, int8_t *out);
+void tq_depthwise_conv2d_s8(const tq_conv_params_t *p, const int8_t *in, const int8_t *filter,
+                            const int32_t *bias, int8_t *out);
+void tq_fully_connected_s8(const tq_fc_params_t *p, const int8_t *in, const int8_t *filter,
+                           const int32_t *bias, int8_t *out);
+void tq_max_pool_s8(const tq_pool_params_t *p, const int8_t *in, int8_t *out);
+void tq_avg_pool_s8(const tq_pool_params_t *p, const int8_t *in, int8_t *out);
+void tq_add_s8(const tq_add_params_t *p, const int8_t *in1, const int8_t *in2, int8_t *out);
+void tq_softmax_s8(const tq_softmax_params_t *p, const int8_t *in, int8_t *out);
+void tq_copy_s8(uint32_t size, const int8_t *in, int8_t *out);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* TQ_KERNELS_H */

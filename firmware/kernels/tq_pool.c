@@ -1,0 +1,69 @@
+/* Pooling, ADD and copies, int8. */
+#include "tq_kernels.h"
+
+void tq_max_pool_s8(const tq_pool_params_t *p, const int8_t *in, int8_t *out) {
+    const int c_n = p->c;
+    for (int oy = 0; oy < p->out_h; ++oy) {
+        const int iy0 = oy * p->stride_h - p->pad_h;
+        const int fy0 = iy0 < 0 ? -iy0 : 0;
+        const int fy1 = p->k_h < p->in_h - iy0 ? p->k_h : p->in_h - iy0;
+        for (int ox = 0; ox < p->out_w; ++ox) {
+            const int ix0 = ox * p->stride_w - p->pad_w;
+            const int fx0 = ix0 < 0 ? -ix0 : 0;
+            const int fx1 = p->k_w < p->in_w - ix0 ? p->k_w : p->in_w - ix0;
+            for (int c = 0; c < c_n; ++c) {
+                int32_t m = -128;
+                for (int fy = fy0; fy < fy1; ++fy) {
+                    for (int fx = fx0; fx < fx1; ++fx) {
+                        const int32_t v = in[((int32_t)(iy0 + fy) * p->in_w + (ix0 + fx)) * c_n + c];
+                        if (v > m) m = v;
+                    }
+                }
+                out[((int32_t)oy * p->out_w + ox) * c_n + c] = (int8_t)tq_clamp(m, p->act_min, p->act_max);
+            }
+        }
+    }
+}
+
+void tq_avg_pool_s8(const tq_pool_params_t *p, const int8_t *in, int8_t *out) {
+    const int c_n = p->c;
+    for (int oy = 0; oy < p->out_h; ++oy) {
+        const int iy0 = oy * p->stride_h - p->pad_h;
+        const int fy0 = iy0 < 0 ? -iy0 : 0;
+        const int fy1 = p->k_h < p->in_h - iy0 ? p->k_h : p->in_h - iy0;
+        for (int ox = 0; ox < p->out_w; ++ox) {
+            const int ix0 = ox * p->stride_w - p->pad_w;
+            const int fx0 = ix0 < 0 ? -ix0 : 0;
+            const int fx1 = p->k_w < p->in_w - ix0 ? p->k_w : p->in_w - ix0;
+            const int32_t count = (int32_t)(fy1 - fy0) * (fx1 - fx0);
+            for (int c = 0; c < c_n; ++c) {
+                int32_t sum = 0;
+                for (int fy = fy0; fy < fy1; ++fy) {
+                    for (int fx = fx0; fx < fx1; ++fx) {
+                        sum += in[((int32_t)(iy0 + fy) * p->in_w + (ix0 + fx)) * c_n + c];
+                    }
+                }
+                if (count == 0) { out[((int32_t)oy * p->out_w + ox) * c_n + c] = 0; continue; }
+                /* Round half away from zero, as TFLite's reference AveragePool. */
+                const int32_t avg = sum > 0 ? (sum + count / 2) / count : (sum - count / 2) / count;
+                out[((int32_t)oy * p->out_w + ox) * c_n + c] = (int8_t)tq_clamp(avg, p->act_min, p->act_max);
+            }
+        }
+    }
+}
+
+void tq_add_s8(const tq_add_params_t *p, const int8_t *in1, const int8_t *in2, int8_t *out) {
+    for (uint32_t i = 0; i < p->size; ++i) {
+        const int32_t a = (int32_t)((uint32_t)(p->input1_offset + in1[i]) << p->left_shift);
+        const int32_t b = (int32_t)((uint32_t)(p->input2_offset + in2[i]) << p->left_shift);
+        const int32_t sa = tq_requant(a, p->input1_mult, p->input1_shift);
+        const int32_t sb = tq_requant(b, p->input2_mult, p->input2_shift);
+        const int32_t o = tq_requant(sa + sb, p->output_mult, p->output_shift) + p->output_offset;
+        out[i] = (int8_t)tq_clamp(o, p->act_min, p->act_max);
+    }
+}
+
+void tq_copy_s8(uint32_t size, const int8_t *in, int8_t *out) {
+    if (in == out) return;
+    for (uint32_t i = 0; i < size; ++i) out[i] = in[i];
+}

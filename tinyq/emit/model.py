@@ -1,0 +1,92 @@
+"""Emit the model as C: weights as const arrays, one kernel call per op, a static arena."""
+
+from __future__ import annotations
+
+import hashlib
+from functools import lru_cache
+
+import jinja2
+import numpy as np
+
+from tinyq import __version__
+from tinyq.graph import Graph
+from tinyq.plan import MemoryPlan
+from tinyq.resources import TEMPLATES_DIR
+
+_CTYPES = {"INT8": "int8_t", "INT32": "int32_t", "INT16": "int16_t", "UINT8": "uint8_t"}
+
+
+@lru_cache(maxsize=None)
+def environment() -> jinja2.Environment:
+    """The jinja environment every tinyq template is rendered with."""
+    return jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(TEMPLATES_DIR)),
+        undefined=jinja2.StrictUndefined,
+        keep_trailing_newline=True,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        autoescape=False,
+    )
+
+
+def c_rows(values, per_row: int = 16) -> list[str]:
+    """Format integers as C initializer rows, ``per_row`` a line, each ending in a comma."""
+    vals = [str(int(v)) for v in np.asarray(values).ravel()]
+    return [", ".join(vals[i : i + per_row]) + "," for i in range(0, len(vals), per_row)]
+
+
+def _c_ident(name: str) -> str:
+    return "".join(c if c.isalnum() else "_" for c in name)
+
+
+def _tensor_expr(graph: Graph, plan: MemoryPlan, index: int, written: bool) -> str:
+    if index < 0:
+        return "NULL"
+    t = graph.tensors[index]
+    ctype = _CTYPES[t.dtype]
+    if t.is_constant:
+        return f"tq_w{index}"
+    return f"ARENA({'' if written else 'const '}{ctype}, {plan.offsets[index]})"
+
+
+def emit_model(graph: Graph, plan: MemoryPlan, tflite: bytes, source: str = "model.tflite") -> dict[str, str]:
+    """Render tq_model.h, tq_model.c, tq_weights.h and tq_weights.c for ``graph`` laid out by ``plan``."""
+    model_id = hashlib.sha256(tflite).hexdigest()[:12]
+    consts = sorted({i for c in plan.calls for i in c.args if i >= 0 and graph.tensors[i].is_constant})
+    weights = []
+    for i in consts:
+        t = graph.tensors[i]
+        weights.append({
+            "name": t.name[:80].replace("*/", "*_/"), "cname": f"tq_w{i}", "ctype": _CTYPES[t.dtype],
+            "dtype": t.dtype, "shape": list(t.shape), "count": t.size, "rows": c_rows(t.data),
+            "per_channel": bool(t.quant and t.quant.per_channel),
+        })
+    ops = []
+    for op, call in zip(graph.operators, plan.calls):
+        prefix = f"op{op.index}"
+        arrays = [{"cname": f"{prefix}_{a.name}", "ctype": a.ctype, "count": len(a.values), "rows": c_rows(a.values)}
+                  for a in call.arrays]
+        fields = [(f, f"{prefix}_{v[1:]}" if isinstance(v, str) and v.startswith("@") else v) for f, v in call.params]
+        outs = set(op.outputs)
+        args = [_tensor_expr(graph, plan, i, i in outs) for i in call.args]
+        lead = list(call.lead_args) + ([f"&{prefix}_p"] if call.params_type else [])
+        ops.append({
+            "index": op.index, "name": op.opcode, "arrays": arrays, "params_type": call.params_type,
+            "pname": f"{prefix}_p", "fields": fields, "call": f"{call.function}({', '.join(lead + args)})",
+        })
+    x, y = graph.input_tensors[0], graph.output_tensors[0]
+    buffers = [{"offset": b.offset, "size": b.size, "first": b.first, "last": b.last,
+                "names": ", ".join(f"t{t}" for t in b.tensors)} for b in plan.buffers]
+    ctx = {
+        "version": __version__, "source": source, "model_id": model_id,
+        "input_bytes": x.nbytes, "output_bytes": y.nbytes,
+        "input_shape": list(x.shape), "output_shape": list(y.shape),
+        "input_scale": f"{x.quant.scale[0]:.9g}", "input_zp": x.quant.zero_point[0],
+        "output_scale": f"{y.quant.scale[0]:.9g}", "output_zp": y.quant.zero_point[0],
+        "arena_bytes": max(plan.arena_bytes, 4), "weight_bytes": sum(graph.tensors[i].nbytes for i in consts),
+        "macs": plan.macs, "ops": ops, "weights": weights, "buffers": buffers,
+        "input_offset": plan.offsets[x.index], "output_offset": plan.offsets[y.index],
+    }
+    env = environment()
+    return {name: env.get_template(f"model/{name}.j2").render(**ctx)
+            for name in ("tq_model.h", "tq_model.c", "tq_weights.h", "tq_weights.c")}

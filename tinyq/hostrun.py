@@ -1,0 +1,67 @@
+"""Compile the generated model with the host's C compiler and run it: the bit-exactness check.
+
+The same C that goes on the device (generated model + firmware/kernels) is built
+for the host with ``-Wall -Wextra -Werror`` and fed inputs through stdin, so its
+outputs can be compared byte for byte with the tflite_micro interpreter.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from tinyq.errors import BuildError, ToolchainError
+from tinyq.resources import FIRMWARE_DIR
+
+KERNELS_DIR = FIRMWARE_DIR / "kernels"
+CFLAGS = ["-std=c99", "-O2", "-Wall", "-Wextra", "-Werror"]
+
+_MAIN = r"""
+#include <stdio.h>
+#include "tq_model.h"
+int main(void) {
+    static int8_t in[TQ_MODEL_INPUT_BYTES], out[TQ_MODEL_OUTPUT_BYTES];
+    while (fread(in, 1, sizeof in, stdin) == sizeof in) {
+        if (tq_model_run(in, out) != 0) return 1;
+        fwrite(out, 1, sizeof out, stdout);
+    }
+    return 0;
+}
+"""
+
+
+def compile_host(files: dict[str, str], workdir: Path, cc: str = "gcc") -> Path:
+    """Write ``files`` (the emitted model) into ``workdir`` and build an executable from them."""
+    if shutil.which(cc) is None:
+        raise ToolchainError(f"host C compiler '{cc}' not found", hint="apt-get install gcc")
+    workdir.mkdir(parents=True, exist_ok=True)
+    for name, text in files.items():
+        (workdir / name).write_text(text)
+    (workdir / "host_main.c").write_text(_MAIN)
+    sources = sorted(str(p) for p in workdir.glob("*.c")) + sorted(str(p) for p in KERNELS_DIR.glob("*.c"))
+    exe = workdir / "model_host"
+    cmd = [cc, *CFLAGS, "-I", str(workdir), "-I", str(KERNELS_DIR), *sources, "-o", str(exe)]
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise BuildError(f"host compile failed: {proc.stderr.strip()[:2000]}")
+    return exe
+
+
+def run_host(exe: Path, inputs: np.ndarray, output_shape: tuple[int, ...]) -> np.ndarray:
+    """Run int8 ``inputs`` (N, ...) through the host build; return (N, *output_shape) int8."""
+    data = np.ascontiguousarray(inputs, dtype=np.int8).tobytes()
+    proc = subprocess.run([str(exe)], input=data, capture_output=True, timeout=600)
+    if proc.returncode != 0:
+        raise BuildError(f"host model exited with {proc.returncode}")
+    out = np.frombuffer(proc.stdout, dtype=np.int8)
+    return out.reshape((len(inputs), *output_shape))
+
+
+def run_generated(files: dict[str, str], inputs: np.ndarray, output_shape: tuple[int, ...]) -> np.ndarray:
+    """Compile ``files`` in a temporary folder and run ``inputs`` through them."""
+    with tempfile.TemporaryDirectory(prefix="tinyq-host-") as tmp:
+        return run_host(compile_host(files, Path(tmp)), inputs, output_shape)

@@ -1,0 +1,67 @@
+"""Lowering of TFLite operators to calls of tinyq's C kernels.
+
+Each supported opcode has one lowering function, registered with :func:`lowering`,
+that turns an operator of the :class:`~tinyq.graph.Graph` into a :class:`KernelCall`:
+the C function, its constant parameter struct (every multiplier, shift, padding and
+activation range precomputed here, on the host) and the tensors it reads and writes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable
+
+from tinyq.graph import Graph, Operator
+
+
+@dataclass(frozen=True)
+class ConstArray:
+    """An op-specific constant array emitted to flash (per-channel multipliers, shifts)."""
+
+    name: str
+    ctype: str
+    values: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class KernelCall:
+    """One C call of the generated model."""
+
+    function: str
+    params_type: str | None
+    #: (field, C initializer); a value "@name" refers to this call's ConstArray ``name``.
+    params: tuple[tuple[str, object], ...]
+    #: Graph tensor indices passed as pointers after the params (-1: NULL).
+    args: tuple[int, ...]
+    arrays: tuple[ConstArray, ...] = field(default=())
+    #: Literal leading arguments for kernels without a params struct.
+    lead_args: tuple[str, ...] = field(default=())
+    macs: int = 0
+    #: Output aliases the first input (no data movement, e.g. RESHAPE).
+    alias: bool = False
+
+
+Lowering = Callable[[Graph, Operator], KernelCall]
+LOWERINGS: dict[str, Lowering] = {}
+
+
+def lowering(*opcodes: str):
+    """Register a lowering function for ``opcodes``."""
+
+    def deco(fn: Lowering) -> Lowering:
+        for code in opcodes:
+            LOWERINGS[code] = fn
+        return fn
+
+    return deco
+
+
+def lower(graph: Graph, op: Operator) -> KernelCall:
+    """The KernelCall for ``op`` (the caller has run the compatibility gate)."""
+    return LOWERINGS[op.opcode](graph, op)
+
+
+from tinyq.ops import lower_ops as _lower_ops  # noqa: E402,F401  (registers the lowerings)
+
+#: Opcodes tinyq's int8 runtime can run.
+SUPPORTED_OPS: frozenset[str] = frozenset(LOWERINGS)

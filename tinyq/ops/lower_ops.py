@@ -1,0 +1,163 @@
+"""The lowerings of each supported TFLite opcode to a tinyq kernel call."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from tinyq.graph import Graph, Operator, Tensor
+from tinyq.ops import ConstArray, KernelCall, lowering
+from tinyq.ops.quant import (
+    activation_range,
+    compute_padding,
+    per_channel_multipliers,
+    per_tensor_fc_multiplier,
+    quantize_multiplier,
+    softmax_params,
+)
+
+
+def _io(graph: Graph, op: Operator) -> tuple[list[Tensor | None], Tensor]:
+    ins = [graph.tensors[i] if i >= 0 else None for i in op.inputs]
+    return ins, graph.tensors[op.outputs[0]]
+
+
+def _hwc(t: Tensor) -> tuple[int, int, int]:
+    _, h, w, c = t.shape
+    return h, w, c
+
+
+def _act(op: Operator, out: Tensor) -> tuple[int, int]:
+    return activation_range(op.options.get("fused_activation_function", "NONE"), out.quant.scale[0], out.quant.zero_point[0])
+
+
+@lowering("CONV_2D", "DEPTHWISE_CONV_2D")
+def lower_conv(graph: Graph, op: Operator) -> KernelCall:
+    (x, w, *rest), y = _io(graph, op)
+    bias = rest[0] if rest else None
+    in_h, in_w, in_c = _hwc(x)
+    out_h, out_w, out_c = _hwc(y)
+    depthwise = op.opcode == "DEPTHWISE_CONV_2D"
+    k_h, k_w = (w.shape[1], w.shape[2])
+    o = op.options
+    s_h, s_w = o.get("stride_h", 1), o.get("stride_w", 1)
+    d_h, d_w = o.get("dilation_hfactor", 1), o.get("dilation_wfactor", 1)
+    mult, shift = per_channel_multipliers(x.quant.scale[0], w.quant.scale, y.quant.scale[0], out_c)
+    act_min, act_max = _act(op, y)
+    params = (
+        ("in_h", in_h), ("in_w", in_w), ("in_c", in_c),
+        ("out_h", out_h), ("out_w", out_w), ("out_c", out_c),
+        ("k_h", k_h), ("k_w", k_w), ("stride_h", s_h), ("stride_w", s_w),
+        ("dil_h", d_h), ("dil_w", d_w),
+        ("pad_h", compute_padding(s_h, d_h, in_h, k_h, out_h)),
+        ("pad_w", compute_padding(s_w, d_w, in_w, k_w, out_w)),
+        ("depth_multiplier", out_c // in_c if depthwise else 1),
+        ("input_offset", -x.quant.zero_point[0]), ("output_offset", y.quant.zero_point[0]),
+        ("act_min", act_min), ("act_max", act_max),
+        ("mult", "@mult"), ("shift", "@shift"),
+    )
+    macs = out_h * out_w * out_c * k_h * k_w * (1 if depthwise else in_c)
+    return KernelCall(
+        function="tq_depthwise_conv2d_s8" if depthwise else "tq_conv2d_s8",
+        params_type="tq_conv_params_t",
+        params=params,
+        args=(x.index, w.index, bias.index if bias is not None else -1, y.index),
+        arrays=(ConstArray("mult", "int32_t", tuple(mult)), ConstArray("shift", "int32_t", tuple(shift))),
+        macs=macs,
+    )
+
+
+@lowering("FULLY_CONNECTED")
+def lower_fc(graph: Graph, op: Operator) -> KernelCall:
+    (x, w, *rest), y = _io(graph, op)
+    bias = rest[0] if rest else None
+    out_depth, depth = w.shape
+    rows = x.size // depth
+    if len(w.quant.scale) > 1:
+        mult, shift = per_channel_multipliers(x.quant.scale[0], w.quant.scale, y.quant.scale[0], out_depth)
+    else:
+        m, s = per_tensor_fc_multiplier(x.quant.scale[0], w.quant.scale[0], y.quant.scale[0])
+        mult, shift = [m] * out_depth, [s] * out_depth
+    act_min, act_max = _act(op, y)
+    return KernelCall(
+        function="tq_fully_connected_s8",
+        params_type="tq_fc_params_t",
+        params=(
+            ("rows", rows), ("in_depth", depth), ("out_depth", out_depth),
+            ("input_offset", -x.quant.zero_point[0]), ("output_offset", y.quant.zero_point[0]),
+            ("act_min", act_min), ("act_max", act_max), ("mult", "@mult"), ("shift", "@shift"),
+        ),
+        args=(x.index, w.index, bias.index if bias is not None else -1, y.index),
+        arrays=(ConstArray("mult", "int32_t", tuple(mult)), ConstArray("shift", "int32_t", tuple(shift))),
+        macs=rows * out_depth * depth,
+    )
+
+
+@lowering("MAX_POOL_2D", "AVERAGE_POOL_2D")
+def lower_pool(graph: Graph, op: Operator) -> KernelCall:
+    (x,), y = _io(graph, op)
+    in_h, in_w, c = _hwc(x)
+    out_h, out_w, _ = _hwc(y)
+    o = op.options
+    k_h, k_w, s_h, s_w = o["filter_height"], o["filter_width"], o["stride_h"], o["stride_w"]
+    act_min, act_max = _act(op, y)
+    return KernelCall(
+        function="tq_max_pool_s8" if op.opcode == "MAX_POOL_2D" else "tq_avg_pool_s8",
+        params_type="tq_pool_params_t",
+        params=(
+            ("in_h", in_h), ("in_w", in_w), ("c", c), ("out_h", out_h), ("out_w", out_w),
+            ("k_h", k_h), ("k_w", k_w), ("stride_h", s_h), ("stride_w", s_w),
+            ("pad_h", compute_padding(s_h, 1, in_h, k_h, out_h)),
+            ("pad_w", compute_padding(s_w, 1, in_w, k_w, out_w)),
+            ("act_min", act_min), ("act_max", act_max),
+        ),
+        args=(x.index, y.index),
+        macs=out_h * out_w * c * k_h * k_w,
+    )
+
+
+@lowering("ADD")
+def lower_add(graph: Graph, op: Operator) -> KernelCall:
+    (a, b), y = _io(graph, op)
+    left_shift = 20
+    s1, s2, so = a.quant.scale[0], b.quant.scale[0], y.quant.scale[0]
+    # add_common.cc: the max is taken over the float32 scales, then doubled in double.
+    twice_max = 2.0 * float(max(np.float32(s1), np.float32(s2)))
+    m1, sh1 = quantize_multiplier(float(s1) / twice_max)
+    m2, sh2 = quantize_multiplier(float(s2) / twice_max)
+    mo, sho = quantize_multiplier(twice_max / ((1 << left_shift) * float(so)))
+    act_min, act_max = _act(op, y)
+    return KernelCall(
+        function="tq_add_s8",
+        params_type="tq_add_params_t",
+        params=(
+            ("size", y.size), ("input1_offset", -a.quant.zero_point[0]), ("input2_offset", -b.quant.zero_point[0]),
+            ("output_offset", y.quant.zero_point[0]), ("left_shift", left_shift),
+            ("input1_mult", m1), ("input1_shift", sh1), ("input2_mult", m2), ("input2_shift", sh2),
+            ("output_mult", mo), ("output_shift", sho), ("act_min", act_min), ("act_max", act_max),
+        ),
+        args=(a.index, b.index, y.index),
+        macs=y.size,
+    )
+
+
+@lowering("RESHAPE")
+def lower_reshape(graph: Graph, op: Operator) -> KernelCall:
+    # NHWC data is the same bytes in any shape: the planner gives the output the
+    # input's buffer, and the copy kernel returns at once when the pointers match.
+    x, y = graph.tensors[op.inputs[0]], graph.tensors[op.outputs[0]]
+    return KernelCall("tq_copy_s8", None, (), (x.index, y.index), lead_args=(f"{y.size}u",), alias=True)
+
+
+@lowering("SOFTMAX")
+def lower_softmax(graph: Graph, op: Operator) -> KernelCall:
+    (x,), y = _io(graph, op)
+    depth = x.shape[-1]
+    mult, left_shift, diff_min = softmax_params(float(op.options.get("beta", 1.0)), x.quant.scale[0])
+    return KernelCall(
+        function="tq_softmax_s8",
+        params_type="tq_softmax_params_t",
+        params=(("rows", x.size // depth), ("depth", depth), ("input_mult", mult),
+                ("input_left_shift", left_shift), ("diff_min", diff_min)),
+        args=(x.index, y.index),
+        macs=x.size,
+    )
