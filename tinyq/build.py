@@ -1,0 +1,117 @@
+"""Build stage: compile the emitted sources into firmware with Debian's arm-none-eabi-gcc.
+
+tinyq calls the cross-compiler directly rather than through PlatformIO: PlatformIO
+cannot reach its registry here, a direct build is deterministic and takes a second,
+and the emitted ``platformio.ini`` still lets a board owner build the same sources
+with the official platform. Everything is built in a scratch folder and moved into
+place only when it succeeded, so a failed build leaves nothing half-written.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from tinyq.boards import Board
+from tinyq.errors import BuildError, ToolchainError
+from tinyq.resources import FIRMWARE_DIR
+
+CC = "arm-none-eabi-gcc"
+OBJCOPY = "arm-none-eabi-objcopy"
+CPU_FLAGS = ["-mcpu=cortex-m4", "-mthumb", "-mfloat-abi=hard", "-mfpu=fpv4-sp-d16"]
+CFLAGS = ["-std=c99", "-O2", "-g", "-ffunction-sections", "-fdata-sections", "-Wall", "-Wextra", "-Werror"]
+LDFLAGS = ["-nostartfiles", "--specs=nano.specs", "-Wl,--gc-sections"]
+RUNTIME = ("main.c", "startup.c", "timer.c")
+CONSOLES = {"cmsdk": "console_cmsdk.c", "nrf52_uarte": "console_nrf52.c"}
+
+
+@dataclass(frozen=True)
+class Firmware:
+    """A linked firmware image and what it takes of the board."""
+
+    target: str
+    elf: Path
+    bin: Path
+    hex: Path
+    map: Path
+    flash_bytes: int       # vectors + code + const data + .data initialisers
+    static_ram_bytes: int  # .data + .bss (the arena is in .bss)
+    stack_bytes: int
+    flash_limit: int
+    ram_limit: int
+
+    def to_dict(self) -> dict:
+        return {k: str(v) if isinstance(v, Path) else v for k, v in self.__dict__.items()}
+
+
+def _require(tool: str) -> str:
+    path = shutil.which(tool)
+    if path is None:
+        raise ToolchainError(f"{tool} not found on PATH",
+                             hint="apt-get install gcc-arm-none-eabi libnewlib-arm-none-eabi (or run `make setup`)")
+    return path
+
+
+def _sections(elf: Path) -> dict[str, int]:
+    from elftools.elf.elffile import ELFFile
+
+    with elf.open("rb") as f:
+        return {s.name: s["sh_size"] for s in ELFFile(f).iter_sections() if s["sh_flags"] & 0x2}  # SHF_ALLOC
+
+
+def build_firmware(files: dict[str, str], board: Board, target: str, out_dir: Path, verbose: bool = False) -> Firmware:
+    """Write ``files`` (model + firmware emitted sources) and link them into ``out_dir``.
+
+    ``out_dir`` is replaced only when the build succeeded.
+    """
+    from tinyq.emit.firmware import target_memory
+
+    cc = _require(CC)
+    objcopy = _require(OBJCOPY)
+    uart = "cmsdk" if target == "qemu" else board.console.uart
+    if uart not in CONSOLES:
+        raise BuildError(f"no console driver for '{uart}' ({board.id}) yet", hint="build for --emulator qemu instead")
+    out_dir = Path(out_dir)
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}-", dir=out_dir.parent))
+    try:
+        src = tmp / "src"
+        src.mkdir()
+        for name, text in files.items():
+            (src / name).write_text(text)
+        kernels = FIRMWARE_DIR / "kernels"
+        runtime = FIRMWARE_DIR / "runtime"
+        sources = sorted(str(p) for p in src.glob("*.c")) + sorted(str(p) for p in kernels.glob("*.c"))
+        sources += [str(runtime / n) for n in RUNTIME] + [str(runtime / CONSOLES[uart])]
+        elf = tmp / "firmware.elf"
+        cmd = [cc, *CPU_FLAGS, *CFLAGS, "-I", str(src), "-I", str(kernels), "-I", str(runtime), *sources,
+               "-T", str(src / "linker.ld"), *LDFLAGS, f"-Wl,-Map={tmp / 'firmware.map'}", "-o", str(elf)]
+        proc = subprocess.run(cmd, capture_output=True, text=True)
+        if proc.returncode != 0:
+            err = proc.stderr.strip()
+            overflow = [l for l in err.splitlines() if "overflowed" in l or "will not fit" in l]
+            if overflow:
+                mem = target_memory(board, target)
+                raise BuildError(
+                    f"the firmware does not fit {board.id}: {overflow[0].split(': ', 1)[-1]} "
+                    f"(flash {mem.flash_bytes} B, RAM {mem.ram_bytes} B incl. {mem.stack_bytes} B stack)",
+                    hint="shrink the model or pick a board with more memory; see firmware.map",
+                )
+            raise BuildError(f"compiling the firmware failed: {err[:1500]}")
+        for fmt, ext in (("binary", "bin"), ("ihex", "hex")):
+            subprocess.run([objcopy, "-O", fmt, str(elf), str(tmp / f"firmware.{ext}")], check=True)
+        sec = _sections(elf)
+        flash = sum(sec.get(n, 0) for n in (".isr_vector", ".text", ".ARM.exidx", ".data"))
+        static_ram = sec.get(".data", 0) + sec.get(".bss", 0)
+        mem = target_memory(board, target)
+        if out_dir.exists():
+            shutil.rmtree(out_dir)
+        tmp.rename(out_dir)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return Firmware(target, out_dir / "firmware.elf", out_dir / "firmware.bin", out_dir / "firmware.hex",
+                    out_dir / "firmware.map", flash, static_ram, sec.get(".stack", 0), mem.flash_bytes, mem.ram_bytes)

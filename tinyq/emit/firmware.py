@@ -1,0 +1,63 @@
+"""Emit the board-specific firmware files: linker script, board header, platformio.ini.
+
+Two targets per board: ``board`` (the real chip's memory map, e.g. the Nano 33 BLE
+linking after its 64 KB bootloader) and ``qemu`` (the board's QEMU twin: the same
+flash and RAM sizes at the twin's addresses, so what would not fit the board fails
+to link here too).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from tinyq import __version__
+from tinyq.boards import Board
+from tinyq.emit.model import environment
+
+TARGETS = ("qemu", "board")
+
+# The official PlatformIO ids, for the platformio.ini handed to board owners.
+_PIO = {
+    "nano33": ("nordicnrf52", "nano33ble", "sam-ba"),
+    "nrf52840dk": ("nordicnrf52", "nrf52840_dk", "jlink"),
+    "disco_f407": ("ststm32", "disco_f407vg", "stlink"),
+}
+
+
+@dataclass(frozen=True)
+class TargetMemory:
+    flash_origin: int
+    flash_bytes: int
+    ram_origin: int
+    ram_bytes: int
+    stack_bytes: int
+    cpu_hz: int  # what the cycle timer counts at on this target
+
+
+def target_memory(board: Board, target: str) -> TargetMemory:
+    """The memory map and timer clock the firmware is linked for."""
+    m = board.memory
+    if target == "board":
+        return TargetMemory(m.flash_origin, m.flash_bytes, m.ram_origin, m.ram_bytes, m.stack_bytes, board.chip.clock_hz)
+    if target == "qemu":
+        # mps2-an386: code memory at 0x0, SRAM at 0x20000000.
+        return TargetMemory(0x0, m.flash_bytes, 0x20000000, m.ram_bytes, m.stack_bytes, board.emulator.qemu.clock_hz)
+    raise ValueError(f"unknown target {target!r}")
+
+
+def emit_firmware(board: Board, target: str) -> dict[str, str]:
+    """Render linker.ld and tq_board.h (and platformio.ini for the real board)."""
+    mem = target_memory(board, target)
+    env = environment()
+    ctx = {"version": __version__, "board": board, "target": target, "cpu_hz": mem.cpu_hz,
+           "flash_origin": mem.flash_origin, "flash_bytes": mem.flash_bytes,
+           "ram_origin": mem.ram_origin, "ram_bytes": mem.ram_bytes, "stack_bytes": mem.stack_bytes}
+    files = {
+        "linker.ld": env.get_template("firmware/linker.ld.j2").render(**ctx),
+        "tq_board.h": env.get_template("firmware/tq_board.h.j2").render(**ctx),
+    }
+    if target == "board":
+        platform, pio_board, upload = _PIO.get(board.id, ("nordicnrf52", board.id, board.upload.method))
+        files["platformio.ini"] = env.get_template("firmware/platformio.ini.j2").render(
+            **ctx, pio_platform=platform, pio_board=pio_board, upload_protocol=upload)
+    return files
