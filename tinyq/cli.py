@@ -68,6 +68,208 @@ def boards(as_json: bool) -> None:
         )
 
 
+def _progress(enabled: bool):
+    """A stage-by-stage progress line on stderr (tqdm), or nothing."""
+    if not enabled:
+        return lambda s: None, lambda: None
+    from tqdm import tqdm
+
+    bar = tqdm(total=None, bar_format="{desc} [{elapsed}]", file=sys.stderr, leave=False)
+
+    def step(desc: str) -> None:
+        bar.set_description_str(f"tinyq: {desc}")
+        bar.update(0)
+
+    return step, bar.close
+
+
+def _write_atomic(path: Path, data: bytes) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_bytes(data)
+    tmp.replace(path)
+
+
+@cli.command()
+@click.argument("model", type=click.Path(path_type=Path))
+@click.option("--calib", required=True, type=click.Path(path_type=Path), help="Calibration data: .npy, .npz or a folder of images.")
+@click.option("-o", "--output", type=click.Path(path_type=Path), default=None, help="Where to write the .tflite [MODEL_int8.tflite].")
+@click.option("--mode", type=click.Choice(["int8", "int16x8", "float16", "dynamic"]), default="int8", show_default=True,
+              help="int8 = full integer (deployable); the others are for host comparison.")
+@click.option("--eval", "eval_path", type=click.Path(path_type=Path), default=None, help="Evaluation data (.npz with x and optional y labels).")
+@click.option("--report", type=click.Path(path_type=Path), default=None, help="Write the float-vs-quantized report as JSON.")
+@click.option("--max-samples", type=click.IntRange(min=1), default=None, help="Use at most this many calibration samples.")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+def quantize(model, calib, output, mode, eval_path, report, max_samples, as_json):
+    """Quantize a Keras model (.keras, .h5, SavedModel) to TFLite, and report what was lost."""
+    from tinyq.load import load_inputs
+    from tinyq.quantize import quantize as run_quantize
+
+    inputs = load_inputs(model, calib, eval_path, max_samples)
+    for w in inputs.calib.warnings:
+        click.echo(f"warning: {w}", err=True)
+    step, done = _progress(not as_json and sys.stderr.isatty())
+    step("quantizing")
+    try:
+        q = run_quantize(inputs, mode)
+    finally:
+        done()
+    output = output or Path(model).with_name(f"{Path(model).stem}_{mode}.tflite")
+    _write_atomic(output, q.tflite)
+    data = {"output": str(output), "mode": mode, "float_bytes": len(q.float_tflite), "quant_bytes": len(q.tflite),
+            "size_ratio": round(len(q.float_tflite) / len(q.tflite), 3)}
+    if q.report:
+        data.update(q.report.to_dict())
+    if report:
+        _write_atomic(report, (json.dumps(data, indent=2) + "\n").encode())
+    if as_json:
+        _echo_json(data)
+        return
+    click.echo(f"wrote {output} ({mode}): {data['quant_bytes']:,} B, float {data['float_bytes']:,} B, {data['size_ratio']:.2f}x smaller")
+    if q.report:
+        r = q.report
+        if r.float_accuracy is not None:
+            click.echo(f"top-1 accuracy: float {r.float_accuracy:.2%}, {mode} {r.quant_accuracy:.2%} "
+                       f"({(r.quant_accuracy - r.float_accuracy) * 100:+.1f} points) on {r.samples} samples")
+        click.echo(f"arg-max agreement {r.agreement:.2%}; output error mean {r.mean_abs_error:.4g}, max {r.max_abs_error:.4g}")
+        if r.layers:
+            click.echo("per-layer error (SQNR dB / cosine), worst first:")
+            for l in sorted(r.layers, key=lambda l: l.sqnr_db)[:10]:
+                click.echo(f"  {l.sqnr_db:7.2f} dB  {l.cosine:.5f}  {l.op:<18} {l.tensor[:70]}")
+
+
+@cli.command()
+@click.argument("model", type=click.Path(path_type=Path))
+@click.option("--json", "as_json", is_flag=True, help="Print everything as JSON.")
+@click.option("--plot", type=click.Path(path_type=Path), default=None, help="Write per-layer weight histograms as a PNG.")
+def inspect(model, as_json, plot):
+    """Show a .tflite model: ops, tensors, quantization, weights, MACs, and what tinyq cannot run."""
+    from tinyq.analyze import analyze
+    from tinyq.graph import load_tflite
+
+    g = load_tflite(model)
+    a = analyze(g, gate=False)
+    data = {
+        "model": str(model),
+        "ops": a.op_counts,
+        "macs": a.macs,
+        "weight_bytes": a.weight_bytes,
+        "layers": [{"index": o.index, "op": o.opcode, "output_shape": list(o.output_shape), "macs": o.macs,
+                    "weight_bytes": o.weight_bytes} for o in a.ops],
+        "tensors": [{"index": t.index, "name": t.name, "shape": list(t.shape), "dtype": t.dtype,
+                     "constant": t.is_constant, "bytes": t.nbytes,
+                     "scale": list(t.quant.scale[:4]) + (["..."] if t.quant and len(t.quant.scale) > 4 else []) if t.quant else None,
+                     "zero_point": list(t.quant.zero_point[:4]) if t.quant else None,
+                     "per_channel": bool(t.quant and t.quant.per_channel)} for t in g.tensors],
+        "compatible": not a.issues,
+        "issues": [str(i) for i in a.issues],
+    }
+    if plot:
+        from tinyq.inspect_plot import plot_weight_histograms
+
+        plot_weight_histograms(g, plot)
+        data["plot"] = str(plot)
+    if as_json:
+        _echo_json(data)
+        return
+    click.echo(f"{model}: {len(g.operators)} ops, {a.macs:,} MACs, {a.weight_bytes:,} B of constants")
+    click.echo("ops: " + ", ".join(f"{k} x{v}" for k, v in sorted(a.op_counts.items())))
+    click.echo(f"{'#':>3} {'op':<20} {'output':<18} {'MACs':>12} {'weights':>9}")
+    for o in a.ops:
+        click.echo(f"{o.index:>3} {o.opcode:<20} {str(list(o.output_shape)):<18} {o.macs:>12,} {o.weight_bytes:>9,}")
+    click.echo("tensors:")
+    for t in g.tensors:
+        q = ""
+        if t.quant:
+            q = (f"scale {t.quant.scale[0]:.4g} zp {t.quant.zero_point[0]}" if not t.quant.per_channel
+                 else f"{len(t.quant.scale)} per-channel scales (axis {t.quant.axis})")
+        click.echo(f"  {t.index:>3} {t.dtype:<7} {str(list(t.shape)):<18} {'const' if t.is_constant else '     '} {q:<34} {t.name[:60]}")
+    if a.issues:
+        click.echo("cannot run on tinyq's int8 runtime:")
+        for i in a.issues:
+            click.echo(f"  - {i}")
+    else:
+        click.echo("every op runs on tinyq's int8 runtime")
+    if plot:
+        click.echo(f"wrote {plot}")
+
+
+@cli.command()
+@click.argument("model", type=click.Path(path_type=Path))
+@click.option("--board", "board_id", required=True, help="Board id (see `tinyq boards`).")
+@click.option("--calib", required=True, type=click.Path(path_type=Path), help="Calibration data: .npy, .npz or a folder of images.")
+@click.option("--eval", "eval_path", type=click.Path(path_type=Path), default=None, help="Evaluation data for the accuracy report.")
+@click.option("-o", "--out", "out_dir", type=click.Path(path_type=Path), default=Path("build/tinyq"), show_default=True,
+              help="Build folder (replaced only when the build succeeds).")
+@click.option("--mode", default="int8", show_default=True, help="Quantization mode; only int8 deploys.")
+@click.option("--max-samples", type=click.IntRange(min=1), default=None, help="Use at most this many calibration samples.")
+@click.option("--json", "as_json", is_flag=True, help="Print the build report as JSON.")
+def build(model, board_id, calib, eval_path, out_dir, mode, max_samples, as_json):
+    """Quantize MODEL, check it against the board, emit C and compile the firmware."""
+    from tinyq import pipeline
+
+    step, done = _progress(not as_json and sys.stderr.isatty())
+    try:
+        res = pipeline.build(model, board_id, calib, out_dir, eval_path, mode, max_samples, progress=step)
+    finally:
+        done()
+    r = res.report
+    if as_json:
+        _echo_json({"out_dir": str(res.out_dir), **r})
+        return
+    q = r["quantization"]
+    click.echo(f"built {r['model']} for {r['board']} in {res.out_dir}")
+    if q.get("float_accuracy") is not None:
+        click.echo(f"  accuracy (host): float {q['float_accuracy']:.2%}, int8 {q['quant_accuracy']:.2%} on {q['samples']} samples")
+    if "float_bytes" in q:
+        click.echo(f"  model: {q['quant_bytes']:,} B int8 ({q['size_ratio']:.2f}x smaller than float)")
+    click.echo(f"  ops: {', '.join(f'{k} x{v}' for k, v in sorted(r['ops'].items()))}; {r['macs']:,} MACs")
+    click.echo(f"  arena: {r['arena_bytes']:,} B (TFLM would need {r['tflm_arena_bytes']:,} B)")
+    for t, f in r["firmware"].items():
+        click.echo(f"  firmware [{t}]: flash {f['flash_bytes']:,} / {f['flash_limit']:,} B, "
+                   f"static RAM {f['static_ram_bytes']:,} B + stack {f['stack_bytes']:,} B / {f['ram_limit']:,} B")
+    click.echo(f"  generated C matches TFLM bit for bit on the host ({r['host_bit_exact_inputs']} inputs)")
+
+
+@cli.command()
+@click.option("--build", "build_dir", type=click.Path(path_type=Path), default=Path("build/tinyq"), show_default=True,
+              help="Build folder made by `tinyq build`.")
+@click.option("--port", default=None, help="Serial port of a real board (e.g. /dev/ttyACM0).")
+@click.option("--emulator", type=click.Choice(["qemu", "renode"]), default=None, help="Run on an emulator instead of a board.")
+@click.option("--runs", type=click.IntRange(1, 64), default=10, show_default=True, help="Timed inferences.")
+@click.option("--warmup", type=click.IntRange(0, 1000), default=2, show_default=True, help="Warm-up inferences.")
+@click.option("--per-layer", is_flag=True, help="Also measure each layer.")
+@click.option("--timeout", type=float, default=120.0, show_default=True, help="Seconds to wait for the device.")
+@click.option("--json", "as_json", is_flag=True, help="Print the measurement as JSON.")
+def flash(build_dir, port, emulator, runs, warmup, per_layer, timeout, as_json):
+    """Run a build on a board or emulator; report latency, RAM and flash; verify the outputs."""
+    from tinyq import pipeline
+
+    if port and emulator:
+        raise click.UsageError("give --port or --emulator, not both")
+    if port is None and emulator is None:
+        emulator = "qemu"  # nothing to flash to: the board's emulator twin
+    step, done = _progress(not as_json and sys.stderr.isatty())
+    try:
+        m = pipeline.flash(build_dir, emulator, port, runs, warmup, per_layer, timeout, progress=step)
+    finally:
+        done()
+    if as_json:
+        _echo_json(m.to_dict())
+        return
+    where = f"{emulator} (twin of {m.board})" if emulator else f"{m.board} on {port}"
+    unit = "instructions (QEMU icount; ~cycles)" if m.cycles_kind == "instructions" else "cycles"
+    click.echo(f"ran on {where}, model {m.model}")
+    click.echo(f"  latency   {m.cycles:,} {unit} median of {m.runs}  = {m.latency_us / 1000:.2f} ms at {m.board_clock_hz / 1e6:.0f} MHz")
+    click.echo(f"  RAM       arena {m.arena_bytes:,} B, stack high-water {m.stack_high_water_bytes:,} B, static {m.static_ram_bytes:,} B")
+    click.echo(f"  flash     {m.flash_bytes:,} B")
+    click.echo(f"  outputs   {m.inputs_checked} inputs, bit-exact with the host reference (TFLM)")
+    if m.layers:
+        click.echo("  per layer:")
+        total = sum(c for _, c in m.layers) or 1
+        for i, (op, c) in enumerate(m.layers):
+            click.echo(f"    {i:>3} {op:<20} {c:>12,}  {c / total:6.1%}")
+
+
 def main() -> None:
     """Console entry point."""
     cli(prog_name="tinyq")

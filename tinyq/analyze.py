@@ -1,0 +1,178 @@
+"""Analyze stage: what is in an int8 model, and whether tinyq's runtime can run all of it.
+
+The compatibility gate runs before any code is generated and lists every op, dtype
+and shape the deploy runtime cannot run, each with what to change.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+
+from tinyq.errors import UnsupportedModelError
+from tinyq.graph import Graph, Operator
+
+_WEIGHTED = ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED")
+_ACTIVATIONS = ("NONE", "RELU", "RELU6", "RELU_N1_TO_1")
+
+
+@dataclass(frozen=True)
+class Issue:
+    """One thing the runtime cannot run."""
+
+    op_index: int | None
+    opcode: str | None
+    tensor: str | None
+    problem: str
+    fix: str
+
+    def __str__(self) -> str:
+        where = f"op {self.op_index} {self.opcode}" if self.op_index is not None else "model"
+        tensor = f" (tensor '{self.tensor}')" if self.tensor else ""
+        return f"{where}{tensor}: {self.problem}; {self.fix}"
+
+
+@dataclass(frozen=True)
+class OpInfo:
+    index: int
+    opcode: str
+    output_shape: tuple[int, ...]
+    macs: int
+    weight_bytes: int
+
+
+@dataclass(frozen=True, eq=False)
+class Analysis:
+    """The analyze stage's result."""
+
+    graph: Graph
+    issues: tuple[Issue, ...]
+    ops: tuple[OpInfo, ...]
+
+    @property
+    def op_counts(self) -> dict[str, int]:
+        return dict(Counter(o.opcode for o in self.ops))
+
+    @property
+    def macs(self) -> int:
+        return sum(o.macs for o in self.ops)
+
+    @property
+    def weight_bytes(self) -> int:
+        return sum(t.nbytes for t in self.graph.tensors if t.is_constant)
+
+
+def op_macs(graph: Graph, op: Operator) -> int:
+    """Multiply-accumulates of one op (0 for data movement)."""
+    t = graph.tensors
+    out = t[op.outputs[0]]
+    if op.opcode == "CONV_2D":
+        w = t[op.inputs[1]]
+        return out.size * w.shape[1] * w.shape[2] * w.shape[3]
+    if op.opcode == "DEPTHWISE_CONV_2D":
+        w = t[op.inputs[1]]
+        return out.size * w.shape[1] * w.shape[2]
+    if op.opcode == "FULLY_CONNECTED":
+        return out.size * t[op.inputs[1]].shape[1]
+    return 0
+
+
+def _model_level(graph: Graph) -> list[Issue]:
+    issues = []
+    if graph.num_subgraphs > 1:
+        issues.append(Issue(None, None, None, f"{graph.num_subgraphs} subgraphs (control flow)",
+                            "remove tf.cond / tf.while_loop from the model"))
+    if len(graph.inputs) != 1 or len(graph.outputs) != 1:
+        issues.append(Issue(None, None, None, f"{len(graph.inputs)} inputs and {len(graph.outputs)} outputs",
+                            "tinyq runs models with one input and one output"))
+    float_weights = any(x.is_constant and x.dtype in ("FLOAT32", "FLOAT16") for x in graph.tensors)
+    int8_weights = any(x.is_constant and x.dtype == "INT8" for x in graph.tensors)
+    for x in graph.input_tensors + graph.output_tensors:
+        if x.dtype != "INT8":
+            kind = ("a hybrid model (int8 weights, float activations)" if int8_weights and x.dtype == "FLOAT32"
+                    else "a float16 model" if any(t.dtype == "FLOAT16" for t in graph.tensors)
+                    else f"{x.dtype} model input/output")
+            issues.append(Issue(None, None, x.name, f"{kind}: input/output '{x.name}' is {x.dtype}, not INT8",
+                                "quantize with `tinyq quantize --mode int8` and a calibration set (full integer)"))
+    if float_weights and not int8_weights:
+        issues.append(Issue(None, None, None, "a float model (float weights)",
+                            "quantize with `tinyq quantize --mode int8` and a calibration set"))
+    return issues
+
+
+def _op_level(graph: Graph, op: Operator, supported: frozenset[str]) -> list[Issue]:
+    t = graph.tensors
+    issues = []
+
+    def bad(tensor, problem, fix):
+        issues.append(Issue(op.index, op.opcode, tensor.name if tensor is not None else None, problem, fix))
+
+    if op.opcode not in supported:
+        bad(None, f"op {op.opcode} is not supported by tinyq's int8 runtime",
+            f"replace the layer (supported: {', '.join(sorted(supported))})")
+        return issues
+    for i in list(op.inputs) + list(op.outputs):
+        if i < 0:
+            continue
+        x = t[i]
+        if op.opcode == "RESHAPE" and i == (op.inputs[1] if len(op.inputs) > 1 else -2):
+            continue  # the shape operand
+        want = "INT32" if (op.opcode in _WEIGHTED and len(op.inputs) > 2 and i == op.inputs[2]) else "INT8"
+        if x.dtype != want:
+            hybrid = x.dtype == "FLOAT32" and any(t[j].dtype == "INT8" for j in op.inputs if j >= 0 and t[j].is_constant)
+            problem = ("hybrid op: int8 weights with float activations" if hybrid else
+                       f"{x.dtype} tensor where {want} is needed")
+            bad(x, problem, "quantize the whole model to int8 (full integer) with a calibration set")
+        elif not x.is_constant and len(x.shape) > 4:
+            bad(x, f"rank {len(x.shape)} tensor", "reshape to at most 4 dimensions (NHWC)")
+        elif not x.is_constant and len(x.shape) == 4 and x.shape[0] != 1:
+            bad(x, f"batch {x.shape[0]}", "convert with a batch of 1 (tinyq quantize does)")
+        elif x.quant is None and x.dtype == "INT8":
+            bad(x, "int8 tensor without quantization parameters", "re-quantize the model")
+    if issues:
+        return issues
+    act = op.options.get("fused_activation_function", "NONE")
+    if act not in _ACTIVATIONS:
+        bad(None, f"fused activation {act}", "use RELU/RELU6 or a separate activation layer")
+    if op.opcode in _WEIGHTED:
+        w = t[op.inputs[1]]
+        if any(z != 0 for z in w.quant.zero_point):
+            bad(w, "asymmetric int8 weights (zero point != 0)", "quantize weights symmetrically (TFLite's default)")
+        if op.opcode != "FULLY_CONNECTED" and len(t[op.inputs[0]].shape) != 4:
+            bad(t[op.inputs[0]], "input is not NHWC", "feed a 4-D tensor")
+    if op.opcode == "ADD":
+        a, b = t[op.inputs[0]], t[op.inputs[1]]
+        if a.shape != b.shape:
+            bad(b, f"broadcasting ADD {a.shape} + {b.shape}", "make both inputs the same shape")
+    if op.opcode == "SOFTMAX":
+        y = t[op.outputs[0]]
+        if y.quant.zero_point[0] != -128 or abs(y.quant.scale[0] - 1 / 256) > 1e-9:
+            bad(y, "int8 softmax output must have scale 1/256 and zero point -128", "re-convert with TFLite's int8 softmax")
+    return issues
+
+
+def check_compatibility(graph: Graph) -> tuple[Issue, ...]:
+    """Every reason tinyq's runtime cannot run ``graph`` (empty when it can)."""
+    from tinyq.ops import SUPPORTED_OPS
+
+    issues = _model_level(graph)
+    for op in graph.operators:
+        issues += _op_level(graph, op, SUPPORTED_OPS)
+    return tuple(issues)
+
+
+def analyze(graph: Graph, gate: bool = True) -> Analysis:
+    """Describe ``graph``; with ``gate``, raise :class:`UnsupportedModelError` listing every issue."""
+    issues = check_compatibility(graph)
+    if gate and issues:
+        head = "; ".join(str(i) for i in issues[:5])
+        more = f" (+{len(issues) - 5} more)" if len(issues) > 5 else ""
+        raise UnsupportedModelError(f"the model cannot run on tinyq's int8 runtime: {head}{more}",
+                                    hint=issues[0].fix)
+    ops = tuple(
+        OpInfo(op.index, op.opcode, graph.tensors[op.outputs[0]].shape if op.outputs else (),
+               op_macs(graph, op) if not issues else 0,
+               sum(graph.tensors[i].nbytes for i in op.inputs if i >= 0 and graph.tensors[i].is_constant))
+        for op in graph.operators
+    )
+    return Analysis(graph, issues, ops)

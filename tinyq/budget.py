@@ -1,0 +1,69 @@
+"""The flash/RAM budget check, run before anything is compiled.
+
+Flash: weights + per-op constants + the runtime's code. RAM: arena + stack + the
+runtime's own static data. The code and static figures are measured constants of
+tinyq's firmware (arm-none-eabi-gcc 12.2, -O2), with a margin; the build's linker
+map gives the exact numbers later, and the linker script enforces the limits.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from tinyq.boards import Board
+from tinyq.errors import BudgetError
+from tinyq.plan import MemoryPlan
+
+#: Kernels + runtime + start-up, all ops linked: measured 10.4 KB; rounded up.
+CODE_BYTES = 14 * 1024
+#: Runtime statics besides the arena and the I/O buffers (run table, timer state).
+STATIC_BYTES = 512
+
+
+@dataclass(frozen=True)
+class Budget:
+    flash_bytes: int
+    flash_limit: int
+    ram_bytes: int
+    ram_limit: int
+    breakdown: dict[str, int]
+
+    @property
+    def fits(self) -> bool:
+        return self.flash_bytes <= self.flash_limit and self.ram_bytes <= self.ram_limit
+
+
+def estimate(plan: MemoryPlan, board: Board) -> Budget:
+    """Estimate flash and RAM for ``plan`` on ``board``."""
+    g = plan.graph
+    params = sum(4 * len(a.values) for c in plan.calls for a in c.arrays) + 64 * len(plan.calls)
+    io = g.input_tensors[0].nbytes + g.output_tensors[0].nbytes
+    breakdown = {
+        "weights": plan.weight_bytes, "op_params": params, "code": CODE_BYTES,
+        "arena": plan.arena_bytes, "io_buffers": io, "stack": board.memory.stack_bytes, "static": STATIC_BYTES,
+    }
+    flash = breakdown["weights"] + params + CODE_BYTES
+    ram = plan.arena_bytes + io + board.memory.stack_bytes + STATIC_BYTES
+    return Budget(flash, board.memory.flash_bytes, ram, board.memory.ram_bytes, breakdown)
+
+
+def check_budget(plan: MemoryPlan, board: Board) -> Budget:
+    """Raise :class:`BudgetError` with the numbers and the biggest contributors when it does not fit."""
+    b = estimate(plan, board)
+    g = plan.graph
+    problems = []
+    if b.flash_bytes > b.flash_limit:
+        big = sorted((t for t in g.tensors if t.is_constant), key=lambda t: -t.nbytes)[:3]
+        problems.append(
+            f"flash {b.flash_bytes:,} B > {b.flash_limit:,} B available on {board.id} "
+            f"(largest weights: {', '.join(f'{t.name} {t.nbytes:,} B' for t in big)})")
+    if b.ram_bytes > b.ram_limit:
+        live = sorted((g.tensors[i] for i in plan.live_at_peak), key=lambda t: -t.nbytes)[:3]
+        problems.append(
+            f"RAM {b.ram_bytes:,} B > {b.ram_limit:,} B (arena {plan.arena_bytes:,} B + stack "
+            f"{board.memory.stack_bytes:,} B + I/O {b.breakdown['io_buffers']:,} B; live at the peak, op "
+            f"{plan.peak_op}: {', '.join(f'{t.name} {t.shape} {t.nbytes:,} B' for t in live)})")
+    if problems:
+        raise BudgetError(f"the model does not fit {board.id}: " + "; ".join(problems),
+                          hint="use fewer channels or a smaller input, or a board with more memory")
+    return b

@@ -1,0 +1,34 @@
+"""Per-layer weight histograms for `tinyq inspect --plot` (matplotlib, imported only here)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from tinyq.graph import Graph
+
+
+def plot_weight_histograms(graph: Graph, path: Path) -> Path:
+    """One histogram per weighted layer (int8 values), in a grid, written as a PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    layers = [(op, graph.tensors[op.inputs[1]]) for op in graph.operators
+              if op.opcode in ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED")
+              and len(op.inputs) > 1 and graph.tensors[op.inputs[1]].is_constant]
+    n = max(len(layers), 1)
+    cols = min(3, n)
+    rows = (n + cols - 1) // cols
+    fig, axes = plt.subplots(rows, cols, figsize=(4 * cols, 2.8 * rows), squeeze=False)
+    for ax in axes.ravel()[len(layers):]:
+        ax.axis("off")
+    for ax, (op, w) in zip(axes.ravel(), layers):
+        ax.hist(w.data.ravel(), bins=64, range=(-128, 128), color="#3572A5")
+        ax.set_title(f"op {op.index} {op.opcode} {list(w.shape)}", fontsize=8)
+        ax.set_xlabel("int8 weight", fontsize=7)
+        ax.tick_params(labelsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return Path(path)

@@ -1,0 +1,113 @@
+"""Measure stage: drive the firmware over a Transport and check it against the host.
+
+Sends each input, runs warm-ups and timed inferences, optionally a per-layer
+profile, then parses the transcript (:func:`tinyq.protocol.parse_log`) and compares
+the device's output bytes with the host reference's.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+from tinyq.errors import DeviceTimeoutError, ProtocolError, VerificationError
+from tinyq.protocol import SENTINEL_INFER, SENTINEL_PROFILE, DeviceReport, parse_log
+from tinyq.transport import Transport
+
+READY = "tinyq-ready"
+
+
+@dataclass(frozen=True)
+class Measurement:
+    """What the device reported, in the units a user compares."""
+
+    board: str
+    target: str
+    model: str
+    timer: str
+    median_ticks: int
+    timer_hz: int
+    cycles: int              # DWT cycles, or instructions on the emulator (QEMU icount)
+    cycles_kind: str         # "cycles" or "instructions"
+    latency_us: float        # cycles at the board's clock
+    board_clock_hz: int
+    runs: int
+    arena_bytes: int
+    stack_high_water_bytes: int
+    static_ram_bytes: int
+    flash_bytes: int
+    inputs_checked: int
+    outputs_match: bool
+    mismatched_inputs: tuple[int, ...]
+    layers: tuple[tuple[str, int], ...]  # (opcode, cycles)
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["mismatched_inputs"] = list(self.mismatched_inputs)
+        d["layers"] = [{"op": o, "cycles": c} for o, c in self.layers]
+        return d
+
+
+def _hex(x: np.ndarray) -> str:
+    return np.ascontiguousarray(x, dtype=np.int8).tobytes().hex()
+
+
+def drive(t: Transport, inputs: np.ndarray, runs: int = 10, warmup: int = 2, per_layer: bool = False,
+          timeout: float = 120.0) -> DeviceReport:
+    """Run the protocol: boot, then for each input load + infer; return the parsed transcript."""
+    t.read_until((READY,), timeout=timeout)
+    for i, x in enumerate(inputs):
+        t.write_line("load " + _hex(x))
+        t.read_until((READY,), timeout=timeout)
+        # Time the first input fully; the others only need their outputs.
+        t.write_line(f"infer {runs} {warmup}" if i == 0 else "infer 1 0")
+        t.read_until((SENTINEL_INFER,), timeout=timeout)
+        t.read_until((READY,), timeout=timeout)
+    if per_layer:
+        t.write_line("profile")
+        t.read_until((SENTINEL_PROFILE,), timeout=timeout)
+        t.read_until((READY,), timeout=timeout)
+    t.write_line("quit")
+    try:
+        t.read_until(("tq-bye",), timeout=5.0)
+    except DeviceTimeoutError:
+        pass  # a board resets instead of answering
+    return parse_log("\n".join(t.transcript))
+
+
+def evaluate(report: DeviceReport, expected: np.ndarray, board_clock_hz: int, per_tick: float | None) -> Measurement:
+    """Turn a transcript into a Measurement; ``per_tick`` = instructions a tick on an emulator, None on silicon."""
+    if report.fault:
+        raise DeviceTimeoutError("the device faulted (tq-fault)", hint="a stack overflow or bad memory access; rebuild with -v")
+    if report.info is None or not report.infers:
+        raise ProtocolError(f"the device did not answer (errors: {', '.join(report.errors) or 'none'})")
+    info, first = report.info, report.infers[0]
+    if per_tick is None:
+        cycles, kind = first.median_ticks * board_clock_hz // info.timer_hz, "cycles"
+    else:
+        cycles, kind = round(first.median_ticks * per_tick), "instructions"
+    scale = cycles / first.median_ticks if first.median_ticks else 0.0
+    outputs = [np.frombuffer(r.output, dtype=np.int8) for r in report.infers]
+    mismatched = tuple(i for i, (got, want) in enumerate(zip(outputs, expected))
+                       if not np.array_equal(got, np.asarray(want, np.int8).ravel()))
+    return Measurement(
+        board=info.board, target=info.target, model=info.model, timer=info.timer,
+        median_ticks=first.median_ticks, timer_hz=info.timer_hz, cycles=cycles, cycles_kind=kind,
+        latency_us=round(cycles / board_clock_hz * 1e6, 1), board_clock_hz=board_clock_hz,
+        runs=len(first.run_ticks), arena_bytes=info.arena_bytes,
+        stack_high_water_bytes=max(r.stack_high_water for r in report.infers),
+        static_ram_bytes=info.static_ram_bytes, flash_bytes=info.flash_bytes,
+        inputs_checked=len(outputs), outputs_match=not mismatched and len(outputs) == len(expected),
+        mismatched_inputs=mismatched,
+        layers=tuple((op, round(ticks * scale)) for op, ticks in report.layers),
+    )
+
+
+def check(m: Measurement) -> None:
+    """Raise :class:`VerificationError` when the device's outputs differ from the host's."""
+    if not m.outputs_match:
+        raise VerificationError(
+            f"device outputs differ from the host reference on {len(m.mismatched_inputs)} of "
+            f"{m.inputs_checked} inputs (first: input {m.mismatched_inputs[0] if m.mismatched_inputs else '?'})"
+        )

@@ -1,0 +1,168 @@
+"""The pipeline: load -> quantize -> analyze -> plan -> emit -> build, then flash -> measure.
+
+Each stage is a module with one job; this module only chains them, keeps the build
+folder consistent (written whole or not at all) and records what each stage found.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from tinyq import __version__
+from tinyq.errors import InputFileError, TinyqError
+
+MANIFEST = "build.json"
+Progress = Callable[[str], None]
+
+
+@dataclass(frozen=True, eq=False)
+class BuildResult:
+    out_dir: Path
+    report: dict  # the same dict written to build.json
+
+
+def _quantize_inputs(x: np.ndarray, tensor) -> np.ndarray:
+    s, z = tensor.quant.scale[0], tensor.quant.zero_point[0]
+    return np.clip(np.round(x / s) + z, -128, 127).astype(np.int8)
+
+
+def build(model: Path, board_id: str, calib: Path, out_dir: Path, eval_path: Path | None = None,
+          mode: str = "int8", max_calib: int | None = None, verify_inputs: int = 8,
+          progress: Progress = lambda s: None) -> BuildResult:
+    """Quantize, check, plan, emit and compile ``model`` for ``board_id`` into ``out_dir``."""
+    from tinyq import analyze, budget, load, plan, quantize
+    from tinyq.boards import get_board
+    from tinyq.build import build_firmware
+    from tinyq.emit.firmware import TARGETS, emit_firmware
+    from tinyq.emit.model import emit_model
+    from tinyq.errors import UnsupportedModelError
+    from tinyq.graph import parse_tflite
+    from tinyq.hostrun import run_generated
+    from tinyq.reference import TflmReference
+
+    # Everything the user gave is checked before TensorFlow starts.
+    board = get_board(board_id)
+    if mode not in quantize.DEPLOYABLE_MODES:
+        raise UnsupportedModelError(
+            f"mode '{mode}' does not run on a microcontroller: tinyq's runtime is full int8",
+            hint="use --mode int8 (the other modes are for `tinyq quantize` host comparisons)")
+    inputs = load.load_inputs(model, calib, eval_path, max_calib)
+
+    progress("quantizing (TensorFlow)")
+    q = quantize.quantize(inputs, mode)
+    graph = parse_tflite(q.tflite, "quantized model")
+    progress("checking ops and memory")
+    analysis = analyze.analyze(graph)
+    mem = plan.plan_memory(graph)
+    fit = budget.check_budget(mem, board)
+    progress("emitting C")
+    model_files = emit_model(graph, mem, q.tflite, source=Path(model).name)
+
+    # Verification inputs: real samples, quantized as the device receives them.
+    samples = (inputs.eval.x if inputs.eval is not None else inputs.calib.x)[:verify_inputs]
+    x_int8 = _quantize_inputs(load.check_shape(load.Dataset(samples, source="verification"), q.input_shape[1:]),
+                              graph.input_tensors[0])
+    progress("running the TFLM reference and the generated C on the host")
+    ref = TflmReference(q.tflite)
+    expected = np.stack([ref.run(x) for x in x_int8])
+    host = run_generated(model_files, x_int8.reshape(len(x_int8), -1), expected.shape[1:])
+    host_exact = bool(np.array_equal(host, expected))
+    if not host_exact:
+        raise TinyqError("the generated C differs from the TFLM reference on the host",
+                         hint="please report this with the model attached")
+
+    out_dir = Path(out_dir)
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}-", dir=out_dir.parent))
+    try:
+        firmware = {}
+        for target in TARGETS:
+            if target == "board" and board.console.uart not in ("nrf52_uarte",):
+                continue  # no console driver for that chip yet: the emulator twin still builds
+            progress(f"compiling firmware ({target})")
+            firmware[target] = build_firmware({**model_files, **emit_firmware(board, target)}, board, target, tmp / target)
+        (tmp / "model_int8.tflite").write_bytes(q.tflite)
+        np.savez(tmp / "verify.npz", inputs=x_int8, expected=expected)
+        rel = {t: {k: (str(Path(v).relative_to(tmp)) if isinstance(v, Path) else v) for k, v in f.__dict__.items()}
+               for t, f in firmware.items()}
+        report = {
+            "tinyq": __version__,
+            "model": str(model),
+            "board": board.id,
+            "model_id": q.sha256[:12],
+            "quantization": q.report.to_dict() if q.report else {"mode": mode, "quant_bytes": len(q.tflite)},
+            "ops": analysis.op_counts,
+            "macs": analysis.macs,
+            "weights_bytes": mem.weight_bytes,
+            "arena_bytes": mem.arena_bytes,
+            "tflm_arena_bytes": ref.arena.total if ref.arena else None,
+            "tflm_arena_head_bytes": ref.arena.head if ref.arena else None,
+            "budget": {"flash_bytes": fit.flash_bytes, "flash_limit": fit.flash_limit,
+                       "ram_bytes": fit.ram_bytes, "ram_limit": fit.ram_limit, "breakdown": fit.breakdown},
+            "host_bit_exact_inputs": len(x_int8) if host_exact else 0,
+            "firmware": rel,
+        }
+        (tmp / MANIFEST).write_text(json.dumps(report, indent=2) + "\n")
+        if out_dir.exists():
+            shutil.rmtree(out_dir)
+        tmp.rename(out_dir)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return BuildResult(out_dir, report)
+
+
+def read_manifest(build_dir: Path) -> dict:
+    """The build.json of a build folder."""
+    path = Path(build_dir) / MANIFEST
+    if not path.is_file():
+        raise InputFileError(f"{build_dir}: not a tinyq build folder (no {MANIFEST})",
+                             hint="run `tinyq build` first, or pass --build DIR")
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as e:
+        raise InputFileError(f"{path}: corrupt ({e})", hint="rebuild with `tinyq build`") from e
+
+
+def flash(build_dir: Path, emulator: str | None = None, port: str | None = None, runs: int = 10,
+          warmup: int = 2, per_layer: bool = False, timeout: float = 120.0, progress: Progress = lambda s: None):
+    """Run a build on the emulator (``emulator``) or a board (``port``) and measure it."""
+    from tinyq import flash as flash_stage
+    from tinyq.boards import get_board
+    from tinyq.measure import check, drive, evaluate
+
+    build_dir = Path(build_dir)
+    manifest = read_manifest(build_dir)
+    board = get_board(manifest["board"])
+    with np.load(build_dir / "verify.npz") as z:
+        inputs, expected = z["inputs"], z["expected"]
+    target = "qemu" if emulator == "qemu" or (emulator is None and port is None) else "board"
+    if target not in manifest["firmware"]:
+        raise InputFileError(f"{build_dir} has no firmware for target '{target}'")
+    fw = {k: (build_dir / v if k in ("elf", "bin", "hex", "map") else v) for k, v in manifest["firmware"][target].items()}
+    if emulator == "renode":
+        progress("running in Renode")
+        with tempfile.TemporaryDirectory() as tmp, flash_stage.run_renode(fw["elf"], board, Path(tmp)) as t:
+            report = drive(t, inputs, runs, warmup, per_layer, timeout)
+        per_tick = None
+    elif port is not None:
+        progress(f"uploading to {port}")
+        flash_stage.upload_board(fw["bin"], fw["hex"], board, port)
+        with flash_stage.run_board(port, board) as t:
+            report = drive(t, inputs, runs, warmup, per_layer, timeout)
+        per_tick = None
+    else:
+        progress("running in QEMU")
+        with flash_stage.run_qemu(fw["elf"], board) as t:
+            report = drive(t, inputs, runs, warmup, per_layer, timeout)
+        per_tick = flash_stage.instructions_per_tick(board.emulator.qemu.clock_hz)
+    m = evaluate(report, expected, board.chip.clock_hz, per_tick)
+    check(m)
+    return m
