@@ -106,6 +106,11 @@ def _quiet():
 
 def _tf():
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    import sys
+
+    if "tensorflow" not in sys.modules:
+        with _quiet():  # absl/oneDNN start-up notes go to fd 2 before any log level applies
+            import tensorflow  # noqa: F401
     import tensorflow as tf
 
     return tf
@@ -319,7 +324,7 @@ def per_layer_error(float_tflite: bytes, quant_tflite: bytes, x: np.ndarray) -> 
     return tuple(layers)
 
 
-def quantize(inputs: LoadedInputs, mode: str = "int8", eval_samples: int = 200) -> QuantizedModel:
+def quantize(inputs: LoadedInputs, mode: str = "int8", eval_samples: int = 1000) -> QuantizedModel:
     """The quantize stage: convert with calibration, then (if evaluation data is given) compare with float."""
     if mode not in MODES:
         raise QuantizationError(f"unknown mode '{mode}'", hint=f"choose one of {', '.join(MODES)}")
