@@ -1,0 +1,73 @@
+"""Shared fixtures: int8 models made by real TensorFlow conversions, cached on disk.
+
+Converting a model takes seconds; the cache (``.cache/tinyq-tests`` or
+``$TINYQ_TEST_CACHE``) is keyed by the model builder's source, the calibration data
+and the TensorFlow version, so a changed model is always reconverted.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import inspect
+import os
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))  # for `benchmarks.models`
+
+DIGITS = ROOT / "examples" / "digits"
+CACHE = Path(os.environ.get("TINYQ_TEST_CACHE", ROOT / ".cache" / "tinyq-tests"))
+
+
+def _tf_version() -> str:
+    from importlib.metadata import version
+
+    return version("tensorflow-cpu")
+
+
+def cached_tflite(key_parts: list, make) -> bytes:
+    """Return the bytes ``make()`` produces, cached under a hash of ``key_parts``."""
+    h = hashlib.sha256(repr([_tf_version(), *key_parts]).encode()).hexdigest()[:16]
+    path = CACHE / f"{h}.tflite"
+    if path.is_file():
+        return path.read_bytes()
+    data = make()
+    CACHE.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_bytes(data)
+    tmp.replace(path)
+    return data
+
+
+@pytest.fixture(scope="session")
+def digits_tflite() -> bytes:
+    """The bundled digits example, quantized to full int8."""
+    from tinyq.quantize import quantize_keras
+
+    model, calib = DIGITS / "model.keras", DIGITS / "calib.npy"
+    key = [hashlib.sha256(model.read_bytes()).hexdigest(), hashlib.sha256(calib.read_bytes()).hexdigest()]
+    return cached_tflite(key, lambda: quantize_keras(model, np.load(calib)))
+
+
+def zoo_tflite(name: str) -> bytes:
+    """An MLPerf Tiny architecture from benchmarks/models.py, quantized to full int8."""
+    from benchmarks import models
+    from tinyq.quantize import quantize_keras
+
+    key = [name, inspect.getsource(models)]
+
+    def make():
+        m = models.build(name)
+        return quantize_keras(m, models.calibration_data(m))
+
+    return cached_tflite(key, make)
+
+
+@pytest.fixture(scope="session")
+def zoo():
+    """A function name -> int8 .tflite bytes for the MLPerf Tiny architectures."""
+    return zoo_tflite
