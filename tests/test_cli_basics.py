@@ -43,7 +43,67 @@ def test_help_does_not_import_tensorflow():
 def test_unknown_board_is_one_line_error_exit_2():
     result = CliRunner().invoke(cli, ["build", "examples/digits/model.keras", "--board", "uno",
                                       "--calib", "examples/digits/calib.npy"])
-    assert result.exit_code == 2
-    lines = result.stderr.strip().splitlines() if hasattr(result, "stderr") else result.output.strip().splitlines()
-    assert len(lines) == 1
-    assert lines[0].startswith("error: unknown board 'uno'") and "(hint: " in lines[0]
+    assert _one_line_error(result).startswith("error: unknown board 'uno'")
+
+
+def _one_line_error(result, exit_code=2):
+    assert result.exit_code == exit_code, result.output
+    lines = [l for l in result.output.splitlines() if l.strip()]
+    assert len(lines) == 1, result.output
+    assert lines[0].startswith("error: ") and "(hint: " in lines[0]
+    return lines[0]
+
+
+def test_nonexistent_model_path(tmp_path):
+    out = tmp_path / "out"
+    r = CliRunner().invoke(cli, ["build", str(tmp_path / "missing.keras"), "--board", "nano33",
+                                 "--calib", "examples/digits/calib.npy", "-o", str(out)])
+    assert "missing.keras: no such file" in _one_line_error(r)
+    assert not out.exists()
+
+
+def test_corrupt_model_file(tmp_path):
+    bad = tmp_path / "model.keras"
+    bad.write_bytes(b"PK\x03\x04 this is not really a zip")
+    out = tmp_path / "out"
+    r = CliRunner().invoke(cli, ["build", str(bad), "--board", "nano33", "--calib", "examples/digits/calib.npy",
+                                 "-o", str(out)])
+    assert "not a Keras model" in _one_line_error(r)
+    assert not out.exists() and list(tmp_path.iterdir()) == [bad]
+
+
+def test_corrupt_tflite_file(tmp_path):
+    bad = tmp_path / "m.tflite"
+    bad.write_bytes(b"\x1c\x00\x00\x00TFL3" + b"\xff" * 40)
+    assert "corrupt TFLite flatbuffer" in _one_line_error(CliRunner().invoke(cli, ["inspect", str(bad)]))
+
+
+def test_wrong_calibration_shape_in_build(tmp_path):
+    import numpy as np
+
+    calib = tmp_path / "c.npy"
+    np.save(calib, np.zeros((20, 28, 28), np.float32))
+    r = CliRunner().invoke(cli, ["build", "examples/digits/model.keras", "--board", "nano33", "--calib", str(calib),
+                                 "-o", str(tmp_path / "out")])
+    line = _one_line_error(r)
+    assert "(28, 28)" in line and "(8, 8, 1)" in line
+    assert not (tmp_path / "out").exists()
+
+
+def test_build_refuses_a_host_only_mode(tmp_path):
+    r = CliRunner().invoke(cli, ["build", "examples/digits/model.keras", "--board", "nano33",
+                                 "--calib", "examples/digits/calib.npy", "--mode", "float16", "-o", str(tmp_path / "o")])
+    assert "does not run on a microcontroller" in _one_line_error(r)
+
+
+def test_traceback_only_with_verbose(tmp_path):
+    args = ["inspect", str(tmp_path / "none.tflite")]
+    quiet = CliRunner().invoke(cli, args)
+    assert "Traceback" not in quiet.output
+    loud = CliRunner().invoke(cli, ["-v", *args])
+    assert loud.exit_code == 2 and "Traceback" in loud.output
+
+
+def test_flash_without_a_build(tmp_path):
+    r = CliRunner().invoke(cli, ["flash", "--build", str(tmp_path), "--emulator", "qemu"])
+    assert "not a tinyq build folder" in _one_line_error(r)

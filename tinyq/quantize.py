@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -176,8 +177,16 @@ def _convert(model, shape, calib: np.ndarray | None, mode: str) -> bytes:
         with _quiet():
             return conv.convert()
     except Exception as e:
-        first = next((l for l in str(e).splitlines() if "error" in l.lower()), str(e).splitlines()[0] if str(e) else "")
-        raise QuantizationError(f"TFLite conversion ({mode}) failed: {first.strip()[:300]}") from e
+        text = str(e)
+        ops = sorted(set(re.findall(r'fused\["(\w+):', text)) - {"StatefulPartitionedCall", "PartitionedCall"})
+        detail = re.findall(r"error: '[^']*' op (.*?)(?:\n|$)", text) or re.findall(r"error: (.*?)(?:\n|$)", text)
+        what = f"TF op(s) {', '.join(ops)} " if ops else ""
+        reason = ("have no TFLite builtin kernel" if ops else
+                  (detail[0] if detail else text.splitlines()[0] if text else type(e).__name__).strip()[:200])
+        raise QuantizationError(
+            f"TFLite conversion ({mode}) failed: {what}{reason}",
+            hint=f"replace {', '.join(ops)} with layers that have TFLite int8 builtins" if ops else None,
+        ) from e
 
 
 def quantize_keras(model, calib: np.ndarray, mode: str = "int8", max_samples: int | None = None) -> bytes:
