@@ -90,7 +90,10 @@ def _quiet():
     sys.stdout.flush()
     sys.stderr.flush()
     saved = [os.dup(1), os.dup(2)]
-    with open(os.devnull, "wb") as null, warnings.catch_warnings():
+    import io
+
+    with open(os.devnull, "wb") as null, warnings.catch_warnings(), \
+            contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
         warnings.simplefilter("ignore")
         os.dup2(null.fileno(), 1)
         os.dup2(null.fileno(), 2)

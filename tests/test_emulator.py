@@ -1,0 +1,147 @@
+"""Hardware-in-the-loop on the emulator: the same firmware as for the board, run in QEMU.
+
+Marked ``emulator``; Renode and real-board tests skip with the reason when absent.
+"""
+
+import json
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from conftest import DIGITS
+from tinyq.boards import get_board
+from tinyq.build import build_firmware
+from tinyq.cli import cli
+from tinyq.emit.firmware import emit_firmware
+from tinyq.emit.model import emit_model
+from tinyq.errors import DeviceTimeoutError
+from tinyq.flash import instructions_per_tick, run_qemu
+from tinyq.graph import parse_tflite
+from tinyq.measure import drive, evaluate
+from tinyq.plan import plan_memory
+from tinyq.reference import TflmReference
+
+needs_qemu = pytest.mark.skipif(
+    shutil.which("qemu-system-arm") is None or shutil.which("arm-none-eabi-gcc") is None,
+    reason="qemu-system-arm or arm-none-eabi-gcc not installed",
+)
+pytestmark = [pytest.mark.emulator, needs_qemu]
+
+
+@pytest.fixture(scope="module")
+def digits_build(tmp_path_factory):
+    out = tmp_path_factory.mktemp("b") / "digits"
+    r = CliRunner().invoke(cli, ["build", str(DIGITS / "model.keras"), "--board", "nano33", "--calib",
+                                 str(DIGITS / "calib.npy"), "--eval", str(DIGITS / "test.npz"), "-o", str(out), "--json"])
+    assert r.exit_code == 0, r.output
+    return out, json.loads(r.output)
+
+
+def test_build_report(digits_build):
+    out, report = digits_build
+    assert report["board"] == "nano33" and report["host_bit_exact_inputs"] == 8
+    q = report["quantization"]
+    assert q["quant_accuracy"] >= q["float_accuracy"] - 0.02 and q["size_ratio"] >= 3
+    assert report["arena_bytes"] <= report["tflm_arena_bytes"]
+    assert (out / "qemu" / "firmware.elf").is_file() and (out / "board" / "firmware.hex").is_file()
+    assert not [p for p in out.parent.iterdir() if p.name.startswith(".")]  # no scratch folders left
+
+
+def test_flash_on_qemu_measures_and_verifies(digits_build):
+    out, report = digits_build
+    r = CliRunner().invoke(cli, ["flash", "--build", str(out), "--emulator", "qemu", "--json", "--per-layer",
+                                 "--runs", "5"])
+    assert r.exit_code == 0, r.output
+    m = json.loads(r.output)
+    assert m["outputs_match"] and m["inputs_checked"] == 8 and m["runs"] == 5
+    assert m["cycles_kind"] == "instructions" and m["timer"] == "systick"
+    # Plausible for 0.78 M MACs on a Cortex-M4 without SIMD: between 1 and 40 instructions a MAC.
+    assert report["macs"] < m["cycles"] < 40 * report["macs"]
+    assert m["latency_us"] == pytest.approx(m["cycles"] / 64, rel=1e-3)
+    assert m["arena_bytes"] == report["arena_bytes"]
+    assert 64 < m["stack_high_water_bytes"] < get_board("nano33").memory.stack_bytes
+    assert m["static_ram_bytes"] == report["firmware"]["qemu"]["static_ram_bytes"]
+    assert m["flash_bytes"] == report["firmware"]["qemu"]["flash_bytes"]
+    assert len(m["layers"]) == 10 and sum(l["cycles"] for l in m["layers"]) <= m["cycles"] * 1.05
+    conv = [l["cycles"] for l in m["layers"] if l["op"] == "CONV_2D"]
+    assert max(conv) > 0.3 * m["cycles"]  # the 3x3 conv with 64 channels dominates
+
+
+def test_icount_makes_latency_repeatable(digits_build):
+    out, _ = digits_build
+    runs = []
+    for _ in range(2):
+        r = CliRunner().invoke(cli, ["flash", "--build", str(out), "--emulator", "qemu", "--json", "--runs", "3"])
+        assert r.exit_code == 0, r.output
+        runs.append(json.loads(r.output)["cycles"])
+    assert runs[0] == runs[1]
+
+
+def _run_in_qemu(tflite: bytes, tmp_path: Path, n: int = 3):
+    g = parse_tflite(tflite)
+    plan = plan_memory(g)
+    board = get_board("nano33")
+    fw = build_firmware({**emit_model(g, plan, tflite), **emit_firmware(board, "qemu")}, board, "qemu", tmp_path / "fw")
+    t = g.input_tensors[0]
+    x = np.clip(np.round(np.random.default_rng(5).normal(size=(n, *t.shape)) / t.quant.scale[0]) + t.quant.zero_point[0],
+                -128, 127).astype(np.int8)
+    ref = TflmReference(tflite)
+    expected = np.stack([ref.run(s) for s in x])
+    with run_qemu(fw.elf, board) as tr:
+        report = drive(tr, x, runs=1, warmup=0)
+    return evaluate(report, expected, board.chip.clock_hz, instructions_per_tick(board.emulator.qemu.clock_hz)), plan, fw
+
+
+@pytest.mark.parametrize("name", ["kws_ds_cnn", "ic_resnet8", "ad_fc_autoencoder",
+                                  pytest.param("vww_mobilenet_v1_025", marks=pytest.mark.slow)])
+def test_mlperf_architectures_in_qemu_bit_exact(zoo, name, tmp_path):
+    m, plan, fw = _run_in_qemu(zoo(name), tmp_path)
+    assert m.outputs_match, f"inputs {m.mismatched_inputs} differ from TFLM"
+    assert m.arena_bytes == plan.arena_bytes
+    assert plan.macs / 4 < m.cycles < 60 * plan.macs
+    assert m.stack_high_water_bytes < fw.stack_bytes
+
+
+def test_hanging_firmware_times_out_and_qemu_is_stopped(tmp_path):
+    """A firmware that never answers must be reported, not waited on, and its QEMU killed."""
+    from tinyq.resources import FIRMWARE_DIR
+
+    board = get_board("nano33")
+    src = tmp_path / "hang.c"
+    src.write_text("int main(void) { for (;;) { __asm__ volatile(\"nop\"); } }\n")
+    (tmp_path / "tq_board.h").write_text(emit_firmware(board, "qemu")["tq_board.h"])
+    (tmp_path / "linker.ld").write_text(emit_firmware(board, "qemu")["linker.ld"])
+    rt = FIRMWARE_DIR / "runtime"
+    elf = tmp_path / "hang.elf"
+    subprocess.run(["arm-none-eabi-gcc", "-mcpu=cortex-m4", "-mthumb", "-mfloat-abi=hard", "-mfpu=fpv4-sp-d16", "-O2",
+                    "-I", str(tmp_path), "-I", str(rt), str(src), str(rt / "startup.c"), str(rt / "console_cmsdk.c"),
+                    "-T", str(tmp_path / "linker.ld"), "-nostartfiles", "--specs=nano.specs", "-o", str(elf)], check=True)
+    with pytest.raises(DeviceTimeoutError, match="within 2 s"):
+        with run_qemu(elf, board) as t:
+            drive(t, np.zeros((1, 64), np.int8), timeout=2.0)
+    left = subprocess.run(["pgrep", "-f", str(elf)], capture_output=True, text=True).stdout.strip()
+    assert left == ""
+
+
+@pytest.mark.renode
+@pytest.mark.skipif(shutil.which("renode") is None, reason="Renode is not installed (it is in no registry reachable here)")
+def test_digits_in_renode(digits_build):
+    out, _ = digits_build
+    r = CliRunner().invoke(cli, ["flash", "--build", str(out), "--emulator", "renode", "--json"])
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.output)["outputs_match"]
+
+
+@pytest.mark.hil
+@pytest.mark.skipif("TINYQ_HIL_PORT" not in os.environ, reason="no board: set TINYQ_HIL_PORT to its serial port")
+def test_digits_on_a_real_board(digits_build):
+    out, _ = digits_build
+    r = CliRunner().invoke(cli, ["flash", "--build", str(out), "--port", os.environ["TINYQ_HIL_PORT"], "--json"])
+    assert r.exit_code == 0, r.output
+    m = json.loads(r.output)
+    assert m["outputs_match"] and m["timer"] == "dwt"
