@@ -42,6 +42,7 @@ def build(model: Path, board_id: str, calib: Path, out_dir: Path, eval_path: Pat
     from tinyq.build import build_firmware
     from tinyq.emit.firmware import TARGETS, emit_firmware
     from tinyq.emit.model import emit_model
+    from tinyq.emit.tflm import emit_tflm
     from tinyq.errors import UnsupportedModelError
     from tinyq.graph import parse_tflite
     from tinyq.hostrun import run_generated
@@ -89,6 +90,11 @@ def build(model: Path, board_id: str, calib: Path, out_dir: Path, eval_path: Pat
             progress(f"compiling firmware ({target})")
             firmware[target] = build_firmware({**model_files, **emit_firmware(board, target)}, board, target, tmp / target)
         (tmp / "model_int8.tflite").write_bytes(q.tflite)
+        if ref.arena is not None:
+            # The same model as a TensorFlow Lite Micro project, for users who have TFLM.
+            for name, text in emit_tflm(graph, q.tflite, board, ref.arena.total, Path(model).name).items():
+                (tmp / "tflm" / name).parent.mkdir(parents=True, exist_ok=True)
+                (tmp / "tflm" / name).write_text(text)
         np.savez(tmp / "verify.npz", inputs=x_int8, expected=expected)
         rel = {t: {k: (str(Path(v).relative_to(tmp)) if isinstance(v, Path) else v) for k, v in f.__dict__.items()}
                for t, f in firmware.items()}
