@@ -107,7 +107,10 @@ def build(model: Path, board_id: str, calib: Path, out_dir: Path, eval_path: Pat
             "ops": analysis.op_counts,
             "macs": analysis.macs,
             "weights_bytes": mem.weight_bytes,
-            "arena_bytes": mem.arena_bytes,
+            # All RAM the model needs (activations + kernel scratch), comparable with TFLM's arena.
+            "arena_bytes": mem.ram_bytes,
+            "activation_bytes": mem.arena_bytes,
+            "scratch_bytes": mem.scratch_bytes,
             "tflm_arena_bytes": ref.arena.total if ref.arena else None,
             "tflm_arena_head_bytes": ref.arena.head if ref.arena else None,
             "budget": {"flash_bytes": fit.flash_bytes, "flash_limit": fit.flash_limit,

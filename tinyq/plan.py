@@ -44,10 +44,19 @@ class MemoryPlan:
 
     @property
     def weight_bytes(self) -> int:
-        return sum(t.nbytes for t in self.graph.tensors if t.is_constant and self._used(t.index))
+        """Bytes of every constant tensor the model uses (weights, biases), however it is laid out."""
+        used = {i for c in self.calls for i in (*c.args, *c.consumes) if isinstance(i, int) and i >= 0}
+        return sum(t.nbytes for t in self.graph.tensors if t.is_constant and t.index in used)
 
-    def _used(self, index: int) -> bool:
-        return any(index in c.args for c in self.calls)
+    @property
+    def scratch_bytes(self) -> int:
+        """The shared scratch buffer: the largest any kernel needs (im2col columns)."""
+        return max((c.scratch_bytes for c in self.calls), default=0)
+
+    @property
+    def ram_bytes(self) -> int:
+        """Everything the model needs in RAM besides the stack: arena + scratch."""
+        return self.arena_bytes + self.scratch_bytes
 
     @property
     def macs(self) -> int:

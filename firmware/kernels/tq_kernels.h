@@ -19,11 +19,12 @@ extern "C" {
 /* ---- fixed-point helpers (TFLite's double-rounding requantization) ---- */
 
 static inline int32_t tq_sat_rdh_mul(int32_t a, int32_t b) {
-    /* SaturatingRoundingDoublingHighMul: the high 32 bits of 2*a*b, rounded. */
+    /* SaturatingRoundingDoublingHighMul: the high 32 bits of 2*a*b, rounded.
+     * TFLite writes it as trunc((ab + (ab >= 0 ? 2^30 : 1 - 2^30)) / 2^31); that equals
+     * floor((ab + 2^30) / 2^31) for every ab (the two nudges differ exactly by the
+     * truncation's correction), which is one SMLAL and a shift on the M4. */
     if (a == b && a == INT32_MIN) return INT32_MAX;
-    int64_t ab = (int64_t)a * (int64_t)b;
-    int64_t nudge = ab >= 0 ? (1LL << 30) : (1LL - (1LL << 30));
-    return (int32_t)((ab + nudge) / (1LL << 31));
+    return (int32_t)(((int64_t)a * (int64_t)b + (1LL << 30)) >> 31);
 }
 
 static inline int32_t tq_rdiv_pot(int32_t x, int exponent) {
@@ -61,6 +62,7 @@ typedef struct {
     int32_t act_min, act_max;
     const int32_t *mult;         /* per output channel */
     const int32_t *shift;        /* per output channel */
+    int16_t *scratch;            /* conv: 2 im2col columns of k_h*k_w*in_c (rounded up to even) int16 */
 } tq_conv_params_t;
 
 typedef struct {
@@ -69,6 +71,7 @@ typedef struct {
     int32_t input_offset, output_offset;
     int32_t act_min, act_max;
     const int32_t *mult, *shift; /* per output channel (per-tensor: all equal) */
+    int16_t *scratch;            /* in_depth (rounded up to even) int16 */
 } tq_fc_params_t;
 
 typedef struct {
@@ -95,7 +98,13 @@ typedef struct {
     int32_t input_mult, input_left_shift, diff_min;
 } tq_softmax_params_t;
 
-/* ---- kernels ---- */
+/* ---- kernels ----
+ * CONV_2D and FULLY_CONNECTED take their weights "reordered": each output channel's
+ * row (k_h*k_w*in_c, or in_depth, values) in groups of 4 stored as w0 w2 w1 w3, the
+ * tail of fewer than 4 as is, so one SXTB16 pair yields (w0,w1) and (w2,w3). The host
+ * does the reordering (tinyq.ops.lower_ops.reorder_rows). DEPTHWISE_CONV_2D weights
+ * are TFLite's [1, k_h, k_w, out_c] as they are.
+ */
 
 void tq_conv2d_s8(const tq_conv_params_t *p, const int8_t *in, const int8_t *filter,
                   const int32_t *bias, int8_t *out);

@@ -3,6 +3,7 @@
  *
  * Device -> host (one line each, '\n'-terminated):
  *   tinyq-info v=1 board=<id> target=<qemu|board> model=<id> in=<B> out=<B> arena=<B> ops=<n>
+ *              (arena = activations + kernel scratch: all RAM the model needs)
  *              macs=<n> timer=<dwt|systick> timer_hz=<hz> cpu_hz=<hz> static_ram=<B> flash=<B> stack=<B>
  *   tinyq-ready                       after boot and after every command
  * Host -> device:
@@ -156,7 +157,7 @@ int main(void) {
                          + (uint32_t)((uintptr_t)&_edata - (uintptr_t)&_sdata);
     puts_("\ntinyq-info v=1 board=" TQ_BOARD_ID " target=" TQ_TARGET " model=");
     puts_(tq_model_id);
-    kv("in", TQ_MODEL_INPUT_BYTES); kv("out", TQ_MODEL_OUTPUT_BYTES); kv("arena", TQ_MODEL_ARENA_BYTES);
+    kv("in", TQ_MODEL_INPUT_BYTES); kv("out", TQ_MODEL_OUTPUT_BYTES); kv("arena", TQ_MODEL_RAM_BYTES);
     kv("ops", TQ_MODEL_NUM_OPS); kv("macs", TQ_MODEL_MACS);
     puts_(" timer="); puts_(tq_timer_kind());
     kv("timer_hz", tq_timer_hz()); kv("cpu_hz", TQ_BOARD_CPU_HZ);

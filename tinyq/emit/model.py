@@ -39,7 +39,9 @@ def _c_ident(name: str) -> str:
     return "".join(c if c.isalnum() else "_" for c in name)
 
 
-def _tensor_expr(graph: Graph, plan: MemoryPlan, index: int, written: bool) -> str:
+def _tensor_expr(graph: Graph, plan: MemoryPlan, index, written: bool, prefix: str) -> str:
+    if isinstance(index, str):
+        return f"{prefix}_{index[1:]}"
     if index < 0:
         return "NULL"
     t = graph.tensors[index]
@@ -52,7 +54,8 @@ def _tensor_expr(graph: Graph, plan: MemoryPlan, index: int, written: bool) -> s
 def emit_model(graph: Graph, plan: MemoryPlan, tflite: bytes, source: str = "model.tflite") -> dict[str, str]:
     """Render tq_model.h, tq_model.c, tq_weights.h and tq_weights.c for ``graph`` laid out by ``plan``."""
     model_id = hashlib.sha256(tflite).hexdigest()[:12]
-    consts = sorted({i for c in plan.calls for i in c.args if i >= 0 and graph.tensors[i].is_constant})
+    consts = sorted({i for c in plan.calls for i in c.args
+                     if isinstance(i, int) and i >= 0 and graph.tensors[i].is_constant})
     weights = []
     for i in consts:
         t = graph.tensors[i]
@@ -68,7 +71,7 @@ def emit_model(graph: Graph, plan: MemoryPlan, tflite: bytes, source: str = "mod
                   for a in call.arrays]
         fields = [(f, f"{prefix}_{v[1:]}" if isinstance(v, str) and v.startswith("@") else v) for f, v in call.params]
         outs = set(op.outputs)
-        args = [_tensor_expr(graph, plan, i, i in outs) for i in call.args]
+        args = [_tensor_expr(graph, plan, i, i in outs, prefix) for i in call.args]
         lead = list(call.lead_args) + ([f"&{prefix}_p"] if call.params_type else [])
         ops.append({
             "index": op.index, "name": op.opcode, "arrays": arrays, "params_type": call.params_type,
@@ -83,7 +86,8 @@ def emit_model(graph: Graph, plan: MemoryPlan, tflite: bytes, source: str = "mod
         "input_shape": list(x.shape), "output_shape": list(y.shape),
         "input_scale": f"{x.quant.scale[0]:.9g}", "input_zp": x.quant.zero_point[0],
         "output_scale": f"{y.quant.scale[0]:.9g}", "output_zp": y.quant.zero_point[0],
-        "arena_bytes": max(plan.arena_bytes, 4), "weight_bytes": sum(graph.tensors[i].nbytes for i in consts),
+        "arena_bytes": max(plan.arena_bytes, 4), "weight_bytes": plan.weight_bytes,
+        "scratch_bytes": plan.scratch_bytes, "uses_scratch": plan.scratch_bytes > 0,
         "macs": plan.macs, "ops": ops, "weights": weights, "buffers": buffers,
         "input_offset": plan.offsets[x.index], "output_offset": plan.offsets[y.index],
     }

@@ -31,14 +31,18 @@ class KernelCall:
     params_type: str | None
     #: (field, C initializer); a value "@name" refers to this call's ConstArray ``name``.
     params: tuple[tuple[str, object], ...]
-    #: Graph tensor indices passed as pointers after the params (-1: NULL).
-    args: tuple[int, ...]
+    #: Pointer arguments after the params: graph tensor indices (-1: NULL) or "@name" of a ConstArray.
+    args: tuple[int | str, ...]
     arrays: tuple[ConstArray, ...] = field(default=())
     #: Literal leading arguments for kernels without a params struct.
     lead_args: tuple[str, ...] = field(default=())
     macs: int = 0
     #: Output aliases the first input (no data movement, e.g. RESHAPE).
     alias: bool = False
+    #: Bytes of the shared scratch buffer the kernel needs (im2col columns).
+    scratch_bytes: int = 0
+    #: Constant tensors the call carries as (re-laid-out) ConstArrays instead of passing them.
+    consumes: tuple[int, ...] = ()
 
 
 Lowering = Callable[[Graph, Operator], KernelCall]

@@ -16,6 +16,18 @@ from tinyq.ops.quant import (
 )
 
 
+def reorder_rows(w: np.ndarray) -> tuple[int, ...]:
+    """Weight rows (one per output channel) in groups of 4 as w0 w2 w1 w3, the tail as is.
+
+    Loaded as a word, SXTB16 then yields the pairs (w0, w1) and (w2, w3), matching
+    an int16 column loaded a word at a time: the layout the SMLAD kernels expect.
+    """
+    rows = np.asarray(w, dtype=np.int8).reshape(w.shape[0], -1)
+    k4 = rows.shape[1] // 4 * 4
+    head = rows[:, :k4].reshape(rows.shape[0], -1, 4)[:, :, [0, 2, 1, 3]].reshape(rows.shape[0], k4)
+    return tuple(int(v) for v in np.concatenate([head, rows[:, k4:]], axis=1).ravel())
+
+
 def _io(graph: Graph, op: Operator) -> tuple[list[Tensor | None], Tensor]:
     ins = [graph.tensors[i] if i >= 0 else None for i in op.inputs]
     return ins, graph.tensors[op.outputs[0]]
@@ -54,15 +66,22 @@ def lower_conv(graph: Graph, op: Operator) -> KernelCall:
         ("input_offset", -x.quant.zero_point[0]), ("output_offset", y.quant.zero_point[0]),
         ("act_min", act_min), ("act_max", act_max),
         ("mult", "@mult"), ("shift", "@shift"),
+        ("scratch", "NULL" if depthwise else "tq_scratch"),
     )
     macs = out_h * out_w * out_c * k_h * k_w * (1 if depthwise else in_c)
+    arrays = [ConstArray("mult", "int32_t", tuple(mult)), ConstArray("shift", "int32_t", tuple(shift))]
+    if not depthwise:
+        arrays.append(ConstArray("w", "int8_t", reorder_rows(w.data)))
+    k = k_h * k_w * in_c
     return KernelCall(
         function="tq_depthwise_conv2d_s8" if depthwise else "tq_conv2d_s8",
         params_type="tq_conv_params_t",
         params=params,
-        args=(x.index, w.index, bias.index if bias is not None else -1, y.index),
-        arrays=(ConstArray("mult", "int32_t", tuple(mult)), ConstArray("shift", "int32_t", tuple(shift))),
+        args=(x.index, w.index if depthwise else "@w", bias.index if bias is not None else -1, y.index),
+        arrays=tuple(arrays),
         macs=macs,
+        scratch_bytes=0 if depthwise else 2 * 2 * (k + (k & 1)),
+        consumes=() if depthwise else (w.index,),
     )
 
 
@@ -85,10 +104,14 @@ def lower_fc(graph: Graph, op: Operator) -> KernelCall:
             ("rows", rows), ("in_depth", depth), ("out_depth", out_depth),
             ("input_offset", -x.quant.zero_point[0]), ("output_offset", y.quant.zero_point[0]),
             ("act_min", act_min), ("act_max", act_max), ("mult", "@mult"), ("shift", "@shift"),
+            ("scratch", "tq_scratch"),
         ),
-        args=(x.index, w.index, bias.index if bias is not None else -1, y.index),
-        arrays=(ConstArray("mult", "int32_t", tuple(mult)), ConstArray("shift", "int32_t", tuple(shift))),
+        args=(x.index, "@w", bias.index if bias is not None else -1, y.index),
+        arrays=(ConstArray("mult", "int32_t", tuple(mult)), ConstArray("shift", "int32_t", tuple(shift)),
+                ConstArray("w", "int8_t", reorder_rows(w.data))),
         macs=rows * out_depth * depth,
+        scratch_bytes=2 * (depth + (depth & 1)),
+        consumes=(w.index,),
     )
 
 

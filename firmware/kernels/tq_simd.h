@@ -1,0 +1,53 @@
+/*
+ * The Cortex-M4 DSP instructions the kernels use, and exact C equivalents for
+ * other targets. The kernels are written once against these: the host build runs
+ * the very same code path as the device (with these emulations), so the host's
+ * bit-exactness tests cover the optimized kernels too.
+ */
+#ifndef TQ_SIMD_H
+#define TQ_SIMD_H
+
+#include <stdint.h>
+#include <string.h>
+
+#if defined(__ARM_FEATURE_DSP) && __ARM_FEATURE_DSP
+#include <arm_acle.h>
+#define TQ_DSP 1
+#endif
+
+/* Unaligned 32-bit load (LDR allows it on the M4; memcpy compiles to one LDR). */
+static inline uint32_t tq_load32(const void *p) {
+    uint32_t v;
+    memcpy(&v, p, 4);
+    return v;
+}
+
+static inline uint32_t tq_ror8(uint32_t x) { return (x >> 8) | (x << 24); }
+
+#ifdef TQ_DSP
+/* Bytes 0 and 2, sign-extended to the two halfwords. */
+static inline int32_t tq_sxtb16(uint32_t x) { return __sxtb16((int32_t)x); }
+/* acc + lo(a)*lo(b) + hi(a)*hi(b) */
+static inline int32_t tq_smlad(int32_t a, int32_t b, int32_t acc) { return __smlad(a, b, acc); }
+/* halfword-wise add */
+static inline int32_t tq_sadd16(int32_t a, int32_t b) { return __sadd16(a, b); }
+static inline int32_t tq_smlabb(int32_t a, int32_t b, int32_t acc) { return __smlabb(a, b, acc); }
+static inline int32_t tq_smlatt(int32_t a, int32_t b, int32_t acc) { return __smlatt(a, b, acc); }
+#else
+static inline int32_t tq_lo(int32_t x) { return (int16_t)(uint16_t)((uint32_t)x & 0xFFFFu); }
+static inline int32_t tq_hi(int32_t x) { return (int16_t)(uint16_t)((uint32_t)x >> 16); }
+static inline int32_t tq_pack(int32_t lo, int32_t hi) {
+    return (int32_t)(((uint32_t)(uint16_t)lo) | ((uint32_t)(uint16_t)hi << 16));
+}
+static inline int32_t tq_sxtb16(uint32_t x) { return tq_pack((int8_t)(x & 0xFFu), (int8_t)((x >> 16) & 0xFFu)); }
+static inline int32_t tq_smlad(int32_t a, int32_t b, int32_t acc) {
+    return (int32_t)((uint32_t)acc + (uint32_t)(tq_lo(a) * tq_lo(b)) + (uint32_t)(tq_hi(a) * tq_hi(b)));
+}
+static inline int32_t tq_sadd16(int32_t a, int32_t b) { return tq_pack(tq_lo(a) + tq_lo(b), tq_hi(a) + tq_hi(b)); }
+static inline int32_t tq_smlabb(int32_t a, int32_t b, int32_t acc) { return (int32_t)((uint32_t)acc + (uint32_t)(tq_lo(a) * tq_lo(b))); }
+static inline int32_t tq_smlatt(int32_t a, int32_t b, int32_t acc) { return (int32_t)((uint32_t)acc + (uint32_t)(tq_hi(a) * tq_hi(b))); }
+#endif
+
+static inline int32_t tq_sxtb16_ror8(uint32_t x) { return tq_sxtb16(tq_ror8(x)); }
+
+#endif /* TQ_SIMD_H */
