@@ -160,45 +160,57 @@ static void dw_generic(const tq_conv_params_t *p, const int8_t *in, const int8_t
     }
 }
 
+#define TQ_DW_MAX_TAPS 64
+
 void tq_depthwise_conv2d_s8(const tq_conv_params_t *p, const int8_t *in, const int8_t *filter,
                             const int32_t *bias, int8_t *out) {
-    if (p->depth_multiplier != 1 || (p->in_c & 3)) {
+    if (p->depth_multiplier != 1 || (p->in_c & 3) || p->k_h * p->k_w > TQ_DW_MAX_TAPS) {
         dw_generic(p, in, filter, bias, out);
         return;
     }
-    /* Four channels at a time: one word of input and of weights, SMLABB/SMLATT per channel. */
-    const int C = p->in_c;
+    /* Four channels at a time: one word of input and of weights per tap, SMLABB/SMLATT
+     * per channel. The valid taps of each output pixel are listed once, so the inner
+     * loop has no bounds checks. */
+    const int C = p->in_c, k_h = p->k_h, k_w = p->k_w, in_h = p->in_h, in_w = p->in_w;
+    const int out_h = p->out_h, out_w = p->out_w;
     const int32_t off2 = (int32_t)(((uint32_t)(uint16_t)p->input_offset << 16) | (uint16_t)p->input_offset);
-    for (int oy = 0; oy < p->out_h; ++oy) {
+    const int32_t out_off = p->output_offset, lo = p->act_min, hi = p->act_max;
+    int32_t tap_in[TQ_DW_MAX_TAPS], tap_w[TQ_DW_MAX_TAPS];
+    for (int oy = 0; oy < out_h; ++oy) {
         const int iy0 = oy * p->stride_h - p->pad_h;
-        const int ky0 = iy0 < 0 ? (-iy0 + p->dil_h - 1) / p->dil_h : 0;
-        for (int ox = 0; ox < p->out_w; ++ox) {
+        for (int ox = 0; ox < out_w; ++ox) {
             const int ix0 = ox * p->stride_w - p->pad_w;
-            const int kx0 = ix0 < 0 ? (-ix0 + p->dil_w - 1) / p->dil_w : 0;
-            int8_t *o = out + ((int32_t)oy * p->out_w + ox) * C;
-            for (int c = 0; c < C; c += 4) {
-                int32_t a0 = bias ? bias[c] : 0, a1 = bias ? bias[c + 1] : 0;
-                int32_t a2 = bias ? bias[c + 2] : 0, a3 = bias ? bias[c + 3] : 0;
-                for (int ky = ky0; ky < p->k_h; ++ky) {
-                    const int iy = iy0 + p->dil_h * ky;
-                    if (iy >= p->in_h) break;
-                    for (int kx = kx0; kx < p->k_w; ++kx) {
-                        const int ix = ix0 + p->dil_w * kx;
-                        if (ix >= p->in_w) break;
-                        const uint32_t xw = tq_load32(in + ((int32_t)iy * p->in_w + ix) * C + c);
-                        const uint32_t ww = tq_load32(filter + ((int32_t)ky * p->k_w + kx) * C + c);
-                        const int32_t x02 = tq_sadd16(tq_sxtb16(xw), off2), x13 = tq_sadd16(tq_sxtb16_ror8(xw), off2);
-                        const int32_t w02 = tq_sxtb16(ww), w13 = tq_sxtb16_ror8(ww);
-                        a0 = tq_smlabb(x02, w02, a0);
-                        a2 = tq_smlatt(x02, w02, a2);
-                        a1 = tq_smlabb(x13, w13, a1);
-                        a3 = tq_smlatt(x13, w13, a3);
-                    }
+            int n = 0;
+            for (int ky = 0; ky < k_h; ++ky) {
+                const int iy = iy0 + p->dil_h * ky;
+                if (iy < 0 || iy >= in_h) continue;
+                for (int kx = 0; kx < k_w; ++kx) {
+                    const int ix = ix0 + p->dil_w * kx;
+                    if (ix < 0 || ix >= in_w) continue;
+                    tap_in[n] = ((int32_t)iy * in_w + ix) * C;
+                    tap_w[n] = ((int32_t)ky * k_w + kx) * C;
+                    ++n;
                 }
-                o[c] = requant_out(a0, p->mult[c], p->shift[c], p->output_offset, p->act_min, p->act_max);
-                o[c + 1] = requant_out(a1, p->mult[c + 1], p->shift[c + 1], p->output_offset, p->act_min, p->act_max);
-                o[c + 2] = requant_out(a2, p->mult[c + 2], p->shift[c + 2], p->output_offset, p->act_min, p->act_max);
-                o[c + 3] = requant_out(a3, p->mult[c + 3], p->shift[c + 3], p->output_offset, p->act_min, p->act_max);
+            }
+            int8_t *o = out + ((int32_t)oy * out_w + ox) * C;
+            for (int c = 0; c < C; c += 4) {
+                int32_t a0 = 0, a1 = 0, a2 = 0, a3 = 0;
+                if (bias) { a0 = bias[c]; a1 = bias[c + 1]; a2 = bias[c + 2]; a3 = bias[c + 3]; }
+                const int8_t *xb = in + c, *wb = filter + c;
+                for (int t = 0; t < n; ++t) {
+                    const uint32_t xw = tq_load32(xb + tap_in[t]);
+                    const uint32_t ww = tq_load32(wb + tap_w[t]);
+                    const int32_t x02 = tq_sadd16(tq_sxtb16(xw), off2), x13 = tq_sadd16(tq_sxtb16_ror8(xw), off2);
+                    const int32_t w02 = tq_sxtb16(ww), w13 = tq_sxtb16_ror8(ww);
+                    a0 = tq_smlabb(x02, w02, a0);
+                    a2 = tq_smlatt(x02, w02, a2);
+                    a1 = tq_smlabb(x13, w13, a1);
+                    a3 = tq_smlatt(x13, w13, a3);
+                }
+                o[c] = requant_out(a0, p->mult[c], p->shift[c], out_off, lo, hi);
+                o[c + 1] = requant_out(a1, p->mult[c + 1], p->shift[c + 1], out_off, lo, hi);
+                o[c + 2] = requant_out(a2, p->mult[c + 2], p->shift[c + 2], out_off, lo, hi);
+                o[c + 3] = requant_out(a3, p->mult[c + 3], p->shift[c + 3], out_off, lo, hi);
             }
         }
     }

@@ -48,6 +48,15 @@ static inline int32_t tq_smlabb(int32_t a, int32_t b, int32_t acc) { return (int
 static inline int32_t tq_smlatt(int32_t a, int32_t b, int32_t acc) { return (int32_t)((uint32_t)acc + (uint32_t)(tq_hi(a) * tq_hi(b))); }
 #endif
 
+#ifdef TQ_DSP
+/* One instruction: GCC does not fold the rotate into SXTB16 by itself. */
+static inline int32_t tq_sxtb16_ror8(uint32_t x) {
+    int32_t r;
+    __asm__("sxtb16 %0, %1, ror #8" : "=r"(r) : "r"(x));
+    return r;
+}
+#else
 static inline int32_t tq_sxtb16_ror8(uint32_t x) { return tq_sxtb16(tq_ror8(x)); }
+#endif
 
 #endif /* TQ_SIMD_H */

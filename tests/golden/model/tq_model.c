@@ -29,6 +29,8 @@ const char *const tq_model_op_names[TQ_MODEL_NUM_OPS] = {
 };
 
 static uint8_t tq_arena[TQ_MODEL_ARENA_BYTES] __attribute__((aligned(16)));
+/* im2col columns of the matrix-product kernels, shared by all ops. */
+static int16_t tq_scratch[TQ_MODEL_SCRATCH_BYTES / 2] __attribute__((aligned(4)));
 
 #define ARENA(type, offset) ((type *)(void *)(tq_arena + (offset)))
 
@@ -38,6 +40,13 @@ static const int32_t op0_mult[4] = {
 };
 static const int32_t op0_shift[4] = {
     -7, -7, -7, -7,
+};
+static const int8_t op0_w[72] = {
+    -16, -86, -124, 59, 22, -26, 20, 108, 127, 91, -12, -76, -7, 11, -39, -53,
+    17, 125, -80, 107, 97, 100, -90, -99, -127, -30, 96, 70, -107, -44, 126, -25,
+    -18, 25, 53, 27, 31, -98, -96, 21, -114, 8, -127, -52, 36, -123, -117, -31,
+    -8, -106, 92, 43, -97, 107, -44, -34, 116, -35, 87, -56, 127, 96, -116, 101,
+    -40, -107, 116, 27, -17, 23, 65, -88,
 };
 static const tq_conv_params_t op0_p = {
     .in_h = 6,
@@ -61,6 +70,7 @@ static const tq_conv_params_t op0_p = {
     .act_max = 127,
     .mult = op0_mult,
     .shift = op0_shift,
+    .scratch = tq_scratch,
 };
 
 /* op 1: DEPTHWISE_CONV_2D */
@@ -92,6 +102,7 @@ static const tq_conv_params_t op1_p = {
     .act_max = 127,
     .mult = op1_mult,
     .shift = op1_shift,
+    .scratch = NULL,
 };
 
 /* op 2: ADD */
@@ -137,6 +148,20 @@ static const int32_t op5_mult[5] = {
 static const int32_t op5_shift[5] = {
     -8, -8, -8, -8, -7,
 };
+static const int8_t op5_w[180] = {
+    -46, -114, 64, -83, 25, -19, 52, 22, 108, -109, -71, 106, -102, 37, -35, -68,
+    8, 12, -42, -51, -79, -125, 38, -40, -10, 28, -62, -22, 127, 121, -20, 35,
+    77, -10, 112, -4, 68, 127, 76, -64, 107, 92, -79, 66, -34, 18, -91, -115,
+    -107, -57, -88, -114, -70, 62, 43, 105, 102, 32, 41, -25, 52, 23, -59, 3,
+    126, 23, 16, -93, -51, -25, 1, 107, 106, -67, -25, -64, 124, -90, -84, 23,
+    -90, 118, -24, -7, -8, -43, -127, 74, -55, 73, 19, -21, -62, 32, 77, -100,
+    88, -113, 35, -41, 82, -74, -13, -57, 104, -24, -85, 14, -124, 58, 32, 9,
+    117, 19, -102, 55, 44, -76, 5, -63, 23, 103, 109, -48, -103, 126, -123, -24,
+    -79, -118, -90, -64, 120, 127, -53, -22, -38, -83, -53, 125, 97, 96, 21, -86,
+    64, -16, -117, -107, -115, 127, -37, -119, -29, 46, 61, -23, 0, 22, -90, -83,
+    114, 118, -97, -90, 100, -1, 4, -15, -14, -80, 54, 79, 122, 112, -66, -125,
+    -79, -71, 63, 124,
+};
 static const tq_fc_params_t op5_p = {
     .rows = 1,
     .in_depth = 36,
@@ -147,6 +172,7 @@ static const tq_fc_params_t op5_p = {
     .act_max = 127,
     .mult = op5_mult,
     .shift = op5_shift,
+    .scratch = tq_scratch,
 };
 
 /* op 6: SOFTMAX */
@@ -161,7 +187,7 @@ static const tq_softmax_params_t op6_p = {
 static int run(const int8_t *input, int8_t *output, tq_clock_fn clock, uint32_t *op_cycles) {
     uint32_t t0 = clock ? clock() : 0;
     tq_copy_s8(TQ_MODEL_INPUT_BYTES, input, ARENA(int8_t, 144));
-    tq_conv2d_s8(&op0_p, ARENA(const int8_t, 144), tq_w6, tq_w4, ARENA(int8_t, 0));
+    tq_conv2d_s8(&op0_p, ARENA(const int8_t, 144), op0_w, tq_w4, ARENA(int8_t, 0));
     if (clock) { const uint32_t t1 = clock(); op_cycles[0] = t1 - t0; t0 = t1; }
     tq_depthwise_conv2d_s8(&op1_p, ARENA(const int8_t, 0), tq_w3, tq_w5, ARENA(int8_t, 144));
     if (clock) { const uint32_t t1 = clock(); op_cycles[1] = t1 - t0; t0 = t1; }
@@ -171,7 +197,7 @@ static int run(const int8_t *input, int8_t *output, tq_clock_fn clock, uint32_t 
     if (clock) { const uint32_t t1 = clock(); op_cycles[3] = t1 - t0; t0 = t1; }
     tq_copy_s8(36u, ARENA(const int8_t, 0), ARENA(int8_t, 0));
     if (clock) { const uint32_t t1 = clock(); op_cycles[4] = t1 - t0; t0 = t1; }
-    tq_fully_connected_s8(&op5_p, ARENA(const int8_t, 0), tq_w2, NULL, ARENA(int8_t, 36));
+    tq_fully_connected_s8(&op5_p, ARENA(const int8_t, 0), op5_w, NULL, ARENA(int8_t, 36));
     if (clock) { const uint32_t t1 = clock(); op_cycles[5] = t1 - t0; t0 = t1; }
     tq_softmax_s8(&op6_p, ARENA(const int8_t, 36), ARENA(int8_t, 0));
     if (clock) { const uint32_t t1 = clock(); op_cycles[6] = t1 - t0; t0 = t1; }

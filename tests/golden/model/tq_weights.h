@@ -4,10 +4,8 @@
 
 #include <stdint.h>
 
-extern const int8_t tq_w2[180];  /* functional_1_1/functional_1/dense_1/MatMul1 [5, 36] */
 extern const int8_t tq_w3[36];  /* functional_1_1/functional_1/depthwise_conv2d_1/depthwise [1, 3, 3, 4] */
 extern const int32_t tq_w4[4];  /* arith.constant1 [4] */
 extern const int32_t tq_w5[4];  /* arith.constant11 [4] */
-extern const int8_t tq_w6[72];  /* functional_1_1/functional_1/conv2d_1/convolution [4, 3, 3, 2] */
 
 #endif /* TQ_WEIGHTS_H */
