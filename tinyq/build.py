@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import shutil
 import subprocess
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 from tinyq.boards import Board
 from tinyq.errors import BuildError, ToolchainError
 from tinyq.resources import FIRMWARE_DIR
+from tinyq.staging import staged_dir
 
 CC = "arm-none-eabi-gcc"
 OBJCOPY = "arm-none-eabi-objcopy"
@@ -75,9 +75,7 @@ def build_firmware(files: dict[str, str], board: Board, target: str, out_dir: Pa
     if uart not in CONSOLES:
         raise BuildError(f"no console driver for '{uart}' ({board.id}) yet", hint="build for --emulator qemu instead")
     out_dir = Path(out_dir)
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}-", dir=out_dir.parent))
-    try:
+    with staged_dir(out_dir) as tmp:
         src = tmp / "src"
         src.mkdir()
         for name, text in files.items():
@@ -107,11 +105,5 @@ def build_firmware(files: dict[str, str], board: Board, target: str, out_dir: Pa
         flash = sum(sec.get(n, 0) for n in (".isr_vector", ".text", ".ARM.exidx", ".data"))
         static_ram = sec.get(".data", 0) + sec.get(".bss", 0)
         mem = target_memory(board, target)
-        if out_dir.exists():
-            shutil.rmtree(out_dir)
-        tmp.rename(out_dir)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return Firmware(target, out_dir / "firmware.elf", out_dir / "firmware.bin", out_dir / "firmware.hex",
                     out_dir / "firmware.map", flash, static_ram, sec.get(".stack", 0), mem.flash_bytes, mem.ram_bytes)

@@ -7,7 +7,6 @@ folder consistent (written whole or not at all) and records what each stage foun
 from __future__ import annotations
 
 import json
-import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,6 +16,7 @@ import numpy as np
 
 from tinyq import __version__
 from tinyq.errors import InputFileError, TinyqError
+from tinyq.staging import staged_dir
 
 MANIFEST = "build.json"
 Progress = Callable[[str], None]
@@ -80,9 +80,7 @@ def build(model: Path, board_id: str, calib: Path, out_dir: Path, eval_path: Pat
                          hint="please report this with the model attached")
 
     out_dir = Path(out_dir)
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}-", dir=out_dir.parent))
-    try:
+    with staged_dir(out_dir) as tmp:
         firmware = {}
         for target in TARGETS:
             if target == "board" and board.console.uart not in ("nrf52_uarte",):
@@ -119,12 +117,6 @@ def build(model: Path, board_id: str, calib: Path, out_dir: Path, eval_path: Pat
             "firmware": rel,
         }
         (tmp / MANIFEST).write_text(json.dumps(report, indent=2) + "\n")
-        if out_dir.exists():
-            shutil.rmtree(out_dir)
-        tmp.rename(out_dir)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return BuildResult(out_dir, report)
 
 

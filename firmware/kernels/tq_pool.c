@@ -1,16 +1,22 @@
 /* Pooling, ADD and copies, int8. */
 #include "tq_kernels.h"
 
+/* The pooling window of output index o along one axis, clipped to the input:
+ * input start i0, filter taps [f0, f1). */
+static inline void window(int o, int stride, int pad, int k, int in, int *i0, int *f0, int *f1) {
+    *i0 = o * stride - pad;
+    *f0 = *i0 < 0 ? -*i0 : 0;
+    *f1 = k < in - *i0 ? k : in - *i0;
+}
+
 void tq_max_pool_s8(const tq_pool_params_t *p, const int8_t *in, int8_t *out) {
     const int c_n = p->c;
     for (int oy = 0; oy < p->out_h; ++oy) {
-        const int iy0 = oy * p->stride_h - p->pad_h;
-        const int fy0 = iy0 < 0 ? -iy0 : 0;
-        const int fy1 = p->k_h < p->in_h - iy0 ? p->k_h : p->in_h - iy0;
+        int iy0, fy0, fy1;
+        window(oy, p->stride_h, p->pad_h, p->k_h, p->in_h, &iy0, &fy0, &fy1);
         for (int ox = 0; ox < p->out_w; ++ox) {
-            const int ix0 = ox * p->stride_w - p->pad_w;
-            const int fx0 = ix0 < 0 ? -ix0 : 0;
-            const int fx1 = p->k_w < p->in_w - ix0 ? p->k_w : p->in_w - ix0;
+            int ix0, fx0, fx1;
+            window(ox, p->stride_w, p->pad_w, p->k_w, p->in_w, &ix0, &fx0, &fx1);
             for (int c = 0; c < c_n; ++c) {
                 int32_t m = -128;
                 for (int fy = fy0; fy < fy1; ++fy) {
@@ -28,13 +34,11 @@ void tq_max_pool_s8(const tq_pool_params_t *p, const int8_t *in, int8_t *out) {
 void tq_avg_pool_s8(const tq_pool_params_t *p, const int8_t *in, int8_t *out) {
     const int c_n = p->c;
     for (int oy = 0; oy < p->out_h; ++oy) {
-        const int iy0 = oy * p->stride_h - p->pad_h;
-        const int fy0 = iy0 < 0 ? -iy0 : 0;
-        const int fy1 = p->k_h < p->in_h - iy0 ? p->k_h : p->in_h - iy0;
+        int iy0, fy0, fy1;
+        window(oy, p->stride_h, p->pad_h, p->k_h, p->in_h, &iy0, &fy0, &fy1);
         for (int ox = 0; ox < p->out_w; ++ox) {
-            const int ix0 = ox * p->stride_w - p->pad_w;
-            const int fx0 = ix0 < 0 ? -ix0 : 0;
-            const int fx1 = p->k_w < p->in_w - ix0 ? p->k_w : p->in_w - ix0;
+            int ix0, fx0, fx1;
+            window(ox, p->stride_w, p->pad_w, p->k_w, p->in_w, &ix0, &fx0, &fx1);
             const int32_t count = (int32_t)(fy1 - fy0) * (fx1 - fx0);
             for (int c = 0; c < c_n; ++c) {
                 int32_t sum = 0;
