@@ -1,5 +1,7 @@
 """The compatibility gate and `tinyq inspect`."""
 
+import hashlib
+import inspect
 import json
 
 import numpy as np
@@ -17,7 +19,8 @@ def _digits(mode: str) -> bytes:
     from tinyq.quantize import quantize_keras
 
     calib = np.load(DIGITS / "calib.npy")[:50]
-    return cached_tflite(["digits-mode", mode, (DIGITS / "model.keras").stat().st_size],
+    model_hash = hashlib.sha256((DIGITS / "model.keras").read_bytes()).hexdigest()
+    return cached_tflite(["digits-mode", mode, model_hash],
                          lambda: quantize_keras(DIGITS / "model.keras", calib, mode=mode))
 
 
@@ -37,7 +40,7 @@ def _keras_model(kind: str) -> bytes:
         m = keras.Model(inp, x)
         return quantize_keras(m, np.random.default_rng(0).normal(size=(20, 8, 8, 2)).astype(np.float32))
 
-    return cached_tflite(["gate-model", kind], make)
+    return cached_tflite(["gate-model", kind, inspect.getsource(_keras_model)], make)
 
 
 def test_digits_passes_the_gate(digits_tflite):

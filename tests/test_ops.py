@@ -7,6 +7,8 @@ Cases come from a seeded generator, so a failure names a reproducible case.
 
 from __future__ import annotations
 
+import inspect
+
 import numpy as np
 import pytest
 
@@ -45,6 +47,13 @@ def _cases(n_per_kind: int = 6, seed: int = 7):
         cases.append(("add", dict(h=int(rng.integers(1, 8)), w=int(rng.integers(1, 8)), c=int(rng.integers(1, 9)),
                                   act=ACTS[i % 2])))
         cases.append(("softmax", dict(n=int(rng.integers(2, 40)), rows=int(rng.integers(1, 4)))))
+        hw = dict(h=int(rng.integers(1, 8)), w=int(rng.integers(1, 8)), c=int(rng.integers(1, 9)))
+        cases.append(("mul", dict(**hw, bcast=["none", "channel", "pixel"][i % 3])))
+        cases.append(("add_bcast", dict(**hw, bcast=["channel", "pixel"][i % 2])))
+        cases.append(("relu", dict(**hw, six=bool(i % 2))))
+        cases.append(("pad", dict(**hw, top=int(rng.integers(0, 3)), left=int(rng.integers(0, 3)),
+                                  bottom=int(rng.integers(0, 3)), right=int(rng.integers(0, 3)))))
+        cases.append(("concat", dict(**hw, c2=int(rng.integers(1, 9)), axis=[-1, 1, 2][i % 3])))
     return cases
 
 
@@ -80,6 +89,27 @@ def _model(kind: str, p: dict):
     elif kind == "softmax":
         inp = keras.Input((p["rows"], p["n"]))
         out = L.Softmax()(L.Dense(p["n"])(inp))
+    elif kind in ("mul", "add_bcast"):
+        inp = keras.Input((p["h"], p["w"], p["c"]))
+        a = L.Conv2D(p["c"], 1)(inp)
+        if p["bcast"] == "channel":  # squeeze-and-excitation style: [1,H,W,C] * [1,1,1,C]
+            b = L.Conv2D(p["c"], 1)(L.AveragePooling2D(pool_size=(p["h"], p["w"]))(inp))
+        elif p["bcast"] == "pixel":  # spatial attention: [1,H,W,C] * [1,H,W,1]
+            b = L.Conv2D(1, 1)(inp)
+        else:
+            b = L.Conv2D(p["c"], 1)(inp)
+        out = (L.Multiply() if kind == "mul" else L.Add())([a, b])
+    elif kind == "relu":
+        inp = keras.Input((p["h"], p["w"], p["c"]))
+        out = L.ReLU(6.0 if p["six"] else None)(L.Concatenate()([inp, inp]))
+    elif kind == "pad":
+        inp = keras.Input((p["h"], p["w"], p["c"]))
+        out = L.ZeroPadding2D(((p["top"], p["bottom"]), (p["left"], p["right"])))(L.Conv2D(p["c"], 1)(inp))
+    elif kind == "concat":
+        inp = keras.Input((p["h"], p["w"], p["c"]))
+        a = L.Conv2D(p["c"], 1)(inp)
+        b = L.Conv2D(p["c2"] if p["axis"] == -1 else p["c"], 1)(inp)
+        out = L.Concatenate(axis=p["axis"])([a, b])
     return keras.Model(inp, out)
 
 
@@ -95,11 +125,13 @@ def test_op_bit_exact_with_tflm(kind, params):
         calib = np.random.default_rng(1).normal(size=(32, *m.inputs[0].shape[1:])).astype(np.float32)
         return quantize_keras(m, calib)
 
-    tflite = cached_tflite(["op", kind, sorted(params.items())], make)
+    # The builder's source is part of the key: editing a test model reconverts it.
+    tflite = cached_tflite(["op", kind, sorted(params.items()), inspect.getsource(_model)], make)
     g = parse_tflite(tflite)
     expected_op = {"conv": "CONV_2D", "dw": "DEPTHWISE_CONV_2D", "fc": "FULLY_CONNECTED", "maxpool": "MAX_POOL_2D",
-                   "avgpool": "AVERAGE_POOL_2D", "add": "ADD", "softmax": "SOFTMAX"}[kind]
-    assert expected_op in {op.opcode for op in g.operators}
+                   "avgpool": "AVERAGE_POOL_2D", "add": "ADD", "softmax": "SOFTMAX", "mul": "MUL", "add_bcast": "ADD",
+                   "relu": "RELU6" if params.get("six") else "RELU", "pad": "PAD", "concat": "CONCATENATION"}[kind]
+    assert expected_op in {op.opcode for op in g.operators}, [op.opcode for op in g.operators]
     ref = TflmReference(tflite)
     x = np.random.default_rng(2).integers(-128, 128, (20, *g.input_tensors[0].shape)).astype(np.int8)
     want = np.stack([ref.run(s) for s in x])

@@ -115,8 +115,8 @@ def _op_level(graph: Graph, op: Operator, supported: frozenset[str]) -> list[Iss
         if i < 0:
             continue
         x = t[i]
-        if op.opcode == "RESHAPE" and i == (op.inputs[1] if len(op.inputs) > 1 else -2):
-            continue  # the shape operand
+        if op.opcode in ("RESHAPE", "PAD") and i in op.inputs[1:]:
+            continue  # the shape / paddings operand (constant int32)
         want = "INT32" if (op.opcode in _WEIGHTED and len(op.inputs) > 2 and i == op.inputs[2]) else "INT8"
         if x.dtype != want:
             hybrid = x.dtype == "FLOAT32" and any(t[j].dtype == "INT8" for j in op.inputs if j >= 0 and t[j].is_constant)
@@ -140,10 +140,12 @@ def _op_level(graph: Graph, op: Operator, supported: frozenset[str]) -> list[Iss
             bad(w, "asymmetric int8 weights (zero point != 0)", "quantize weights symmetrically (TFLite's default)")
         if op.opcode != "FULLY_CONNECTED" and len(t[op.inputs[0]].shape) != 4:
             bad(t[op.inputs[0]], "input is not NHWC", "feed a 4-D tensor")
-    if op.opcode == "ADD":
-        a, b = t[op.inputs[0]], t[op.inputs[1]]
-        if a.shape != b.shape:
-            bad(b, f"broadcasting ADD {a.shape} + {b.shape}", "make both inputs the same shape")
+    if op.opcode in ("ADD", "MUL"):
+        a, b, y = t[op.inputs[0]], t[op.inputs[1]], t[op.outputs[0]]
+        if len(y.shape) > 4 or any(len(s.shape) > len(y.shape) for s in (a, b)):
+            bad(b, f"{op.opcode} of shapes {a.shape} and {b.shape}", "use at most 4-D tensors")
+    if op.opcode == "CONCATENATION" and act != "NONE":
+        bad(None, f"fused activation {act} on CONCATENATION", "apply the activation as a separate layer")
     if op.opcode == "SOFTMAX":
         y = t[op.outputs[0]]
         if y.quant.zero_point[0] != -128 or abs(y.quant.scale[0] - 1 / 256) > 1e-9:

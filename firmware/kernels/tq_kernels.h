@@ -98,6 +98,33 @@ typedef struct {
     int32_t input_mult, input_left_shift, diff_min;
 } tq_softmax_params_t;
 
+typedef struct {
+    uint32_t size;
+    int32_t input_zp, output_zp;
+    int32_t mult, shift;
+    int32_t act_min, act_max;
+} tq_requant_params_t;           /* RELU (requantizing) and QUANTIZE int8 -> int8 */
+
+typedef struct {
+    uint16_t out[4];             /* output shape, NHWC */
+    uint32_t stride1[4], stride2[4]; /* input strides per output axis, 0 where broadcast */
+    int32_t input1_offset, input2_offset, output_offset;
+    int32_t mult, shift;         /* MUL: one requantization of the product */
+    int32_t act_min, act_max;
+} tq_mul_params_t;
+
+typedef struct {
+    uint16_t in[4], out[4];      /* NHWC */
+    uint16_t before[4];          /* padding before each axis */
+    int8_t value;                /* the pad value (the zero point) */
+} tq_pad_params_t;
+
+typedef struct {
+    uint32_t outer;              /* product of the dims before the axis */
+    uint16_t n;                  /* inputs */
+    const uint32_t *chunk;       /* bytes each input contributes per outer step */
+} tq_concat_params_t;
+
 /* ---- kernels ----
  * CONV_2D and FULLY_CONNECTED take their weights "reordered": each output channel's
  * row (k_h*k_w*in_c, or in_depth, values) in groups of 4 stored as w0 w2 w1 w3, the
@@ -117,6 +144,13 @@ void tq_avg_pool_s8(const tq_pool_params_t *p, const int8_t *in, int8_t *out);
 void tq_add_s8(const tq_add_params_t *p, const int8_t *in1, const int8_t *in2, int8_t *out);
 void tq_softmax_s8(const tq_softmax_params_t *p, const int8_t *in, int8_t *out);
 void tq_copy_s8(uint32_t size, const int8_t *in, int8_t *out);
+void tq_requant_s8(const tq_requant_params_t *p, const int8_t *in, int8_t *out);
+void tq_clamp_s8(uint32_t size, int32_t lo, int32_t hi, const int8_t *in, int8_t *out);
+void tq_mul_s8(const tq_mul_params_t *p, const int8_t *in1, const int8_t *in2, int8_t *out);
+void tq_add_bcast_s8(const tq_add_params_t *p, const tq_mul_params_t *shape, const int8_t *in1, const int8_t *in2,
+                     int8_t *out);
+void tq_pad_s8(const tq_pad_params_t *p, const int8_t *in, int8_t *out);
+void tq_concat_s8(const tq_concat_params_t *p, const int8_t *const *ins, int8_t *out);
 
 #ifdef __cplusplus
 }

@@ -69,13 +69,22 @@ def emit_model(graph: Graph, plan: MemoryPlan, tflite: bytes, source: str = "mod
         prefix = f"op{op.index}"
         arrays = [{"cname": f"{prefix}_{a.name}", "ctype": a.ctype, "count": len(a.values), "rows": c_rows(a.values)}
                   for a in call.arrays]
-        fields = [(f, f"{prefix}_{v[1:]}" if isinstance(v, str) and v.startswith("@") else v) for f, v in call.params]
+        def resolve(fields_):
+            return [(f, f"{prefix}_{v[1:]}" if isinstance(v, str) and v.startswith("@") else v) for f, v in fields_]
+
+        fields = resolve(call.params)
         outs = set(op.outputs)
         args = [_tensor_expr(graph, plan, i, i in outs, prefix) for i in call.args]
+        if call.pack_inputs:
+            args = ["(const int8_t *const[]){" + ", ".join(args[:-1]) + "}", args[-1]]
         lead = list(call.lead_args) + ([f"&{prefix}_p"] if call.params_type else [])
+        if call.params2:
+            lead.append(f"&{prefix}_s")
         ops.append({
             "index": op.index, "name": op.opcode, "arrays": arrays, "params_type": call.params_type,
             "pname": f"{prefix}_p", "fields": fields, "call": f"{call.function}({', '.join(lead + args)})",
+            "params2": {"type": call.params2[0], "name": f"{prefix}_s", "fields": resolve(call.params2[1])}
+            if call.params2 else None,
         })
     x, y = graph.input_tensors[0], graph.output_tensors[0]
     buffers = [{"offset": b.offset, "size": b.size, "first": b.first, "last": b.last,

@@ -43,6 +43,10 @@ class KernelCall:
     scratch_bytes: int = 0
     #: Constant tensors the call carries as (re-laid-out) ConstArrays instead of passing them.
     consumes: tuple[int, ...] = ()
+    #: A second const struct passed after the params (type, fields), e.g. a broadcast shape.
+    params2: tuple[str, tuple[tuple[str, object], ...]] | None = None
+    #: Pass all tensor args but the last as one array of pointers (CONCATENATION).
+    pack_inputs: bool = False
 
 
 Lowering = Callable[[Graph, Operator], KernelCall]

@@ -8,6 +8,7 @@ from tinyq.graph import Graph, Operator, Tensor
 from tinyq.ops import ConstArray, KernelCall, lowering
 from tinyq.ops.quant import (
     activation_range,
+    tflite_round,
     compute_padding,
     per_channel_multipliers,
     per_tensor_fc_multiplier,
@@ -138,6 +139,29 @@ def lower_pool(graph: Graph, op: Operator) -> KernelCall:
     )
 
 
+def _shape4(shape) -> tuple[int, ...]:
+    return (1,) * (4 - len(shape)) + tuple(shape)
+
+
+def _c_array(values) -> str:
+    return "{" + ", ".join(f"{int(v)}u" for v in values) + "}"
+
+
+def broadcast_strides(in_shape, out_shape) -> tuple[int, ...]:
+    """Element strides of an input per output axis (4-D, NHWC), 0 where the input is broadcast."""
+    s_in, s_out = _shape4(in_shape), _shape4(out_shape)
+    strides, step = [0] * 4, 1
+    for ax in range(3, -1, -1):
+        strides[ax] = 0 if s_in[ax] == 1 and s_out[ax] != 1 else step
+        step *= s_in[ax]
+    return tuple(strides)
+
+
+def _bcast_fields(a: Tensor, b: Tensor, y: Tensor) -> tuple[tuple[str, object], ...]:
+    return (("out", _c_array(_shape4(y.shape))), ("stride1", _c_array(broadcast_strides(a.shape, y.shape))),
+            ("stride2", _c_array(broadcast_strides(b.shape, y.shape))))
+
+
 @lowering("ADD")
 def lower_add(graph: Graph, op: Operator) -> KernelCall:
     (a, b), y = _io(graph, op)
@@ -149,8 +173,10 @@ def lower_add(graph: Graph, op: Operator) -> KernelCall:
     m2, sh2 = quantize_multiplier(float(s2) / twice_max)
     mo, sho = quantize_multiplier(twice_max / ((1 << left_shift) * float(so)))
     act_min, act_max = _act(op, y)
+    broadcast = tuple(a.shape) != tuple(b.shape)
     return KernelCall(
-        function="tq_add_s8",
+        function="tq_add_bcast_s8" if broadcast else "tq_add_s8",
+        params2=("tq_mul_params_t", _bcast_fields(a, b, y)) if broadcast else None,
         params_type="tq_add_params_t",
         params=(
             ("size", y.size), ("input1_offset", -a.quant.zero_point[0]), ("input2_offset", -b.quant.zero_point[0]),
@@ -183,4 +209,82 @@ def lower_softmax(graph: Graph, op: Operator) -> KernelCall:
                 ("input_left_shift", left_shift), ("diff_min", diff_min)),
         args=(x.index, y.index),
         macs=x.size,
+    )
+
+
+@lowering("MUL")
+def lower_mul(graph: Graph, op: Operator) -> KernelCall:
+    (a, b), y = _io(graph, op)
+    # mul_common.cc: double(s1) * double(s2) / double(s_out)
+    mult, shift = quantize_multiplier(float(a.quant.scale[0]) * float(b.quant.scale[0]) / float(y.quant.scale[0]))
+    act_min, act_max = _act(op, y)
+    return KernelCall(
+        function="tq_mul_s8",
+        params_type="tq_mul_params_t",
+        params=(*_bcast_fields(a, b, y), ("input1_offset", -a.quant.zero_point[0]),
+                ("input2_offset", -b.quant.zero_point[0]), ("output_offset", y.quant.zero_point[0]),
+                ("mult", mult), ("shift", shift), ("act_min", act_min), ("act_max", act_max)),
+        args=(a.index, b.index, y.index),
+        macs=y.size,
+    )
+
+
+@lowering("RELU", "QUANTIZE")
+def lower_requant(graph: Graph, op: Operator) -> KernelCall:
+    """RELU (TFLM's ReluQuantized) and int8 -> int8 QUANTIZE (Requantize): out = zp + M (x - zp_in)."""
+    (x,), y = _io(graph, op)
+    mult, shift = quantize_multiplier(float(x.quant.scale[0]) / float(y.quant.scale[0]))
+    zp = y.quant.zero_point[0]
+    lo = max(-128, zp) if op.opcode == "RELU" else -128  # roundf(0 / scale) = 0
+    return KernelCall(
+        function="tq_requant_s8",
+        params_type="tq_requant_params_t",
+        params=(("size", y.size), ("input_zp", x.quant.zero_point[0]), ("output_zp", zp), ("mult", mult),
+                ("shift", shift), ("act_min", lo), ("act_max", 127)),
+        args=(x.index, y.index),
+        macs=y.size,
+    )
+
+
+@lowering("RELU6")
+def lower_relu6(graph: Graph, op: Operator) -> KernelCall:
+    """TFLM's Relu6: a clamp to [zero point, quantized 6] of the input's scale (output shares it)."""
+    (x,), y = _io(graph, op)
+    zp, scale = x.quant.zero_point[0], x.quant.scale[0]
+    six = max(-128, min(127, tflite_round(float(np.float32(6.0) / np.float32(scale))) + zp))
+    return KernelCall("tq_clamp_s8", None, (), (x.index, y.index), lead_args=(f"{y.size}u", str(zp), str(six)),
+                      macs=y.size)
+
+
+@lowering("PAD")
+def lower_pad(graph: Graph, op: Operator) -> KernelCall:
+    x, pads, y = graph.tensors[op.inputs[0]], graph.tensors[op.inputs[1]], graph.tensors[op.outputs[0]]
+    before = [0] * (4 - len(x.shape)) + [int(p) for p in np.asarray(pads.data).reshape(-1, 2)[:, 0]]
+    return KernelCall(
+        function="tq_pad_s8",
+        params_type="tq_pad_params_t",
+        params=(("in", _c_array(_shape4(x.shape))), ("out", _c_array(_shape4(y.shape))),
+                ("before", _c_array(before)), ("value", y.quant.zero_point[0])),
+        args=(x.index, y.index),
+    )
+
+
+@lowering("CONCATENATION")
+def lower_concat(graph: Graph, op: Operator) -> KernelCall:
+    # TFLM concatenates int8 tensors as bytes (the converter gives them one scale).
+    ins = [graph.tensors[i] for i in op.inputs]
+    y = graph.tensors[op.outputs[0]]
+    axis = op.options.get("axis", 0) % len(y.shape)
+    outer = int(np.prod(y.shape[:axis], dtype=np.int64))
+    chunks = tuple(int(np.prod(t.shape[axis:], dtype=np.int64)) for t in ins)
+    act_min, act_max = _act(op, y)
+    if (act_min, act_max) != (-128, 127):
+        raise ValueError("fused activation on CONCATENATION")
+    return KernelCall(
+        function="tq_concat_s8",
+        params_type="tq_concat_params_t",
+        params=(("outer", outer), ("n", len(ins)), ("chunk", "@chunk")),
+        args=(*(t.index for t in ins), y.index),
+        arrays=(ConstArray("chunk", "uint32_t", chunks),),
+        pack_inputs=True,
     )

@@ -1,0 +1,80 @@
+/* Element-wise and data-movement kernels: RELU, RELU6, QUANTIZE, MUL, broadcast ADD, PAD, CONCATENATION. */
+#include "tq_kernels.h"
+
+void tq_requant_s8(const tq_requant_params_t *p, const int8_t *in, int8_t *out) {
+    /* TFLM's ReluQuantized and Requantize: out = zp_out + M * (x - zp_in), clamped. */
+    for (uint32_t i = 0; i < p->size; ++i) {
+        const int32_t v = tq_requant((int32_t)in[i] - p->input_zp, p->mult, p->shift) + p->output_zp;
+        out[i] = (int8_t)tq_clamp(v, p->act_min, p->act_max);
+    }
+}
+
+void tq_clamp_s8(uint32_t size, int32_t lo, int32_t hi, const int8_t *in, int8_t *out) {
+    for (uint32_t i = 0; i < size; ++i) out[i] = (int8_t)tq_clamp(in[i], lo, hi);
+}
+
+/* Advance a 4-D broadcast by one output element: the output index and both inputs' offsets. */
+static void bcast_step(const tq_mul_params_t *s, uint32_t idx[4], uint32_t *i1, uint32_t *i2) {
+    for (int ax = 3; ax >= 0; --ax) {
+        *i1 += s->stride1[ax];
+        *i2 += s->stride2[ax];
+        if (++idx[ax] < s->out[ax]) return;
+        *i1 -= s->stride1[ax] * s->out[ax];
+        *i2 -= s->stride2[ax] * s->out[ax];
+        idx[ax] = 0;
+    }
+}
+
+static uint32_t bcast_size(const tq_mul_params_t *s) {
+    return (uint32_t)s->out[0] * s->out[1] * s->out[2] * s->out[3];
+}
+
+void tq_mul_s8(const tq_mul_params_t *p, const int8_t *in1, const int8_t *in2, int8_t *out) {
+    uint32_t idx[4] = {0, 0, 0, 0}, i1 = 0, i2 = 0;
+    const uint32_t n = bcast_size(p);
+    for (uint32_t o = 0; o < n; ++o, bcast_step(p, idx, &i1, &i2)) {
+        const int32_t x = p->input1_offset + in1[i1], y = p->input2_offset + in2[i2];
+        const int32_t v = tq_requant(x * y, p->mult, p->shift) + p->output_offset;
+        out[o] = (int8_t)tq_clamp(v, p->act_min, p->act_max);
+    }
+}
+
+void tq_add_bcast_s8(const tq_add_params_t *p, const tq_mul_params_t *shape, const int8_t *in1, const int8_t *in2,
+                     int8_t *out) {
+    uint32_t idx[4] = {0, 0, 0, 0}, i1 = 0, i2 = 0;
+    const uint32_t n = bcast_size(shape);
+    for (uint32_t o = 0; o < n; ++o, bcast_step(shape, idx, &i1, &i2)) {
+        const int32_t a = (int32_t)((uint32_t)(p->input1_offset + in1[i1]) << p->left_shift);
+        const int32_t b = (int32_t)((uint32_t)(p->input2_offset + in2[i2]) << p->left_shift);
+        const int32_t sum = tq_requant(a, p->input1_mult, p->input1_shift) + tq_requant(b, p->input2_mult, p->input2_shift);
+        out[o] = (int8_t)tq_clamp(tq_requant(sum, p->output_mult, p->output_shift) + p->output_offset, p->act_min,
+                                  p->act_max);
+    }
+}
+
+void tq_pad_s8(const tq_pad_params_t *p, const int8_t *in, int8_t *out) {
+    uint32_t o = 0;
+    for (uint32_t a = 0; a < p->out[0]; ++a)
+        for (uint32_t b = 0; b < p->out[1]; ++b)
+            for (uint32_t c = 0; c < p->out[2]; ++c)
+                for (uint32_t d = 0; d < p->out[3]; ++d, ++o) {
+                    const int32_t ia = (int32_t)a - p->before[0], ib = (int32_t)b - p->before[1];
+                    const int32_t ic = (int32_t)c - p->before[2], id = (int32_t)d - p->before[3];
+                    if (ia < 0 || ia >= p->in[0] || ib < 0 || ib >= p->in[1] || ic < 0 || ic >= p->in[2] ||
+                        id < 0 || id >= p->in[3]) {
+                        out[o] = p->value;
+                    } else {
+                        out[o] = in[(((uint32_t)ia * p->in[1] + (uint32_t)ib) * p->in[2] + (uint32_t)ic) * p->in[3] +
+                                    (uint32_t)id];
+                    }
+                }
+}
+
+void tq_concat_s8(const tq_concat_params_t *p, const int8_t *const *ins, int8_t *out) {
+    for (uint32_t k = 0; k < p->outer; ++k) {
+        for (uint32_t j = 0; j < p->n; ++j) {
+            const int8_t *src = ins[j] + k * p->chunk[j];
+            for (uint32_t i = 0; i < p->chunk[j]; ++i) *out++ = src[i];
+        }
+    }
+}
