@@ -106,6 +106,24 @@ def plan_memory(graph: Graph) -> MemoryPlan:
     for t in graph.outputs:
         touch(t, n_ops)
 
+    # In place: an element-wise op may write its output over an input that dies at
+    # that op (each output byte depends only on the input bytes at the same index,
+    # read before the write), so the two share one buffer.
+    for i, (op, call) in enumerate(zip(graph.operators, calls)):
+        if not call.inplace:
+            continue
+        out = find(op.outputs[0])
+        for t in op.inputs:
+            if t < 0 or graph.tensors[t].is_constant:
+                continue
+            r = find(t)
+            if r != out and last[r] == i and graph.tensors[t].nbytes == graph.tensors[op.outputs[0]].nbytes:
+                root[out] = r
+                last[r] = max(last[r], last.pop(out))
+                first.pop(out)
+                members[r].extend(members.pop(out))
+                break
+
     sizes = {r: _align(max(graph.tensors[t].nbytes for t in ts)) for r, ts in members.items()}
     order = sorted(sizes, key=lambda r: (-sizes[r], first[r], r))
     placed: list[tuple[int, int, int, int]] = []  # offset, size, first, last

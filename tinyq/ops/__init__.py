@@ -47,6 +47,8 @@ class KernelCall:
     params2: tuple[str, tuple[tuple[str, object], ...]] | None = None
     #: Pass all tensor args but the last as one array of pointers (CONCATENATION).
     pack_inputs: bool = False
+    #: Element-wise: the output may overwrite an input that dies here (same size).
+    inplace: bool = False
 
 
 Lowering = Callable[[Graph, Operator], KernelCall]

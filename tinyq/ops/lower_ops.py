@@ -175,6 +175,7 @@ def lower_add(graph: Graph, op: Operator) -> KernelCall:
     act_min, act_max = _act(op, y)
     broadcast = tuple(a.shape) != tuple(b.shape)
     return KernelCall(
+        inplace=not broadcast,
         function="tq_add_bcast_s8" if broadcast else "tq_add_s8",
         params2=("tq_mul_params_t", _bcast_fields(a, b, y)) if broadcast else None,
         params_type="tq_add_params_t",
@@ -219,6 +220,7 @@ def lower_mul(graph: Graph, op: Operator) -> KernelCall:
     mult, shift = quantize_multiplier(float(a.quant.scale[0]) * float(b.quant.scale[0]) / float(y.quant.scale[0]))
     act_min, act_max = _act(op, y)
     return KernelCall(
+        inplace=tuple(a.shape) == tuple(b.shape),
         function="tq_mul_s8",
         params_type="tq_mul_params_t",
         params=(*_bcast_fields(a, b, y), ("input1_offset", -a.quant.zero_point[0]),
@@ -237,6 +239,7 @@ def lower_requant(graph: Graph, op: Operator) -> KernelCall:
     zp = y.quant.zero_point[0]
     lo = max(-128, zp) if op.opcode == "RELU" else -128  # roundf(0 / scale) = 0
     return KernelCall(
+        inplace=True,
         function="tq_requant_s8",
         params_type="tq_requant_params_t",
         params=(("size", y.size), ("input_zp", x.quant.zero_point[0]), ("output_zp", zp), ("mult", mult),
@@ -253,7 +256,7 @@ def lower_relu6(graph: Graph, op: Operator) -> KernelCall:
     zp, scale = x.quant.zero_point[0], x.quant.scale[0]
     six = max(-128, min(127, tflite_round(float(np.float32(6.0) / np.float32(scale))) + zp))
     return KernelCall("tq_clamp_s8", None, (), (x.index, y.index), lead_args=(f"{y.size}u", str(zp), str(six)),
-                      macs=y.size)
+                      macs=y.size, inplace=True)
 
 
 @lowering("PAD")
