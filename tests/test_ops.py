@@ -54,6 +54,8 @@ def _cases(n_per_kind: int = 6, seed: int = 7):
         cases.append(("pad", dict(**hw, top=int(rng.integers(0, 3)), left=int(rng.integers(0, 3)),
                                   bottom=int(rng.integers(0, 3)), right=int(rng.integers(0, 3)))))
         cases.append(("concat", dict(**hw, c2=int(rng.integers(1, 9)), axis=[-1, 1, 2][i % 3])))
+        cases.append(("mean", dict(h=int(rng.integers(1, 9)), w=int(rng.integers(1, 9)), c=int(rng.integers(1, 17)),
+                                   keepdims=bool(i % 2), axes=[(1, 2), (1, 2), (3,), (2,)][i % 4])))
     return cases
 
 
@@ -105,6 +107,10 @@ def _model(kind: str, p: dict):
     elif kind == "pad":
         inp = keras.Input((p["h"], p["w"], p["c"]))
         out = L.ZeroPadding2D(((p["top"], p["bottom"]), (p["left"], p["right"])))(L.Conv2D(p["c"], 1)(inp))
+    elif kind == "mean":  # GlobalAveragePooling2D converts to MEAN over axes 1, 2
+        inp = keras.Input((p["h"], p["w"], p["c"]))
+        x = L.Conv2D(p["c"], 1)(inp)
+        out = L.Lambda(lambda t: keras.ops.mean(t, axis=p["axes"], keepdims=p["keepdims"]))(x)
     elif kind == "concat":
         inp = keras.Input((p["h"], p["w"], p["c"]))
         a = L.Conv2D(p["c"], 1)(inp)
@@ -130,7 +136,8 @@ def test_op_bit_exact_with_tflm(kind, params):
     g = parse_tflite(tflite)
     expected_op = {"conv": "CONV_2D", "dw": "DEPTHWISE_CONV_2D", "fc": "FULLY_CONNECTED", "maxpool": "MAX_POOL_2D",
                    "avgpool": "AVERAGE_POOL_2D", "add": "ADD", "softmax": "SOFTMAX", "mul": "MUL", "add_bcast": "ADD",
-                   "relu": "RELU6" if params.get("six") else "RELU", "pad": "PAD", "concat": "CONCATENATION"}[kind]
+                   "relu": "RELU6" if params.get("six") else "RELU", "pad": "PAD", "concat": "CONCATENATION",
+                   "mean": "MEAN"}[kind]
     assert expected_op in {op.opcode for op in g.operators}, [op.opcode for op in g.operators]
     ref = TflmReference(tflite)
     x = np.random.default_rng(2).integers(-128, 128, (20, *g.input_tensors[0].shape)).astype(np.int8)

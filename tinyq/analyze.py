@@ -115,8 +115,8 @@ def _op_level(graph: Graph, op: Operator, supported: frozenset[str]) -> list[Iss
         if i < 0:
             continue
         x = t[i]
-        if op.opcode in ("RESHAPE", "PAD") and i in op.inputs[1:]:
-            continue  # the shape / paddings operand (constant int32)
+        if op.opcode in ("RESHAPE", "PAD", "MEAN") and i in op.inputs[1:]:
+            continue  # the shape / paddings / axes operand (constant int32)
         want = "INT32" if (op.opcode in _WEIGHTED and len(op.inputs) > 2 and i == op.inputs[2]) else "INT8"
         if x.dtype != want:
             hybrid = x.dtype == "FLOAT32" and any(t[j].dtype == "INT8" for j in op.inputs if j >= 0 and t[j].is_constant)
@@ -144,6 +144,8 @@ def _op_level(graph: Graph, op: Operator, supported: frozenset[str]) -> list[Iss
         a, b, y = t[op.inputs[0]], t[op.inputs[1]], t[op.outputs[0]]
         if len(y.shape) > 4 or any(len(s.shape) > len(y.shape) for s in (a, b)):
             bad(b, f"{op.opcode} of shapes {a.shape} and {b.shape}", "use at most 4-D tensors")
+    if op.opcode == "MEAN" and (not t[op.inputs[1]].is_constant or len(t[op.inputs[0]].shape) > 4):
+        bad(t[op.inputs[1]], "MEAN over computed axes or a tensor of rank > 4", "reduce over fixed axes of NHWC")
     if op.opcode == "CONCATENATION" and act != "NONE":
         bad(None, f"fused activation {act} on CONCATENATION", "apply the activation as a separate layer")
     if op.opcode == "SOFTMAX":

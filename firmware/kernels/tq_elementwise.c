@@ -1,4 +1,5 @@
-/* Element-wise and data-movement kernels: RELU, RELU6, QUANTIZE, MUL, broadcast ADD, PAD, CONCATENATION. */
+/* Element-wise, reduction and data-movement kernels: RELU, RELU6, QUANTIZE, MUL, broadcast ADD, MEAN, PAD,
+ * CONCATENATION. */
 #include "tq_kernels.h"
 
 void tq_requant_s8(const tq_requant_params_t *p, const int8_t *in, int8_t *out) {
@@ -76,5 +77,23 @@ void tq_concat_s8(const tq_concat_params_t *p, const int8_t *const *ins, int8_t 
             const int8_t *src = ins[j] + k * p->chunk[j];
             for (uint32_t i = 0; i < p->chunk[j]; ++i) *out++ = src[i];
         }
+    }
+}
+
+void tq_mean_s8(const tq_mean_params_t *p, const int8_t *in, int8_t *out) {
+    /* TFLite's QuantizedMeanOrSum: int32 sums, then one requantization with 1/count
+     * folded into the multiplier on the host. */
+    for (uint32_t i = 0; i < p->outputs; ++i) p->sums[i] = 0;
+    uint32_t k = 0;
+    for (uint32_t a = 0; a < p->in[0]; ++a)
+        for (uint32_t b = 0; b < p->in[1]; ++b)
+            for (uint32_t c = 0; c < p->in[2]; ++c) {
+                const uint32_t o = a * p->out_stride[0] + b * p->out_stride[1] + c * p->out_stride[2];
+                for (uint32_t d = 0; d < p->in[3]; ++d) p->sums[o + d * p->out_stride[3]] += in[k++];
+            }
+    const int32_t zp_total = p->input_zp * (int32_t)p->count;
+    for (uint32_t i = 0; i < p->outputs; ++i) {
+        const int32_t v = tq_requant(p->sums[i] - zp_total, p->mult, p->shift) + p->output_zp;
+        out[i] = (int8_t)tq_clamp(v, -128, 127);
     }
 }

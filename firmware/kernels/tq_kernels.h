@@ -125,6 +125,15 @@ typedef struct {
     const uint32_t *chunk;       /* bytes each input contributes per outer step */
 } tq_concat_params_t;
 
+typedef struct {
+    uint16_t in[4];              /* input shape (4-D) */
+    uint32_t out_stride[4];      /* output index step per input axis, 0 on reduced axes */
+    uint32_t outputs, count;     /* output elements; input elements per output */
+    int32_t input_zp, output_zp;
+    int32_t mult, shift;         /* in_scale / out_scale, with 1/count folded in */
+    int32_t *sums;               /* outputs int32 of scratch */
+} tq_mean_params_t;
+
 /* ---- kernels ----
  * CONV_2D and FULLY_CONNECTED take their weights "reordered": each output channel's
  * row (k_h*k_w*in_c, or in_depth, values) in groups of 4 stored as w0 w2 w1 w3, the
@@ -151,6 +160,7 @@ void tq_add_bcast_s8(const tq_add_params_t *p, const tq_mul_params_t *shape, con
                      int8_t *out);
 void tq_pad_s8(const tq_pad_params_t *p, const int8_t *in, int8_t *out);
 void tq_concat_s8(const tq_concat_params_t *p, const int8_t *const *ins, int8_t *out);
+void tq_mean_s8(const tq_mean_params_t *p, const int8_t *in, int8_t *out);
 
 #ifdef __cplusplus
 }

@@ -291,3 +291,31 @@ def lower_concat(graph: Graph, op: Operator) -> KernelCall:
         arrays=(ConstArray("chunk", "uint32_t", chunks),),
         pack_inputs=True,
     )
+
+
+@lowering("MEAN")
+def lower_mean(graph: Graph, op: Operator) -> KernelCall:
+    """QuantizedMeanOrSum: multiplier in/out scale, then 1/count folded in as TFLite does."""
+    x, axes_t, y = graph.tensors[op.inputs[0]], graph.tensors[op.inputs[1]], graph.tensors[op.outputs[0]]
+    shape = _shape4(x.shape)
+    pad = 4 - len(x.shape)
+    axes = {int(a) % len(x.shape) + pad for a in np.asarray(axes_t.data).ravel()}
+    kept = [d for d in range(4) if d not in axes]
+    strides, step = [0] * 4, 1
+    for d in reversed(kept):
+        strides[d] = step
+        step *= shape[d]
+    count = int(np.prod([shape[d] for d in axes], dtype=np.int64))
+    mult, shift = quantize_multiplier(float(x.quant.scale[0]) / float(y.quant.scale[0]))
+    sh = min(count.bit_length() - 1, 32, 31 + shift)
+    mult, shift = (mult << sh) // count, shift - sh
+    return KernelCall(
+        function="tq_mean_s8",
+        params_type="tq_mean_params_t",
+        params=(("in", _c_array(shape)), ("out_stride", _c_array(strides)), ("outputs", y.size), ("count", count),
+                ("input_zp", x.quant.zero_point[0]), ("output_zp", y.quant.zero_point[0]), ("mult", mult),
+                ("shift", shift), ("sums", "(int32_t *)(void *)tq_scratch")),
+        args=(x.index, y.index),
+        scratch_bytes=4 * y.size,
+        macs=x.size,
+    )
