@@ -54,6 +54,7 @@ def _cases(n_per_kind: int = 6, seed: int = 7):
         cases.append(("pad", dict(**hw, top=int(rng.integers(0, 3)), left=int(rng.integers(0, 3)),
                                   bottom=int(rng.integers(0, 3)), right=int(rng.integers(0, 3)))))
         cases.append(("concat", dict(**hw, c2=int(rng.integers(1, 9)), axis=[-1, 1, 2][i % 3])))
+        cases.append(("sigmoid" if i % 2 else "tanh", dict(n=int(rng.integers(1, 64)), scale=float(rng.uniform(0.5, 4)))))
         cases.append(("mean", dict(h=int(rng.integers(1, 9)), w=int(rng.integers(1, 9)), c=int(rng.integers(1, 17)),
                                    keepdims=bool(i % 2), axes=[(1, 2), (1, 2), (3,), (2,)][i % 4])))
     return cases
@@ -107,6 +108,9 @@ def _model(kind: str, p: dict):
     elif kind == "pad":
         inp = keras.Input((p["h"], p["w"], p["c"]))
         out = L.ZeroPadding2D(((p["top"], p["bottom"]), (p["left"], p["right"])))(L.Conv2D(p["c"], 1)(inp))
+    elif kind in ("sigmoid", "tanh"):
+        inp = keras.Input((p["n"],))
+        out = L.Activation(kind)(L.Dense(p["n"], kernel_initializer=keras.initializers.RandomNormal(0, p["scale"]))(inp))
     elif kind == "mean":  # GlobalAveragePooling2D converts to MEAN over axes 1, 2
         inp = keras.Input((p["h"], p["w"], p["c"]))
         x = L.Conv2D(p["c"], 1)(inp)
@@ -137,7 +141,7 @@ def test_op_bit_exact_with_tflm(kind, params):
     expected_op = {"conv": "CONV_2D", "dw": "DEPTHWISE_CONV_2D", "fc": "FULLY_CONNECTED", "maxpool": "MAX_POOL_2D",
                    "avgpool": "AVERAGE_POOL_2D", "add": "ADD", "softmax": "SOFTMAX", "mul": "MUL", "add_bcast": "ADD",
                    "relu": "RELU6" if params.get("six") else "RELU", "pad": "PAD", "concat": "CONCATENATION",
-                   "mean": "MEAN"}[kind]
+                   "mean": "MEAN", "sigmoid": "LOGISTIC", "tanh": "TANH"}[kind]
     assert expected_op in {op.opcode for op in g.operators}, [op.opcode for op in g.operators]
     ref = TflmReference(tflite)
     x = np.random.default_rng(2).integers(-128, 128, (20, *g.input_tensors[0].shape)).astype(np.int8)

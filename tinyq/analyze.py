@@ -148,10 +148,12 @@ def _op_level(graph: Graph, op: Operator, supported: frozenset[str]) -> list[Iss
         bad(t[op.inputs[1]], "MEAN over computed axes or a tensor of rank > 4", "reduce over fixed axes of NHWC")
     if op.opcode == "CONCATENATION" and act != "NONE":
         bad(None, f"fused activation {act} on CONCATENATION", "apply the activation as a separate layer")
-    if op.opcode == "SOFTMAX":
-        y = t[op.outputs[0]]
-        if y.quant.zero_point[0] != -128 or abs(y.quant.scale[0] - 1 / 256) > 1e-9:
-            bad(y, "int8 softmax output must have scale 1/256 and zero point -128", "re-convert with TFLite's int8 softmax")
+    fixed_out = {"SOFTMAX": (1 / 256, -128), "LOGISTIC": (1 / 256, -128), "TANH": (1 / 128, 0)}
+    if op.opcode in fixed_out:
+        y, (scale, zp) = t[op.outputs[0]], fixed_out[op.opcode]
+        if y.quant.zero_point[0] != zp or abs(y.quant.scale[0] - scale) > 1e-9:
+            bad(y, f"int8 {op.opcode} output must have scale {scale:g} and zero point {zp}",
+                "re-convert with TFLite's int8 kernels")
     return issues
 
 

@@ -134,6 +134,12 @@ typedef struct {
     int32_t *sums;               /* outputs int32 of scratch */
 } tq_mean_params_t;
 
+typedef struct {
+    uint32_t size;
+    int32_t input_zp, input_range_radius;
+    int32_t input_mult, input_left_shift; /* input scale * 2^27 as TFLite's frexp split */
+} tq_sigmoid_params_t;           /* LOGISTIC and TANH */
+
 /* ---- kernels ----
  * CONV_2D and FULLY_CONNECTED take their weights "reordered": each output channel's
  * row (k_h*k_w*in_c, or in_depth, values) in groups of 4 stored as w0 w2 w1 w3, the
@@ -161,6 +167,8 @@ void tq_add_bcast_s8(const tq_add_params_t *p, const tq_mul_params_t *shape, con
 void tq_pad_s8(const tq_pad_params_t *p, const int8_t *in, int8_t *out);
 void tq_concat_s8(const tq_concat_params_t *p, const int8_t *const *ins, int8_t *out);
 void tq_mean_s8(const tq_mean_params_t *p, const int8_t *in, int8_t *out);
+void tq_logistic_s8(const tq_sigmoid_params_t *p, const int8_t *in, int8_t *out);
+void tq_tanh_s8(const tq_sigmoid_params_t *p, const int8_t *in, int8_t *out);
 
 #ifdef __cplusplus
 }

@@ -1,7 +1,8 @@
 /*
- * int8 softmax, the fixed-point algorithm of TFLite's reference kernel (gemmlowp
- * exp_on_negative_values and Newton-Raphson reciprocal), so results are bit-exact.
- * Input differences are Q5.26, exps Q0.31, their sum Q12.19.
+ * int8 softmax, logistic and tanh: the fixed-point algorithms of TFLite's reference
+ * kernels (gemmlowp exp_on_negative_values and Newton-Raphson divisions), so results
+ * are bit-exact. Softmax differences are Q5.26, exps Q0.31, their sum Q12.19;
+ * logistic and tanh inputs are Q4.27.
  */
 #include "tq_kernels.h"
 
@@ -28,18 +29,18 @@ static int32_t exp_quarter_interval(int32_t a) {
     return constant_term + tq_sat_rdh_mul(constant_term, x + poly);
 }
 
-static int32_t exp_on_negative_values_q5(int32_t a) {
-    /* a: Q5.26, a <= 0. Result Q0.31. */
-    const int frac_bits = 26;
+static int32_t exp_on_negative_values(int32_t a, int int_bits) {
+    /* a: Q(int_bits).(31-int_bits), a <= 0, int_bits <= 5. Result Q0.31. */
+    const int frac_bits = 31 - int_bits;
     const int32_t one_quarter = 1 << (frac_bits - 2);
     const int32_t mask = one_quarter - 1;
     const int32_t a_mod_quarter_minus_one_quarter = (a & mask) - one_quarter;
-    int32_t result = exp_quarter_interval(sat_shl(a_mod_quarter_minus_one_quarter, 5));
+    int32_t result = exp_quarter_interval(sat_shl(a_mod_quarter_minus_one_quarter, int_bits));
     const int32_t remainder = a_mod_quarter_minus_one_quarter - a;
     /* Barrel shifter: multiply by exp(-2^k) for each set bit of the remainder. */
     static const int32_t multipliers[7] = {1672461947, 1302514674, 790015084, 290630308,
                                            39332535, 720401, 242};
-    for (int k = 0; k < 7; ++k) {
+    for (int k = 0; k < 7 && k - 2 < int_bits; ++k) {
         const int exponent = k - 2;
         if (remainder & (1 << (frac_bits + exponent))) result = tq_sat_rdh_mul(result, multipliers[k]);
     }
@@ -54,8 +55,8 @@ static int count_leading_zeros(uint32_t x) {
     return n;
 }
 
-static int32_t one_over_one_plus_x(int32_t a) {
-    /* 1/(1+a) for a in [0, 1), Q0.31 in and out: Newton-Raphson in Q2.29. */
+static int32_t newton_one_over_half_denominator(int32_t a) {
+    /* x ~ 1/((1+a)/2) in Q2.29 for a in [0, 1) (Q0.31): three Newton-Raphson steps. */
     const int64_t sum = (int64_t)a + Q_ONE_Q0;
     const int32_t half_denominator = (int32_t)((sum + (sum >= 0 ? 1 : -1)) / 2);
     const int32_t c48_17 = 1515870810, cneg32_17 = -1010580540;
@@ -65,7 +66,17 @@ static int32_t one_over_one_plus_x(int32_t a) {
         const int32_t one_minus = (1 << 29) - hdx;
         x = x + sat_shl(tq_sat_rdh_mul(x, one_minus), 2);
     }
-    return sat_shl(x, 1);
+    return x;
+}
+
+static int32_t one_over_one_plus_x(int32_t a) {
+    /* 1/(1+a), Q0.31 in and out. */
+    return sat_shl(newton_one_over_half_denominator(a), 1);
+}
+
+static int32_t one_minus_x_over_one_plus_x(int32_t a) {
+    /* (1-a)/(1+a), Q0.31 in and out. */
+    return sat_shl(newton_one_over_half_denominator(a) - (1 << 29), 2);
 }
 
 void tq_softmax_s8(const tq_softmax_params_t *p, const int8_t *in, int8_t *out) {
@@ -81,7 +92,7 @@ void tq_softmax_s8(const tq_softmax_params_t *p, const int8_t *in, int8_t *out) 
             const int32_t diff = (int32_t)x[c] - max_in_row;
             if (diff >= p->diff_min) {
                 const int32_t scaled = tq_sat_rdh_mul((int32_t)((uint32_t)diff << p->input_left_shift), p->input_mult);
-                sum_of_exps += tq_rdiv_pot(exp_on_negative_values_q5(scaled), 12);
+                sum_of_exps += tq_rdiv_pot(exp_on_negative_values(scaled, 5), 12);
             }
         }
         const int headroom_plus_one = count_leading_zeros((uint32_t)sum_of_exps);
@@ -95,12 +106,51 @@ void tq_softmax_s8(const tq_softmax_params_t *p, const int8_t *in, int8_t *out) 
             const int32_t diff = (int32_t)x[c] - max_in_row;
             if (diff >= p->diff_min) {
                 const int32_t scaled = tq_sat_rdh_mul((int32_t)((uint32_t)diff << p->input_left_shift), p->input_mult);
-                const int32_t e = exp_on_negative_values_q5(scaled);
+                const int32_t e = exp_on_negative_values(scaled, 5);
                 const int32_t unsat = tq_rdiv_pot(tq_sat_rdh_mul(shifted_scale, e), exponent);
                 y[c] = (int8_t)tq_clamp(unsat - 128, -128, 127);
             } else {
                 y[c] = -128;
             }
         }
+    }
+}
+
+static int32_t in_range_q4(const tq_sigmoid_params_t *p, int32_t v, int *saturated) {
+    const int32_t x = v - p->input_zp;
+    if (x <= -p->input_range_radius) { *saturated = -1; return 0; }
+    if (x >= p->input_range_radius) { *saturated = 1; return 0; }
+    *saturated = 0;
+    return tq_requant(x, p->input_mult, p->input_left_shift); /* Q4.27 */
+}
+
+void tq_logistic_s8(const tq_sigmoid_params_t *p, const int8_t *in, int8_t *out) {
+    for (uint32_t i = 0; i < p->size; ++i) {
+        int sat;
+        const int32_t a = in_range_q4(p, in[i], &sat);
+        if (sat) { out[i] = sat < 0 ? -128 : 127; continue; }
+        int32_t r;
+        if (a == 0) {
+            r = 1 << 30; /* one half */
+        } else {
+            const int32_t pos = one_over_one_plus_x(exp_on_negative_values(a > 0 ? -a : a, 4));
+            r = a > 0 ? pos : Q_ONE_Q0 - pos;
+        }
+        out[i] = (int8_t)tq_clamp(tq_rdiv_pot(r, 23) - 128, -128, 127);
+    }
+}
+
+void tq_tanh_s8(const tq_sigmoid_params_t *p, const int8_t *in, int8_t *out) {
+    for (uint32_t i = 0; i < p->size; ++i) {
+        int sat;
+        const int32_t a = in_range_q4(p, in[i], &sat);
+        if (sat) { out[i] = sat < 0 ? -128 : 127; continue; }
+        int32_t r = 0;
+        if (a != 0) {
+            /* exp(2n) for n = -|a|: the same raw value read as Q5.26. */
+            const int32_t t = one_minus_x_over_one_plus_x(exp_on_negative_values(a < 0 ? a : -a, 5));
+            r = a < 0 ? -t : t;
+        }
+        out[i] = (int8_t)tq_clamp(tq_rdiv_pot(r, 24), -128, 127);
     }
 }
