@@ -12,7 +12,7 @@
 #include "tq_simd.h"
 
 /* acc[c][p] += row_c . col_p for 2 rows x n_cols columns (n_cols 1 or 2). */
-static inline void dot_rows(const int8_t *w0, const int8_t *w1, const int16_t *a, const int16_t *b, int K,
+static inline __attribute__((always_inline)) void dot_rows(const int8_t *w0, const int8_t *w1, const int16_t *a, const int16_t *b, int K,
                             int32_t *acc) {
     int32_t s00 = acc[0], s01 = acc[1], s10 = acc[2], s11 = acc[3];
     int k = 0;

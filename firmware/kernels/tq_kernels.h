@@ -29,10 +29,11 @@ static inline int32_t tq_sat_rdh_mul(int32_t a, int32_t b) {
 
 static inline int32_t tq_rdiv_pot(int32_t x, int exponent) {
     /* RoundingDivideByPOT: x / 2^exponent, rounding half away from zero. */
-    const int32_t mask = (int32_t)((1LL << exponent) - 1);
+    /* 32-bit mask: exponent is at most 31 here, and a 64-bit shift costs several instructions. */
+    const int32_t mask = (int32_t)((1u << exponent) - 1u);
     const int32_t remainder = x & mask;
-    const int32_t threshold = (mask >> 1) + (x < 0 ? 1 : 0);
-    return (x >> exponent) + (remainder > threshold ? 1 : 0);
+    const int32_t threshold = (mask >> 1) + (x < 0);
+    return (x >> exponent) + (remainder > threshold);
 }
 
 static inline int32_t tq_requant(int32_t x, int32_t multiplier, int32_t shift) {
