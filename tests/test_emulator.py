@@ -145,3 +145,27 @@ def test_digits_on_a_real_board(digits_build):
     assert r.exit_code == 0, r.output
     m = json.loads(r.output)
     assert m["outputs_match"] and m["timer"] == "dwt"
+
+
+def _op_cases():
+    import test_ops
+
+    return [(k, p) for k, p in test_ops.CASES if k in ("conv", "dw", "fc", "add", "add_bcast")]
+
+
+@pytest.mark.parametrize("kind,params", _op_cases(), ids=[f"{k}-{i}" for i, (k, _) in enumerate(_op_cases())])
+def test_op_cases_in_qemu_bit_exact(kind, params, tmp_path):
+    """The seeded single-op cases on the device: the Cortex-M4 assembly inner loops (not the
+    C twins the host runs) with every tail: pixel counts not a multiple of 4, odd channel
+    counts, unaligned channel counts, FC widths not a multiple of 4."""
+    import test_ops
+    from tinyq.quantize import quantize_keras
+
+    def make():
+        m = test_ops._model(kind, params)
+        calib = np.random.default_rng(1).normal(size=(32, *m.inputs[0].shape[1:])).astype(np.float32)
+        return quantize_keras(m, calib)
+
+    tflite = test_ops.cached_tflite(["op", kind, sorted(params.items()), test_ops.inspect.getsource(test_ops._model)], make)
+    m, _, _ = _run_in_qemu(tflite, tmp_path, n=4)
+    assert m.outputs_match, f"inputs {m.mismatched_inputs} differ from TFLM"

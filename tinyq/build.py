@@ -82,7 +82,8 @@ def build_firmware(files: dict[str, str], board: Board, target: str, out_dir: Pa
             (src / name).write_text(text)
         kernels = FIRMWARE_DIR / "kernels"
         runtime = FIRMWARE_DIR / "runtime"
-        sources = sorted(str(p) for p in src.glob("*.c")) + sorted(str(p) for p in kernels.glob("*.c"))
+        # The .S files are the Cortex-M4 inner loops (their C twins compile to nothing there).
+        sources = sorted(str(p) for p in src.glob("*.c")) + sorted(str(p) for p in kernels.glob("*.[cS]"))
         sources += [str(runtime / n) for n in RUNTIME] + [str(runtime / CONSOLES[uart])]
         elf = tmp / "firmware.elf"
         cmd = [cc, *CPU_FLAGS, *CFLAGS, "-I", str(src), "-I", str(kernels), "-I", str(runtime), *sources,

@@ -44,9 +44,11 @@ class MemoryPlan:
 
     @property
     def weight_bytes(self) -> int:
-        """Bytes of every constant tensor the model uses (weights, biases), however it is laid out."""
-        used = {i for c in self.calls for i in (*c.args, *c.consumes) if isinstance(i, int) and i >= 0}
-        return sum(t.nbytes for t in self.graph.tensors if t.is_constant and t.index in used)
+        """Bytes of constants the model puts in flash: tensors passed as they are, plus the
+        re-laid-out weights and per-channel parameters of each call."""
+        used = {i for c in self.calls for i in c.args if isinstance(i, int) and i >= 0}
+        tensors = sum(t.nbytes for t in self.graph.tensors if t.is_constant and t.index in used)
+        return tensors + sum(a.nbytes for c in self.calls for a in c.arrays)
 
     @property
     def scratch_bytes(self) -> int:

@@ -1,251 +1,305 @@
 /*
  * Convolutions and fully connected layers, int8 with per-channel requantization.
  *
- * CONV_2D and FULLY_CONNECTED are a matrix product: each output pixel's input patch
- * is copied once into an int16 column holding (x + input_offset), padding as 0
- * (which is what TFLite's "skip the tap" means), and every output channel is a dot
- * product of its weight row with that column, two channels by two pixels at a time
- * with SMLAD (two 16-bit MACs an instruction). The integer sums are the same as
- * TFLite's, only in another order, so the results are bit-exact.
+ * CONV_2D and FULLY_CONNECTED are a matrix product. Four output pixels' input patches
+ * are expanded into int16 "columns" (padded taps read the input zero point, whose
+ * contribution the host folded into the bias), and two output channels at a time are
+ * dotted with the four columns by SMLAD, two 16-bit MACs an instruction
+ * (tq_mm_2x4: 13 instructions per 16 MACs on the M4). The integer sums are TFLite's,
+ * in another order, so the results are bit-exact.
+ *
+ * Column layout: K-pair j of group g = j / 2 holds patch elements (4g + j % 2, 4g + j % 2 + 2)
+ * as int16 lanes, which is exactly what SXTB16 and SXTB16 ROR 8 make of the word
+ * x[4g..4g+3]: no repacking. cols[4 * j + n] is K-pair j of column n.
  */
 #include "tq_kernels.h"
-#include "tq_simd.h"
 
-/* acc[c][p] += row_c . col_p for 2 rows x n_cols columns (n_cols 1 or 2). */
-static inline __attribute__((always_inline)) void dot_rows(const int8_t *w0, const int8_t *w1, const int16_t *a, const int16_t *b, int K,
-                            int32_t *acc) {
-    int32_t s00 = acc[0], s01 = acc[1], s10 = acc[2], s11 = acc[3];
-    int k = 0;
-    if (b) {
-        for (; k + 4 <= K; k += 4) {
-            const int32_t a01 = (int32_t)tq_load32(a + k), a23 = (int32_t)tq_load32(a + k + 2);
-            const int32_t b01 = (int32_t)tq_load32(b + k), b23 = (int32_t)tq_load32(b + k + 2);
-            const uint32_t x = tq_load32(w0 + k), y = tq_load32(w1 + k);
-            const int32_t x01 = tq_sxtb16(x), x23 = tq_sxtb16_ror8(x);
-            const int32_t y01 = tq_sxtb16(y), y23 = tq_sxtb16_ror8(y);
-            s00 = tq_smlad(x01, a01, s00); s00 = tq_smlad(x23, a23, s00);
-            s01 = tq_smlad(x01, b01, s01); s01 = tq_smlad(x23, b23, s01);
-            s10 = tq_smlad(y01, a01, s10); s10 = tq_smlad(y23, a23, s10);
-            s11 = tq_smlad(y01, b01, s11); s11 = tq_smlad(y23, b23, s11);
-        }
-        for (; k < K; ++k) {
-            s00 += w0[k] * a[k]; s01 += w0[k] * b[k];
-            s10 += w1[k] * a[k]; s11 += w1[k] * b[k];
-        }
-    } else {
-        for (; k + 4 <= K; k += 4) {
-            const int32_t a01 = (int32_t)tq_load32(a + k), a23 = (int32_t)tq_load32(a + k + 2);
-            const uint32_t x = tq_load32(w0 + k), y = tq_load32(w1 + k);
-            s00 = tq_smlad(tq_sxtb16(x), a01, s00); s00 = tq_smlad(tq_sxtb16_ror8(x), a23, s00);
-            s10 = tq_smlad(tq_sxtb16(y), a01, s10); s10 = tq_smlad(tq_sxtb16_ror8(y), a23, s10);
-        }
-        for (; k < K; ++k) { s00 += w0[k] * a[k]; s10 += w1[k] * a[k]; }
-    }
-    acc[0] = s00; acc[1] = s01; acc[2] = s10; acc[3] = s11;
-}
-
-static inline int8_t requant_out(int32_t acc, int32_t mult, int32_t shift, int32_t off, int32_t lo, int32_t hi) {
-    return (int8_t)tq_clamp(tq_requant(acc, mult, shift) + off, lo, hi);
-}
-
-/* out[p][c] for every output channel c of 1 or 2 columns (b may be NULL). */
-static void matmul_cols(const int8_t *w, int K, int n_out, const int16_t *a, const int16_t *b, const int32_t *bias,
-                        const int32_t *mult, const int32_t *shift, int32_t off, int32_t lo, int32_t hi,
-                        int8_t *out_a, int8_t *out_b) {
-    int c = 0;
-    for (; c + 2 <= n_out; c += 2) {
-        const int32_t b0 = bias ? bias[c] : 0, b1 = bias ? bias[c + 1] : 0;
-        int32_t acc[4] = {b0, b0, b1, b1};
-        dot_rows(w + (int32_t)c * K, w + (int32_t)(c + 1) * K, a, b, K, acc);
-        out_a[c] = requant_out(acc[0], mult[c], shift[c], off, lo, hi);
-        out_a[c + 1] = requant_out(acc[2], mult[c + 1], shift[c + 1], off, lo, hi);
-        if (b) {
-            out_b[c] = requant_out(acc[1], mult[c], shift[c], off, lo, hi);
-            out_b[c + 1] = requant_out(acc[3], mult[c + 1], shift[c + 1], off, lo, hi);
+#ifndef TQ_DSP
+/* Plain-C twins of the inner loops of tq_m4.S, on the same data layout. */
+void tq_mm_2x4(const uint32_t *w, const int32_t *cols, uint32_t k_pairs, int32_t acc[8]) {
+    int32_t s[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+    for (uint32_t j = 0; j < k_pairs; ++j, cols += 4) {
+        const int32_t w0 = tq_sxtb16(w[j]), w1 = tq_sxtb16_ror8(w[j]);
+        for (int n = 0; n < 4; ++n) {
+            s[n] = tq_smlad(w0, cols[n], s[n]);
+            s[4 + n] = tq_smlad(w1, cols[n], s[4 + n]);
         }
     }
-    if (c < n_out) {
-        /* The odd last channel: run it as a pair with itself. */
-        const int32_t b0 = bias ? bias[c] : 0;
-        int32_t acc[4] = {b0, b0, b0, b0};
-        const int8_t *row = w + (int32_t)c * K;
-        dot_rows(row, row, a, b, K, acc);
-        out_a[c] = requant_out(acc[0], mult[c], shift[c], off, lo, hi);
-        if (b) out_b[c] = requant_out(acc[1], mult[c], shift[c], off, lo, hi);
+    for (int i = 0; i < 8; ++i) acc[i] = s[i];
+}
+
+void tq_mv_4x1(const uint32_t *w, const int32_t *vec, uint32_t k_pairs, int32_t acc[4]) {
+    int32_t s[4] = {0, 0, 0, 0};
+    const uint32_t *w2 = w + k_pairs;  /* the second channel pair */
+    for (uint32_t j = 0; j < k_pairs; ++j) {
+        s[0] = tq_smlad(tq_sxtb16(w[j]), vec[j], s[0]);
+        s[1] = tq_smlad(tq_sxtb16_ror8(w[j]), vec[j], s[1]);
+        s[2] = tq_smlad(tq_sxtb16(w2[j]), vec[j], s[2]);
+        s[3] = tq_smlad(tq_sxtb16_ror8(w2[j]), vec[j], s[3]);
+    }
+    for (int i = 0; i < 4; ++i) acc[i] = s[i];
+}
+
+void tq_dw3x3_sums(const tq_dw_taps_t *taps, const int16_t *w, uint32_t groups, int32_t *sums) {
+    for (uint32_t g = 0; g < groups; ++g) {
+        int32_t s[4] = {0, 0, 0, 0};
+        for (int ky = 0; ky < 3; ++ky) {
+            for (int kx = 2; kx >= 0; --kx, w += 4) {  /* right to left, as tq_m4.S */
+                const int8_t *x = taps->rows[ky] + 4 * g + kx * taps->col_step;
+                for (int c = 0; c < 4; ++c) s[c] += x[c] * w[(c & 1) * 2 + (c >> 1)];
+            }
+        }
+        for (int c = 0; c < 4; ++c) *sums++ = s[c];
+    }
+}
+#endif
+
+/* Requantize, add the zero point, clamp. `fast` and `full` (the activation range is all of
+ * int8) are constants at every call site, so each loop below is compiled for its case. */
+static inline __attribute__((always_inline)) int8_t rq(int32_t acc, const tq_chan_t *q, int fast, int full,
+                                                        int32_t zp, int32_t lo, int32_t hi) {
+    const int32_t y = fast ? tq_rq_fast(acc, q) : tq_rq_exact(acc, q, zp);
+    return (int8_t)(full ? tq_ssat8(y) : tq_clamp(y, lo, hi));
+}
+
+/* ---- CONV_2D ---- */
+
+/* Column n of the 4 from the words of a patch: words[i] = patch bytes 4i..4i+3. */
+static inline void expand_words(const int8_t *src, int n_words, int32_t *col) {
+    for (int i = 0; i < n_words; ++i, col += 8) {
+        const uint32_t x = tq_load32(src + 4 * i);
+        col[0] = tq_sxtb16(x);
+        col[4] = tq_sxtb16_ror8(x);
     }
 }
 
-/* The (x + offset) int16 column of output pixel (oy, ox); taps in the padding are 0. */
-static void im2col(const tq_conv_params_t *p, const int8_t *in, int oy, int ox, int16_t *col) {
-    const int in_c = p->in_c;
-    const int16_t off = (int16_t)p->input_offset;
+/* Column n (0..3) of output pixel `pix`: the patch in (ky, kx, c) order. With a channel
+ * count that is a multiple of 4 every tap is whole words. Otherwise each kernel row
+ * (k_w * in_c bytes, contiguous in the input when dil_w is 1) is padded to a multiple of
+ * 4 in the weight layout, with zero weights under the padding, so a row inside the
+ * input is read straight as words too; rows at the border are gathered into `row`. */
+static void im2col(const tq_conv_params_t *p, const int8_t *in, int pix, int32_t *cols, int n, int8_t *row) {
+    int32_t *col = cols + n;
+    const int in_c = p->in_c, in_h = p->in_h, in_w = p->in_w;
+    const int oy = pix / p->out_w, ox = pix % p->out_w;
     const int iy0 = oy * p->stride_h - p->pad_h, ix0 = ox * p->stride_w - p->pad_w;
+    if (in_c & 3) {
+        const int span = p->k_w * in_c, words = (span + 3) / 4;
+        const int32_t in_bytes = (int32_t)in_h * in_w * in_c;
+        const int cols_ok = p->dil_w == 1 && ix0 >= 0 && ix0 + p->k_w <= in_w;
+        for (int ky = 0; ky < p->k_h; ++ky, col += 8 * words) {
+            const int iy = iy0 + p->dil_h * ky;
+            const int32_t at = ((int32_t)iy * in_w + ix0) * in_c;
+            /* The last word may reach past the row: fine inside the tensor (zero weights). */
+            if (cols_ok && iy >= 0 && iy < in_h && at + 4 * words <= in_bytes) {
+                expand_words(in + at, words, col);
+                continue;
+            }
+            int k = 0;
+            for (int kx = 0; kx < p->k_w; ++kx) {
+                const int ix = ix0 + p->dil_w * kx;
+                if (iy < 0 || iy >= in_h || ix < 0 || ix >= in_w) {
+                    for (int c = 0; c < in_c; ++c) row[k++] = p->pad_value;
+                } else {
+                    const int8_t *x = in + ((int32_t)iy * in_w + ix) * in_c;
+                    for (int c = 0; c < in_c; ++c) row[k++] = x[c];
+                }
+            }
+            while (k & 3) row[k++] = 0;
+            expand_words(row, words, col);
+        }
+        return;
+    }
+    const int words = in_c / 4;
+    const uint32_t pad4 = 0x01010101u * (uint8_t)p->pad_value;
+    const int32_t pad_lo = tq_sxtb16(pad4), pad_hi = tq_sxtb16_ror8(pad4);
     for (int ky = 0; ky < p->k_h; ++ky) {
         const int iy = iy0 + p->dil_h * ky;
-        for (int kx = 0; kx < p->k_w; ++kx) {
+        const int row_ok = iy >= 0 && iy < in_h;
+        for (int kx = 0; kx < p->k_w; ++kx, col += 8 * words) {
             const int ix = ix0 + p->dil_w * kx;
-            if (iy < 0 || iy >= p->in_h || ix < 0 || ix >= p->in_w) {
-                for (int c = 0; c < in_c; ++c) col[c] = 0;
+            if (row_ok && ix >= 0 && ix < in_w) {
+                expand_words(in + ((int32_t)iy * in_w + ix) * in_c, words, col);
             } else {
-                const int8_t *x = in + ((int32_t)iy * p->in_w + ix) * in_c;
-                for (int c = 0; c < in_c; ++c) col[c] = (int16_t)(x[c] + off);
+                for (int i = 0; i < words; ++i) { col[8 * i] = pad_lo; col[8 * i + 4] = pad_hi; }
             }
-            col += in_c;
         }
     }
 }
 
-void tq_conv2d_s8(const tq_conv_params_t *p, const int8_t *in, const int8_t *filter,
-                  const int32_t *bias, int8_t *out) {
-    const int K = p->k_h * p->k_w * p->in_c;
-    const int Kp = (K + 1) & ~1; /* keeps the second column 4-byte aligned */
-    int16_t *col_a = p->scratch, *col_b = p->scratch + Kp;
-    const int n_pix = p->out_h * p->out_w, out_c = p->out_c;
-    int pix = 0;
-    for (; pix + 2 <= n_pix; pix += 2) {
-        im2col(p, in, pix / p->out_w, pix % p->out_w, col_a);
-        im2col(p, in, (pix + 1) / p->out_w, (pix + 1) % p->out_w, col_b);
-        matmul_cols(filter, K, out_c, col_a, col_b, bias, p->mult, p->shift, p->output_offset, p->act_min,
-                    p->act_max, out + (int32_t)pix * out_c, out + (int32_t)(pix + 1) * out_c);
-    }
-    if (pix < n_pix) {
-        im2col(p, in, pix / p->out_w, pix % p->out_w, col_a);
-        matmul_cols(filter, K, out_c, col_a, 0, bias, p->mult, p->shift, p->output_offset, p->act_min,
-                    p->act_max, out + (int32_t)pix * out_c, 0);
+static inline __attribute__((always_inline)) void conv_body(const tq_conv_params_t *p, const int8_t *in,
+                                                            const uint32_t *filter, int8_t *out, int fast, int full) {
+    const int n_pix = p->out_h * p->out_w, out_c = p->out_c, P = p->k_pairs;
+    const int32_t zp = p->output_offset, lo = p->act_min, hi = p->act_max;
+    int32_t *cols = (int32_t *)p->scratch;
+    int8_t *row = (int8_t *)(cols + 4 * P);
+    for (int pix = 0; pix < n_pix; pix += 4) {
+        const int n = n_pix - pix < 4 ? n_pix - pix : 4;
+        for (int i = 0; i < n; ++i) im2col(p, in, pix + i, cols, i, row);
+        for (int i = n; i < 4; ++i) {
+            for (int j = 0; j < P; ++j) cols[4 * j + i] = 0;
+        }
+        int8_t *o = out + (int32_t)pix * out_c;
+        const uint32_t *w = filter;
+        for (int c = 0; c < out_c; c += 2, w += P) {
+            int32_t acc[8];
+            tq_mm_2x4(w, cols, (uint32_t)P, acc);
+            const tq_chan_t *q = p->chan + c;
+            if (n == 4) {
+                o[c] = rq(acc[0], q, fast, full, zp, lo, hi);
+                o[c + out_c] = rq(acc[1], q, fast, full, zp, lo, hi);
+                o[c + 2 * out_c] = rq(acc[2], q, fast, full, zp, lo, hi);
+                o[c + 3 * out_c] = rq(acc[3], q, fast, full, zp, lo, hi);
+            } else {
+                for (int i = 0; i < n; ++i) o[c + i * out_c] = rq(acc[i], q, fast, full, zp, lo, hi);
+            }
+            if (c + 1 == out_c) break;  /* the odd last channel: its partner row is padding */
+            ++q;
+            if (n == 4) {
+                o[c + 1] = rq(acc[4], q, fast, full, zp, lo, hi);
+                o[c + 1 + out_c] = rq(acc[5], q, fast, full, zp, lo, hi);
+                o[c + 1 + 2 * out_c] = rq(acc[6], q, fast, full, zp, lo, hi);
+                o[c + 1 + 3 * out_c] = rq(acc[7], q, fast, full, zp, lo, hi);
+            } else {
+                for (int i = 0; i < n; ++i) o[c + 1 + i * out_c] = rq(acc[4 + i], q, fast, full, zp, lo, hi);
+            }
+        }
     }
 }
 
-/* One column against four weight rows: with a single input vector (FULLY_CONNECTED) the
- * column loads are shared by four rows instead of two. */
-static inline __attribute__((always_inline)) void dot_4rows(const int8_t *w, int K, const int16_t *a,
-                                                           int32_t acc[4]) {
-    const int8_t *w0 = w, *w1 = w + K, *w2 = w + 2 * K, *w3 = w + 3 * K;
-    int32_t s0 = acc[0], s1 = acc[1], s2 = acc[2], s3 = acc[3];
-    int k = 0;
-    for (; k + 4 <= K; k += 4) {
-        const int32_t a01 = (int32_t)tq_load32(a + k), a23 = (int32_t)tq_load32(a + k + 2);
-        const uint32_t x0 = tq_load32(w0 + k), x1 = tq_load32(w1 + k);
-        const uint32_t x2 = tq_load32(w2 + k), x3 = tq_load32(w3 + k);
-        s0 = tq_smlad(tq_sxtb16(x0), a01, s0); s0 = tq_smlad(tq_sxtb16_ror8(x0), a23, s0);
-        s1 = tq_smlad(tq_sxtb16(x1), a01, s1); s1 = tq_smlad(tq_sxtb16_ror8(x1), a23, s1);
-        s2 = tq_smlad(tq_sxtb16(x2), a01, s2); s2 = tq_smlad(tq_sxtb16_ror8(x2), a23, s2);
-        s3 = tq_smlad(tq_sxtb16(x3), a01, s3); s3 = tq_smlad(tq_sxtb16_ror8(x3), a23, s3);
-    }
-    for (; k < K; ++k) {
-        s0 += w0[k] * a[k]; s1 += w1[k] * a[k]; s2 += w2[k] * a[k]; s3 += w3[k] * a[k];
-    }
-    acc[0] = s0; acc[1] = s1; acc[2] = s2; acc[3] = s3;
+void tq_conv2d_s8(const tq_conv_params_t *p, const int8_t *in, const uint32_t *filter, int8_t *out) {
+    const int full = p->act_min == -128 && p->act_max == 127;
+    if (p->fast && full) conv_body(p, in, filter, out, 1, 1);
+    else if (p->fast) conv_body(p, in, filter, out, 1, 0);
+    else conv_body(p, in, filter, out, 0, 0);
 }
 
-void tq_fully_connected_s8(const tq_fc_params_t *p, const int8_t *in, const int8_t *filter,
-                           const int32_t *bias, int8_t *out) {
-    const int depth = p->in_depth, n_out = p->out_depth;
-    const int16_t off = (int16_t)p->input_offset;
+/* ---- FULLY_CONNECTED ---- */
+
+static inline __attribute__((always_inline)) void fc_body(const tq_fc_params_t *p, const int8_t *in,
+                                                          const uint32_t *filter, int8_t *out, int fast, int full) {
+    const int depth = p->in_depth, n_out = p->out_depth, P = p->k_pairs;
+    const int32_t zp = p->output_offset, lo = p->act_min, hi = p->act_max;
+    int32_t *vec = p->scratch;
     for (int r = 0; r < p->rows; ++r) {
         const int8_t *x = in + (int32_t)r * depth;
         int8_t *o = out + (int32_t)r * n_out;
-        for (int d = 0; d < depth; ++d) p->scratch[d] = (int16_t)(x[d] + off);
-        int c = 0;
-        for (; c + 4 <= n_out; c += 4) {
-            int32_t acc[4] = {0, 0, 0, 0};
-            if (bias) { acc[0] = bias[c]; acc[1] = bias[c + 1]; acc[2] = bias[c + 2]; acc[3] = bias[c + 3]; }
-            dot_4rows(filter + (int32_t)c * depth, depth, p->scratch, acc);
-            for (int j = 0; j < 4; ++j) {
-                o[c + j] = requant_out(acc[j], p->mult[c + j], p->shift[c + j], p->output_offset, p->act_min,
-                                       p->act_max);
-            }
+        int k = 0;
+        for (; k + 4 <= depth; k += 4) {
+            const uint32_t v = tq_load32(x + k);
+            vec[k / 2] = tq_sxtb16(v);
+            vec[k / 2 + 1] = tq_sxtb16_ror8(v);
         }
-        /* The last 1-3 channels. */
-        matmul_cols(filter + (int32_t)c * depth, depth, n_out - c, p->scratch, 0, bias ? bias + c : 0, p->mult + c,
-                    p->shift + c, p->output_offset, p->act_min, p->act_max, o + c, 0);
+        if (k < depth) {  /* the last 1-3 inputs (their padding weights are 0) */
+            int8_t tail[4] = {0, 0, 0, 0};
+            for (int i = 0; k + i < depth; ++i) tail[i] = x[k + i];
+            const uint32_t v = tq_load32(tail);
+            vec[k / 2] = tq_sxtb16(v);
+            vec[k / 2 + 1] = tq_sxtb16_ror8(v);
+        }
+        const uint32_t *w = filter;
+        for (int c = 0; c < n_out; c += 4, w += 2 * P) {
+            int32_t acc[4];
+            tq_mv_4x1(w, vec, (uint32_t)P, acc);
+            const int m = n_out - c < 4 ? n_out - c : 4;
+            for (int i = 0; i < m; ++i) o[c + i] = rq(acc[i], p->chan + c + i, fast, full, zp, lo, hi);
+        }
     }
 }
 
-/* Depthwise, generic: any depth multiplier and channel count. */
-static void dw_generic(const tq_conv_params_t *p, const int8_t *in, const int8_t *filter, const int32_t *bias,
-                       int8_t *out) {
+void tq_fully_connected_s8(const tq_fc_params_t *p, const int8_t *in, const uint32_t *filter, int8_t *out) {
+    const int full = p->act_min == -128 && p->act_max == 127;
+    if (p->fast && full) fc_body(p, in, filter, out, 1, 1);
+    else if (p->fast) fc_body(p, in, filter, out, 1, 0);
+    else fc_body(p, in, filter, out, 0, 0);
+}
+
+/* ---- DEPTHWISE_CONV_2D ---- */
+
+/* Any kernel size and depth multiplier. */
+void tq_depthwise_conv2d_s8(const tq_conv_params_t *p, const int8_t *in, const int8_t *filter, int8_t *out) {
     const int in_h = p->in_h, in_w = p->in_w, in_c = p->in_c;
     const int k_w = p->k_w, out_c = p->out_c, dm = p->depth_multiplier;
-    const int32_t in_off = p->input_offset;
+    const int32_t zp = p->output_offset, lo = p->act_min, hi = p->act_max;
     for (int oy = 0; oy < p->out_h; ++oy) {
         const int iy0 = oy * p->stride_h - p->pad_h;
         for (int ox = 0; ox < p->out_w; ++ox) {
             const int ix0 = ox * p->stride_w - p->pad_w;
-            for (int ic = 0; ic < in_c; ++ic) {
-                for (int m = 0; m < dm; ++m) {
-                    const int oc = m + ic * dm;
-                    int32_t acc = bias ? bias[oc] : 0;
-                    for (int ky = 0; ky < p->k_h; ++ky) {
-                        const int iy = iy0 + p->dil_h * ky;
-                        if (iy < 0 || iy >= in_h) continue;
-                        for (int kx = 0; kx < k_w; ++kx) {
-                            const int ix = ix0 + p->dil_w * kx;
-                            if (ix < 0 || ix >= in_w) continue;
-                            const int32_t x = in[((int32_t)iy * in_w + ix) * in_c + ic];
-                            const int32_t f = filter[((int32_t)ky * k_w + kx) * out_c + oc];
-                            acc += f * (x + in_off);
-                        }
+            int8_t *o = out + ((int32_t)oy * p->out_w + ox) * out_c;
+            for (int oc = 0; oc < out_c; ++oc) {
+                const int ic = oc / dm;
+                int32_t acc = 0;
+                for (int ky = 0; ky < p->k_h; ++ky) {
+                    const int iy = iy0 + p->dil_h * ky;
+                    for (int kx = 0; kx < k_w; ++kx) {
+                        const int ix = ix0 + p->dil_w * kx;
+                        const int32_t x = (iy < 0 || iy >= in_h || ix < 0 || ix >= in_w)
+                                              ? p->pad_value : in[((int32_t)iy * in_w + ix) * in_c + ic];
+                        acc += filter[((int32_t)ky * k_w + kx) * out_c + oc] * x;
                     }
-                    out[((int32_t)oy * p->out_w + ox) * out_c + oc] =
-                        requant_out(acc, p->mult[oc], p->shift[oc], p->output_offset, p->act_min, p->act_max);
                 }
+                o[oc] = rq(acc, p->chan + oc, p->fast, 0, zp, lo, hi);
             }
         }
     }
 }
 
-#define TQ_DW_MAX_TAPS 64
-
-void tq_depthwise_conv2d_s8(const tq_conv_params_t *p, const int8_t *in, const int8_t *filter,
-                            const int32_t *bias, int8_t *out) {
-    if (p->depth_multiplier != 1 || (p->in_c & 3) || p->k_h * p->k_w > TQ_DW_MAX_TAPS) {
-        dw_generic(p, in, filter, bias, out);
-        return;
+static inline __attribute__((always_inline)) void requant_pixel(const tq_conv_params_t *p, const int32_t *sums,
+                                                                int8_t *o, int fast, int full) {
+    const int32_t zp = p->output_offset, lo = p->act_min, hi = p->act_max;
+    const tq_chan_t *q = p->chan;
+    for (int c = 0; c < p->out_c; c += 4, q += 4) {
+        o[c] = rq(sums[c], q, fast, full, zp, lo, hi);
+        o[c + 1] = rq(sums[c + 1], q + 1, fast, full, zp, lo, hi);
+        o[c + 2] = rq(sums[c + 2], q + 2, fast, full, zp, lo, hi);
+        o[c + 3] = rq(sums[c + 3], q + 3, fast, full, zp, lo, hi);
     }
-    /* Four channels at a time: one word of input and of weights per tap, SMLABB/SMLATT
-     * per channel. The valid taps of each output pixel are listed once, so the inner
-     * loop has no bounds checks. */
-    const int C = p->in_c, k_h = p->k_h, k_w = p->k_w, in_h = p->in_h, in_w = p->in_w;
-    const int out_h = p->out_h, out_w = p->out_w;
-    const int32_t off2 = (int32_t)(((uint32_t)(uint16_t)p->input_offset << 16) | (uint16_t)p->input_offset);
-    const int32_t out_off = p->output_offset, lo = p->act_min, hi = p->act_max;
-    int32_t tap_in[TQ_DW_MAX_TAPS], tap_w[TQ_DW_MAX_TAPS];
-    for (int oy = 0; oy < out_h; ++oy) {
+}
+
+/* 3x3, depth multiplier 1, channels a multiple of 4 (the host checks). A pixel whose window
+ * leaves the input reads a 3x3 patch copied to scratch with the zero point around it, so the
+ * inner loop never checks bounds. */
+void tq_depthwise3x3_s8(const tq_conv_params_t *p, const int8_t *in, const int16_t *filter, int8_t *out) {
+    const int C = p->in_c, in_h = p->in_h, in_w = p->in_w;
+    const int dil_h = p->dil_h, dil_w = p->dil_w;
+    int32_t *sums = (int32_t *)p->scratch;
+    int8_t *patch = (int8_t *)(sums + C);
+    const uint32_t pad4 = 0x01010101u * (uint8_t)p->pad_value;
+    const int full = p->act_min == -128 && p->act_max == 127;
+    tq_dw_taps_t taps;
+    for (int oy = 0; oy < p->out_h; ++oy) {
         const int iy0 = oy * p->stride_h - p->pad_h;
-        for (int ox = 0; ox < out_w; ++ox) {
+        const int rows_ok = iy0 >= 0 && iy0 + 2 * dil_h < in_h;
+        for (int ox = 0; ox < p->out_w; ++ox) {
             const int ix0 = ox * p->stride_w - p->pad_w;
-            int n = 0;
-            for (int ky = 0; ky < k_h; ++ky) {
-                const int iy = iy0 + p->dil_h * ky;
-                if (iy < 0 || iy >= in_h) continue;
-                for (int kx = 0; kx < k_w; ++kx) {
-                    const int ix = ix0 + p->dil_w * kx;
-                    if (ix < 0 || ix >= in_w) continue;
-                    tap_in[n] = ((int32_t)iy * in_w + ix) * C;
-                    tap_w[n] = ((int32_t)ky * k_w + kx) * C;
-                    ++n;
+            if (rows_ok && ix0 >= 0 && ix0 + 2 * dil_w < in_w) {
+                const int8_t *x = in + ((int32_t)iy0 * in_w + ix0) * C;
+                taps.rows[0] = x;
+                taps.rows[1] = x + (int32_t)dil_h * in_w * C;
+                taps.rows[2] = x + (int32_t)2 * dil_h * in_w * C;
+                taps.col_step = dil_w * C;
+            } else {
+                for (int ky = 0; ky < 3; ++ky) {
+                    const int iy = iy0 + ky * dil_h;
+                    for (int kx = 0; kx < 3; ++kx) {
+                        const int ix = ix0 + kx * dil_w;
+                        uint32_t *dst = (uint32_t *)(void *)(patch + (ky * 3 + kx) * C);
+                        if (iy < 0 || iy >= in_h || ix < 0 || ix >= in_w) {
+                            for (int i = 0; i < C / 4; ++i) dst[i] = pad4;
+                        } else {
+                            const int8_t *src = in + ((int32_t)iy * in_w + ix) * C;
+                            for (int i = 0; i < C / 4; ++i) dst[i] = tq_load32(src + 4 * i);
+                        }
+                    }
+                    taps.rows[ky] = patch + ky * 3 * C;
                 }
+                taps.col_step = C;
             }
-            int8_t *o = out + ((int32_t)oy * out_w + ox) * C;
-            for (int c = 0; c < C; c += 4) {
-                int32_t a0 = 0, a1 = 0, a2 = 0, a3 = 0;
-                if (bias) { a0 = bias[c]; a1 = bias[c + 1]; a2 = bias[c + 2]; a3 = bias[c + 3]; }
-                const int8_t *xb = in + c, *wb = filter + c;
-                for (int t = 0; t < n; ++t) {
-                    const uint32_t xw = tq_load32(xb + tap_in[t]);
-                    const uint32_t ww = tq_load32(wb + tap_w[t]);
-                    const int32_t x02 = tq_sadd16(tq_sxtb16(xw), off2), x13 = tq_sadd16(tq_sxtb16_ror8(xw), off2);
-                    const int32_t w02 = tq_sxtb16(ww), w13 = tq_sxtb16_ror8(ww);
-                    a0 = tq_smlabb(x02, w02, a0);
-                    a2 = tq_smlatt(x02, w02, a2);
-                    a1 = tq_smlabb(x13, w13, a1);
-                    a3 = tq_smlatt(x13, w13, a3);
-                }
-                o[c] = requant_out(a0, p->mult[c], p->shift[c], out_off, lo, hi);
-                o[c + 1] = requant_out(a1, p->mult[c + 1], p->shift[c + 1], out_off, lo, hi);
-                o[c + 2] = requant_out(a2, p->mult[c + 2], p->shift[c + 2], out_off, lo, hi);
-                o[c + 3] = requant_out(a3, p->mult[c + 3], p->shift[c + 3], out_off, lo, hi);
-            }
+            tq_dw3x3_sums(&taps, filter, (uint32_t)C / 4, sums);
+            int8_t *o = out + ((int32_t)oy * p->out_w + ox) * C;
+            if (p->fast && full) requant_pixel(p, sums, o, 1, 1);
+            else if (p->fast) requant_pixel(p, sums, o, 1, 0);
+            else requant_pixel(p, sums, o, 0, 0);
         }
     }
 }

@@ -12,6 +12,8 @@
 
 #include <stdint.h>
 
+#include "tq_simd.h"
+
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -50,6 +52,27 @@ static inline int32_t tq_clamp(int32_t v, int32_t lo, int32_t hi) {
 
 /* ---- parameters ---- */
 
+/* Requantization of one output channel, precomputed on the host.
+ *
+ * The accumulator the kernels compute is sum(w * x) over the raw int8 inputs (padded
+ * taps read the input zero point): TFLite's sum(w * (x - zp_in)) + bias is that plus
+ * bias - zp_in * sum(w), folded into `bias` here.
+ *
+ * fast (the layer's tq_*_params_t.fast is 1): TFLite's two roundings (the doubling
+ * high multiply, then the rounding right shift) and the output zero point collapse
+ * into one SMMLAR and one arithmetic shift, exactly (see tq_rq_fast):
+ *   bias = 2 * folded bias, rnd = 2^(shift-1) + (zp_out << shift) (the -1 for
+ *   negative sums is added at run time), shift = the right shift (1..22).
+ * The host enables it only where it proved that no intermediate can overflow;
+ * otherwise (fast = 0) bias is the folded bias, shift is TFLite's signed shift, and
+ * tq_requant computes it the long way. */
+typedef struct {
+    int32_t bias;
+    int32_t rnd;
+    int32_t mult;
+    int32_t shift;
+} tq_chan_t;
+
 typedef struct {
     uint16_t in_h, in_w, in_c;
     uint16_t out_h, out_w, out_c;
@@ -58,21 +81,24 @@ typedef struct {
     uint16_t dil_h, dil_w;
     uint16_t pad_h, pad_w;
     uint16_t depth_multiplier;   /* depthwise only */
-    int32_t input_offset;        /* -input zero point */
+    uint16_t k_pairs;            /* conv: the patch length K padded to a multiple of 4, halved */
+    int8_t pad_value;            /* the input zero point: what a padded tap reads */
+    uint8_t fast;                /* requantization: 1 the fast path, 0 the exact long way */
     int32_t output_offset;       /* output zero point */
     int32_t act_min, act_max;
-    const int32_t *mult;         /* per output channel */
-    const int32_t *shift;        /* per output channel */
-    int16_t *scratch;            /* conv: 2 im2col columns of k_h*k_w*in_c (rounded up to even) int16 */
+    const tq_chan_t *chan;       /* per output channel */
+    void *scratch;               /* conv: 4 im2col columns (+ a byte row); depthwise 3x3: sums + patch */
 } tq_conv_params_t;
 
 typedef struct {
     uint16_t rows;               /* batch rows of the input */
     uint16_t in_depth, out_depth;
-    int32_t input_offset, output_offset;
+    uint16_t k_pairs;            /* in_depth padded to a multiple of 4, halved */
+    uint8_t fast;
+    int32_t output_offset;
     int32_t act_min, act_max;
-    const int32_t *mult, *shift; /* per output channel (per-tensor: all equal) */
-    int16_t *scratch;            /* in_depth (rounded up to even) int16 */
+    const tq_chan_t *chan;       /* per output channel (per-tensor: all equal multipliers) */
+    int32_t *scratch;            /* k_pairs words: the input row as int16 pairs */
 } tq_fc_params_t;
 
 typedef struct {
@@ -141,20 +167,57 @@ typedef struct {
     int32_t input_mult, input_left_shift; /* input scale * 2^27 as TFLite's frexp split */
 } tq_sigmoid_params_t;           /* LOGISTIC and TANH */
 
+/* ---- requantization of one output channel (see tq_chan_t) ---- */
+
+/* The fast path. With x = acc + bias and e = shift >= 1, TFLite computes
+ *   t = floor((x*M + 2^30) / 2^31)                       (SaturatingRoundingDoublingHighMul)
+ *   y = floor((t + 2^(e-1) - [t < 0]) / 2^e) + zp        (RoundingDivideByPOT, half away from 0)
+ * Nested floors merge: floor((floor(A / 2^31) + c) / 2^e) = floor((A + c 2^31) / 2^(31+e)) for
+ * integer c, and [t < 0] may be replaced by [x < 0] (they differ only where t = 0, and there
+ * both give 0). Doubling numerator and denominator gives
+ *   y = floor((2x*M + 2^31 + (2^(e-1) + zp 2^e - [x < 0]) 2^32) / 2^(32+e)),
+ * i.e. SMMLAR(2x, M, rnd - [x < 0]) >> e with rnd = 2^(e-1) + (zp << e): bit-exact whenever
+ * |2x| < 2^31 and the high word cannot overflow, which the host proves per layer from the
+ * weights, the bias and the int8 input range before it sets fast = 1. */
+static inline int32_t tq_rq_fast(int32_t acc, const tq_chan_t *q) {
+    const int32_t x2 = (int32_t)((uint32_t)q->bias + ((uint32_t)acc << 1));
+    return tq_smmlar(x2, q->mult, q->rnd + (x2 >> 31)) >> q->shift;
+}
+
+/* The long way, for layers the fast path cannot take (left shifts, huge sums). */
+static inline int32_t tq_rq_exact(int32_t acc, const tq_chan_t *q, int32_t zp) {
+    return tq_requant((int32_t)((uint32_t)acc + (uint32_t)q->bias), q->mult, q->shift) + zp;
+}
+
 /* ---- kernels ----
- * CONV_2D and FULLY_CONNECTED take their weights "reordered": each output channel's
- * row (k_h*k_w*in_c, or in_depth, values) in groups of 4 stored as w0 w2 w1 w3, the
- * tail of fewer than 4 as is, so one SXTB16 pair yields (w0,w1) and (w2,w3). The host
- * does the reordering (tinyq.ops.lower_ops.reorder_rows). DEPTHWISE_CONV_2D weights
- * are TFLite's [1, k_h, k_w, out_c] as they are.
+ * CONV_2D and FULLY_CONNECTED weights are laid out by the host for the SMLAD
+ * matrix product (tinyq.ops.layout.pair_rows): output channels in pairs, the patch in
+ * "K-pairs" (k, k+2) and (k+1, k+3) of each group of 4, one word per (channel pair,
+ * K-pair) holding w[c][ka] w[c+1][ka] w[c][kb] w[c+1][kb], so SXTB16 and SXTB16 ROR 8
+ * give each channel's two weights as int16 lanes. Padding (channels, K) is zero.
+ * The 3x3 depthwise weights are int16 (w[c], w[c+2]) (w[c+1], w[c+3]) per 4 channels
+ * and tap; the generic depthwise takes TFLite's [1, k_h, k_w, out_c] as it is.
  */
 
-void tq_conv2d_s8(const tq_conv_params_t *p, const int8_t *in, const int8_t *filter,
-                  const int32_t *bias, int8_t *out);
-void tq_depthwise_conv2d_s8(const tq_conv_params_t *p, const int8_t *in, const int8_t *filter,
-                            const int32_t *bias, int8_t *out);
-void tq_fully_connected_s8(const tq_fc_params_t *p, const int8_t *in, const int8_t *filter,
-                           const int32_t *bias, int8_t *out);
+void tq_conv2d_s8(const tq_conv_params_t *p, const int8_t *in, const uint32_t *filter, int8_t *out);
+void tq_depthwise_conv2d_s8(const tq_conv_params_t *p, const int8_t *in, const int8_t *filter, int8_t *out);
+void tq_depthwise3x3_s8(const tq_conv_params_t *p, const int8_t *in, const int16_t *filter, int8_t *out);
+void tq_fully_connected_s8(const tq_fc_params_t *p, const int8_t *in, const uint32_t *filter, int8_t *out);
+
+/* The inner loops (firmware/kernels/tq_m4.S on a Cortex-M4, plain C elsewhere). */
+/* acc[0..3] = channel c . columns 0..3, acc[4..7] = channel c+1 . columns 0..3, over
+ * k_pairs (even, >= 2) K-pairs; cols holds 4 words per K-pair, one per column. */
+void tq_mm_2x4(const uint32_t *w, const int32_t *cols, uint32_t k_pairs, int32_t acc[8]);
+/* acc[0..3] = channels c..c+3 . the vector, over k_pairs (even, >= 2) K-pairs. */
+void tq_mv_4x1(const uint32_t *w, const int32_t *vec, uint32_t k_pairs, int32_t acc[4]);
+/* 3x3 depthwise sums of one output pixel, every channel: rows[ky] points at tap (ky, 0) of
+ * channel 0, taps of a row are col_step bytes apart. */
+typedef struct {
+    const int8_t *rows[3];
+    int32_t col_step;
+} tq_dw_taps_t;
+void tq_dw3x3_sums(const tq_dw_taps_t *taps, const int16_t *w, uint32_t groups, int32_t *sums);
+
 void tq_max_pool_s8(const tq_pool_params_t *p, const int8_t *in, int8_t *out);
 void tq_avg_pool_s8(const tq_pool_params_t *p, const int8_t *in, int8_t *out);
 void tq_add_s8(const tq_add_params_t *p, const int8_t *in1, const int8_t *in2, int8_t *out);

@@ -59,4 +59,21 @@ static inline int32_t tq_sxtb16_ror8(uint32_t x) {
 static inline int32_t tq_sxtb16_ror8(uint32_t x) { return tq_sxtb16(tq_ror8(x)); }
 #endif
 
+/* SMMLAR: acc + the high word of a*b, rounded (0x80000000 added to the 64-bit sum). */
+#ifdef TQ_DSP
+static inline int32_t tq_smmlar(int32_t a, int32_t b, int32_t acc) {
+    int32_t r;
+    __asm__("smmlar %0, %1, %2, %3" : "=r"(r) : "r"(a), "r"(b), "r"(acc));
+    return r;
+}
+/* Saturate to int8. */
+static inline int32_t tq_ssat8(int32_t x) { return __ssat(x, 8); }
+#else
+static inline int32_t tq_smmlar(int32_t a, int32_t b, int32_t acc) {
+    const uint64_t sum = ((uint64_t)(uint32_t)acc << 32) + (uint64_t)((int64_t)a * (int64_t)b) + 0x80000000u;
+    return (int32_t)(uint32_t)(sum >> 32);
+}
+static inline int32_t tq_ssat8(int32_t x) { return x < -128 ? -128 : (x > 127 ? 127 : x); }
+#endif
+
 #endif /* TQ_SIMD_H */

@@ -35,6 +35,18 @@ def c_rows(values, per_row: int = 16) -> list[str]:
     return [", ".join(vals[i : i + per_row]) + "," for i in range(0, len(vals), per_row)]
 
 
+def const_rows(ctype: str, values) -> list[str]:
+    """Initializer rows of an op's ConstArray: structs as {...}, uint32 words in hex, integers as they are."""
+    if values and isinstance(values[0], tuple):
+        items = ["{" + ", ".join(str(int(v)) for v in t) + "}" for t in values]
+        per_row = 4
+    elif ctype == "uint32_t":
+        items, per_row = [f"0x{int(v):08x}u" for v in values], 8
+    else:
+        items, per_row = [str(int(v)) for v in values], 16
+    return [", ".join(items[i : i + per_row]) + "," for i in range(0, len(items), per_row)]
+
+
 def _c_ident(name: str) -> str:
     return "".join(c if c.isalnum() else "_" for c in name)
 
@@ -67,7 +79,7 @@ def emit_model(graph: Graph, plan: MemoryPlan, tflite: bytes, source: str = "mod
     ops = []
     for op, call in zip(graph.operators, plan.calls):
         prefix = f"op{op.index}"
-        arrays = [{"cname": f"{prefix}_{a.name}", "ctype": a.ctype, "count": len(a.values), "rows": c_rows(a.values)}
+        arrays = [{"cname": f"{prefix}_{a.name}", "ctype": a.ctype, "count": len(a.values), "rows": const_rows(a.ctype, a.values)}
                   for a in call.arrays]
         def resolve(fields_):
             return [(f, f"{prefix}_{v[1:]}" if isinstance(v, str) and v.startswith("@") else v) for f, v in fields_]

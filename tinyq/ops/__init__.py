@@ -14,13 +14,26 @@ from typing import Callable
 from tinyq.graph import Graph, Operator
 
 
+_CTYPE_BYTES = {"int8_t": 1, "uint8_t": 1, "int16_t": 2, "int32_t": 4, "uint32_t": 4}
+
+
 @dataclass(frozen=True)
 class ConstArray:
-    """An op-specific constant array emitted to flash (per-channel multipliers, shifts)."""
+    """An op-specific constant array emitted to flash (re-laid-out weights, per-channel parameters).
+
+    ``values`` are integers, or tuples of integers for an array of structs (``tq_chan_t``).
+    """
 
     name: str
     ctype: str
-    values: tuple[int, ...]
+    values: tuple[int, ...] | tuple[tuple[int, ...], ...]
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes in flash (every struct field and word is 4 bytes)."""
+        if self.values and isinstance(self.values[0], tuple):
+            return 4 * sum(len(v) for v in self.values)
+        return _CTYPE_BYTES[self.ctype] * len(self.values)
 
 
 @dataclass(frozen=True)

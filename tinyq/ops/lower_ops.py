@@ -8,6 +8,7 @@ import numpy as np
 
 from tinyq.graph import Graph, Operator, Tensor
 from tinyq.ops import ConstArray, KernelCall, lowering
+from tinyq.ops.layout import channel_params, depthwise3x3_words, padded_k, pair_rows
 from tinyq.ops.quant import (
     activation_range,
     tflite_round,
@@ -17,18 +18,6 @@ from tinyq.ops.quant import (
     quantize_multiplier,
     softmax_params,
 )
-
-
-def reorder_rows(w: np.ndarray) -> tuple[int, ...]:
-    """Weight rows (one per output channel) in groups of 4 as w0 w2 w1 w3, the tail as is.
-
-    Loaded as a word, SXTB16 then yields the pairs (w0, w1) and (w2, w3), matching
-    an int16 column loaded a word at a time: the layout the SMLAD kernels expect.
-    """
-    rows = np.asarray(w, dtype=np.int8).reshape(w.shape[0], -1)
-    k4 = rows.shape[1] // 4 * 4
-    head = rows[:, :k4].reshape(rows.shape[0], -1, 4)[:, :, [0, 2, 1, 3]].reshape(rows.shape[0], k4)
-    return tuple(int(v) for v in np.concatenate([head, rows[:, k4:]], axis=1).ravel())
 
 
 def _io(graph: Graph, op: Operator) -> tuple[list[Tensor | None], Tensor]:
@@ -58,6 +47,20 @@ def lower_conv(graph: Graph, op: Operator) -> KernelCall:
     d_h, d_w = o.get("dilation_hfactor", 1), o.get("dilation_wfactor", 1)
     mult, shift = per_channel_multipliers(x.quant.scale[0], w.quant.scale, y.quant.scale[0], out_c)
     act_min, act_max = _act(op, y)
+    zp_in, zp_out = x.quant.zero_point[0], y.quant.zero_point[0]
+    dm = out_c // in_c if depthwise else 1
+    # The weights each output channel sums over: (out_c, taps).
+    w_rows = w.data.reshape(k_h * k_w, out_c).T if depthwise else w.data.reshape(out_c, -1)
+    fast, chan = channel_params(w_rows, bias.data if bias is not None else None, zp_in, mult, shift, zp_out)
+    if not depthwise and in_c % 4:
+        # Each kernel row (k_w * in_c contiguous input bytes) padded to whole words: see im2col.
+        span = k_w * in_c
+        w_padded = np.zeros((out_c, k_h, padded_k(span)), dtype=np.int8)
+        w_padded[:, :, :span] = w_rows.reshape(out_c, k_h, span)
+        w_matrix = w_padded.reshape(out_c, -1)
+    else:
+        w_matrix = w_rows
+    k_pairs = 0 if depthwise else padded_k(w_matrix.shape[1]) // 2
     params = (
         ("in_h", in_h), ("in_w", in_w), ("in_c", in_c),
         ("out_h", out_h), ("out_w", out_w), ("out_c", out_c),
@@ -65,26 +68,30 @@ def lower_conv(graph: Graph, op: Operator) -> KernelCall:
         ("dil_h", d_h), ("dil_w", d_w),
         ("pad_h", compute_padding(s_h, d_h, in_h, k_h, out_h)),
         ("pad_w", compute_padding(s_w, d_w, in_w, k_w, out_w)),
-        ("depth_multiplier", out_c // in_c if depthwise else 1),
-        ("input_offset", -x.quant.zero_point[0]), ("output_offset", y.quant.zero_point[0]),
-        ("act_min", act_min), ("act_max", act_max),
-        ("mult", "@mult"), ("shift", "@shift"),
-        ("scratch", "NULL" if depthwise else "tq_scratch"),
+        ("depth_multiplier", dm), ("k_pairs", k_pairs), ("pad_value", zp_in), ("fast", int(fast)),
+        ("output_offset", zp_out), ("act_min", act_min), ("act_max", act_max),
+        ("chan", "@chan"), ("scratch", "tq_scratch"),
     )
     macs = out_h * out_w * out_c * k_h * k_w * (1 if depthwise else in_c)
-    arrays = [ConstArray("mult", "int32_t", tuple(mult)), ConstArray("shift", "int32_t", tuple(shift))]
-    if not depthwise:
-        arrays.append(ConstArray("w", "int8_t", reorder_rows(w.data)))
-    k = k_h * k_w * in_c
+    chan_array = ConstArray("chan", "tq_chan_t", chan)
+    consumed = (bias.index,) if bias is not None else ()
+    if depthwise and (k_h, k_w, dm) == (3, 3, 1) and in_c % 4 == 0:
+        function, filt, scratch = "tq_depthwise3x3_s8", ConstArray("w", "int16_t", depthwise3x3_words(w.data)), 13 * in_c
+    elif depthwise:
+        function, filt, scratch = "tq_depthwise_conv2d_s8", None, 0
+    else:
+        # 4 int16 columns a K-pair, and a byte row for border rows of unaligned channel counts.
+        function, filt = "tq_conv2d_s8", ConstArray("w", "uint32_t", pair_rows(w_matrix, 2))
+        scratch = 16 * k_pairs + (padded_k(k_w * in_c) if in_c % 4 else 0)
     return KernelCall(
-        function="tq_depthwise_conv2d_s8" if depthwise else "tq_conv2d_s8",
+        function=function,
         params_type="tq_conv_params_t",
-        params=params,
-        args=(x.index, w.index if depthwise else "@w", bias.index if bias is not None else -1, y.index),
-        arrays=tuple(arrays),
+        params=params if scratch else tuple((f, "NULL" if f == "scratch" else v) for f, v in params),
+        args=(x.index, "@w" if filt else w.index, y.index),
+        arrays=(chan_array,) + ((filt,) if filt else ()),
         macs=macs,
-        scratch_bytes=0 if depthwise else 2 * 2 * (k + (k & 1)),
-        consumes=() if depthwise else (w.index,),
+        scratch_bytes=scratch,
+        consumes=consumed + ((w.index,) if filt else ()),
     )
 
 
@@ -100,21 +107,22 @@ def lower_fc(graph: Graph, op: Operator) -> KernelCall:
         m, s = per_tensor_fc_multiplier(x.quant.scale[0], w.quant.scale[0], y.quant.scale[0])
         mult, shift = [m] * out_depth, [s] * out_depth
     act_min, act_max = _act(op, y)
+    fast, chan = channel_params(w.data, bias.data if bias is not None else None, x.quant.zero_point[0], mult, shift,
+                                y.quant.zero_point[0])
+    k_pairs = padded_k(depth) // 2
     return KernelCall(
         function="tq_fully_connected_s8",
         params_type="tq_fc_params_t",
         params=(
-            ("rows", rows), ("in_depth", depth), ("out_depth", out_depth),
-            ("input_offset", -x.quant.zero_point[0]), ("output_offset", y.quant.zero_point[0]),
-            ("act_min", act_min), ("act_max", act_max), ("mult", "@mult"), ("shift", "@shift"),
-            ("scratch", "tq_scratch"),
+            ("rows", rows), ("in_depth", depth), ("out_depth", out_depth), ("k_pairs", k_pairs), ("fast", int(fast)),
+            ("output_offset", y.quant.zero_point[0]), ("act_min", act_min), ("act_max", act_max),
+            ("chan", "@chan"), ("scratch", "(int32_t *)(void *)tq_scratch"),
         ),
-        args=(x.index, "@w", bias.index if bias is not None else -1, y.index),
-        arrays=(ConstArray("mult", "int32_t", tuple(mult)), ConstArray("shift", "int32_t", tuple(shift)),
-                ConstArray("w", "int8_t", reorder_rows(w.data))),
+        args=(x.index, "@w", y.index),
+        arrays=(ConstArray("chan", "tq_chan_t", chan), ConstArray("w", "uint32_t", pair_rows(w.data, 4))),
         macs=rows * out_depth * depth,
-        scratch_bytes=2 * (depth + (depth & 1)),
-        consumes=(w.index,),
+        scratch_bytes=4 * k_pairs,
+        consumes=(w.index,) + ((bias.index,) if bias is not None else ()),
     )
 
 

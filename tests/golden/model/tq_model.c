@@ -34,18 +34,13 @@ static int16_t tq_scratch[TQ_MODEL_SCRATCH_BYTES / 2] __attribute__((aligned(4))
 #define ARENA(type, offset) ((type *)(void *)(tq_arena + (offset)))
 
 /* op 0: CONV_2D */
-static const int32_t op0_mult[4] = {
-    1750845337, 1819757612, 1808609483, 1770554851,
+static const tq_chan_t op0_chan[4] __attribute__((aligned(4))) = {
+    {-4230, -16320, 1750845337, 7}, {-2430, -16320, 1819757612, 7}, {18930, -16320, 1808609483, 7}, {-6630, -16320, 1770554851, 7},
 };
-static const int32_t op0_shift[4] = {
-    -7, -7, -7, -7,
-};
-static const int8_t op0_w[72] = {
-    -16, -86, -124, 59, 22, -26, 20, 108, 127, 91, -12, -76, -7, 11, -39, -53,
-    17, 125, -80, 107, 97, 100, -90, -99, -127, -30, 96, 70, -107, -44, 126, -25,
-    -18, 25, 53, 27, 31, -98, -96, 21, -114, 8, -127, -52, 36, -123, -117, -31,
-    -8, -106, 92, 43, -97, 107, -44, -34, 116, -35, 87, -56, 127, 96, -116, 101,
-    -40, -107, 116, 27, -17, 23, 65, -88,
+static const uint32_t op0_w[24] __attribute__((aligned(4))) = {
+    0x6baab0f0u, 0x643b6184u, 0x0000a616u, 0x00008114u, 0x607f9de6u, 0x95f4e26cu, 0x0000465bu, 0x0000d4b4u,
+    0xe70b7ef9u, 0x19cbeed9u, 0x00003511u, 0x00001b7du, 0xde9ed41fu, 0xdd1574a0u, 0x0000578eu, 0x00007f81u,
+    0x8c24c808u, 0xd88b60ccu, 0x00006585u, 0x000095e1u, 0x1b9674f8u, 0x172bef5cu, 0x0000419fu, 0x0000a86bu,
 };
 static const tq_conv_params_t op0_p = {
     .in_h = 6,
@@ -63,21 +58,24 @@ static const tq_conv_params_t op0_p = {
     .pad_h = 1,
     .pad_w = 1,
     .depth_multiplier = 1,
-    .input_offset = -15,
+    .k_pairs = 12,
+    .pad_value = 15,
+    .fast = 1,
     .output_offset = -128,
     .act_min = -128,
     .act_max = 127,
-    .mult = op0_mult,
-    .shift = op0_shift,
+    .chan = op0_chan,
     .scratch = tq_scratch,
 };
 
 /* op 1: DEPTHWISE_CONV_2D */
-static const int32_t op1_mult[4] = {
-    1948996369, 1768868856, 1757074268, 1916129105,
+static const tq_chan_t op1_chan[4] __attribute__((aligned(4))) = {
+    {-12032, -33536, 1948996369, 9}, {70144, -33536, 1768868856, 9}, {-13312, -33536, 1757074268, 9}, {-63488, -33536, 1916129105, 9},
 };
-static const int32_t op1_shift[4] = {
-    -9, -9, -9, -9,
+static const int16_t op1_w[36] __attribute__((aligned(4))) = {
+    -87, -117, -20, 1, 1, 77, -99, 65, 79, 49, 106, -35, -26, 107, 99, 60,
+    -43, -44, 127, -104, -52, -24, -36, 91, -28, -25, -81, -127, -18, 52, 90, -77,
+    127, -127, 88, -122,
 };
 static const tq_conv_params_t op1_p = {
     .in_h = 6,
@@ -95,13 +93,14 @@ static const tq_conv_params_t op1_p = {
     .pad_h = 1,
     .pad_w = 1,
     .depth_multiplier = 1,
-    .input_offset = 128,
+    .k_pairs = 0,
+    .pad_value = -128,
+    .fast = 1,
     .output_offset = -66,
     .act_min = -128,
     .act_max = 127,
-    .mult = op1_mult,
-    .shift = op1_shift,
-    .scratch = NULL,
+    .chan = op1_chan,
+    .scratch = tq_scratch,
 };
 
 /* op 2: ADD */
@@ -141,37 +140,32 @@ static const tq_pool_params_t op3_p = {
 /* op 4: RESHAPE */
 
 /* op 5: FULLY_CONNECTED */
-static const int32_t op5_mult[5] = {
-    2070809070, 1991977313, 1971881051, 2137315130, 1085567099,
+static const tq_chan_t op5_chan[5] __attribute__((aligned(4))) = {
+    {-18760, 6016, 2070809070, 8}, {29212, 6016, 1991977313, 8}, {-40870, 6016, 1971881051, 8}, {-8442, 6016, 2137315130, 8},
+    {-21976, 3008, 1085567099, 7},
 };
-static const int32_t op5_shift[5] = {
-    -8, -8, -8, -8, -7,
-};
-static const int8_t op5_w[180] = {
-    -46, -114, 64, -83, 25, -19, 52, 22, 108, -109, -71, 106, -102, 37, -35, -68,
-    8, 12, -42, -51, -79, -125, 38, -40, -10, 28, -62, -22, 127, 121, -20, 35,
-    77, -10, 112, -4, 68, 127, 76, -64, 107, 92, -79, 66, -34, 18, -91, -115,
-    -107, -57, -88, -114, -70, 62, 43, 105, 102, 32, 41, -25, 52, 23, -59, 3,
-    126, 23, 16, -93, -51, -25, 1, 107, 106, -67, -25, -64, 124, -90, -84, 23,
-    -90, 118, -24, -7, -8, -43, -127, 74, -55, 73, 19, -21, -62, 32, 77, -100,
-    88, -113, 35, -41, 82, -74, -13, -57, 104, -24, -85, 14, -124, 58, 32, 9,
-    117, 19, -102, 55, 44, -76, 5, -63, 23, 103, 109, -48, -103, 126, -123, -24,
-    -79, -118, -90, -64, 120, 127, -53, -22, -38, -83, -53, 125, 97, 96, 21, -86,
-    64, -16, -117, -107, -115, 127, -37, -119, -29, 46, 61, -23, 0, 22, -90, -83,
-    114, 118, -97, -90, 100, -1, 4, -15, -14, -80, 54, 79, 122, 112, -66, -125,
-    -79, -71, 63, 124,
+static const uint32_t op5_w[72] __attribute__((aligned(4))) = {
+    0x7f8e44d2u, 0xc0ad4c40u, 0x5ced6b19u, 0x4216b134u, 0x1293de6cu, 0x8d6aa5b9u, 0xc725959au, 0x8ebca8ddu,
+    0x3e0cba08u, 0x69cd2bd6u, 0x208366b1u, 0xe7d82926u, 0x171c34f6u, 0x03eac5c2u, 0x17797e7fu, 0xa32310ecu,
+    0xe7f6cd4du, 0x6bfc0170u, 0x3abd846au, 0x09c020e7u, 0x13a6757cu, 0x37179aacu, 0xb4762ca6u, 0xc1f905e8u,
+    0x67d517f8u, 0xd04a6d81u, 0x7e4999c9u, 0xe8eb8513u, 0x8a20b1c2u, 0xc09ca64du, 0x7f8f7858u, 0xead7cb23u,
+    0xadb6da52u, 0x7dc7cbf3u, 0x60e86168u, 0xaa0e15abu, 0x00f00040u, 0x0095008bu, 0x007f008du, 0x008900dbu,
+    0x002e00e3u, 0x00e9003du, 0x00160000u, 0x00ad00a6u, 0x00760072u, 0x00a6009fu, 0x00ff0064u, 0x00f10004u,
+    0x00b000f2u, 0x004f0036u, 0x0070007au, 0x008300beu, 0x00b900b1u, 0x007c003fu, 0x00000000u, 0x00000000u,
+    0x00000000u, 0x00000000u, 0x00000000u, 0x00000000u, 0x00000000u, 0x00000000u, 0x00000000u, 0x00000000u,
+    0x00000000u, 0x00000000u, 0x00000000u, 0x00000000u, 0x00000000u, 0x00000000u, 0x00000000u, 0x00000000u,
 };
 static const tq_fc_params_t op5_p = {
     .rows = 1,
     .in_depth = 36,
     .out_depth = 5,
-    .input_offset = 67,
+    .k_pairs = 18,
+    .fast = 1,
     .output_offset = 23,
     .act_min = -128,
     .act_max = 127,
-    .mult = op5_mult,
-    .shift = op5_shift,
-    .scratch = tq_scratch,
+    .chan = op5_chan,
+    .scratch = (int32_t *)(void *)tq_scratch,
 };
 
 /* op 6: SOFTMAX */
@@ -186,9 +180,9 @@ static const tq_softmax_params_t op6_p = {
 static int run(const int8_t *input, int8_t *output, tq_clock_fn clock, uint32_t *op_cycles) {
     uint32_t t0 = clock ? clock() : 0;
     tq_copy_s8(TQ_MODEL_INPUT_BYTES, input, ARENA(int8_t, 144));
-    tq_conv2d_s8(&op0_p, ARENA(const int8_t, 144), op0_w, tq_w4, ARENA(int8_t, 0));
+    tq_conv2d_s8(&op0_p, ARENA(const int8_t, 144), op0_w, ARENA(int8_t, 0));
     if (clock) { const uint32_t t1 = clock(); op_cycles[0] = t1 - t0; t0 = t1; }
-    tq_depthwise_conv2d_s8(&op1_p, ARENA(const int8_t, 0), tq_w3, tq_w5, ARENA(int8_t, 144));
+    tq_depthwise3x3_s8(&op1_p, ARENA(const int8_t, 0), op1_w, ARENA(int8_t, 144));
     if (clock) { const uint32_t t1 = clock(); op_cycles[1] = t1 - t0; t0 = t1; }
     tq_add_s8(&op2_p, ARENA(const int8_t, 0), ARENA(const int8_t, 144), ARENA(int8_t, 0));
     if (clock) { const uint32_t t1 = clock(); op_cycles[2] = t1 - t0; t0 = t1; }
@@ -196,7 +190,7 @@ static int run(const int8_t *input, int8_t *output, tq_clock_fn clock, uint32_t 
     if (clock) { const uint32_t t1 = clock(); op_cycles[3] = t1 - t0; t0 = t1; }
     tq_copy_s8(36u, ARENA(const int8_t, 144), ARENA(int8_t, 144));
     if (clock) { const uint32_t t1 = clock(); op_cycles[4] = t1 - t0; t0 = t1; }
-    tq_fully_connected_s8(&op5_p, ARENA(const int8_t, 144), op5_w, NULL, ARENA(int8_t, 0));
+    tq_fully_connected_s8(&op5_p, ARENA(const int8_t, 144), op5_w, ARENA(int8_t, 0));
     if (clock) { const uint32_t t1 = clock(); op_cycles[5] = t1 - t0; t0 = t1; }
     tq_softmax_s8(&op6_p, ARENA(const int8_t, 0), ARENA(int8_t, 8));
     if (clock) { const uint32_t t1 = clock(); op_cycles[6] = t1 - t0; t0 = t1; }

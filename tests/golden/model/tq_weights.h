@@ -4,8 +4,5 @@
 
 #include <stdint.h>
 
-extern const int8_t tq_w3[36];  /* functional_1_1/functional_1/depthwise_conv2d_1/depthwise [1, 3, 3, 4] */
-extern const int32_t tq_w4[4];  /* arith.constant1 [4] */
-extern const int32_t tq_w5[4];  /* arith.constant11 [4] */
 
 #endif /* TQ_WEIGHTS_H */

@@ -1,0 +1,195 @@
+/*
+ * The inner loops of tinyq's int8 kernels on the Cortex-M4 DSP extension.
+ *
+ * Plain-C twins with the same data layout and the same integer results are in
+ * tq_conv.c (compiled where this file is not: the host, cores without DSP); the
+ * host tests run those, the QEMU tests run these, both against TFLM bit for bit.
+ *
+ * Hand-written because each loop needs all 14 usable registers (accumulators,
+ * operands and pointers) and GCC spills to the stack in the C versions, which
+ * costs about 40 % more instructions per MAC. SMLAD/SMUAD are two 16x16 MACs
+ * in one single-cycle instruction; SXTB16 (ROR 8) sign-extends bytes 0 and 2
+ * (1 and 3) of a word into two int16 lanes.
+ */
+#if defined(__ARM_FEATURE_DSP) && __ARM_FEATURE_DSP
+
+    .syntax unified
+    .thumb
+
+/* ---- tq_mm_2x4(const uint32_t *w, const int32_t *cols, uint32_t k_pairs, int32_t acc[8]) ----
+ * Two output channels (c, c+1) by four columns over k_pairs K-pairs (even, >= 2).
+ * r0 weights (one word a K-pair: both channels), r1 columns (4 words a K-pair),
+ * r2-r5 channel c . columns 0-3, r6-r9 channel c+1 . columns 0-3,
+ * r10/r11 the two channels' int16 weight pairs, r12/lr two column words.
+ * 13 instructions per K-pair (16 MACs). */
+
+    .macro MM_PAIR first=0
+    ldr     r11, [r0], #4
+    ldmia   r1!, {r12, lr}
+    sxtb16  r10, r11
+    sxtb16  r11, r11, ror #8
+    .if \first
+    smuad   r2, r10, r12
+    smuad   r6, r11, r12
+    smuad   r3, r10, lr
+    smuad   r7, r11, lr
+    ldmia   r1!, {r12, lr}
+    smuad   r4, r10, r12
+    smuad   r8, r11, r12
+    smuad   r5, r10, lr
+    smuad   r9, r11, lr
+    .else
+    smlad   r2, r10, r12, r2
+    smlad   r6, r11, r12, r6
+    smlad   r3, r10, lr, r3
+    smlad   r7, r11, lr, r7
+    ldmia   r1!, {r12, lr}
+    smlad   r4, r10, r12, r4
+    smlad   r8, r11, r12, r8
+    smlad   r5, r10, lr, r5
+    smlad   r9, r11, lr, r9
+    .endif
+    .endm
+
+    .section .text.tq_mm_2x4, "ax", %progbits
+    .global tq_mm_2x4
+    .type   tq_mm_2x4, %function
+    .thumb_func
+tq_mm_2x4:
+    push    {r4-r11, lr}
+    add     r2, r1, r2, lsl #4          @ end of the columns
+    push    {r2, r3}                    @ [sp] end, [sp, #4] acc
+    MM_PAIR first=1                     @ K-pair 0 starts the sums (SMUAD)
+    MM_PAIR                             @ K-pair 1
+    ldr     r12, [sp]
+    subs    r12, r12, r1                @ bytes left: 32 per two K-pairs
+    beq     3f
+    tst     r12, #32                    @ an odd number of K-pair pairs: two now, then fours
+    beq     2f
+    MM_PAIR
+    MM_PAIR
+    ldr     r12, [sp]
+    cmp     r1, r12
+    beq     3f
+2:  MM_PAIR
+    MM_PAIR
+    MM_PAIR
+    MM_PAIR
+    ldr     r12, [sp]
+    cmp     r1, r12
+    bne     2b
+3:  ldr     r12, [sp, #4]
+    stmia   r12, {r2-r9}
+    add     sp, sp, #8
+    pop     {r4-r11, pc}
+    .size   tq_mm_2x4, . - tq_mm_2x4
+
+/* ---- tq_mv_4x1(const uint32_t *w, const int32_t *vec, uint32_t k_pairs, int32_t acc[4]) ----
+ * Four output channels by one vector (FULLY_CONNECTED). r0 / r4 the weights of channels
+ * (c, c+1) / (c+2, c+3), r1 the vector, r2 its end, r3 acc, r5-r8 the sums, r9/r10
+ * two vector words, r11/r12 a weight word and its expansion. 21 instructions per
+ * two K-pairs (16 MACs). */
+
+    .macro MV_PAIR vec
+    ldr     r11, [r0], #4
+    sxtb16  r12, r11
+    sxtb16  r11, r11, ror #8
+    smlad   r5, r12, \vec, r5
+    smlad   r6, r11, \vec, r6
+    ldr     r11, [r4], #4
+    sxtb16  r12, r11
+    sxtb16  r11, r11, ror #8
+    smlad   r7, r12, \vec, r7
+    smlad   r8, r11, \vec, r8
+    .endm
+
+    .macro MV_2PAIRS
+    ldmia   r1!, {r9, r10}
+    MV_PAIR r9
+    MV_PAIR r10
+    .endm
+
+    .section .text.tq_mv_4x1, "ax", %progbits
+    .global tq_mv_4x1
+    .type   tq_mv_4x1, %function
+    .thumb_func
+tq_mv_4x1:
+    push    {r4-r11, lr}
+    add     r4, r0, r2, lsl #2          @ the second channel pair's weights
+    add     r2, r1, r2, lsl #2          @ end of the vector
+    movs    r5, #0
+    movs    r6, #0
+    movs    r7, #0
+    movs    r8, #0
+    sub     r12, r2, r1
+    tst     r12, #8                     @ an odd number of K-pair pairs: two now, then fours
+    beq     2f
+    MV_2PAIRS
+    cmp     r1, r2
+    beq     3f
+2:  MV_2PAIRS
+    MV_2PAIRS
+    cmp     r1, r2
+    bne     2b
+3:  stmia   r3, {r5-r8}
+    pop     {r4-r11, pc}
+    .size   tq_mv_4x1, . - tq_mv_4x1
+
+/* ---- tq_dw3x3_sums(const tq_dw_taps_t *taps, const int16_t *w, uint32_t groups, int32_t *sums) ----
+ * 3x3 depthwise sums of one pixel, four channels a group. r0-r2 the three input rows
+ * (advancing 4 bytes a group), r3 the step between a row's taps, r4 the weights (two
+ * words a tap: int16 w0 w2, w1 w3), r5-r8 the sums of channels 0-3, r9/r10 the input
+ * word's int16 lanes, r11/r12 the tap's weights, lr the output. 8 instructions per tap
+ * (4 MACs); each row is read right to left so its last load advances the pointer. */
+
+    .macro DW_TAP first, load:vararg
+    \load
+    sxtb16  r10, r9                     @ x0, x2
+    sxtb16  r9, r9, ror #8              @ x1, x3
+    ldrd    r11, r12, [r4], #8          @ w0 w2, w1 w3
+    .if \first
+    smulbb  r5, r10, r11
+    smultt  r7, r10, r11
+    smulbb  r6, r9, r12
+    smultt  r8, r9, r12
+    .else
+    smlabb  r5, r10, r11, r5
+    smlatt  r7, r10, r11, r7
+    smlabb  r6, r9, r12, r6
+    smlatt  r8, r9, r12, r8
+    .endif
+    .endm
+
+    .section .text.tq_dw3x3_sums, "ax", %progbits
+    .global tq_dw3x3_sums
+    .type   tq_dw3x3_sums, %function
+    .thumb_func
+tq_dw3x3_sums:
+    push    {r4-r11, lr}
+    mov     r4, r1                      @ weights
+    mov     lr, r3                      @ sums
+    movs    r3, #72                     @ weight bytes a group
+    mla     r12, r2, r3, r1             @ end of the weights
+    push    {r12}
+    ldr     r3, [r0, #12]               @ col_step
+    ldr     r1, [r0, #4]
+    ldr     r2, [r0, #8]
+    ldr     r0, [r0]
+1:  DW_TAP  1, ldr r9, [r0, r3, lsl #1]
+    DW_TAP  0, ldr r9, [r0, r3]
+    DW_TAP  0, ldr r9, [r0], #4
+    DW_TAP  0, ldr r9, [r1, r3, lsl #1]
+    DW_TAP  0, ldr r9, [r1, r3]
+    DW_TAP  0, ldr r9, [r1], #4
+    DW_TAP  0, ldr r9, [r2, r3, lsl #1]
+    DW_TAP  0, ldr r9, [r2, r3]
+    DW_TAP  0, ldr r9, [r2], #4
+    stmia   lr!, {r5-r8}
+    ldr     r9, [sp]
+    cmp     r4, r9
+    bne     1b
+    add     sp, sp, #4
+    pop     {r4-r11, pc}
+    .size   tq_dw3x3_sums, . - tq_dw3x3_sums
+
+#endif

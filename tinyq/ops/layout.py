@@ -1,0 +1,100 @@
+"""Host-side layouts of weights and per-channel requantization for the SMLAD kernels.
+
+The kernels (``firmware/kernels/tq_conv.c``, ``tq_m4.S``) read weights in the order
+their inner loops consume them, so no instruction on the device is spent
+rearranging data. Everything here is integer arithmetic on exact Python ints.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+INT32_MIN, INT32_MAX = -(1 << 31), (1 << 31) - 1
+#: The fast requantization path takes right shifts in [1, MAX_FAST_SHIFT]; see fast_ok.
+MAX_FAST_SHIFT = 22
+
+
+def padded_k(k: int) -> int:
+    """The patch length rounded up to a multiple of 4 (whole SXTB16 words)."""
+    return (k + 3) // 4 * 4
+
+
+def pair_rows(w2d: np.ndarray, row_multiple: int = 2) -> tuple[int, ...]:
+    """Weights (out_c, K) int8 as the matrix-product kernels read them, one uint32 a word.
+
+    Rows are padded with zero rows to a multiple of ``row_multiple`` and K with zeros
+    to a multiple of 4. For each pair of rows (c, c+1) and each K-pair j, whose
+    elements are (ka, kb) = (4g + j % 2, 4g + j % 2 + 2) with g = j // 2, the word holds
+    the bytes w[c][ka], w[c+1][ka], w[c][kb], w[c+1][kb]: SXTB16 yields channel c's
+    (ka, kb) pair, SXTB16 ROR 8 channel c+1's, matching the input columns that
+    SXTB16 makes of the input bytes 4g..4g+3.
+    """
+    w2d = np.asarray(w2d, dtype=np.int8)
+    out_c, k = w2d.shape
+    kp = padded_k(k)
+    rows = -(-out_c // row_multiple) * row_multiple
+    full = np.zeros((rows, kp), dtype=np.int8)
+    full[:out_c, :k] = w2d
+    j = np.arange(kp // 2)
+    ka = 4 * (j // 2) + j % 2
+    kb = ka + 2
+    pairs = full.reshape(rows // 2, 2, kp)
+    b = np.stack([pairs[:, 0, ka], pairs[:, 1, ka], pairs[:, 0, kb], pairs[:, 1, kb]], axis=-1)
+    words = np.ascontiguousarray(b).view("<u4").reshape(-1)
+    return tuple(int(v) for v in words)
+
+
+def depthwise3x3_words(w: np.ndarray) -> tuple[int, ...]:
+    """Depthwise weights [1, 3, 3, C] (C a multiple of 4) as int16, per group of 4 channels and tap.
+
+    For channels 4g..4g+3 and each tap: w[c], w[c+2], w[c+1], w[c+3], the two words
+    SMLABB/SMLATT pair with SXTB16 and SXTB16 ROR 8 of the input word. Taps come in the
+    order the kernel reads them: each row right to left, so that its last load can
+    advance the row pointer.
+    """
+    taps = np.asarray(w, dtype=np.int16).reshape(9, -1)[DW3X3_TAP_ORDER]  # (tap, C)
+    c = taps.shape[1]
+    groups = taps.T.reshape(c // 4, 4, 9)[:, [0, 2, 1, 3], :]  # (g, lane, tap)
+    return tuple(int(v) for v in groups.transpose(0, 2, 1).reshape(-1))
+
+
+#: Row-major tap indices in the order tq_dw3x3_sums reads them.
+DW3X3_TAP_ORDER = [2, 1, 0, 5, 4, 3, 8, 7, 6]
+
+
+def _wrap32(v: int) -> int:
+    return (v + (1 << 31)) % (1 << 32) - (1 << 31)
+
+
+def channel_params(w_rows: np.ndarray, bias, input_zp: int, mult, shift, output_zp: int):
+    """Per output channel (bias, rnd, mult, shift) for ``tq_chan_t``, and whether the fast path holds.
+
+    ``w_rows`` is (out_c, taps) int8: the weights every output channel sums over. The
+    input zero point is folded into the bias (the kernels sum w * x over raw inputs).
+    The fast path (see ``tq_rq_fast`` in tq_kernels.h) is exact when, for every channel,
+    |2 * (acc + bias)| < 2^31 and SMMLAR's result fits int32; both are proven here from
+    the largest sum the int8 inputs can make with these weights.
+    """
+    w = np.asarray(w_rows, dtype=np.int64)
+    out_c = w.shape[0]
+    b = [0] * out_c if bias is None else [int(v) for v in np.asarray(bias).ravel()]
+    folded = [b[c] - input_zp * int(w[c].sum()) for c in range(out_c)]
+    bound = [abs(folded[c]) + 128 * int(np.abs(w[c]).sum()) for c in range(out_c)]
+    fast = all(fast_ok(bound[c], int(mult[c]), int(shift[c]), output_zp) for c in range(out_c))
+    if fast:
+        rows = [(2 * folded[c], (1 << (-shift[c] - 1)) + (output_zp << -shift[c]), int(mult[c]), -int(shift[c]))
+                for c in range(out_c)]
+    else:
+        rows = [(_wrap32(folded[c]), 0, int(mult[c]), int(shift[c])) for c in range(out_c)]
+    return fast, tuple(tuple(int(v) for v in r) for r in rows)
+
+
+def fast_ok(bound: int, mult: int, shift: int, output_zp: int) -> bool:
+    """Whether the fast requantization is exact for sums of magnitude at most ``bound``."""
+    e = -shift
+    if not (1 <= e <= MAX_FAST_SHIFT) or not (0 <= mult <= INT32_MAX):
+        return False
+    if 2 * bound > INT32_MAX:
+        return False
+    # SMMLAR's high word is at most |2x * M| / 2^32 + 1 <= bound + 1, plus rnd and the -1.
+    return bound + 2 + (1 << (e - 1)) + abs(output_zp) * (1 << e) <= INT32_MAX
