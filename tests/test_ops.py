@@ -123,7 +123,18 @@ def _model(kind: str, p: dict):
     return keras.Model(inp, out)
 
 
-CASES = _cases()
+# The 3x3 depthwise and matrix-product fast paths on purpose: channels a multiple of 4,
+# dilation (the zero-point row), a clamped activation (sums, then requantization in C),
+# stride 2 with valid padding, 1x1 pointwise convs, unaligned channel counts with dilation.
+EXTRA = [
+    ("dw", dict(h=9, w=7, c=8, k=3, strides=1, dilation=2, padding="same", act="relu6", mult=1)),
+    ("dw", dict(h=8, w=9, c=12, k=3, strides=2, dilation=1, padding="valid", act=None, mult=1)),
+    ("dw", dict(h=5, w=5, c=4, k=3, strides=1, dilation=1, padding="same", act="relu", mult=1)),
+    ("conv", dict(h=6, w=7, c=8, filters=5, k=1, strides=1, dilation=1, padding="valid", act="relu6", bias=True)),
+    ("conv", dict(h=9, w=9, c=3, filters=6, k=3, strides=1, dilation=2, padding="same", act=None, bias=True)),
+    ("conv", dict(h=7, w=6, c=4, filters=3, k=3, strides=2, dilation=1, padding="same", act="relu", bias=False)),
+]
+CASES = _cases() + EXTRA
 
 
 @pytest.mark.parametrize("kind,params", CASES, ids=[f"{k}-{i}" for i, (k, _) in enumerate(CASES)])

@@ -28,6 +28,29 @@ void tq_mm_2x4(const uint32_t *w, const int32_t *cols, uint32_t k_pairs, int32_t
     for (int i = 0; i < 8; ++i) acc[i] = s[i];
 }
 
+void tq_conv_tile(const tq_conv_tile_t *t) {
+    const uint32_t k_pairs = (uint32_t)(t->cols_end - t->cols) / 4;
+    const uint32_t *w = t->w;
+    for (uint32_t i = 0; i < t->pairs; ++i, w += k_pairs) {
+        int32_t acc[8];
+        tq_mm_2x4(w, t->cols, k_pairs, acc);
+        int8_t *o = t->out + 2 * i;
+        const tq_chan_t *q = t->chan + 2 * i;
+        for (int n = 0; n < 4; ++n) {
+            o[n * t->out_stride] = (int8_t)tq_ssat8(tq_rq_fast(acc[n], q));
+            o[n * t->out_stride + 1] = (int8_t)tq_ssat8(tq_rq_fast(acc[4 + n], q + 1));
+        }
+    }
+}
+
+void tq_expand(const int8_t *src, int32_t *col, uint32_t words) {
+    for (uint32_t i = 0; i < words; ++i, col += 8) {
+        const uint32_t x = tq_load32(src + 4 * i);
+        col[0] = tq_sxtb16(x);
+        col[4] = tq_sxtb16_ror8(x);
+    }
+}
+
 void tq_mv_4x1(const uint32_t *w, const int32_t *vec, uint32_t k_pairs, int32_t acc[4]) {
     int32_t s[4] = {0, 0, 0, 0};
     const uint32_t *w2 = w + k_pairs;  /* the second channel pair */
@@ -40,16 +63,35 @@ void tq_mv_4x1(const uint32_t *w, const int32_t *vec, uint32_t k_pairs, int32_t 
     for (int i = 0; i < 4; ++i) acc[i] = s[i];
 }
 
-void tq_dw3x3_sums(const tq_dw_taps_t *taps, const int16_t *w, uint32_t groups, int32_t *sums) {
-    for (uint32_t g = 0; g < groups; ++g) {
-        int32_t s[4] = {0, 0, 0, 0};
-        for (int ky = 0; ky < 3; ++ky) {
-            for (int kx = 2; kx >= 0; --kx, w += 4) {  /* right to left, as tq_m4.S */
-                const int8_t *x = taps->rows[ky] + 4 * g + kx * taps->col_step;
-                for (int c = 0; c < 4; ++c) s[c] += x[c] * w[(c & 1) * 2 + (c >> 1)];
-            }
+static inline int32_t lane(uint32_t word, int hi) { return (int16_t)(uint16_t)(hi ? word >> 16 : word & 0xFFFFu); }
+
+/* One group of 4 channels: 9 taps, each two words (w0 w2, w1 w3); returns the advanced stream. */
+static const uint32_t *dw_group(const tq_dw_taps_t *taps, const uint32_t *w, uint32_t g, int32_t s[4]) {
+    s[0] = s[1] = s[2] = s[3] = 0;
+    for (int ky = 0; ky < 3; ++ky) {
+        for (int kx = 2; kx >= 0; --kx, w += 2) {  /* right to left, as tq_m4.S */
+            const int8_t *x = taps->rows[ky] + 4 * g + kx * taps->col_step;
+            s[0] += x[0] * lane(w[0], 0);
+            s[2] += x[2] * lane(w[0], 1);
+            s[1] += x[1] * lane(w[1], 0);
+            s[3] += x[3] * lane(w[1], 1);
         }
-        for (int c = 0; c < 4; ++c) *sums++ = s[c];
+    }
+    return w;
+}
+
+void tq_dw3x3_sums(const tq_dw_taps_t *taps, const uint32_t *w, uint32_t groups, int32_t *sums) {
+    for (uint32_t g = 0; g < groups; ++g, sums += 4) w = dw_group(taps, w, g, sums);
+}
+
+void tq_dw3x3_rq(const tq_dw_taps_t *taps, const uint32_t *w, uint32_t groups, int8_t *out) {
+    for (uint32_t g = 0; g < groups; ++g) {
+        int32_t s[4];
+        w = dw_group(taps, w, g, s);
+        for (int c = 0; c < 4; ++c, w += 4) {
+            const tq_chan_t q = {(int32_t)w[0], (int32_t)w[1], (int32_t)w[2], (int32_t)w[3]};
+            *out++ = (int8_t)tq_ssat8(tq_rq_fast(s[c], &q));
+        }
     }
 }
 #endif
@@ -64,39 +106,28 @@ static inline __attribute__((always_inline)) int8_t rq(int32_t acc, const tq_cha
 
 /* ---- CONV_2D ---- */
 
-/* Column n of the 4 from the words of a patch: words[i] = patch bytes 4i..4i+3. */
-static inline void expand_words(const int8_t *src, int n_words, int32_t *col) {
-    for (int i = 0; i < n_words; ++i, col += 8) {
-        const uint32_t x = tq_load32(src + 4 * i);
-        col[0] = tq_sxtb16(x);
-        col[4] = tq_sxtb16_ror8(x);
-    }
-}
-
-/* Column n (0..3) of output pixel `pix`: the patch in (ky, kx, c) order. With a channel
- * count that is a multiple of 4 every tap is whole words. Otherwise each kernel row
- * (k_w * in_c bytes, contiguous in the input when dil_w is 1) is padded to a multiple of
- * 4 in the weight layout, with zero weights under the padding, so a row inside the
+/* Column `col` (one of the 4) of output pixel (oy, ox): the patch in (ky, kx, c) order. With
+ * a channel count that is a multiple of 4 every tap is whole words. Otherwise each kernel
+ * row (k_w * in_c bytes, contiguous in the input when dil_w is 1) is padded to a multiple
+ * of 4 in the weight layout, with zero weights under the padding, so a row inside the
  * input is read straight as words too; rows at the border are gathered into `row`. */
-static void im2col(const tq_conv_params_t *p, const int8_t *in, int pix, int32_t *cols, int n, int8_t *row) {
-    int32_t *col = cols + n;
-    const int in_c = p->in_c, in_h = p->in_h, in_w = p->in_w;
-    const int oy = pix / p->out_w, ox = pix % p->out_w;
+static void im2col(const tq_conv_params_t *p, const int8_t *in, int oy, int ox, int32_t *col, int8_t *row) {
+    const int in_c = p->in_c, in_h = p->in_h, in_w = p->in_w, k_w = p->k_w;
     const int iy0 = oy * p->stride_h - p->pad_h, ix0 = ox * p->stride_w - p->pad_w;
     if (in_c & 3) {
-        const int span = p->k_w * in_c, words = (span + 3) / 4;
+        const int span = k_w * in_c, words = (span + 3) / 4;
         const int32_t in_bytes = (int32_t)in_h * in_w * in_c;
-        const int cols_ok = p->dil_w == 1 && ix0 >= 0 && ix0 + p->k_w <= in_w;
+        const int cols_ok = p->dil_w == 1 && ix0 >= 0 && ix0 + k_w <= in_w;
         for (int ky = 0; ky < p->k_h; ++ky, col += 8 * words) {
             const int iy = iy0 + p->dil_h * ky;
             const int32_t at = ((int32_t)iy * in_w + ix0) * in_c;
             /* The last word may reach past the row: fine inside the tensor (zero weights). */
             if (cols_ok && iy >= 0 && iy < in_h && at + 4 * words <= in_bytes) {
-                expand_words(in + at, words, col);
+                tq_expand(in + at, col, (uint32_t)words);
                 continue;
             }
             int k = 0;
-            for (int kx = 0; kx < p->k_w; ++kx) {
+            for (int kx = 0; kx < k_w; ++kx) {
                 const int ix = ix0 + p->dil_w * kx;
                 if (iy < 0 || iy >= in_h || ix < 0 || ix >= in_w) {
                     for (int c = 0; c < in_c; ++c) row[k++] = p->pad_value;
@@ -106,22 +137,36 @@ static void im2col(const tq_conv_params_t *p, const int8_t *in, int pix, int32_t
                 }
             }
             while (k & 3) row[k++] = 0;
-            expand_words(row, words, col);
+            tq_expand(row, col, (uint32_t)words);
         }
         return;
     }
-    const int words = in_c / 4;
+    const uint32_t words = (uint32_t)in_c / 4;
+    if (p->dil_w == 1 && ix0 >= 0 && ix0 + k_w <= in_w) {
+        /* The whole kernel row is inside: its taps are one run of k_w * in_c bytes. */
+        for (int ky = 0; ky < p->k_h; ++ky, col += 8 * words * k_w) {
+            const int iy = iy0 + p->dil_h * ky;
+            if (iy >= 0 && iy < in_h) {
+                tq_expand(in + ((int32_t)iy * in_w + ix0) * in_c, col, words * k_w);
+            } else {
+                const uint32_t pad4 = 0x01010101u * (uint8_t)p->pad_value;
+                const int32_t lo = tq_sxtb16(pad4), hi = tq_sxtb16_ror8(pad4);
+                for (uint32_t i = 0; i < words * k_w; ++i) { col[8 * i] = lo; col[8 * i + 4] = hi; }
+            }
+        }
+        return;
+    }
     const uint32_t pad4 = 0x01010101u * (uint8_t)p->pad_value;
     const int32_t pad_lo = tq_sxtb16(pad4), pad_hi = tq_sxtb16_ror8(pad4);
     for (int ky = 0; ky < p->k_h; ++ky) {
         const int iy = iy0 + p->dil_h * ky;
         const int row_ok = iy >= 0 && iy < in_h;
-        for (int kx = 0; kx < p->k_w; ++kx, col += 8 * words) {
+        for (int kx = 0; kx < k_w; ++kx, col += 8 * words) {
             const int ix = ix0 + p->dil_w * kx;
             if (row_ok && ix >= 0 && ix < in_w) {
-                expand_words(in + ((int32_t)iy * in_w + ix) * in_c, words, col);
+                tq_expand(in + ((int32_t)iy * in_w + ix) * in_c, col, words);
             } else {
-                for (int i = 0; i < words; ++i) { col[8 * i] = pad_lo; col[8 * i + 4] = pad_hi; }
+                for (uint32_t i = 0; i < words; ++i) { col[8 * i] = pad_lo; col[8 * i + 4] = pad_hi; }
             }
         }
     }
@@ -129,40 +174,50 @@ static void im2col(const tq_conv_params_t *p, const int8_t *in, int pix, int32_t
 
 static inline __attribute__((always_inline)) void conv_body(const tq_conv_params_t *p, const int8_t *in,
                                                             const uint32_t *filter, int8_t *out, int fast, int full) {
-    const int n_pix = p->out_h * p->out_w, out_c = p->out_c, P = p->k_pairs;
+    const int n_pix = p->out_h * p->out_w, out_c = p->out_c, P = p->k_pairs, out_w = p->out_w;
     const int32_t zp = p->output_offset, lo = p->act_min, hi = p->act_max;
     int32_t *cols = (int32_t *)p->scratch;
     int8_t *row = (int8_t *)(cols + 4 * P);
+    int8_t *tail_out = row + 2 * P;  /* the last, partial group's 4 pixels of output */
+    /* 1x1, stride 1, no padding, whole words: pixel i's patch is input pixel i. */
+    const int pointwise = p->k_h == 1 && p->k_w == 1 && p->stride_h == 1 && p->stride_w == 1 && p->pad_h == 0 &&
+                          p->pad_w == 0 && (p->in_c & 3) == 0 && p->in_h == p->out_h && p->in_w == p->out_w;
+    int oy = 0, ox = 0;
     for (int pix = 0; pix < n_pix; pix += 4) {
         const int n = n_pix - pix < 4 ? n_pix - pix : 4;
-        for (int i = 0; i < n; ++i) im2col(p, in, pix + i, cols, i, row);
-        for (int i = n; i < 4; ++i) {
-            for (int j = 0; j < P; ++j) cols[4 * j + i] = 0;
+        if (pointwise) {
+            for (int i = 0; i < n; ++i) tq_expand(in + (int32_t)(pix + i) * p->in_c, cols + i, (uint32_t)p->in_c / 4);
+        } else {
+            for (int i = 0; i < n; ++i) {
+                im2col(p, in, oy, ox, cols + i, row);
+                if (++ox == out_w) { ox = 0; ++oy; }
+            }
         }
         int8_t *o = out + (int32_t)pix * out_c;
         const uint32_t *w = filter;
-        for (int c = 0; c < out_c; c += 2, w += P) {
+        int c = 0;
+        if (fast && full && out_c >= 2) {
+            /* The common case, all in the inner loop's registers; a partial group goes through
+             * tail_out (the columns past n hold stale data whose results are dropped). */
+            const tq_conv_tile_t tile = {w, cols, cols + 4 * P, p->chan, n == 4 ? o : tail_out, out_c,
+                                         (uint32_t)out_c / 2};
+            tq_conv_tile(&tile);
+            c = out_c & ~1;
+            w += (int32_t)c / 2 * P;
+            if (n < 4) {
+                for (int i = 0; i < n * out_c; ++i) {
+                    if (i % out_c < c) o[i] = tail_out[i];
+                }
+            }
+        }
+        for (; c < out_c; c += 2, w += P) {
             int32_t acc[8];
             tq_mm_2x4(w, cols, (uint32_t)P, acc);
             const tq_chan_t *q = p->chan + c;
-            if (n == 4) {
-                o[c] = rq(acc[0], q, fast, full, zp, lo, hi);
-                o[c + out_c] = rq(acc[1], q, fast, full, zp, lo, hi);
-                o[c + 2 * out_c] = rq(acc[2], q, fast, full, zp, lo, hi);
-                o[c + 3 * out_c] = rq(acc[3], q, fast, full, zp, lo, hi);
-            } else {
-                for (int i = 0; i < n; ++i) o[c + i * out_c] = rq(acc[i], q, fast, full, zp, lo, hi);
-            }
+            for (int i = 0; i < n; ++i) o[c + i * out_c] = rq(acc[i], q, fast, full, zp, lo, hi);
             if (c + 1 == out_c) break;  /* the odd last channel: its partner row is padding */
             ++q;
-            if (n == 4) {
-                o[c + 1] = rq(acc[4], q, fast, full, zp, lo, hi);
-                o[c + 1 + out_c] = rq(acc[5], q, fast, full, zp, lo, hi);
-                o[c + 1 + 2 * out_c] = rq(acc[6], q, fast, full, zp, lo, hi);
-                o[c + 1 + 3 * out_c] = rq(acc[7], q, fast, full, zp, lo, hi);
-            } else {
-                for (int i = 0; i < n; ++i) o[c + 1 + i * out_c] = rq(acc[4 + i], q, fast, full, zp, lo, hi);
-            }
+            for (int i = 0; i < n; ++i) o[c + 1 + i * out_c] = rq(acc[4 + i], q, fast, full, zp, lo, hi);
         }
     }
 }
@@ -245,7 +300,8 @@ void tq_depthwise_conv2d_s8(const tq_conv_params_t *p, const int8_t *in, const i
 }
 
 static inline __attribute__((always_inline)) void requant_pixel(const tq_conv_params_t *p, const int32_t *sums,
-                                                                int8_t *o, int fast, int full) {
+                                                                int8_t *o, int fast) {
+    const int full = 0;  /* the full-range fast case runs tq_dw3x3_rq */
     const int32_t zp = p->output_offset, lo = p->act_min, hi = p->act_max;
     const tq_chan_t *q = p->chan;
     for (int c = 0; c < p->out_c; c += 4, q += 4) {
@@ -258,48 +314,82 @@ static inline __attribute__((always_inline)) void requant_pixel(const tq_conv_pa
 
 /* 3x3, depth multiplier 1, channels a multiple of 4 (the host checks). A pixel whose window
  * leaves the input reads a 3x3 patch copied to scratch with the zero point around it, so the
- * inner loop never checks bounds. */
-void tq_depthwise3x3_s8(const tq_conv_params_t *p, const int8_t *in, const int16_t *filter, int8_t *out) {
-    const int C = p->in_c, in_h = p->in_h, in_w = p->in_w;
-    const int dil_h = p->dil_h, dil_w = p->dil_w;
+ * inner loop never checks bounds; inside, the row pointers just step along the input. */
+static void dw_pixel(const tq_conv_params_t *p, const tq_dw_taps_t *taps, const uint32_t *filter, int32_t *sums,
+                     int8_t *o, int fused) {
+    if (fused) {  /* the parameters are in the weight stream */
+        tq_dw3x3_rq(taps, filter, (uint32_t)p->in_c / 4, o);
+        return;
+    }
+    tq_dw3x3_sums(taps, filter, (uint32_t)p->in_c / 4, sums);
+    if (p->fast) requant_pixel(p, sums, o, 1);
+    else requant_pixel(p, sums, o, 0);
+}
+
+void tq_depthwise3x3_s8(const tq_conv_params_t *p, const int8_t *in, const uint32_t *filter, int8_t *out) {
+    const int C = p->in_c, in_h = p->in_h, in_w = p->in_w, out_w = p->out_w;
+    const int dil_h = p->dil_h, dil_w = p->dil_w, sw = p->stride_w;
     int32_t *sums = (int32_t *)p->scratch;
     int8_t *patch = (int8_t *)(sums + C);
     const uint32_t pad4 = 0x01010101u * (uint8_t)p->pad_value;
-    const int full = p->act_min == -128 && p->act_max == 127;
+    const int fused = p->fast && p->act_min == -128 && p->act_max == 127;
+    /* The output columns whose window is inside the input: [ox_lo, ox_hi). */
+    int ox_lo = 0, ox_hi = out_w;
+    while (ox_lo < out_w && ox_lo * sw - p->pad_w < 0) ++ox_lo;
+    while (ox_hi > ox_lo && (ox_hi - 1) * sw - p->pad_w + 2 * dil_w >= in_w) --ox_hi;
+    /* A row of zero points as long as a kernel row's reach, after the patch. */
+    int8_t *zp_row = patch + 9 * C;
+    for (int i = 0; i < (2 * dil_w + 1) * C / 4; ++i) ((uint32_t *)(void *)zp_row)[i] = pad4;
     tq_dw_taps_t taps;
     for (int oy = 0; oy < p->out_h; ++oy) {
         const int iy0 = oy * p->stride_h - p->pad_h;
         const int rows_ok = iy0 >= 0 && iy0 + 2 * dil_h < in_h;
-        for (int ox = 0; ox < p->out_w; ++ox) {
-            const int ix0 = ox * p->stride_w - p->pad_w;
-            if (rows_ok && ix0 >= 0 && ix0 + 2 * dil_w < in_w) {
-                const int8_t *x = in + ((int32_t)iy0 * in_w + ix0) * C;
+        int8_t *o = out + (int32_t)oy * out_w * C;
+        for (int ox = 0; ox < out_w; ++ox, o += C) {
+            if (rows_ok && ox == ox_lo && ox_lo < ox_hi) {
+                const int8_t *x = in + ((int32_t)iy0 * in_w + ox * sw - p->pad_w) * C;
+                const int32_t row_step = (int32_t)dil_h * in_w * C, step = (int32_t)sw * C;
                 taps.rows[0] = x;
-                taps.rows[1] = x + (int32_t)dil_h * in_w * C;
-                taps.rows[2] = x + (int32_t)2 * dil_h * in_w * C;
+                taps.rows[1] = x + row_step;
+                taps.rows[2] = x + 2 * row_step;
                 taps.col_step = dil_w * C;
-            } else {
+                for (; ox < ox_hi; ++ox, o += C) {
+                    dw_pixel(p, &taps, filter, sums, o, fused);
+                    taps.rows[0] += step;
+                    taps.rows[1] += step;
+                    taps.rows[2] += step;
+                }
+                --ox;
+                o -= C;
+                continue;
+            }
+            const int ix0 = ox * sw - p->pad_w;
+            if (ix0 >= 0 && ix0 + 2 * dil_w < in_w) {
+                /* Only rows are outside: they read a row of zero points, the others the input. */
                 for (int ky = 0; ky < 3; ++ky) {
                     const int iy = iy0 + ky * dil_h;
-                    for (int kx = 0; kx < 3; ++kx) {
-                        const int ix = ix0 + kx * dil_w;
-                        uint32_t *dst = (uint32_t *)(void *)(patch + (ky * 3 + kx) * C);
-                        if (iy < 0 || iy >= in_h || ix < 0 || ix >= in_w) {
-                            for (int i = 0; i < C / 4; ++i) dst[i] = pad4;
-                        } else {
-                            const int8_t *src = in + ((int32_t)iy * in_w + ix) * C;
-                            for (int i = 0; i < C / 4; ++i) dst[i] = tq_load32(src + 4 * i);
-                        }
-                    }
-                    taps.rows[ky] = patch + ky * 3 * C;
+                    taps.rows[ky] = (iy < 0 || iy >= in_h) ? zp_row : in + ((int32_t)iy * in_w + ix0) * C;
                 }
-                taps.col_step = C;
+                taps.col_step = dil_w * C;
+                dw_pixel(p, &taps, filter, sums, o, fused);
+                continue;
             }
-            tq_dw3x3_sums(&taps, filter, (uint32_t)C / 4, sums);
-            int8_t *o = out + ((int32_t)oy * p->out_w + ox) * C;
-            if (p->fast && full) requant_pixel(p, sums, o, 1, 1);
-            else if (p->fast) requant_pixel(p, sums, o, 1, 0);
-            else requant_pixel(p, sums, o, 0, 0);
+            for (int ky = 0; ky < 3; ++ky) {
+                const int iy = iy0 + ky * dil_h;
+                for (int kx = 0; kx < 3; ++kx) {
+                    const int ix = ix0 + kx * dil_w;
+                    uint32_t *dst = (uint32_t *)(void *)(patch + (ky * 3 + kx) * C);
+                    if (iy < 0 || iy >= in_h || ix < 0 || ix >= in_w) {
+                        for (int i = 0; i < C / 4; ++i) dst[i] = pad4;
+                    } else {
+                        const int8_t *src = in + ((int32_t)iy * in_w + ix) * C;
+                        for (int i = 0; i < C / 4; ++i) dst[i] = tq_load32(src + 4 * i);
+                    }
+                }
+                taps.rows[ky] = patch + ky * 3 * C;
+            }
+            taps.col_step = C;
+            dw_pixel(p, &taps, filter, sums, o, fused);
         }
     }
 }

@@ -195,19 +195,34 @@ static inline int32_t tq_rq_exact(int32_t acc, const tq_chan_t *q, int32_t zp) {
  * "K-pairs" (k, k+2) and (k+1, k+3) of each group of 4, one word per (channel pair,
  * K-pair) holding w[c][ka] w[c+1][ka] w[c][kb] w[c+1][kb], so SXTB16 and SXTB16 ROR 8
  * give each channel's two weights as int16 lanes. Padding (channels, K) is zero.
- * The 3x3 depthwise weights are int16 (w[c], w[c+2]) (w[c+1], w[c+3]) per 4 channels
- * and tap; the generic depthwise takes TFLite's [1, k_h, k_w, out_c] as it is.
+ * The 3x3 depthwise weights are words of int16 pairs (w[c], w[c+2]) (w[c+1], w[c+3]) per
+ * 4 channels and tap (tinyq.ops.layout.depthwise3x3_words), followed by the 4 channels'
+ * tq_chan_t where the layer requantizes on the fast path with the full int8 range; the
+ * generic depthwise takes TFLite's [1, k_h, k_w, out_c] as it is.
  */
 
 void tq_conv2d_s8(const tq_conv_params_t *p, const int8_t *in, const uint32_t *filter, int8_t *out);
 void tq_depthwise_conv2d_s8(const tq_conv_params_t *p, const int8_t *in, const int8_t *filter, int8_t *out);
-void tq_depthwise3x3_s8(const tq_conv_params_t *p, const int8_t *in, const int16_t *filter, int8_t *out);
+void tq_depthwise3x3_s8(const tq_conv_params_t *p, const int8_t *in, const uint32_t *filter, int8_t *out);
 void tq_fully_connected_s8(const tq_fc_params_t *p, const int8_t *in, const uint32_t *filter, int8_t *out);
 
 /* The inner loops (firmware/kernels/tq_m4.S on a Cortex-M4, plain C elsewhere). */
 /* acc[0..3] = channel c . columns 0..3, acc[4..7] = channel c+1 . columns 0..3, over
  * k_pairs (even, >= 2) K-pairs; cols holds 4 words per K-pair, one per column. */
 void tq_mm_2x4(const uint32_t *w, const int32_t *cols, uint32_t k_pairs, int32_t acc[8]);
+/* words (>= 1) words of src into one im2col column: col[8i] and col[8i + 4] from word i. */
+void tq_expand(const int8_t *src, int32_t *col, uint32_t words);
+/* Every channel pair of a group of 4 pixels, requantized (fast path, full int8 range) and
+ * stored: out[n * out_stride + c] for pixel n, channel c. */
+typedef struct {
+    const uint32_t *w;           /* the first pair's weights; the pairs follow each other */
+    const int32_t *cols, *cols_end;
+    const tq_chan_t *chan;
+    int8_t *out;
+    int32_t out_stride;
+    uint32_t pairs;              /* >= 1 */
+} tq_conv_tile_t;
+void tq_conv_tile(const tq_conv_tile_t *t);
 /* acc[0..3] = channels c..c+3 . the vector, over k_pairs (even, >= 2) K-pairs. */
 void tq_mv_4x1(const uint32_t *w, const int32_t *vec, uint32_t k_pairs, int32_t acc[4]);
 /* 3x3 depthwise sums of one output pixel, every channel: rows[ky] points at tap (ky, 0) of
@@ -216,7 +231,10 @@ typedef struct {
     const int8_t *rows[3];
     int32_t col_step;
 } tq_dw_taps_t;
-void tq_dw3x3_sums(const tq_dw_taps_t *taps, const int16_t *w, uint32_t groups, int32_t *sums);
+void tq_dw3x3_sums(const tq_dw_taps_t *taps, const uint32_t *w, uint32_t groups, int32_t *sums);
+/* The same, requantized (fast path, full int8 range) and stored to out[0..4*groups): each
+ * group's weights are followed by its 4 channels' tq_chan_t in the stream. */
+void tq_dw3x3_rq(const tq_dw_taps_t *taps, const uint32_t *w, uint32_t groups, int8_t *out);
 
 void tq_max_pool_s8(const tq_pool_params_t *p, const int8_t *in, int8_t *out);
 void tq_avg_pool_s8(const tq_pool_params_t *p, const int8_t *in, int8_t *out);

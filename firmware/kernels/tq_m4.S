@@ -84,6 +84,115 @@ tq_mm_2x4:
     pop     {r4-r11, pc}
     .size   tq_mm_2x4, . - tq_mm_2x4
 
+/* ---- tq_conv_tile(const tq_conv_tile_t *t) ----
+ * Every full channel pair of one group of 4 pixels: the tq_mm_2x4 sums, requantized on
+ * the fast path with the full int8 range (tq_rq_fast: add, add, SMMLAR, ASR, SSAT) and
+ * stored. The tile is copied to the stack and updated there:
+ * [sp] w, [sp, #4] cols, [sp, #8] cols end, [sp, #12] chan, [sp, #16] out, [sp, #20] out
+ * stride, [sp, #24] channel pairs left. */
+
+    .macro RQ acc                       @ r10-lr: the channel's bias, rnd, mult, shift
+    add     \acc, r10, \acc, lsl #1     @ 2 * (sum + bias)
+    add     r1, r11, \acc, asr #31      @ rnd - [sum < 0]
+    smmlar  \acc, \acc, r12, r1
+    asr     \acc, \acc, lr
+    ssat    \acc, #8, \acc
+    .endm
+
+    .section .text.tq_conv_tile, "ax", %progbits
+    .global tq_conv_tile
+    .type   tq_conv_tile, %function
+    .thumb_func
+tq_conv_tile:
+    push    {r4-r11, lr}
+    ldmia   r0, {r1-r7}
+    push    {r1-r7}
+5:  ldr     r0, [sp]
+    ldr     r1, [sp, #4]
+    MM_PAIR first=1
+    MM_PAIR
+    ldr     r12, [sp, #8]
+    subs    r12, r12, r1
+    beq     3f
+    tst     r12, #32
+    beq     2f
+    MM_PAIR
+    MM_PAIR
+    ldr     r12, [sp, #8]
+    cmp     r1, r12
+    beq     3f
+2:  MM_PAIR
+    MM_PAIR
+    MM_PAIR
+    MM_PAIR
+    ldr     r12, [sp, #8]
+    cmp     r1, r12
+    bne     2b
+3:  str     r0, [sp]                    @ the next pair's weights follow
+    ldr     r0, [sp, #12]
+    ldmia   r0!, {r10, r11, r12, lr}    @ channel c
+    RQ      r2
+    RQ      r3
+    RQ      r4
+    RQ      r5
+    ldmia   r0!, {r10, r11, r12, lr}    @ channel c + 1
+    str     r0, [sp, #12]
+    RQ      r6
+    RQ      r7
+    RQ      r8
+    RQ      r9
+    ldr     r0, [sp, #16]               @ pixel 0, channel c
+    ldr     r1, [sp, #20]
+    strb    r2, [r0]
+    strb    r6, [r0, #1]
+    add     r10, r0, r1
+    strb    r3, [r10]
+    strb    r7, [r10, #1]
+    add     r10, r10, r1
+    strb    r4, [r10]
+    strb    r8, [r10, #1]
+    add     r10, r10, r1
+    strb    r5, [r10]
+    strb    r9, [r10, #1]
+    adds    r0, r0, #2
+    str     r0, [sp, #16]
+    ldr     r0, [sp, #24]
+    subs    r0, r0, #1
+    str     r0, [sp, #24]
+    bne     5b
+    add     sp, sp, #28
+    pop     {r4-r11, pc}
+    .size   tq_conv_tile, . - tq_conv_tile
+
+/* ---- tq_expand(const int8_t *src, int32_t *col, uint32_t words) ----
+ * One im2col column: each input word becomes its two int16 K-pairs, 8 words apart in the
+ * 4-column layout. 6 instructions a word. */
+
+    .macro EXPAND_WORD
+    ldr     r3, [r0], #4
+    sxtb16  r12, r3
+    sxtb16  r3, r3, ror #8
+    str     r3, [r1, #16]
+    str     r12, [r1], #32
+    .endm
+
+    .section .text.tq_expand, "ax", %progbits
+    .global tq_expand
+    .type   tq_expand, %function
+    .thumb_func
+tq_expand:
+    tst     r2, #1
+    beq     2f
+    EXPAND_WORD
+    subs    r2, r2, #1
+    beq     3f
+2:  EXPAND_WORD
+    EXPAND_WORD
+    subs    r2, r2, #2
+    bne     2b
+3:  bx      lr
+    .size   tq_expand, . - tq_expand
+
 /* ---- tq_mv_4x1(const uint32_t *w, const int32_t *vec, uint32_t k_pairs, int32_t acc[4]) ----
  * Four output channels by one vector (FULLY_CONNECTED). r0 / r4 the weights of channels
  * (c, c+1) / (c+2, c+3), r1 the vector, r2 its end, r3 acc, r5-r8 the sums, r9/r10
@@ -160,22 +269,8 @@ tq_mv_4x1:
     .endif
     .endm
 
-    .section .text.tq_dw3x3_sums, "ax", %progbits
-    .global tq_dw3x3_sums
-    .type   tq_dw3x3_sums, %function
-    .thumb_func
-tq_dw3x3_sums:
-    push    {r4-r11, lr}
-    mov     r4, r1                      @ weights
-    mov     lr, r3                      @ sums
-    movs    r3, #72                     @ weight bytes a group
-    mla     r12, r2, r3, r1             @ end of the weights
-    push    {r12}
-    ldr     r3, [r0, #12]               @ col_step
-    ldr     r1, [r0, #4]
-    ldr     r2, [r0, #8]
-    ldr     r0, [r0]
-1:  DW_TAP  1, ldr r9, [r0, r3, lsl #1]
+    .macro DW_GROUP                     @ the 9 taps of one group of 4 channels
+    DW_TAP  1, ldr r9, [r0, r3, lsl #1]
     DW_TAP  0, ldr r9, [r0, r3]
     DW_TAP  0, ldr r9, [r0], #4
     DW_TAP  0, ldr r9, [r1, r3, lsl #1]
@@ -184,12 +279,67 @@ tq_dw3x3_sums:
     DW_TAP  0, ldr r9, [r2, r3, lsl #1]
     DW_TAP  0, ldr r9, [r2, r3]
     DW_TAP  0, ldr r9, [r2], #4
-    stmia   lr!, {r5-r8}
+    .endm
+
+    .macro DW_SETUP group_bytes         @ r4 weights, lr output, [sp] end of the weights
+    push    {r4-r11, lr}
+    mov     r4, r1
+    mov     lr, r3
+    movs    r3, #\group_bytes
+    mla     r12, r2, r3, r1
+    push    {r12}
+    ldr     r3, [r0, #12]               @ col_step
+    ldr     r1, [r0, #4]
+    ldr     r2, [r0, #8]
+    ldr     r0, [r0]
+    .endm
+
+    .macro DW_NEXT                      @ loop while weights are left
     ldr     r9, [sp]
     cmp     r4, r9
     bne     1b
     add     sp, sp, #4
     pop     {r4-r11, pc}
+    .endm
+
+    .section .text.tq_dw3x3_sums, "ax", %progbits
+    .global tq_dw3x3_sums
+    .type   tq_dw3x3_sums, %function
+    .thumb_func
+tq_dw3x3_sums:
+    DW_SETUP 72
+1:  DW_GROUP
+    stmia   lr!, {r5-r8}
+    DW_NEXT
     .size   tq_dw3x3_sums, . - tq_dw3x3_sums
+
+/* ---- tq_dw3x3_rq(const tq_dw_taps_t *taps, const uint32_t *w, uint32_t groups, int8_t *out) ----
+ * The same sums, requantized (fast path, full int8 range) and stored: each group's 9 taps
+ * of weights are followed by its 4 channels' tq_chan_t in the same stream, so one LDM from
+ * the weight pointer brings a channel's parameters. 7 instructions an output. */
+
+    .macro DW_RQ acc
+    ldmia   r4!, {r9-r12}               @ bias, rnd, mult, shift
+    add     \acc, r9, \acc, lsl #1
+    add     r9, r10, \acc, asr #31
+    smmlar  \acc, \acc, r11, r9
+    asr     \acc, \acc, r12
+    ssat    \acc, #8, \acc
+    strb    \acc, [lr], #1
+    .endm
+
+    .section .text.tq_dw3x3_rq, "ax", %progbits
+    .global tq_dw3x3_rq
+    .type   tq_dw3x3_rq, %function
+    .thumb_func
+tq_dw3x3_rq:
+    DW_SETUP 136
+1:  DW_GROUP
+    DW_RQ   r5
+    DW_RQ   r6
+    DW_RQ   r7
+    DW_RQ   r8
+    DW_NEXT
+    .size   tq_dw3x3_rq, . - tq_dw3x3_rq
 
 #endif

@@ -44,18 +44,26 @@ def pair_rows(w2d: np.ndarray, row_multiple: int = 2) -> tuple[int, ...]:
     return tuple(int(v) for v in words)
 
 
-def depthwise3x3_words(w: np.ndarray) -> tuple[int, ...]:
-    """Depthwise weights [1, 3, 3, C] (C a multiple of 4) as int16, per group of 4 channels and tap.
+def depthwise3x3_words(w: np.ndarray, chan=None) -> tuple[int, ...]:
+    """Depthwise weights [1, 3, 3, C] (C a multiple of 4) as words of int16 pairs, per group of 4 channels.
 
-    For channels 4g..4g+3 and each tap: w[c], w[c+2], w[c+1], w[c+3], the two words
+    For channels 4g..4g+3 and each tap: (w[c], w[c+2]) and (w[c+1], w[c+3]), the words
     SMLABB/SMLATT pair with SXTB16 and SXTB16 ROR 8 of the input word. Taps come in the
     order the kernel reads them: each row right to left, so that its last load can
-    advance the row pointer.
+    advance the row pointer. With ``chan`` (the layer's tq_chan_t rows), each group's
+    taps are followed by its 4 channels' parameters, for tq_dw3x3_rq.
     """
-    taps = np.asarray(w, dtype=np.int16).reshape(9, -1)[DW3X3_TAP_ORDER]  # (tap, C)
+    taps = np.asarray(w, dtype=np.int64).reshape(9, -1)[DW3X3_TAP_ORDER]  # (tap, C)
     c = taps.shape[1]
-    groups = taps.T.reshape(c // 4, 4, 9)[:, [0, 2, 1, 3], :]  # (g, lane, tap)
-    return tuple(int(v) for v in groups.transpose(0, 2, 1).reshape(-1))
+    lanes = taps.T.reshape(c // 4, 4, 9)[:, [0, 2, 1, 3], :].transpose(0, 2, 1)  # (g, tap, lane)
+    u16 = lanes & 0xFFFF
+    words = (u16[:, :, 0::2] | (u16[:, :, 1::2] << 16)).reshape(c // 4, 18)  # (g, tap * 2)
+    out = []
+    for g in range(c // 4):
+        out.extend(int(v) for v in words[g])
+        if chan is not None:
+            out.extend(int(v) & 0xFFFFFFFF for row in chan[4 * g : 4 * g + 4] for v in row)
+    return tuple(out)
 
 
 #: Row-major tap indices in the order tq_dw3x3_sums reads them.

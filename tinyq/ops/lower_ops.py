@@ -76,19 +76,28 @@ def lower_conv(graph: Graph, op: Operator) -> KernelCall:
     chan_array = ConstArray("chan", "tq_chan_t", chan)
     consumed = (bias.index,) if bias is not None else ()
     if depthwise and (k_h, k_w, dm) == (3, 3, 1) and in_c % 4 == 0:
-        function, filt, scratch = "tq_depthwise3x3_s8", ConstArray("w", "int16_t", depthwise3x3_words(w.data)), 13 * in_c
+        # Fast path with the full int8 range: the parameters ride in the weight stream.
+        fused = fast and (act_min, act_max) == (-128, 127)
+        words = depthwise3x3_words(w.data, chan if fused else None)
+        # Sums, a 3x3 patch, and a row of zero points as long as a kernel row reaches.
+        scratch = 4 * in_c + 9 * in_c + (2 * d_w + 1) * in_c
+        function, filt = "tq_depthwise3x3_s8", ConstArray("w", "uint32_t", words)
+        if fused:
+            chan_array = None
+            params = tuple((f, "NULL" if f == "chan" else v) for f, v in params)
     elif depthwise:
         function, filt, scratch = "tq_depthwise_conv2d_s8", None, 0
     else:
-        # 4 int16 columns a K-pair, and a byte row for border rows of unaligned channel counts.
+        # 4 int16 columns a K-pair, a byte row for border rows of unaligned channel counts
+        # (the kernel places it at 2 * k_pairs bytes), and the output of a partial pixel group.
         function, filt = "tq_conv2d_s8", ConstArray("w", "uint32_t", pair_rows(w_matrix, 2))
-        scratch = 16 * k_pairs + (padded_k(k_w * in_c) if in_c % 4 else 0)
+        scratch = 16 * k_pairs + 2 * k_pairs + 4 * out_c
     return KernelCall(
         function=function,
         params_type="tq_conv_params_t",
         params=params if scratch else tuple((f, "NULL" if f == "scratch" else v) for f, v in params),
         args=(x.index, "@w" if filt else w.index, y.index),
-        arrays=(chan_array,) + ((filt,) if filt else ()),
+        arrays=tuple(a for a in (chan_array, filt) if a is not None),
         macs=macs,
         scratch_bytes=scratch,
         consumes=consumed + ((w.index,) if filt else ()),

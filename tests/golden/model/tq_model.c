@@ -69,13 +69,12 @@ static const tq_conv_params_t op0_p = {
 };
 
 /* op 1: DEPTHWISE_CONV_2D */
-static const tq_chan_t op1_chan[4] __attribute__((aligned(4))) = {
-    {-12032, -33536, 1948996369, 9}, {70144, -33536, 1768868856, 9}, {-13312, -33536, 1757074268, 9}, {-63488, -33536, 1916129105, 9},
-};
-static const int16_t op1_w[36] __attribute__((aligned(4))) = {
-    -87, -117, -20, 1, 1, 77, -99, 65, 79, 49, 106, -35, -26, 107, 99, 60,
-    -43, -44, 127, -104, -52, -24, -36, 91, -28, -25, -81, -127, -18, 52, 90, -77,
-    127, -127, 88, -122,
+static const uint32_t op1_w[34] __attribute__((aligned(4))) = {
+    0xff8bffa9u, 0x0001ffecu, 0x004d0001u, 0x0041ff9du, 0x0031004fu, 0xffdd006au, 0x006bffe6u, 0x003c0063u,
+    0xffd4ffd5u, 0xff98007fu, 0xffe8ffccu, 0x005bffdcu, 0xffe7ffe4u, 0xff81ffafu, 0x0034ffeeu, 0xffb3005au,
+    0xff81007fu, 0xff860058u, 0xffffd100u, 0xffff7d00u, 0x742b5311u, 0x00000009u, 0x00011200u, 0xffff7d00u,
+    0x696ecbf8u, 0x00000009u, 0xffffcc00u, 0xffff7d00u, 0x68bad35cu, 0x00000009u, 0xffff0800u, 0xffff7d00u,
+    0x7235cf51u, 0x00000009u,
 };
 static const tq_conv_params_t op1_p = {
     .in_h = 6,
@@ -99,7 +98,7 @@ static const tq_conv_params_t op1_p = {
     .output_offset = -66,
     .act_min = -128,
     .act_max = 127,
-    .chan = op1_chan,
+    .chan = NULL,
     .scratch = tq_scratch,
 };
 
