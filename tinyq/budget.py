@@ -40,7 +40,7 @@ def estimate(plan: MemoryPlan, board: Board) -> Budget:
     io = g.input_tensors[0].nbytes + g.output_tensors[0].nbytes
     breakdown = {
         "weights": plan.weight_bytes, "op_params": params, "code": CODE_BYTES,
-        "arena": plan.arena_bytes, "scratch": plan.scratch_bytes, "io_buffers": io, "stack": board.memory.stack_bytes, "static": STATIC_BYTES,
+        "arena": plan.arena_bytes, "io_buffers": io, "stack": board.memory.stack_bytes, "static": STATIC_BYTES,
     }
     flash = breakdown["weights"] + params + CODE_BYTES
     ram = plan.ram_bytes + io + board.memory.stack_bytes + STATIC_BYTES
@@ -60,7 +60,7 @@ def check_budget(plan: MemoryPlan, board: Board) -> Budget:
     if b.ram_bytes > b.ram_limit:
         live = sorted((g.tensors[i] for i in plan.live_at_peak), key=lambda t: -t.nbytes)[:3]
         problems.append(
-            f"RAM {b.ram_bytes:,} B > {b.ram_limit:,} B (arena {plan.arena_bytes:,} B + scratch {plan.scratch_bytes:,} B + stack "
+            f"RAM {b.ram_bytes:,} B > {b.ram_limit:,} B (arena {plan.arena_bytes:,} B incl. scratch + stack "
             f"{board.memory.stack_bytes:,} B + I/O {b.breakdown['io_buffers']:,} B; live at the peak, op "
             f"{plan.peak_op}: {', '.join(f'{t.name} {t.shape} {t.nbytes:,} B' for t in live)})")
     if problems:

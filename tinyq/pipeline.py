@@ -105,9 +105,10 @@ def build(model: Path, board_id: str, calib: Path, out_dir: Path, eval_path: Pat
             "ops": analysis.op_counts,
             "macs": analysis.macs,
             "weights_bytes": mem.weight_bytes,
-            # All RAM the model needs (activations + kernel scratch), comparable with TFLM's arena.
+            # All RAM the model needs (activations + each op's scratch, planned together),
+            # comparable with TFLM's arena.
             "arena_bytes": mem.ram_bytes,
-            "activation_bytes": mem.arena_bytes,
+            "activation_bytes": mem.activation_peak_bytes,
             "scratch_bytes": mem.scratch_bytes,
             "tflm_arena_bytes": ref.arena.total if ref.arena else None,
             "tflm_arena_head_bytes": ref.arena.head if ref.arena else None,

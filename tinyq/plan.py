@@ -2,17 +2,22 @@
 
 Each activation gets a fixed offset in one arena, decided here on the host. Tensors
 whose lifetimes do not overlap share memory; a RESHAPE output is the same buffer as
-its input. Placement is greedy by size (largest first, lowest offset that does not
-collide with a tensor live at the same time), the strategy of TFLM's
-GreedyMemoryPlanner, without TFLM's per-tensor headers and persistent buffers.
+its input; an element-wise op writes over an input that dies there. A CONV_2D whose
+only reader is a same-shape ADD runs the ADD in its epilogue and writes the sum over
+the ADD's other input (a residual block's skip tensor), so the conv's own output never
+exists: one activation tensor less at the residual block's peak. Placement is greedy
+by size (largest first, lowest offset that does not collide with a tensor live at the
+same time), the strategy of TFLM's GreedyMemoryPlanner, without TFLM's per-tensor
+headers and persistent buffers.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from tinyq.graph import Graph
 from tinyq.ops import KernelCall, lower
+from tinyq.ops.lower_ops import add_table_params
 
 #: Offsets are multiples of this: word-aligned int8 rows allow 32-bit loads.
 ALIGN = 4
@@ -29,18 +34,36 @@ class Buffer:
     offset: int
 
 
+@dataclass(frozen=True)
+class Step:
+    """One call of the generated model: an operator, or a CONV_2D with the ADD fused into it."""
+
+    name: str                  # "CONV_2D", "CONV_2D+ADD"
+    ops: tuple[int, ...]       # the graph operators it computes
+    inputs: tuple[int, ...]    # activation tensors it reads
+    outputs: tuple[int, ...]
+    call: KernelCall
+    #: Inputs the output may be written over when they die here (element-wise reads).
+    overwrites: tuple[int, ...] = ()
+
+
 @dataclass(frozen=True, eq=False)
 class MemoryPlan:
     """The plan stage's result."""
 
     graph: Graph
-    calls: tuple[KernelCall, ...]
-    buffers: tuple[Buffer, ...]
+    steps: tuple[Step, ...]
+    buffers: tuple[Buffer, ...]  # tensors' buffers, then each step's scratch (no tensors)
     offsets: dict[int, int]  # tensor index -> arena offset
-    arena_bytes: int
+    scratch_offsets: dict[int, int]  # step index -> arena offset of its scratch
+    arena_bytes: int         # everything: activations and every step's scratch
     peak_bytes: int          # the most bytes live at one time (the lower bound of any plan)
     peak_op: int             # op index at which the peak occurs
     live_at_peak: tuple[int, ...]  # tensor indices
+
+    @property
+    def calls(self) -> tuple[KernelCall, ...]:
+        return tuple(st.call for st in self.steps)
 
     @property
     def weight_bytes(self) -> int:
@@ -52,13 +75,20 @@ class MemoryPlan:
 
     @property
     def scratch_bytes(self) -> int:
-        """The shared scratch buffer: the largest any kernel needs (im2col columns)."""
+        """The largest scratch a step needs (im2col columns, patches), planned inside the arena."""
         return max((c.scratch_bytes for c in self.calls), default=0)
 
     @property
     def ram_bytes(self) -> int:
-        """Everything the model needs in RAM besides the stack: arena + scratch."""
-        return self.arena_bytes + self.scratch_bytes
+        """Everything the model needs in RAM besides the stack and I/O buffers: the arena."""
+        return self.arena_bytes
+
+    @property
+    def activation_peak_bytes(self) -> int:
+        """The most bytes of activation tensors (no scratch) live at one step."""
+        tensors = [b for b in self.buffers if b.tensors]
+        return max((sum(b.size for b in tensors if b.first <= i <= b.last)
+                    for i in range(-1, len(self.steps) + 1)), default=0)
 
     @property
     def macs(self) -> int:
@@ -69,10 +99,66 @@ def _align(n: int) -> int:
     return (n + ALIGN - 1) // ALIGN * ALIGN
 
 
-def plan_memory(graph: Graph) -> MemoryPlan:
-    """Lower every op and lay out the activations in one arena."""
-    calls = tuple(lower(graph, op) for op in graph.operators)
-    n_ops = len(calls)
+def _steps(graph: Graph) -> list[Step]:
+    """Lower every operator to a step."""
+    steps = []
+    for op in graph.operators:
+        call = lower(graph, op)
+        acts = tuple(t for t in op.inputs if t >= 0 and not graph.tensors[t].is_constant)
+        steps.append(Step(op.opcode, (op.index,), acts, tuple(op.outputs), call, acts if call.inplace else ()))
+    return steps
+
+
+def fuse_conv_add(graph: Graph, steps: list[Step]) -> list[Step]:
+    """Run each ADD that is the only reader of a CONV_2D's output in that conv's epilogue.
+
+    The fused call computes the conv's int8 output a group of pixels at a time into
+    scratch, adds the ADD's other input (the skip tensor) and writes the sum over the
+    skip tensor, which therefore must exist before the conv runs and be read by nobody
+    after it but this ADD. Results are bit for bit those of the two ops.
+    """
+    readers: dict[int, list[int]] = {}
+    producer: dict[int, int] = {}
+    for i, st in enumerate(steps):
+        for t in st.inputs:
+            readers.setdefault(t, []).append(i)
+        for t in st.outputs:
+            producer[t] = i
+    outputs = set(graph.outputs)
+    fused: dict[int, Step] = {}
+    dropped: set[int] = set()
+    for i, st in enumerate(steps):
+        if st.call.function != "tq_conv2d_s8" or st.outputs[0] in outputs:
+            continue
+        t = st.outputs[0]
+        if len(readers.get(t, [])) != 1:
+            continue
+        j = readers[t][0]
+        add = steps[j]
+        if add.call.function != "tq_add_s8" or len(set(add.inputs)) != 2 or j in dropped:
+            continue
+        skip = next(x for x in add.inputs if x != t)
+        if skip in outputs or producer.get(skip, -1) >= i or any(i <= r < j for r in readers[skip]):
+            continue
+        fields, tables = add_table_params(graph, graph.operators[add.ops[0]], first=t)
+        conv = st.call
+        prm = dict(conv.params)
+        # The conv's output goes through a 4-pixel buffer at the end of its scratch.
+        group = 0 if (prm["out_h"] * prm["out_w"]) % 4 else 4 * prm["out_c"]
+        call = replace(conv, function="tq_conv2d_add_s8", params2=("tq_addtab_params_t", fields),
+                       args=(conv.args[0], conv.args[1], skip, add.outputs[0]), arrays=conv.arrays + tables,
+                       macs=conv.macs + add.call.macs, scratch_bytes=conv.scratch_bytes + group)
+        fused[i] = Step("CONV_2D+ADD", st.ops + add.ops, (st.inputs[0], skip), add.outputs, call, (skip,))
+        dropped.add(j)
+    return [fused.get(i, st) for i, st in enumerate(steps) if i not in dropped]
+
+
+def plan_memory(graph: Graph, fuse: bool = True) -> MemoryPlan:
+    """Lower every op (fusing conv + ADD where it saves memory) and lay out the activations in one arena."""
+    steps = _steps(graph)
+    if fuse:
+        steps = fuse_conv_add(graph, steps)
+    n_ops = len(steps)
 
     # Union aliased tensors (output shares its input's buffer).
     root = {}
@@ -82,9 +168,9 @@ def plan_memory(graph: Graph) -> MemoryPlan:
             t = root[t]
         return t
 
-    for op, call in zip(graph.operators, calls):
-        if call.alias:
-            root[find(op.outputs[0])] = find(op.inputs[0])
+    for st in steps:
+        if st.call.alias:
+            root[find(st.outputs[0])] = find(st.inputs[0])
 
     first: dict[int, int] = {}
     last: dict[int, int] = {}
@@ -99,34 +185,33 @@ def plan_memory(graph: Graph) -> MemoryPlan:
 
     for t in graph.inputs:
         touch(t, -1)
-    for i, op in enumerate(graph.operators):
-        for t in op.inputs:
-            if t >= 0 and not graph.tensors[t].is_constant:
-                touch(t, i)
-        for t in op.outputs:
+    for i, st in enumerate(steps):
+        for t in st.inputs:
+            touch(t, i)
+        for t in st.outputs:
             touch(t, i)
     for t in graph.outputs:
         touch(t, n_ops)
 
-    # In place: an element-wise op may write its output over an input that dies at
-    # that op (each output byte depends only on the input bytes at the same index,
-    # read before the write), so the two share one buffer.
-    for i, (op, call) in enumerate(zip(graph.operators, calls)):
-        if not call.inplace:
-            continue
-        out = find(op.outputs[0])
-        for t in op.inputs:
-            if t < 0 or graph.tensors[t].is_constant:
-                continue
+    # In place: a step may write its output over an input it reads element-wise (each
+    # output byte depends only on the input bytes at the same index, read before the
+    # write) when that input dies there, so the two share one buffer.
+    for i, st in enumerate(steps):
+        out = find(st.outputs[0])
+        for t in st.overwrites:
             r = find(t)
-            if r != out and last[r] == i and graph.tensors[t].nbytes == graph.tensors[op.outputs[0]].nbytes:
+            if r != out and last[r] == i and graph.tensors[t].nbytes == graph.tensors[st.outputs[0]].nbytes:
                 root[out] = r
                 last[r] = max(last[r], last.pop(out))
                 first.pop(out)
                 members[r].extend(members.pop(out))
                 break
-
     sizes = {r: _align(max(graph.tensors[t].nbytes for t in ts)) for r, ts in members.items()}
+    # Each step's scratch is a buffer of its own that lives for that step only (ids below 0).
+    for i, st in enumerate(steps):
+        if st.call.scratch_bytes:
+            r = -(i + 1)
+            sizes[r], first[r], last[r], members[r] = _align(st.call.scratch_bytes), i, i, []
     order = sorted(sizes, key=lambda r: (-sizes[r], first[r], r))
     placed: list[tuple[int, int, int, int]] = []  # offset, size, first, last
     offset_of: dict[int, int] = {}
@@ -145,6 +230,7 @@ def plan_memory(graph: Graph) -> MemoryPlan:
         for r in sorted(members, key=lambda r: (offset_of[r], first[r]))
     )
     offsets = {t: b.offset for b in buffers for t in b.tensors}
+    scratch_offsets = {-r - 1: offset_of[r] for r in sizes if r < 0}
     arena = max((b.offset + b.size for b in buffers), default=0)
 
     peak, peak_op, live = 0, -1, ()
@@ -153,4 +239,4 @@ def plan_memory(graph: Graph) -> MemoryPlan:
         total = sum(b.size for b in now)
         if total > peak:
             peak, peak_op, live = total, step, tuple(t for b in now for t in b.tensors)
-    return MemoryPlan(graph, calls, buffers, offsets, arena, peak, peak_op, live)
+    return MemoryPlan(graph, tuple(steps), buffers, offsets, scratch_offsets, arena, peak, peak_op, live)

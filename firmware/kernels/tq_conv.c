@@ -173,12 +173,15 @@ static void im2col(const tq_conv_params_t *p, const int8_t *in, int oy, int ox, 
 }
 
 static inline __attribute__((always_inline)) void conv_body(const tq_conv_params_t *p, const int8_t *in,
-                                                            const uint32_t *filter, int8_t *out, int fast, int full) {
+                                                            const uint32_t *filter, int8_t *out, int fast, int full,
+                                                            const tq_addtab_params_t *add, const int8_t *skip) {
     const int n_pix = p->out_h * p->out_w, out_c = p->out_c, P = p->k_pairs, out_w = p->out_w;
     const int32_t zp = p->output_offset, lo = p->act_min, hi = p->act_max;
     int32_t *cols = (int32_t *)p->scratch;
+    /* Scratch: the 4 columns, the byte row (unaligned channel counts: at most 2P bytes), the
+     * output of a partial group or of a fused ADD's group (4 pixels). */
     int8_t *row = (int8_t *)(cols + 4 * P);
-    int8_t *tail_out = row + 2 * P;  /* the last, partial group's 4 pixels of output */
+    int8_t *tail_out = row + ((p->in_c & 3) ? 2 * P : 0);
     /* 1x1, stride 1, no padding, whole words: pixel i's patch is input pixel i. */
     const int pointwise = p->k_h == 1 && p->k_w == 1 && p->stride_h == 1 && p->stride_w == 1 && p->pad_h == 0 &&
                           p->pad_w == 0 && (p->in_c & 3) == 0 && p->in_h == p->out_h && p->in_w == p->out_w;
@@ -194,39 +197,50 @@ static inline __attribute__((always_inline)) void conv_body(const tq_conv_params
             }
         }
         int8_t *o = out + (int32_t)pix * out_c;
+        /* A partial group (the columns past n hold stale data whose results are dropped) and a
+         * fused ADD go through tail_out. */
+        int8_t *dst = (add || n < 4) ? tail_out : o;
         const uint32_t *w = filter;
         int c = 0;
         if (fast && full && out_c >= 2) {
-            /* The common case, all in the inner loop's registers; a partial group goes through
-             * tail_out (the columns past n hold stale data whose results are dropped). */
-            const tq_conv_tile_t tile = {w, cols, cols + 4 * P, p->chan, n == 4 ? o : tail_out, out_c,
-                                         (uint32_t)out_c / 2};
+            /* The common case, all in the inner loop's registers. */
+            const tq_conv_tile_t tile = {w, cols, cols + 4 * P, p->chan, dst, out_c, (uint32_t)out_c / 2};
             tq_conv_tile(&tile);
             c = out_c & ~1;
             w += (int32_t)c / 2 * P;
-            if (n < 4) {
-                for (int i = 0; i < n * out_c; ++i) {
-                    if (i % out_c < c) o[i] = tail_out[i];
-                }
-            }
         }
         for (; c < out_c; c += 2, w += P) {
             int32_t acc[8];
             tq_mm_2x4(w, cols, (uint32_t)P, acc);
             const tq_chan_t *q = p->chan + c;
-            for (int i = 0; i < n; ++i) o[c + i * out_c] = rq(acc[i], q, fast, full, zp, lo, hi);
+            for (int i = 0; i < n; ++i) dst[c + i * out_c] = rq(acc[i], q, fast, full, zp, lo, hi);
             if (c + 1 == out_c) break;  /* the odd last channel: its partner row is padding */
             ++q;
-            for (int i = 0; i < n; ++i) o[c + 1 + i * out_c] = rq(acc[4 + i], q, fast, full, zp, lo, hi);
+            for (int i = 0; i < n; ++i) dst[c + 1 + i * out_c] = rq(acc[4 + i], q, fast, full, zp, lo, hi);
+        }
+        if (add) {
+            tq_add_run(add, tail_out, skip + (int32_t)pix * out_c, o, (uint32_t)(n * out_c));
+        } else if (n < 4) {
+            for (int i = 0; i < n * out_c; ++i) o[i] = tail_out[i];
         }
     }
 }
 
-void tq_conv2d_s8(const tq_conv_params_t *p, const int8_t *in, const uint32_t *filter, int8_t *out) {
+static void conv(const tq_conv_params_t *p, const int8_t *in, const uint32_t *filter, int8_t *out,
+                 const tq_addtab_params_t *add, const int8_t *skip) {
     const int full = p->act_min == -128 && p->act_max == 127;
-    if (p->fast && full) conv_body(p, in, filter, out, 1, 1);
-    else if (p->fast) conv_body(p, in, filter, out, 1, 0);
-    else conv_body(p, in, filter, out, 0, 0);
+    if (p->fast && full) conv_body(p, in, filter, out, 1, 1, add, skip);
+    else if (p->fast) conv_body(p, in, filter, out, 1, 0, add, skip);
+    else conv_body(p, in, filter, out, 0, 0, add, skip);
+}
+
+void tq_conv2d_s8(const tq_conv_params_t *p, const int8_t *in, const uint32_t *filter, int8_t *out) {
+    conv(p, in, filter, out, 0, 0);
+}
+
+void tq_conv2d_add_s8(const tq_conv_params_t *p, const tq_addtab_params_t *add, const int8_t *in,
+                      const uint32_t *filter, const int8_t *skip, int8_t *out) {
+    conv(p, in, filter, out, add, skip);
 }
 
 /* ---- FULLY_CONNECTED ---- */
@@ -329,10 +343,11 @@ static void dw_pixel(const tq_conv_params_t *p, const tq_dw_taps_t *taps, const 
 void tq_depthwise3x3_s8(const tq_conv_params_t *p, const int8_t *in, const uint32_t *filter, int8_t *out) {
     const int C = p->in_c, in_h = p->in_h, in_w = p->in_w, out_w = p->out_w;
     const int dil_h = p->dil_h, dil_w = p->dil_w, sw = p->stride_w;
-    int32_t *sums = (int32_t *)p->scratch;
-    int8_t *patch = (int8_t *)(sums + C);
     const uint32_t pad4 = 0x01010101u * (uint8_t)p->pad_value;
     const int fused = p->fast && p->act_min == -128 && p->act_max == 127;
+    /* Scratch: C sums (unless fused), the 3x3 patch, the row of zero points. */
+    int32_t *sums = (int32_t *)p->scratch;
+    int8_t *patch = (int8_t *)(sums + (fused ? 0 : C));
     /* The output columns whose window is inside the input: [ox_lo, ox_hi). */
     int ox_lo = 0, ox_hi = out_w;
     while (ox_lo < out_w && ox_lo * sw - p->pad_w < 0) ++ox_lo;

@@ -120,6 +120,19 @@ typedef struct {
     int32_t act_min, act_max;
 } tq_add_params_t;
 
+/* Same-shape ADD by tables: TFLite scales each input on its own before the sum, so input k's
+ * scaled value is tk[x] (x in -128..127; the pointers point at entry 0). The sum is then
+ * requantized by `out` (bias 0): on the fast path the tables hold doubled values and `out`
+ * is tq_rq_fast's rnd/mult/shift with the zero point inside, otherwise TFLite's mult/shift. */
+typedef struct {
+    uint32_t size;
+    const int32_t *t1, *t2;
+    tq_chan_t out;
+    uint8_t fast;
+    int32_t output_offset;
+    int32_t act_min, act_max;
+} tq_addtab_params_t;
+
 typedef struct {
     uint16_t rows, depth;
     int32_t input_mult, input_left_shift, diff_min;
@@ -202,6 +215,10 @@ static inline int32_t tq_rq_exact(int32_t acc, const tq_chan_t *q, int32_t zp) {
  */
 
 void tq_conv2d_s8(const tq_conv_params_t *p, const int8_t *in, const uint32_t *filter, int8_t *out);
+/* CONV_2D then a same-shape ADD of `skip` (the conv's output is the ADD's in1), written to
+ * out, which may be skip itself: the conv's output is never stored whole. */
+void tq_conv2d_add_s8(const tq_conv_params_t *p, const tq_addtab_params_t *add, const int8_t *in,
+                      const uint32_t *filter, const int8_t *skip, int8_t *out);
 void tq_depthwise_conv2d_s8(const tq_conv_params_t *p, const int8_t *in, const int8_t *filter, int8_t *out);
 void tq_depthwise3x3_s8(const tq_conv_params_t *p, const int8_t *in, const uint32_t *filter, int8_t *out);
 void tq_fully_connected_s8(const tq_fc_params_t *p, const int8_t *in, const uint32_t *filter, int8_t *out);
@@ -238,7 +255,9 @@ void tq_dw3x3_rq(const tq_dw_taps_t *taps, const uint32_t *w, uint32_t groups, i
 
 void tq_max_pool_s8(const tq_pool_params_t *p, const int8_t *in, int8_t *out);
 void tq_avg_pool_s8(const tq_pool_params_t *p, const int8_t *in, int8_t *out);
-void tq_add_s8(const tq_add_params_t *p, const int8_t *in1, const int8_t *in2, int8_t *out);
+void tq_add_s8(const tq_addtab_params_t *p, const int8_t *in1, const int8_t *in2, int8_t *out);
+/* n elements of a table ADD (out may be in2). */
+void tq_add_run(const tq_addtab_params_t *p, const int8_t *in1, const int8_t *in2, int8_t *out, uint32_t n);
 void tq_softmax_s8(const tq_softmax_params_t *p, const int8_t *in, int8_t *out);
 void tq_copy_s8(uint32_t size, const int8_t *in, int8_t *out);
 void tq_requant_s8(const tq_requant_params_t *p, const int8_t *in, int8_t *out);

@@ -56,15 +56,28 @@ void tq_avg_pool_s8(const tq_pool_params_t *p, const int8_t *in, int8_t *out) {
     }
 }
 
-void tq_add_s8(const tq_add_params_t *p, const int8_t *in1, const int8_t *in2, int8_t *out) {
-    for (uint32_t i = 0; i < p->size; ++i) {
-        const int32_t a = (int32_t)((uint32_t)(p->input1_offset + in1[i]) << p->left_shift);
-        const int32_t b = (int32_t)((uint32_t)(p->input2_offset + in2[i]) << p->left_shift);
-        const int32_t sa = tq_requant(a, p->input1_mult, p->input1_shift);
-        const int32_t sb = tq_requant(b, p->input2_mult, p->input2_shift);
-        const int32_t o = tq_requant(sa + sb, p->output_mult, p->output_shift) + p->output_offset;
-        out[i] = (int8_t)tq_clamp(o, p->act_min, p->act_max);
+static inline __attribute__((always_inline)) void add_body(const tq_addtab_params_t *p, const int8_t *in1,
+                                                           const int8_t *in2, int8_t *out, uint32_t n, int fast,
+                                                           int full) {
+    const int32_t *t1 = p->t1, *t2 = p->t2;
+    const int32_t lo = p->act_min, hi = p->act_max;
+    for (uint32_t i = 0; i < n; ++i) {
+        const int32_t sum = t1[in1[i]] + t2[in2[i]];
+        const int32_t y = fast ? tq_smmlar(sum, p->out.mult, p->out.rnd + (sum >> 31)) >> p->out.shift
+                               : tq_requant(sum, p->out.mult, p->out.shift) + p->output_offset;
+        out[i] = (int8_t)(full ? tq_ssat8(y) : tq_clamp(y, lo, hi));
     }
+}
+
+void tq_add_run(const tq_addtab_params_t *p, const int8_t *in1, const int8_t *in2, int8_t *out, uint32_t n) {
+    const int full = p->act_min == -128 && p->act_max == 127;
+    if (p->fast && full) add_body(p, in1, in2, out, n, 1, 1);
+    else if (p->fast) add_body(p, in1, in2, out, n, 1, 0);
+    else add_body(p, in1, in2, out, n, 0, 0);
+}
+
+void tq_add_s8(const tq_addtab_params_t *p, const int8_t *in1, const int8_t *in2, int8_t *out) {
+    tq_add_run(p, in1, in2, out, p->size);
 }
 
 void tq_copy_s8(uint32_t size, const int8_t *in, int8_t *out) {

@@ -77,15 +77,23 @@ def emit_model(graph: Graph, plan: MemoryPlan, tflite: bytes, source: str = "mod
             "per_channel": bool(t.quant and t.quant.per_channel),
         })
     ops = []
-    for op, call in zip(graph.operators, plan.calls):
-        prefix = f"op{op.index}"
+    for index, step in enumerate(plan.steps):
+        call = step.call
+        prefix = f"op{index}"
         arrays = [{"cname": f"{prefix}_{a.name}", "ctype": a.ctype, "count": len(a.values), "rows": const_rows(a.ctype, a.values)}
                   for a in call.arrays]
         def resolve(fields_):
-            return [(f, f"{prefix}_{v[1:]}" if isinstance(v, str) and v.startswith("@") else v) for f, v in fields_]
+            out = []
+            for f, v in fields_:
+                if isinstance(v, str) and v.startswith("@"):
+                    v = f"{prefix}_{v[1:]}"
+                elif v == "$scratch":  # this step's scratch, planned in the arena
+                    v = f"(void *)(tq_arena + {plan.scratch_offsets[index]})"
+                out.append((f, v))
+            return out
 
         fields = resolve(call.params)
-        outs = set(op.outputs)
+        outs = set(step.outputs)
         args = [_tensor_expr(graph, plan, i, i in outs, prefix) for i in call.args]
         if call.pack_inputs:
             args = ["(const int8_t *const[]){" + ", ".join(args[:-1]) + "}", args[-1]]
@@ -93,7 +101,7 @@ def emit_model(graph: Graph, plan: MemoryPlan, tflite: bytes, source: str = "mod
         if call.params2:
             lead.append(f"&{prefix}_s")
         ops.append({
-            "index": op.index, "name": op.opcode, "arrays": arrays, "params_type": call.params_type,
+            "index": index, "name": step.name, "arrays": arrays, "params_type": call.params_type,
             "pname": f"{prefix}_p", "fields": fields, "call": f"{call.function}({', '.join(lead + args)})",
             "params2": {"type": call.params2[0], "name": f"{prefix}_s", "fields": resolve(call.params2[1])}
             if call.params2 else None,

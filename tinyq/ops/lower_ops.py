@@ -8,11 +8,12 @@ import numpy as np
 
 from tinyq.graph import Graph, Operator, Tensor
 from tinyq.ops import ConstArray, KernelCall, lowering
-from tinyq.ops.layout import channel_params, depthwise3x3_words, padded_k, pair_rows
+from tinyq.ops.layout import channel_params, depthwise3x3_words, fast_ok, padded_k, pair_rows
 from tinyq.ops.quant import (
     activation_range,
     tflite_round,
     compute_padding,
+    multiply_by_quantized_multiplier,
     per_channel_multipliers,
     per_tensor_fc_multiplier,
     quantize_multiplier,
@@ -70,7 +71,7 @@ def lower_conv(graph: Graph, op: Operator) -> KernelCall:
         ("pad_w", compute_padding(s_w, d_w, in_w, k_w, out_w)),
         ("depth_multiplier", dm), ("k_pairs", k_pairs), ("pad_value", zp_in), ("fast", int(fast)),
         ("output_offset", zp_out), ("act_min", act_min), ("act_max", act_max),
-        ("chan", "@chan"), ("scratch", "tq_scratch"),
+        ("chan", "@chan"), ("scratch", "$scratch"),
     )
     macs = out_h * out_w * out_c * k_h * k_w * (1 if depthwise else in_c)
     chan_array = ConstArray("chan", "tq_chan_t", chan)
@@ -79,8 +80,9 @@ def lower_conv(graph: Graph, op: Operator) -> KernelCall:
         # Fast path with the full int8 range: the parameters ride in the weight stream.
         fused = fast and (act_min, act_max) == (-128, 127)
         words = depthwise3x3_words(w.data, chan if fused else None)
-        # Sums, a 3x3 patch, and a row of zero points as long as a kernel row reaches.
-        scratch = 4 * in_c + 9 * in_c + (2 * d_w + 1) * in_c
+        # Sums (unless requantized in the inner loop), a 3x3 patch, and a row of zero points
+        # as long as a kernel row reaches.
+        scratch = (0 if fused else 4 * in_c) + 9 * in_c + (2 * d_w + 1) * in_c
         function, filt = "tq_depthwise3x3_s8", ConstArray("w", "uint32_t", words)
         if fused:
             chan_array = None
@@ -88,10 +90,10 @@ def lower_conv(graph: Graph, op: Operator) -> KernelCall:
     elif depthwise:
         function, filt, scratch = "tq_depthwise_conv2d_s8", None, 0
     else:
-        # 4 int16 columns a K-pair, a byte row for border rows of unaligned channel counts
-        # (the kernel places it at 2 * k_pairs bytes), and the output of a partial pixel group.
+        # 4 int16 columns a K-pair, then a byte row for border rows of unaligned channel
+        # counts, then the output of a partial pixel group (see conv_body).
         function, filt = "tq_conv2d_s8", ConstArray("w", "uint32_t", pair_rows(w_matrix, 2))
-        scratch = 16 * k_pairs + 2 * k_pairs + 4 * out_c
+        scratch = 16 * k_pairs + (2 * k_pairs if in_c % 4 else 0) + (4 * out_c if (out_h * out_w) % 4 else 0)
     return KernelCall(
         function=function,
         params_type="tq_conv_params_t",
@@ -125,7 +127,7 @@ def lower_fc(graph: Graph, op: Operator) -> KernelCall:
         params=(
             ("rows", rows), ("in_depth", depth), ("out_depth", out_depth), ("k_pairs", k_pairs), ("fast", int(fast)),
             ("output_offset", y.quant.zero_point[0]), ("act_min", act_min), ("act_max", act_max),
-            ("chan", "@chan"), ("scratch", "(int32_t *)(void *)tq_scratch"),
+            ("chan", "@chan"), ("scratch", "$scratch"),
         ),
         args=(x.index, "@w", y.index),
         arrays=(ConstArray("chan", "tq_chan_t", chan), ConstArray("w", "uint32_t", pair_rows(w.data, 4))),
@@ -181,9 +183,7 @@ def _bcast_fields(a: Tensor, b: Tensor, y: Tensor) -> tuple[tuple[str, object], 
             ("stride2", _c_array(broadcast_strides(b.shape, y.shape))))
 
 
-@lowering("ADD")
-def lower_add(graph: Graph, op: Operator) -> KernelCall:
-    (a, b), y = _io(graph, op)
+def _add_multipliers(a: Tensor, b: Tensor, y: Tensor):
     left_shift = 20
     s1, s2, so = a.quant.scale[0], b.quant.scale[0], y.quant.scale[0]
     # add_common.cc: the max is taken over the float32 scales, then doubled in double.
@@ -191,12 +191,47 @@ def lower_add(graph: Graph, op: Operator) -> KernelCall:
     m1, sh1 = quantize_multiplier(float(s1) / twice_max)
     m2, sh2 = quantize_multiplier(float(s2) / twice_max)
     mo, sho = quantize_multiplier(twice_max / ((1 << left_shift) * float(so)))
+    return left_shift, (m1, sh1), (m2, sh2), (mo, sho)
+
+
+def add_table_params(graph: Graph, op: Operator, first: int) -> tuple[tuple, tuple[ConstArray, ...]]:
+    """Fields of ``tq_addtab_params_t`` and its two tables for a same-shape ADD, input ``first`` as in1.
+
+    TFLite scales each input on its own (offset, << 20, one multiplier) before the sum, so
+    each input's scaled value is a function of its byte: a 256-entry table per input, and
+    one requantization of the sum (the fast path where proven, tables then doubled).
+    """
+    (a, b), y = _io(graph, op)
+    left_shift, (m1, sh1), (m2, sh2), (mo, sho) = _add_multipliers(a, b, y)
+    t1 = [multiply_by_quantized_multiplier((v - a.quant.zero_point[0]) << left_shift, m1, sh1) for v in range(-128, 128)]
+    t2 = [multiply_by_quantized_multiplier((v - b.quant.zero_point[0]) << left_shift, m2, sh2) for v in range(-128, 128)]
+    if first != a.index:
+        t1, t2 = t2, t1
+    zp = y.quant.zero_point[0]
+    fast = fast_ok(max(map(abs, t1)) + max(map(abs, t2)), mo, sho, zp)
+    if fast:
+        t1, t2 = [2 * v for v in t1], [2 * v for v in t2]
+        out = (0, (1 << (-sho - 1)) + (zp << -sho), mo, -sho)
+    else:
+        out = (0, 0, mo, sho)
     act_min, act_max = _act(op, y)
-    broadcast = tuple(a.shape) != tuple(b.shape)
+    fields = (("size", y.size), ("t1", "@t1 + 128"), ("t2", "@t2 + 128"), ("out", "{" + ", ".join(map(str, out)) + "}"),
+              ("fast", int(fast)), ("output_offset", zp), ("act_min", act_min), ("act_max", act_max))
+    return fields, (ConstArray("t1", "int32_t", tuple(t1)), ConstArray("t2", "int32_t", tuple(t2)))
+
+
+@lowering("ADD")
+def lower_add(graph: Graph, op: Operator) -> KernelCall:
+    (a, b), y = _io(graph, op)
+    if tuple(a.shape) == tuple(b.shape):
+        fields, arrays = add_table_params(graph, op, a.index)
+        return KernelCall(inplace=True, function="tq_add_s8", params_type="tq_addtab_params_t", params=fields,
+                          args=(a.index, b.index, y.index), arrays=arrays, macs=y.size)
+    left_shift, (m1, sh1), (m2, sh2), (mo, sho) = _add_multipliers(a, b, y)
+    act_min, act_max = _act(op, y)
     return KernelCall(
-        inplace=not broadcast,
-        function="tq_add_bcast_s8" if broadcast else "tq_add_s8",
-        params2=("tq_mul_params_t", _bcast_fields(a, b, y)) if broadcast else None,
+        function="tq_add_bcast_s8",
+        params2=("tq_mul_params_t", _bcast_fields(a, b, y)),
         params_type="tq_add_params_t",
         params=(
             ("size", y.size), ("input1_offset", -a.quant.zero_point[0]), ("input2_offset", -b.quant.zero_point[0]),
@@ -333,7 +368,7 @@ def lower_mean(graph: Graph, op: Operator) -> KernelCall:
         params_type="tq_mean_params_t",
         params=(("in", _c_array(shape)), ("out_stride", _c_array(strides)), ("outputs", y.size), ("count", count),
                 ("input_zp", x.quant.zero_point[0]), ("output_zp", y.quant.zero_point[0]), ("mult", mult),
-                ("shift", shift), ("sums", "(int32_t *)(void *)tq_scratch")),
+                ("shift", shift), ("sums", "$scratch")),
         args=(x.index, y.index),
         scratch_bytes=4 * y.size,
         macs=x.size,

@@ -78,3 +78,15 @@ def softmax_params(beta: float, input_scale: float) -> tuple[int, int, int]:
     max_rescaled = 1.0 * ((1 << integer_bits) - 1) * (1 << (31 - integer_bits)) / (1 << left_shift)
     diff_min = -int(math.floor(max_rescaled))
     return mult, left_shift, diff_min
+
+
+def multiply_by_quantized_multiplier(x: int, mult: int, shift: int) -> int:
+    """TFLite's MultiplyByQuantizedMultiplier on int32 (left shift wraps; double rounding), exactly."""
+    left, right = max(shift, 0), max(-shift, 0)
+    x = ((x << left) + (1 << 31)) % (1 << 32) - (1 << 31)
+    if x == mult == -(1 << 31):
+        t = (1 << 31) - 1
+    else:
+        t = (x * mult + (1 << 30)) >> 31  # = SaturatingRoundingDoublingHighMul (see tq_sat_rdh_mul)
+    mask = (1 << right) - 1
+    return (t >> right) + (1 if (t & mask) > (mask >> 1) + (1 if t < 0 else 0) else 0)
