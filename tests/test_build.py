@@ -40,7 +40,7 @@ def test_digits_links_at_the_right_address(tmp_path, digits_files, target, origi
         vectors = ELFFile(f).get_section_by_name(".isr_vector")
         assert vectors["sh_addr"] == origin  # nano33 links after the 64 KB Arduino bootloader
     assert fw.bin.stat().st_size > plan.weight_bytes and fw.hex.read_text().startswith(":")
-    assert plan.weight_bytes < fw.flash_bytes < plan.weight_bytes + 16 * 1024
+    assert plan.weight_bytes < fw.flash_bytes < plan.weight_bytes + 20 * 1024  # the runtime's code
     assert plan.ram_bytes < fw.static_ram_bytes < plan.ram_bytes + 2048
     assert fw.stack_bytes >= board.memory.stack_bytes
     # The pre-compile estimate is an upper bound of what the linker placed.

@@ -105,7 +105,9 @@ def _steps(graph: Graph) -> list[Step]:
     for op in graph.operators:
         call = lower(graph, op)
         acts = tuple(t for t in op.inputs if t >= 0 and not graph.tensors[t].is_constant)
-        steps.append(Step(op.opcode, (op.index,), acts, tuple(op.outputs), call, acts if call.inplace else ()))
+        # Element-wise ops may overwrite any input; convs only the input they read (the first).
+        over = (acts if op.opcode not in ("CONV_2D", "DEPTHWISE_CONV_2D") else acts[:1]) if call.inplace else ()
+        steps.append(Step(op.opcode, (op.index,), acts, tuple(op.outputs), call, over))
     return steps
 
 
@@ -153,11 +155,17 @@ def fuse_conv_add(graph: Graph, steps: list[Step]) -> list[Step]:
     return [fused.get(i, st) for i, st in enumerate(steps) if i not in dropped]
 
 
-def plan_memory(graph: Graph, fuse: bool = True) -> MemoryPlan:
-    """Lower every op (fusing conv + ADD where it saves memory) and lay out the activations in one arena."""
+def plan_memory(graph: Graph, fuse: bool = True, inplace: bool = True) -> MemoryPlan:
+    """Lower every op (fusing conv + ADD where it saves memory) and lay out the activations in one arena.
+
+    ``fuse=False, inplace=False`` gives the plain greedy plan (every tensor a buffer of its
+    own), the baseline the benchmarks compare against.
+    """
     steps = _steps(graph)
     if fuse:
         steps = fuse_conv_add(graph, steps)
+    if not inplace:
+        steps = [replace(st, overwrites=()) for st in steps]
     n_ops = len(steps)
 
     # Union aliased tensors (output shares its input's buffer).
@@ -193,18 +201,21 @@ def plan_memory(graph: Graph, fuse: bool = True) -> MemoryPlan:
     for t in graph.outputs:
         touch(t, n_ops)
 
-    # In place: a step may write its output over an input it reads element-wise (each
-    # output byte depends only on the input bytes at the same index, read before the
-    # write) when that input dies there, so the two share one buffer.
+    # In place: a step may write its output over an input it declared it can (element-wise
+    # reads, or a conv that has read what it overwrites) when that input dies there and is
+    # no smaller, so the two share one buffer.
     for i, st in enumerate(steps):
         out = find(st.outputs[0])
         for t in st.overwrites:
             r = find(t)
-            if r != out and last[r] == i and graph.tensors[t].nbytes == graph.tensors[st.outputs[0]].nbytes:
+            if r != out and last[r] == i and graph.tensors[st.outputs[0]].nbytes <= graph.tensors[t].nbytes:
                 root[out] = r
                 last[r] = max(last[r], last.pop(out))
                 first.pop(out)
                 members[r].extend(members.pop(out))
+                if st.call.inplace_scratch:
+                    steps[i] = replace(st, call=replace(st.call, scratch_bytes=st.call.scratch_bytes
+                                                        + st.call.inplace_scratch))
                 break
     sizes = {r: _align(max(graph.tensors[t].nbytes for t in ts)) for r, ts in members.items()}
     # Each step's scratch is a buffer of its own that lives for that step only (ids below 0).

@@ -106,67 +106,87 @@ static inline __attribute__((always_inline)) int8_t rq(int32_t acc, const tq_cha
 
 /* ---- CONV_2D ---- */
 
-/* Column `col` (one of the 4) of output pixel (oy, ox): the patch in (ky, kx, c) order. With
- * a channel count that is a multiple of 4 every tap is whole words. Otherwise each kernel
- * row (k_w * in_c bytes, contiguous in the input when dil_w is 1) is padded to a multiple
- * of 4 in the weight layout, with zero weights under the padding, so a row inside the
- * input is read straight as words too; rows at the border are gathered into `row`. */
-static void im2col(const tq_conv_params_t *p, const int8_t *in, int oy, int ox, int32_t *col, int8_t *row) {
-    const int in_c = p->in_c, in_h = p->in_h, in_w = p->in_w, k_w = p->k_w;
-    const int iy0 = oy * p->stride_h - p->pad_h, ix0 = ox * p->stride_w - p->pad_w;
-    if (in_c & 3) {
-        const int span = k_w * in_c, words = (span + 3) / 4;
-        const int32_t in_bytes = (int32_t)in_h * in_w * in_c;
-        const int cols_ok = p->dil_w == 1 && ix0 >= 0 && ix0 + k_w <= in_w;
-        for (int ky = 0; ky < p->k_h; ++ky, col += 8 * words) {
-            const int iy = iy0 + p->dil_h * ky;
-            const int32_t at = ((int32_t)iy * in_w + ix0) * in_c;
-            /* The last word may reach past the row: fine inside the tensor (zero weights). */
-            if (cols_ok && iy >= 0 && iy < in_h && at + 4 * words <= in_bytes) {
-                tq_expand(in + at, col, (uint32_t)words);
+/* The im2col columns of pixels pix0 .. pix0+n-1, whose first is at (oy, ox): each patch in
+ * (ky, kx, c) order. With a channel count that is a multiple of 4 every tap is whole words,
+ * expanded straight from the input. Otherwise the patch is first assembled as bytes in
+ * `row`: each kernel row (k_w * in_c bytes, contiguous in the input when dil_w is 1) copied
+ * a word at a time (unaligned; a row's overhang is overwritten by the next row, and `row`
+ * has 4 bytes of slack), border rows gathered with the zero point. The layer's constants
+ * are read once a group. */
+static void im2col_group(const tq_conv_params_t *p, const int8_t *in, int n, int oy, int ox, int32_t *cols,
+                         int8_t *row) {
+    const int in_c = p->in_c, in_h = p->in_h, in_w = p->in_w, k_h = p->k_h, k_w = p->k_w;
+    const int out_w = p->out_w, s_h = p->stride_h, s_w = p->stride_w, d_h = p->dil_h, d_w = p->dil_w;
+    const int8_t pad = p->pad_value;
+    const int32_t row_bytes = (int32_t)in_w * in_c, in_bytes = (int32_t)in_h * row_bytes;
+    const int span = k_w * in_c;
+    for (int i = 0; i < n; ++i, ++ox) {
+        if (ox == out_w) { ox = 0; ++oy; }
+        int32_t *col = cols + i;
+        const int iy0 = oy * s_h - p->pad_h, ix0 = ox * s_w - p->pad_w;
+        const int cols_ok = d_w == 1 && ix0 >= 0 && ix0 + k_w <= in_w;
+        if (in_c & 3) {
+            const int span_words = (span + 3) / 4;
+            const int32_t last_at = (iy0 + (k_h - 1) * d_h) * row_bytes + ix0 * in_c;
+            if (cols_ok && iy0 >= 0 && iy0 + (k_h - 1) * d_h < in_h && last_at + 4 * span_words <= in_bytes) {
+                /* The whole window is inside (most pixels): rows are runs a fixed step apart. */
+                const int8_t *src = in + iy0 * row_bytes + ix0 * in_c;
+                const int32_t step = d_h * row_bytes;
+                int8_t *r = row;
+                for (int ky = 0; ky < k_h; ++ky, src += step, r += span) {
+                    for (int k = 0; k < span_words; ++k) tq_store32(r + 4 * k, tq_load32(src + 4 * k));
+                }
+                tq_expand(row, col, (uint32_t)p->k_pairs / 2);
                 continue;
             }
-            int k = 0;
-            for (int kx = 0; kx < k_w; ++kx) {
-                const int ix = ix0 + p->dil_w * kx;
-                if (iy < 0 || iy >= in_h || ix < 0 || ix >= in_w) {
-                    for (int c = 0; c < in_c; ++c) row[k++] = p->pad_value;
-                } else {
-                    const int8_t *x = in + ((int32_t)iy * in_w + ix) * in_c;
-                    for (int c = 0; c < in_c; ++c) row[k++] = x[c];
+            int8_t *r = row;
+            for (int ky = 0; ky < k_h; ++ky, r += span) {
+                const int iy = iy0 + d_h * ky;
+                const int32_t at = iy * row_bytes + ix0 * in_c;
+                if (cols_ok && iy >= 0 && iy < in_h && at + ((span + 3) & ~3) <= in_bytes) {
+                    const int8_t *src = in + at;
+                    for (int k = 0; k < span; k += 4) tq_store32(r + k, tq_load32(src + k));
+                    continue;
+                }
+                int k = 0;
+                for (int kx = 0; kx < k_w; ++kx) {
+                    const int ix = ix0 + d_w * kx;
+                    const int ok = iy >= 0 && iy < in_h && ix >= 0 && ix < in_w;
+                    const int8_t *x = in + iy * row_bytes + ix * in_c;
+                    for (int c = 0; c < in_c; ++c) r[k++] = ok ? x[c] : pad;
                 }
             }
-            while (k & 3) row[k++] = 0;
-            tq_expand(row, col, (uint32_t)words);
+            /* Bytes past the patch meet zero weights. */
+            tq_expand(row, col, (uint32_t)p->k_pairs / 2);
+            continue;
         }
-        return;
-    }
-    const uint32_t words = (uint32_t)in_c / 4;
-    if (p->dil_w == 1 && ix0 >= 0 && ix0 + k_w <= in_w) {
-        /* The whole kernel row is inside: its taps are one run of k_w * in_c bytes. */
-        for (int ky = 0; ky < p->k_h; ++ky, col += 8 * words * k_w) {
-            const int iy = iy0 + p->dil_h * ky;
-            if (iy >= 0 && iy < in_h) {
-                tq_expand(in + ((int32_t)iy * in_w + ix0) * in_c, col, words * k_w);
-            } else {
-                const uint32_t pad4 = 0x01010101u * (uint8_t)p->pad_value;
-                const int32_t lo = tq_sxtb16(pad4), hi = tq_sxtb16_ror8(pad4);
-                for (uint32_t i = 0; i < words * k_w; ++i) { col[8 * i] = lo; col[8 * i + 4] = hi; }
+        const uint32_t words = (uint32_t)in_c / 4;
+        if (cols_ok) {
+            /* The whole kernel row is inside: its taps are one run of k_w * in_c bytes. */
+            for (int ky = 0; ky < k_h; ++ky, col += 8 * words * k_w) {
+                const int iy = iy0 + d_h * ky;
+                if (iy >= 0 && iy < in_h) {
+                    tq_expand(in + iy * row_bytes + ix0 * in_c, col, words * k_w);
+                } else {
+                    const uint32_t pad4 = 0x01010101u * (uint8_t)pad;
+                    const int32_t lo = tq_sxtb16(pad4), hi = tq_sxtb16_ror8(pad4);
+                    for (uint32_t j = 0; j < words * k_w; ++j) { col[8 * j] = lo; col[8 * j + 4] = hi; }
+                }
             }
+            continue;
         }
-        return;
-    }
-    const uint32_t pad4 = 0x01010101u * (uint8_t)p->pad_value;
-    const int32_t pad_lo = tq_sxtb16(pad4), pad_hi = tq_sxtb16_ror8(pad4);
-    for (int ky = 0; ky < p->k_h; ++ky) {
-        const int iy = iy0 + p->dil_h * ky;
-        const int row_ok = iy >= 0 && iy < in_h;
-        for (int kx = 0; kx < k_w; ++kx, col += 8 * words) {
-            const int ix = ix0 + p->dil_w * kx;
-            if (row_ok && ix >= 0 && ix < in_w) {
-                tq_expand(in + ((int32_t)iy * in_w + ix) * in_c, col, words);
-            } else {
-                for (uint32_t i = 0; i < words; ++i) { col[8 * i] = pad_lo; col[8 * i + 4] = pad_hi; }
+        const uint32_t pad4 = 0x01010101u * (uint8_t)pad;
+        const int32_t pad_lo = tq_sxtb16(pad4), pad_hi = tq_sxtb16_ror8(pad4);
+        for (int ky = 0; ky < k_h; ++ky) {
+            const int iy = iy0 + d_h * ky;
+            const int row_ok = iy >= 0 && iy < in_h;
+            for (int kx = 0; kx < k_w; ++kx, col += 8 * words) {
+                const int ix = ix0 + d_w * kx;
+                if (row_ok && ix >= 0 && ix < in_w) {
+                    tq_expand(in + iy * row_bytes + ix * in_c, col, words);
+                } else {
+                    for (uint32_t j = 0; j < words; ++j) { col[8 * j] = pad_lo; col[8 * j + 4] = pad_hi; }
+                }
             }
         }
     }
@@ -178,23 +198,19 @@ static inline __attribute__((always_inline)) void conv_body(const tq_conv_params
     const int n_pix = p->out_h * p->out_w, out_c = p->out_c, P = p->k_pairs, out_w = p->out_w;
     const int32_t zp = p->output_offset, lo = p->act_min, hi = p->act_max;
     int32_t *cols = (int32_t *)p->scratch;
-    /* Scratch: the 4 columns, the byte row (unaligned channel counts: at most 2P bytes), the
+    /* Scratch: the 4 columns, the byte row (unaligned channel counts: 2P + 4 bytes), the
      * output of a partial group or of a fused ADD's group (4 pixels). */
     int8_t *row = (int8_t *)(cols + 4 * P);
-    int8_t *tail_out = row + ((p->in_c & 3) ? 2 * P : 0);
+    int8_t *tail_out = row + ((p->in_c & 3) ? 2 * P + 4 : 0);
     /* 1x1, stride 1, no padding, whole words: pixel i's patch is input pixel i. */
     const int pointwise = p->k_h == 1 && p->k_w == 1 && p->stride_h == 1 && p->stride_w == 1 && p->pad_h == 0 &&
                           p->pad_w == 0 && (p->in_c & 3) == 0 && p->in_h == p->out_h && p->in_w == p->out_w;
-    int oy = 0, ox = 0;
     for (int pix = 0; pix < n_pix; pix += 4) {
         const int n = n_pix - pix < 4 ? n_pix - pix : 4;
         if (pointwise) {
             for (int i = 0; i < n; ++i) tq_expand(in + (int32_t)(pix + i) * p->in_c, cols + i, (uint32_t)p->in_c / 4);
         } else {
-            for (int i = 0; i < n; ++i) {
-                im2col(p, in, oy, ox, cols + i, row);
-                if (++ox == out_w) { ox = 0; ++oy; }
-            }
+            im2col_group(p, in, n, pix / out_w, pix % out_w, cols, row);
         }
         int8_t *o = out + (int32_t)pix * out_c;
         /* A partial group (the columns past n hold stale data whose results are dropped) and a
@@ -355,11 +371,19 @@ void tq_depthwise3x3_s8(const tq_conv_params_t *p, const int8_t *in, const uint3
     /* A row of zero points as long as a kernel row's reach, after the patch. */
     int8_t *zp_row = patch + 9 * C;
     for (int i = 0; i < (2 * dil_w + 1) * C / 4; ++i) ((uint32_t *)(void *)zp_row)[i] = pad4;
+    /* In place (the planner put the output over the input; stride 1, same size): output row r
+     * replaces input row r, which output rows up to r + dil_h still read, so rows wait in a
+     * ring of dil_h + 1 rows after the zero-point row and are written back dil_h rows late. */
+    const int inplace = out == in;
+    const int32_t row_bytes = (int32_t)out_w * C;
+    int8_t *ring = zp_row + (2 * dil_w + 1) * C;
     tq_dw_taps_t taps;
     for (int oy = 0; oy < p->out_h; ++oy) {
         const int iy0 = oy * p->stride_h - p->pad_h;
         const int rows_ok = iy0 >= 0 && iy0 + 2 * dil_h < in_h;
-        int8_t *o = out + (int32_t)oy * out_w * C;
+        if (inplace && oy > dil_h) tq_copy_s8((uint32_t)row_bytes, ring + (oy - dil_h - 1) % (dil_h + 1) * row_bytes,
+                                              out + (oy - dil_h - 1) * row_bytes);
+        int8_t *o = inplace ? ring + oy % (dil_h + 1) * row_bytes : out + (int32_t)oy * row_bytes;
         for (int ox = 0; ox < out_w; ++ox, o += C) {
             if (rows_ok && ox == ox_lo && ox_lo < ox_hi) {
                 const int8_t *x = in + ((int32_t)iy0 * in_w + ox * sw - p->pad_w) * C;
@@ -405,6 +429,11 @@ void tq_depthwise3x3_s8(const tq_conv_params_t *p, const int8_t *in, const uint3
             }
             taps.col_step = C;
             dw_pixel(p, &taps, filter, sums, o, fused);
+        }
+    }
+    if (inplace) {  /* the rows still held back */
+        for (int r = p->out_h - dil_h - 1 > 0 ? p->out_h - dil_h - 1 : 0; r < p->out_h; ++r) {
+            tq_copy_s8((uint32_t)row_bytes, ring + r % (dil_h + 1) * row_bytes, out + r * row_bytes);
         }
     }
 }

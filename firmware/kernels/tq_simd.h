@@ -22,6 +22,9 @@ static inline uint32_t tq_load32(const void *p) {
     return v;
 }
 
+/* Unaligned 32-bit store (STR allows it on the M4). */
+static inline void tq_store32(void *p, uint32_t v) { memcpy(p, &v, 4); }
+
 static inline uint32_t tq_ror8(uint32_t x) { return (x >> 8) | (x << 24); }
 
 #ifdef TQ_DSP

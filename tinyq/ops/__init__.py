@@ -60,8 +60,11 @@ class KernelCall:
     params2: tuple[str, tuple[tuple[str, object], ...]] | None = None
     #: Pass all tensor args but the last as one array of pointers (CONCATENATION).
     pack_inputs: bool = False
-    #: Element-wise: the output may overwrite an input that dies here (same size).
+    #: The output may be written over the (first) activation input when that dies here:
+    #: element-wise ops, pointwise convs that do not widen, stride-1 3x3 depthwise.
     inplace: bool = False
+    #: Extra scratch bytes the kernel needs when it does run in place (a depthwise row ring).
+    inplace_scratch: int = 0
 
 
 Lowering = Callable[[Graph, Operator], KernelCall]

@@ -53,15 +53,7 @@ def lower_conv(graph: Graph, op: Operator) -> KernelCall:
     # The weights each output channel sums over: (out_c, taps).
     w_rows = w.data.reshape(k_h * k_w, out_c).T if depthwise else w.data.reshape(out_c, -1)
     fast, chan = channel_params(w_rows, bias.data if bias is not None else None, zp_in, mult, shift, zp_out)
-    if not depthwise and in_c % 4:
-        # Each kernel row (k_w * in_c contiguous input bytes) padded to whole words: see im2col.
-        span = k_w * in_c
-        w_padded = np.zeros((out_c, k_h, padded_k(span)), dtype=np.int8)
-        w_padded[:, :, :span] = w_rows.reshape(out_c, k_h, span)
-        w_matrix = w_padded.reshape(out_c, -1)
-    else:
-        w_matrix = w_rows
-    k_pairs = 0 if depthwise else padded_k(w_matrix.shape[1]) // 2
+    k_pairs = 0 if depthwise else padded_k(w_rows.shape[1]) // 2
     params = (
         ("in_h", in_h), ("in_w", in_w), ("in_c", in_c),
         ("out_h", out_h), ("out_w", out_w), ("out_c", out_c),
@@ -74,6 +66,11 @@ def lower_conv(graph: Graph, op: Operator) -> KernelCall:
         ("chan", "@chan"), ("scratch", "$scratch"),
     )
     macs = out_h * out_w * out_c * k_h * k_w * (1 if depthwise else in_c)
+    # A pointwise conv that does not widen reads each group of 4 pixels into its columns
+    # before writing their outputs, which never reach past that group's input bytes.
+    inplace = (not depthwise and (k_h, k_w, s_h, s_w) == (1, 1, 1, 1) and (out_h, out_w) == (in_h, in_w)
+               and in_c % 4 == 0 and out_c <= in_c)
+    inplace_scratch = 0
     chan_array = ConstArray("chan", "tq_chan_t", chan)
     consumed = (bias.index,) if bias is not None else ()
     if depthwise and (k_h, k_w, dm) == (3, 3, 1) and in_c % 4 == 0:
@@ -83,6 +80,10 @@ def lower_conv(graph: Graph, op: Operator) -> KernelCall:
         # Sums (unless requantized in the inner loop), a 3x3 patch, and a row of zero points
         # as long as a kernel row reaches.
         scratch = (0 if fused else 4 * in_c) + 9 * in_c + (2 * d_w + 1) * in_c
+        # Stride 1, same size: it can run in place, output rows held back in a ring of
+        # dil_h + 1 rows until no later output row reads the input row they replace.
+        if (s_h, s_w) == (1, 1) and (out_h, out_w) == (in_h, in_w):
+            inplace, inplace_scratch = True, (d_h + 1) * out_w * out_c
         function, filt = "tq_depthwise3x3_s8", ConstArray("w", "uint32_t", words)
         if fused:
             chan_array = None
@@ -92,8 +93,8 @@ def lower_conv(graph: Graph, op: Operator) -> KernelCall:
     else:
         # 4 int16 columns a K-pair, then a byte row for border rows of unaligned channel
         # counts, then the output of a partial pixel group (see conv_body).
-        function, filt = "tq_conv2d_s8", ConstArray("w", "uint32_t", pair_rows(w_matrix, 2))
-        scratch = 16 * k_pairs + (2 * k_pairs if in_c % 4 else 0) + (4 * out_c if (out_h * out_w) % 4 else 0)
+        function, filt = "tq_conv2d_s8", ConstArray("w", "uint32_t", pair_rows(w_rows, 2))
+        scratch = 16 * k_pairs + (2 * k_pairs + 4 if in_c % 4 else 0) + (4 * out_c if (out_h * out_w) % 4 else 0)
     return KernelCall(
         function=function,
         params_type="tq_conv_params_t",
@@ -103,6 +104,8 @@ def lower_conv(graph: Graph, op: Operator) -> KernelCall:
         macs=macs,
         scratch_bytes=scratch,
         consumes=consumed + ((w.index,) if filt else ()),
+        inplace=inplace,
+        inplace_scratch=inplace_scratch,
     )
 
 
