@@ -91,3 +91,24 @@ def test_platformio_ini_for_board_owners():
     assert "platform = nordicnrf52" in ini and "board = nano33ble" in ini
     assert "ORIGIN = 0x00010000" in files["linker.ld"]
     assert "platformio.ini" not in emit_firmware(get_board("nano33"), "qemu")
+
+
+def test_board_folder_builds_from_its_own_sources(tmp_path, digits_files):
+    """The firmware folder holds every source it was built from (what PlatformIO would build from
+    src/): compiling src/ alone, with the include paths of the emitted platformio.ini, links."""
+    import subprocess
+
+    from tinyq.build import CFLAGS, CPU_FLAGS, LDFLAGS
+
+    g, plan, files = digits_files
+    board = get_board("nano33")
+    fw = build_firmware({**files, **emit_firmware(board, "board")}, board, "board", tmp_path / "board")
+    src = fw.elf.parent / "src"
+    assert (src / "kernels" / "tq_m4.S").is_file() and (src / "runtime" / "console_nrf52.c").is_file()
+    assert not (src / "runtime" / "console_cmsdk.c").exists()  # only this board's console driver
+    assert "-Isrc/runtime" in (src / "platformio.ini").read_text()
+    sources = sorted(str(p) for p in src.rglob("*.[cS]"))
+    elf = tmp_path / "again.elf"
+    subprocess.run(["arm-none-eabi-gcc", *CPU_FLAGS, *CFLAGS, f"-I{src}", f"-I{src / 'kernels'}", f"-I{src / 'runtime'}",
+                    *sources, "-T", str(src / "linker.ld"), *LDFLAGS, "-o", str(elf)], check=True, cwd=tmp_path)
+    assert elf.stat().st_size > 0

@@ -80,11 +80,19 @@ def build_firmware(files: dict[str, str], board: Board, target: str, out_dir: Pa
         src.mkdir()
         for name, text in files.items():
             (src / name).write_text(text)
-        kernels = FIRMWARE_DIR / "kernels"
-        runtime = FIRMWARE_DIR / "runtime"
-        # The .S files are the Cortex-M4 inner loops (their C twins compile to nothing there).
+        # The folder is self-contained: the kernels and the runtime files this target uses are
+        # copied beside the generated sources (PlatformIO builds src/ as it is) and compiled
+        # from there. The .S file is the Cortex-M4 inner loops (their C twins compile to
+        # nothing there).
+        kernels, runtime = src / "kernels", src / "runtime"
+        kernels.mkdir()
+        runtime.mkdir()
+        for f in sorted((FIRMWARE_DIR / "kernels").glob("*.[chS]")):
+            shutil.copy2(f, kernels / f.name)
+        for name in (*RUNTIME, CONSOLES[uart], *(f.name for f in (FIRMWARE_DIR / "runtime").glob("*.h"))):
+            shutil.copy2(FIRMWARE_DIR / "runtime" / name, runtime / name)
         sources = sorted(str(p) for p in src.glob("*.c")) + sorted(str(p) for p in kernels.glob("*.[cS]"))
-        sources += [str(runtime / n) for n in RUNTIME] + [str(runtime / CONSOLES[uart])]
+        sources += sorted(str(p) for p in runtime.glob("*.c"))
         elf = tmp / "firmware.elf"
         cmd = [cc, *CPU_FLAGS, *CFLAGS, "-I", str(src), "-I", str(kernels), "-I", str(runtime), *sources,
                "-T", str(src / "linker.ld"), *LDFLAGS, f"-Wl,-Map={tmp / 'firmware.map'}", "-o", str(elf)]
