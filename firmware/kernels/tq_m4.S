@@ -16,6 +16,14 @@
     .syntax unified
     .thumb
 
+    .macro FUNC name                    @ a global Thumb function in a section of its own (--gc-sections)
+    .section .text.\name, "ax", %progbits
+    .global \name
+    .type   \name, %function
+    .thumb_func
+\name:
+    .endm
+
 /* ---- tq_mm_2x4(const uint32_t *w, const int32_t *cols, uint32_t k_pairs, int32_t acc[8]) ----
  * Two output channels (c, c+1) by four columns over k_pairs K-pairs (even, >= 2).
  * r0 weights (one word a K-pair: both channels), r1 columns (4 words a K-pair),
@@ -23,62 +31,59 @@
  * r10/r11 the two channels' int16 weight pairs, r12/lr two column words.
  * 13 instructions per K-pair (16 MACs). */
 
+    .macro DUAL first, d, n, m          @ d = n.lo*m.lo + n.hi*m.hi (+ d unless first)
+    .if \first
+    smuad   \d, \n, \m
+    .else
+    smlad   \d, \n, \m, \d
+    .endif
+    .endm
+
     .macro MM_PAIR first=0
     ldr     r11, [r0], #4
     ldmia   r1!, {r12, lr}
     sxtb16  r10, r11
     sxtb16  r11, r11, ror #8
-    .if \first
-    smuad   r2, r10, r12
-    smuad   r6, r11, r12
-    smuad   r3, r10, lr
-    smuad   r7, r11, lr
+    DUAL    \first, r2, r10, r12
+    DUAL    \first, r6, r11, r12
+    DUAL    \first, r3, r10, lr
+    DUAL    \first, r7, r11, lr
     ldmia   r1!, {r12, lr}
-    smuad   r4, r10, r12
-    smuad   r8, r11, r12
-    smuad   r5, r10, lr
-    smuad   r9, r11, lr
-    .else
-    smlad   r2, r10, r12, r2
-    smlad   r6, r11, r12, r6
-    smlad   r3, r10, lr, r3
-    smlad   r7, r11, lr, r7
-    ldmia   r1!, {r12, lr}
-    smlad   r4, r10, r12, r4
-    smlad   r8, r11, r12, r8
-    smlad   r5, r10, lr, r5
-    smlad   r9, r11, lr, r9
-    .endif
+    DUAL    \first, r4, r10, r12
+    DUAL    \first, r8, r11, r12
+    DUAL    \first, r5, r10, lr
+    DUAL    \first, r9, r11, lr
     .endm
 
-    .section .text.tq_mm_2x4, "ax", %progbits
-    .global tq_mm_2x4
-    .type   tq_mm_2x4, %function
-    .thumb_func
-tq_mm_2x4:
-    push    {r4-r11, lr}
-    add     r2, r1, r2, lsl #4          @ end of the columns
-    push    {r2, r3}                    @ [sp] end, [sp, #4] acc
+    .macro MM_KLOOP end                 @ all K-pairs; [sp, #end] holds the columns' end
     MM_PAIR first=1                     @ K-pair 0 starts the sums (SMUAD)
     MM_PAIR                             @ K-pair 1
-    ldr     r12, [sp]
+    ldr     r12, [sp, #\end]
     subs    r12, r12, r1                @ bytes left: 32 per two K-pairs
     beq     3f
     tst     r12, #32                    @ an odd number of K-pair pairs: two now, then fours
     beq     2f
     MM_PAIR
     MM_PAIR
-    ldr     r12, [sp]
+    ldr     r12, [sp, #\end]
     cmp     r1, r12
     beq     3f
 2:  MM_PAIR
     MM_PAIR
     MM_PAIR
     MM_PAIR
-    ldr     r12, [sp]
+    ldr     r12, [sp, #\end]
     cmp     r1, r12
     bne     2b
-3:  ldr     r12, [sp, #4]
+3:
+    .endm
+
+    FUNC    tq_mm_2x4
+    push    {r4-r11, lr}
+    add     r2, r1, r2, lsl #4          @ end of the columns
+    push    {r2, r3}                    @ [sp] end, [sp, #4] acc
+    MM_KLOOP 0
+    ldr     r12, [sp, #4]
     stmia   r12, {r2-r9}
     add     sp, sp, #8
     pop     {r4-r11, pc}
@@ -99,36 +104,14 @@ tq_mm_2x4:
     ssat    \acc, #8, \acc
     .endm
 
-    .section .text.tq_conv_tile, "ax", %progbits
-    .global tq_conv_tile
-    .type   tq_conv_tile, %function
-    .thumb_func
-tq_conv_tile:
+    FUNC    tq_conv_tile
     push    {r4-r11, lr}
     ldmia   r0, {r1-r7}
     push    {r1-r7}
 5:  ldr     r0, [sp]
     ldr     r1, [sp, #4]
-    MM_PAIR first=1
-    MM_PAIR
-    ldr     r12, [sp, #8]
-    subs    r12, r12, r1
-    beq     3f
-    tst     r12, #32
-    beq     2f
-    MM_PAIR
-    MM_PAIR
-    ldr     r12, [sp, #8]
-    cmp     r1, r12
-    beq     3f
-2:  MM_PAIR
-    MM_PAIR
-    MM_PAIR
-    MM_PAIR
-    ldr     r12, [sp, #8]
-    cmp     r1, r12
-    bne     2b
-3:  str     r0, [sp]                    @ the next pair's weights follow
+    MM_KLOOP 8
+    str     r0, [sp]                    @ the next pair's weights follow
     ldr     r0, [sp, #12]
     ldmia   r0!, {r10, r11, r12, lr}    @ channel c
     RQ      r2
@@ -176,11 +159,7 @@ tq_conv_tile:
     str     r12, [r1], #32
     .endm
 
-    .section .text.tq_expand, "ax", %progbits
-    .global tq_expand
-    .type   tq_expand, %function
-    .thumb_func
-tq_expand:
+    FUNC    tq_expand
     tst     r2, #1
     beq     2f
     EXPAND_WORD
@@ -218,11 +197,7 @@ tq_expand:
     MV_PAIR r10
     .endm
 
-    .section .text.tq_mv_4x1, "ax", %progbits
-    .global tq_mv_4x1
-    .type   tq_mv_4x1, %function
-    .thumb_func
-tq_mv_4x1:
+    FUNC    tq_mv_4x1
     push    {r4-r11, lr}
     add     r4, r0, r2, lsl #2          @ the second channel pair's weights
     add     r2, r1, r2, lsl #2          @ end of the vector
@@ -251,22 +226,23 @@ tq_mv_4x1:
  * word's int16 lanes, r11/r12 the tap's weights, lr the output. 8 instructions per tap
  * (4 MACs); each row is read right to left so its last load advances the pointer. */
 
+    .macro HALF first, op, d, n, m      @ d = n.op*m.op (+ d unless first); op bb or tt
+    .if \first
+    smul\op  \d, \n, \m
+    .else
+    smla\op  \d, \n, \m, \d
+    .endif
+    .endm
+
     .macro DW_TAP first, load:vararg
     \load
     sxtb16  r10, r9                     @ x0, x2
     sxtb16  r9, r9, ror #8              @ x1, x3
     ldrd    r11, r12, [r4], #8          @ w0 w2, w1 w3
-    .if \first
-    smulbb  r5, r10, r11
-    smultt  r7, r10, r11
-    smulbb  r6, r9, r12
-    smultt  r8, r9, r12
-    .else
-    smlabb  r5, r10, r11, r5
-    smlatt  r7, r10, r11, r7
-    smlabb  r6, r9, r12, r6
-    smlatt  r8, r9, r12, r8
-    .endif
+    HALF    \first, bb, r5, r10, r11
+    HALF    \first, tt, r7, r10, r11
+    HALF    \first, bb, r6, r9, r12
+    HALF    \first, tt, r8, r9, r12
     .endm
 
     .macro DW_GROUP                     @ the 9 taps of one group of 4 channels
@@ -302,11 +278,7 @@ tq_mv_4x1:
     pop     {r4-r11, pc}
     .endm
 
-    .section .text.tq_dw3x3_sums, "ax", %progbits
-    .global tq_dw3x3_sums
-    .type   tq_dw3x3_sums, %function
-    .thumb_func
-tq_dw3x3_sums:
+    FUNC    tq_dw3x3_sums
     DW_SETUP 72
 1:  DW_GROUP
     stmia   lr!, {r5-r8}
@@ -328,11 +300,7 @@ tq_dw3x3_sums:
     strb    \acc, [lr], #1
     .endm
 
-    .section .text.tq_dw3x3_rq, "ax", %progbits
-    .global tq_dw3x3_rq
-    .type   tq_dw3x3_rq, %function
-    .thumb_func
-tq_dw3x3_rq:
+    FUNC    tq_dw3x3_rq
     DW_SETUP 136
 1:  DW_GROUP
     DW_RQ   r5
