@@ -329,31 +329,29 @@ void tq_depthwise_conv2d_s8(const tq_conv_params_t *p, const int8_t *in, const i
     }
 }
 
+/* One pixel's sums requantized where tq_dw3x3_rq does not apply: a clamped activation range,
+ * or the exact long way. */
 static inline __attribute__((always_inline)) void requant_pixel(const tq_conv_params_t *p, const int32_t *sums,
                                                                 int8_t *o, int fast) {
-    const int full = 0;  /* the full-range fast case runs tq_dw3x3_rq */
-    const int32_t zp = p->output_offset, lo = p->act_min, hi = p->act_max;
-    const tq_chan_t *q = p->chan;
-    for (int c = 0; c < p->out_c; c += 4, q += 4) {
-        o[c] = rq(sums[c], q, fast, full, zp, lo, hi);
-        o[c + 1] = rq(sums[c + 1], q + 1, fast, full, zp, lo, hi);
-        o[c + 2] = rq(sums[c + 2], q + 2, fast, full, zp, lo, hi);
-        o[c + 3] = rq(sums[c + 3], q + 3, fast, full, zp, lo, hi);
-    }
+    for (int c = 0; c < p->out_c; ++c) o[c] = rq(sums[c], p->chan + c, fast, 0, p->output_offset, p->act_min, p->act_max);
 }
 
 /* 3x3, depth multiplier 1, channels a multiple of 4 (the host checks). A pixel whose window
  * leaves the input reads a 3x3 patch copied to scratch with the zero point around it, so the
  * inner loop never checks bounds; inside, the row pointers just step along the input. */
-static void dw_pixel(const tq_conv_params_t *p, const tq_dw_taps_t *taps, const uint32_t *filter, int32_t *sums,
-                     int8_t *o, int fused) {
-    if (fused) {  /* the parameters are in the weight stream */
-        tq_dw3x3_rq(taps, filter, (uint32_t)p->in_c / 4, o);
-        return;
-    }
+/* The sums, then the requantization in C: kept out of line, off the hot path. */
+static void __attribute__((noinline)) dw_pixel_sums(const tq_conv_params_t *p, const tq_dw_taps_t *taps,
+                                                    const uint32_t *filter, int32_t *sums, int8_t *o) {
     tq_dw3x3_sums(taps, filter, (uint32_t)p->in_c / 4, sums);
     if (p->fast) requant_pixel(p, sums, o, 1);
     else requant_pixel(p, sums, o, 0);
+}
+
+static inline __attribute__((always_inline)) void dw_pixel(const tq_conv_params_t *p, const tq_dw_taps_t *taps,
+                                                           const uint32_t *filter, int32_t *sums, int8_t *o,
+                                                           int fused) {
+    if (fused) tq_dw3x3_rq(taps, filter, (uint32_t)p->in_c / 4, o);  /* parameters in the weight stream */
+    else dw_pixel_sums(p, taps, filter, sums, o);
 }
 
 void tq_depthwise3x3_s8(const tq_conv_params_t *p, const int8_t *in, const uint32_t *filter, int8_t *out) {
