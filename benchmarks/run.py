@@ -1,7 +1,8 @@
 """Benchmark tinyq on the four MLPerf Tiny architectures, on the nano33 QEMU twin.
 
-    .venv/bin/python -m benchmarks.run            # all four models, about a minute
+    .venv/bin/python -m benchmarks.run            # all four models, about 30 s
     .venv/bin/python -m benchmarks.run kws_ds_cnn # one model
+    .venv/bin/python -m benchmarks.run --cycles   # + estimated Cortex-M4 cycles (traced: about a minute)
 
 For each model: quantize (timed), build the firmware for nano33 (timed), run it in
 QEMU with deterministic -icount, and record instructions per inference and per layer
@@ -36,8 +37,8 @@ REFERENCE_CYCLES = {
 TARGET_INSTRUCTIONS = {"kws_ds_cnn": 6e6, "vww_mobilenet_v1_025": 11e6, "ic_resnet8": 20e6, "ad_fc_autoencoder": 0.6e6}
 
 
-def bench(name: str) -> dict:
-    """Measure one zoo model end to end."""
+def bench(name: str, cycles: bool = False) -> dict:
+    """Measure one zoo model end to end (``cycles``: also estimate Cortex-M4 cycles, see benchmarks.cycles)."""
     from benchmarks import models
     from tinyq.boards import get_board
     from tinyq.build import build_firmware
@@ -69,6 +70,11 @@ def bench(name: str) -> dict:
         expected = np.stack([ref.run(s) for s in x])
         with run_qemu(fw.elf, board) as tr:
             report = drive(tr, x, runs=3, warmup=1, per_layer=True, timeout=600)
+        cpi = None
+        if cycles:
+            from benchmarks.cycles import cycles_per_instruction
+
+            cpi = cycles_per_instruction(fw.elf, board, x)[1]
     m = evaluate(report, expected, board.chip.clock_hz, instructions_per_tick(board.emulator.qemu.clock_hz))
     greedy = plan_memory(g, fuse=False, inplace=False)
     layers = []
@@ -82,6 +88,7 @@ def bench(name: str) -> dict:
         "macs": plan.macs,
         "instructions": m.cycles,
         "instructions_per_mac": round(m.cycles / plan.macs, 2),
+        "estimated_m4_cycles": round(m.cycles * cpi) if cpi else None,
         "target_instructions": int(TARGET_INSTRUCTIONS[name]),
         "ms_at_64mhz": round(m.latency_us / 1000, 2),
         "flash_bytes": fw.flash_bytes,
@@ -107,12 +114,13 @@ def _row(cells) -> str:
 def table(rows: list[dict]) -> str:
     """The speed table and the memory table, Markdown."""
     speed = [_row(("model", "int8 B", "MACs", "instructions", "target", "instr/MAC", "ms @64 MHz",
-                   "TFLM+CMSIS-NN 2021 cycles", "X-CUBE-AI 10.2 cycles", "flash B", "bit-exact", "quantize s",
-                   "build s")), "|" + "---|" * 13]
+                   "est. M4 cycles", "TFLM+CMSIS-NN 2021 cycles", "X-CUBE-AI 10.2 cycles", "flash B", "bit-exact",
+                   "quantize s", "build s")), "|" + "---|" * 14]
     for r in rows:
         ref = r["reference_cycles_at_120mhz"]
+        est = f"{r['estimated_m4_cycles']:,}" if r.get("estimated_m4_cycles") else "(--cycles)"
         speed.append(_row((r["model"], f"{r['int8_bytes']:,}", f"{r['macs']:,}", f"{r['instructions']:,}",
-                           f"{r['target_instructions']:,}", r["instructions_per_mac"], r["ms_at_64mhz"],
+                           f"{r['target_instructions']:,}", r["instructions_per_mac"], r["ms_at_64mhz"], est,
                            f"{ref['tflm_cmsis_2021']:,}", f"{ref['x_cube_ai_10_2']:,}", f"{r['flash_bytes']:,}",
                            "yes" if r["outputs_bit_exact"] else "NO", r["quantize_s"], r["build_s"])))
     memory = [_row(("model", "tinyq arena B", "TFLM arena B", "arena/TFLM (target <= 0.7)", "greedy plan B",
@@ -141,16 +149,25 @@ def main(argv: list[str]) -> int:
 
     from benchmarks.models import MODELS
 
-    names = argv or list(MODELS)
-    print(f"benchmarking {len(names)} model(s) on the nano33 QEMU twin: about {20 * len(names)} s", flush=True)
+    cycles = "--cycles" in argv
+    names = [a for a in argv if a != "--cycles"] or list(MODELS)
+    unknown = [n for n in names if n not in MODELS]
+    if unknown:
+        print(f"error: unknown model {', '.join(unknown)} (hint: one of {', '.join(MODELS)})", file=sys.stderr)
+        return 2
+    per = 12 if cycles else 8
+    print(f"benchmarking {len(names)} model(s) on the nano33 QEMU twin: about {per * len(names)} s", flush=True)
     rows = []
     for name in tqdm(names, unit="model", file=sys.stderr):
-        rows.append(bench(name))
+        rows.append(bench(name, cycles))
     md = (
         "# tinyq on the MLPerf Tiny architectures (nano33, QEMU twin)\n\n"
         "`python -m benchmarks.run` writes this file. Instructions per inference are counted by QEMU `-icount`\n"
         "(deterministic, identical run to run); a Cortex-M4 spends one cycle on most of them (SMLAD, SXTB16,\n"
         "SMMLAR, ALU), two on a load, 1+N on LDM/STM, so cycles on silicon are somewhat higher than these counts.\n"
+        "Est. M4 cycles (`--cycles`) weights the model code's executed instructions by the Cortex-M4's timings\n"
+        "(loads 2, LDM/STM 1+N, LDRD 3, branches 2-3, the rest 1; no flash wait states): see benchmarks/cycles.py.\n"
+        "It is a model, not a measurement; a board's DWT counter (`tinyq flash --port`) gives the real figure.\n"
         "The reference columns are the published MLPerf Tiny latencies on a 120 MHz Cortex-M4F as cycles.\n"
         "tinyq arena = activations and each op's scratch, planned together. Greedy plan = the same planner\n"
         "without conv+ADD fusion and in-place ops. TFLM arena = the `tflite_micro` host interpreter's reported\n"
