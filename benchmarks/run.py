@@ -163,7 +163,7 @@ def main(argv: list[str]) -> int:
     md = (
         "# tinyq on the MLPerf Tiny architectures (nano33, QEMU twin)\n\n"
         "`python -m benchmarks.run` writes this file. Instructions per inference are counted by QEMU `-icount`\n"
-        "(deterministic, identical run to run); a Cortex-M4 spends one cycle on most of them (SMLAD, SXTB16,\n"
+        "(repeatable to one 40-instruction SysTick tick); a Cortex-M4 spends one cycle on most of them (SMLAD, SXTB16,\n"
         "SMMLAR, ALU), two on a load, 1+N on LDM/STM, so cycles on silicon are somewhat higher than these counts.\n"
         "Est. M4 cycles (`--cycles`) weights the model code's executed instructions by the Cortex-M4's timings\n"
         "(loads 2, LDM/STM 1+N, LDRD 3, branches 2-3, the rest 1; no flash wait states): see benchmarks/cycles.py.\n"

@@ -73,13 +73,17 @@ def test_flash_on_qemu_measures_and_verifies(digits_build):
 
 
 def test_icount_makes_latency_repeatable(digits_build):
+    """With -icount the count is the instructions executed, to one SysTick tick (40 instructions): each
+    timed run starts on a fresh tick, but the loop that waits for it notices the edge a few instructions
+    late, by an amount that depends on when the host's command arrived. Without icount the figure
+    moves by percents."""
     out, _ = digits_build
     runs = []
-    for _ in range(2):
+    for _ in range(3):
         r = CliRunner().invoke(cli, ["flash", "--build", str(out), "--emulator", "qemu", "--json", "--runs", "3"])
         assert r.exit_code == 0, r.output
         runs.append(json.loads(r.output)["cycles"])
-    assert runs[0] == runs[1]
+    assert max(runs) - min(runs) <= 40, runs
 
 
 def _run_in_qemu(tflite: bytes, tmp_path: Path, n: int = 3):
