@@ -100,8 +100,7 @@ void tq_dw3x3_rq(const tq_dw_taps_t *taps, const uint32_t *w, uint32_t groups, i
  * int8) are constants at every call site, so each loop below is compiled for its case. */
 static inline __attribute__((always_inline)) int8_t rq(int32_t acc, const tq_chan_t *q, int fast, int full,
                                                         int32_t zp, int32_t lo, int32_t hi) {
-    const int32_t y = fast ? tq_rq_fast(acc, q) : tq_rq_exact(acc, q, zp);
-    return (int8_t)(full ? tq_ssat8(y) : tq_clamp(y, lo, hi));
+    return tq_out8(fast ? tq_rq_fast(acc, q) : tq_rq_exact(acc, q, zp), full, lo, hi);
 }
 
 /* ---- CONV_2D ---- */

@@ -192,14 +192,23 @@ typedef struct {
  * i.e. SMMLAR(2x, M, rnd - [x < 0]) >> e with rnd = 2^(e-1) + (zp << e): bit-exact whenever
  * |2x| < 2^31 and the high word cannot overflow, which the host proves per layer from the
  * weights, the bias and the int8 input range before it sets fast = 1. */
-static inline int32_t tq_rq_fast(int32_t acc, const tq_chan_t *q) {
-    const int32_t x2 = (int32_t)((uint32_t)q->bias + ((uint32_t)acc << 1));
+static inline int32_t tq_rq_fast_x2(int32_t x2, const tq_chan_t *q) {  /* x2 = 2 * (acc + bias) */
     return tq_smmlar(x2, q->mult, q->rnd + (x2 >> 31)) >> q->shift;
+}
+
+static inline int32_t tq_rq_fast(int32_t acc, const tq_chan_t *q) {
+    return tq_rq_fast_x2((int32_t)((uint32_t)q->bias + ((uint32_t)acc << 1)), q);
 }
 
 /* The long way, for layers the fast path cannot take (left shifts, huge sums). */
 static inline int32_t tq_rq_exact(int32_t acc, const tq_chan_t *q, int32_t zp) {
     return tq_requant((int32_t)((uint32_t)acc + (uint32_t)q->bias), q->mult, q->shift) + zp;
+}
+
+/* A requantized value as int8: saturated when the activation range is all of int8 (`full`, a
+ * constant at the call sites, so each loop compiles for its case), else clamped. */
+static inline int8_t tq_out8(int32_t y, int full, int32_t lo, int32_t hi) {
+    return (int8_t)(full ? tq_ssat8(y) : tq_clamp(y, lo, hi));
 }
 
 /* ---- kernels ----

@@ -96,12 +96,16 @@
  * [sp] w, [sp, #4] cols, [sp, #8] cols end, [sp, #12] chan, [sp, #16] out, [sp, #20] out
  * stride, [sp, #24] channel pairs left. */
 
-    .macro RQ acc                       @ r10-lr: the channel's bias, rnd, mult, shift
-    add     \acc, r10, \acc, lsl #1     @ 2 * (sum + bias)
-    add     r1, r11, \acc, asr #31      @ rnd - [sum < 0]
-    smmlar  \acc, \acc, r12, r1
-    asr     \acc, \acc, lr
+    .macro REQUANT acc, bias, rnd, mult, shift, tmp   @ tq_rq_fast, then saturate to int8
+    add     \acc, \bias, \acc, lsl #1   @ 2 * (sum + bias)
+    add     \tmp, \rnd, \acc, asr #31   @ rnd - [sum < 0] (tmp may be bias: read above)
+    smmlar  \acc, \acc, \mult, \tmp
+    asr     \acc, \acc, \shift
     ssat    \acc, #8, \acc
+    .endm
+
+    .macro RQ acc                       @ r10-lr: the channel's bias, rnd, mult, shift
+    REQUANT \acc, r10, r11, r12, lr, r1
     .endm
 
     FUNC    tq_conv_tile
@@ -292,11 +296,7 @@
 
     .macro DW_RQ acc
     ldmia   r4!, {r9-r12}               @ bias, rnd, mult, shift
-    add     \acc, r9, \acc, lsl #1
-    add     r9, r10, \acc, asr #31
-    smmlar  \acc, \acc, r11, r9
-    asr     \acc, \acc, r12
-    ssat    \acc, #8, \acc
+    REQUANT \acc, r9, r10, r11, r12, r9
     strb    \acc, [lr], #1
     .endm
 

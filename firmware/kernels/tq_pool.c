@@ -62,10 +62,9 @@ static inline __attribute__((always_inline)) void add_body(const tq_addtab_param
     const int32_t *t1 = p->t1, *t2 = p->t2;
     const int32_t lo = p->act_min, hi = p->act_max;
     for (uint32_t i = 0; i < n; ++i) {
+        /* On the fast path the tables hold doubled values: the sum is tq_rq_fast_x2's input. */
         const int32_t sum = t1[in1[i]] + t2[in2[i]];
-        const int32_t y = fast ? tq_smmlar(sum, p->out.mult, p->out.rnd + (sum >> 31)) >> p->out.shift
-                               : tq_requant(sum, p->out.mult, p->out.shift) + p->output_offset;
-        out[i] = (int8_t)(full ? tq_ssat8(y) : tq_clamp(y, lo, hi));
+        out[i] = tq_out8(fast ? tq_rq_fast_x2(sum, &p->out) : tq_rq_exact(sum, &p->out, p->output_offset), full, lo, hi);
     }
 }
 
