@@ -71,13 +71,8 @@ def cycles_per_instruction(elf: Path, board, inputs) -> tuple[int, float]:
 
     with tempfile.TemporaryDirectory() as tmp:
         log = Path(tmp) / "exec.log"
-        plain = flash.qemu_command
-        flash.qemu_command = lambda *a, **k: plain(*a, **k) + ["-d", "exec,nochain,in_asm", "-D", str(log)]
-        try:
-            with flash.run_qemu(elf, board) as t:
-                drive(t, inputs[:1], runs=1, warmup=0, timeout=900)
-        finally:
-            flash.qemu_command = plain
+        with flash.run_qemu(elf, board, extra_args=["-d", "exec,nochain,in_asm", "-D", str(log)]) as t:
+            drive(t, inputs[:1], runs=1, warmup=0, timeout=900)
         blocks: dict[int, list[tuple[str, str]]] = {}
         executed: collections.Counter = collections.Counter()
         current = None

@@ -13,7 +13,7 @@ import socket
 import subprocess
 import time
 from pathlib import Path
-from typing import Iterator
+from typing import Iterator, Sequence
 
 from tinyq.boards import Board
 from tinyq.errors import DeviceTimeoutError, ToolchainError, TransportError
@@ -35,8 +35,8 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def qemu_command(elf: Path, board: Board, port: int) -> list[str]:
-    """The QEMU command line for the board's twin, serial on a loopback socket."""
+def qemu_command(elf: Path, board: Board, port: int, extra_args: Sequence[str] = ()) -> list[str]:
+    """The QEMU command line for the board's twin, serial on a loopback socket (+ ``extra_args``)."""
     q = board.emulator.qemu
     return [
         "qemu-system-arm", "-M", q.machine, "-cpu", q.cpu, "-nographic", "-monitor", "none",
@@ -45,17 +45,19 @@ def qemu_command(elf: Path, board: Board, port: int) -> list[str]:
         "-semihosting-config", "enable=on,target=native",
         # wait=on: QEMU holds the CPU until the host connects, so no output is lost.
         "-serial", f"tcp:127.0.0.1:{port},server=on,wait=on",
-        "-kernel", str(elf),
+        "-kernel", str(elf), *extra_args,
     ]
 
 
 @contextlib.contextmanager
-def run_qemu(elf: Path, board: Board, connect_timeout: float = 15.0) -> Iterator[Transport]:
-    """Start the QEMU twin with ``elf``; yield a Transport on its UART; always stop QEMU."""
+def run_qemu(elf: Path, board: Board, connect_timeout: float = 15.0,
+             extra_args: Sequence[str] = ()) -> Iterator[Transport]:
+    """Start the QEMU twin with ``elf`` (``extra_args`` added, e.g. tracing); yield a Transport on
+    its UART; always stop QEMU."""
     if shutil.which("qemu-system-arm") is None:
         raise ToolchainError("qemu-system-arm not found on PATH", hint="apt-get install qemu-system-arm (or run `make setup`)")
     port = _free_port()
-    proc = subprocess.Popen(qemu_command(Path(elf), board, port), stdout=subprocess.DEVNULL,
+    proc = subprocess.Popen(qemu_command(Path(elf), board, port, extra_args), stdout=subprocess.DEVNULL,
                             stderr=subprocess.PIPE, stdin=subprocess.DEVNULL)
     transport = None
     try:

@@ -43,7 +43,7 @@ class Step:
     inputs: tuple[int, ...]    # activation tensors it reads
     outputs: tuple[int, ...]
     call: KernelCall
-    #: Inputs the output may be written over when they die here (element-wise reads).
+    #: Inputs the output may be written over when they die here (the call's, or a fused step's).
     overwrites: tuple[int, ...] = ()
 
 
@@ -105,9 +105,8 @@ def _steps(graph: Graph) -> list[Step]:
     for op in graph.operators:
         call = lower(graph, op)
         acts = tuple(t for t in op.inputs if t >= 0 and not graph.tensors[t].is_constant)
-        # Element-wise ops may overwrite any input; convs only the input they read (the first).
-        over = (acts if op.opcode not in ("CONV_2D", "DEPTHWISE_CONV_2D") else acts[:1]) if call.inplace else ()
-        steps.append(Step(op.opcode, (op.index,), acts, tuple(op.outputs), call, over))
+        steps.append(Step(op.opcode, (op.index,), acts, tuple(op.outputs), call,
+                          tuple(t for t in call.overwrites if t in acts)))
     return steps
 
 
@@ -149,8 +148,9 @@ def fuse_conv_add(graph: Graph, steps: list[Step]) -> list[Step]:
         group = 0 if (prm["out_h"] * prm["out_w"]) % 4 else 4 * prm["out_c"]
         call = replace(conv, function="tq_conv2d_add_s8", params2=("tq_addtab_params_t", fields),
                        args=(conv.args[0], conv.args[1], skip, add.outputs[0]), arrays=conv.arrays + tables,
-                       macs=conv.macs + add.call.macs, scratch_bytes=conv.scratch_bytes + group)
-        fused[i] = Step("CONV_2D+ADD", st.ops + add.ops, (st.inputs[0], skip), add.outputs, call, (skip,))
+                       macs=conv.macs + add.call.macs, scratch_bytes=conv.scratch_bytes + group, overwrites=(skip,),
+                       inplace_scratch=0)
+        fused[i] = Step("CONV_2D+ADD", st.ops + add.ops, (st.inputs[0], skip), add.outputs, call, call.overwrites)
         dropped.add(j)
     return [fused.get(i, st) for i, st in enumerate(steps) if i not in dropped]
 

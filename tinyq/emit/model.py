@@ -29,22 +29,22 @@ def environment() -> jinja2.Environment:
     )
 
 
+def _rows(items: list[str], per_row: int) -> list[str]:
+    return [", ".join(items[i : i + per_row]) + "," for i in range(0, len(items), per_row)]
+
+
 def c_rows(values, per_row: int = 16) -> list[str]:
     """Format integers as C initializer rows, ``per_row`` a line, each ending in a comma."""
-    vals = [str(int(v)) for v in np.asarray(values).ravel()]
-    return [", ".join(vals[i : i + per_row]) + "," for i in range(0, len(vals), per_row)]
+    return _rows([str(int(v)) for v in np.asarray(values).ravel()], per_row)
 
 
 def const_rows(ctype: str, values) -> list[str]:
     """Initializer rows of an op's ConstArray: structs as {...}, uint32 words in hex, integers as they are."""
     if values and isinstance(values[0], tuple):
-        items = ["{" + ", ".join(str(int(v)) for v in t) + "}" for t in values]
-        per_row = 4
-    elif ctype == "uint32_t":
-        items, per_row = [f"0x{int(v):08x}u" for v in values], 8
-    else:
-        items, per_row = [str(int(v)) for v in values], 16
-    return [", ".join(items[i : i + per_row]) + "," for i in range(0, len(items), per_row)]
+        return _rows(["{" + ", ".join(str(int(v)) for v in t) + "}" for t in values], 4)
+    if ctype == "uint32_t":
+        return _rows([f"0x{int(v):08x}u" for v in values], 8)
+    return c_rows(values)
 
 
 def _c_ident(name: str) -> str:

@@ -60,9 +60,10 @@ class KernelCall:
     params2: tuple[str, tuple[tuple[str, object], ...]] | None = None
     #: Pass all tensor args but the last as one array of pointers (CONCATENATION).
     pack_inputs: bool = False
-    #: The output may be written over the (first) activation input when that dies here:
-    #: element-wise ops, pointwise convs that do not widen, stride-1 3x3 depthwise.
-    inplace: bool = False
+    #: Input tensors the output may be written over when they die here (the planner decides):
+    #: any input of an element-wise op, the input of a pointwise conv that does not widen or
+    #: of a stride-1 3x3 depthwise conv.
+    overwrites: tuple[int, ...] = ()
     #: Extra scratch bytes the kernel needs when it does run in place (a depthwise row ring).
     inplace_scratch: int = 0
 

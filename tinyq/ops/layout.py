@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import numpy as np
 
-INT32_MIN, INT32_MAX = -(1 << 31), (1 << 31) - 1
+from tinyq.ops.quant import wrap_int32
+
+INT32_MAX = (1 << 31) - 1
 #: The fast requantization path takes right shifts in [1, MAX_FAST_SHIFT]; see fast_ok.
 MAX_FAST_SHIFT = 22
 
@@ -70,10 +72,6 @@ def depthwise3x3_words(w: np.ndarray, chan=None) -> tuple[int, ...]:
 DW3X3_TAP_ORDER = [2, 1, 0, 5, 4, 3, 8, 7, 6]
 
 
-def _wrap32(v: int) -> int:
-    return (v + (1 << 31)) % (1 << 32) - (1 << 31)
-
-
 def channel_params(w_rows: np.ndarray, bias, input_zp: int, mult, shift, output_zp: int):
     """Per output channel (bias, rnd, mult, shift) for ``tq_chan_t``, and whether the fast path holds.
 
@@ -90,11 +88,15 @@ def channel_params(w_rows: np.ndarray, bias, input_zp: int, mult, shift, output_
     bound = [abs(folded[c]) + 128 * int(np.abs(w[c]).sum()) for c in range(out_c)]
     fast = all(fast_ok(bound[c], int(mult[c]), int(shift[c]), output_zp) for c in range(out_c))
     if fast:
-        rows = [(2 * folded[c], (1 << (-shift[c] - 1)) + (output_zp << -shift[c]), int(mult[c]), -int(shift[c]))
-                for c in range(out_c)]
+        rows = [(2 * folded[c], fast_rnd(int(shift[c]), output_zp), int(mult[c]), -int(shift[c])) for c in range(out_c)]
     else:
-        rows = [(_wrap32(folded[c]), 0, int(mult[c]), int(shift[c])) for c in range(out_c)]
+        rows = [(wrap_int32(folded[c]), 0, int(mult[c]), int(shift[c])) for c in range(out_c)]
     return fast, tuple(tuple(int(v) for v in r) for r in rows)
+
+
+def fast_rnd(shift: int, output_zp: int) -> int:
+    """tq_chan_t.rnd of the fast path: half of the right shift's divisor, and the zero point above it."""
+    return (1 << (-shift - 1)) + (output_zp << -shift)
 
 
 def fast_ok(bound: int, mult: int, shift: int, output_zp: int) -> bool:

@@ -8,7 +8,7 @@ import numpy as np
 
 from tinyq.graph import Graph, Operator, Tensor
 from tinyq.ops import ConstArray, KernelCall, lowering
-from tinyq.ops.layout import channel_params, depthwise3x3_words, fast_ok, padded_k, pair_rows
+from tinyq.ops.layout import channel_params, depthwise3x3_words, fast_ok, fast_rnd, padded_k, pair_rows
 from tinyq.ops.quant import (
     activation_range,
     tflite_round,
@@ -104,7 +104,7 @@ def lower_conv(graph: Graph, op: Operator) -> KernelCall:
         macs=macs,
         scratch_bytes=scratch,
         consumes=consumed + ((w.index,) if filt else ()),
-        inplace=inplace,
+        overwrites=(x.index,) if inplace else (),
         inplace_scratch=inplace_scratch,
     )
 
@@ -206,15 +206,19 @@ def add_table_params(graph: Graph, op: Operator, first: int) -> tuple[tuple, tup
     """
     (a, b), y = _io(graph, op)
     left_shift, (m1, sh1), (m2, sh2), (mo, sho) = _add_multipliers(a, b, y)
-    t1 = [multiply_by_quantized_multiplier((v - a.quant.zero_point[0]) << left_shift, m1, sh1) for v in range(-128, 128)]
-    t2 = [multiply_by_quantized_multiplier((v - b.quant.zero_point[0]) << left_shift, m2, sh2) for v in range(-128, 128)]
+
+    def table(t: Tensor, mult: int, shift: int) -> list[int]:
+        return [multiply_by_quantized_multiplier((v - t.quant.zero_point[0]) << left_shift, mult, shift)
+                for v in range(-128, 128)]
+
+    t1, t2 = table(a, m1, sh1), table(b, m2, sh2)
     if first != a.index:
         t1, t2 = t2, t1
     zp = y.quant.zero_point[0]
     fast = fast_ok(max(map(abs, t1)) + max(map(abs, t2)), mo, sho, zp)
     if fast:
         t1, t2 = [2 * v for v in t1], [2 * v for v in t2]
-        out = (0, (1 << (-sho - 1)) + (zp << -sho), mo, -sho)
+        out = (0, fast_rnd(sho, zp), mo, -sho)
     else:
         out = (0, 0, mo, sho)
     act_min, act_max = _act(op, y)
@@ -228,7 +232,7 @@ def lower_add(graph: Graph, op: Operator) -> KernelCall:
     (a, b), y = _io(graph, op)
     if tuple(a.shape) == tuple(b.shape):
         fields, arrays = add_table_params(graph, op, a.index)
-        return KernelCall(inplace=True, function="tq_add_s8", params_type="tq_addtab_params_t", params=fields,
+        return KernelCall(overwrites=(a.index, b.index), function="tq_add_s8", params_type="tq_addtab_params_t", params=fields,
                           args=(a.index, b.index, y.index), arrays=arrays, macs=y.size)
     left_shift, (m1, sh1), (m2, sh2), (mo, sho) = _add_multipliers(a, b, y)
     act_min, act_max = _act(op, y)
@@ -277,7 +281,7 @@ def lower_mul(graph: Graph, op: Operator) -> KernelCall:
     mult, shift = quantize_multiplier(float(a.quant.scale[0]) * float(b.quant.scale[0]) / float(y.quant.scale[0]))
     act_min, act_max = _act(op, y)
     return KernelCall(
-        inplace=tuple(a.shape) == tuple(b.shape),
+        overwrites=(a.index, b.index) if tuple(a.shape) == tuple(b.shape) else (),
         function="tq_mul_s8",
         params_type="tq_mul_params_t",
         params=(*_bcast_fields(a, b, y), ("input1_offset", -a.quant.zero_point[0]),
@@ -296,7 +300,7 @@ def lower_requant(graph: Graph, op: Operator) -> KernelCall:
     zp = y.quant.zero_point[0]
     lo = max(-128, zp) if op.opcode == "RELU" else -128  # roundf(0 / scale) = 0
     return KernelCall(
-        inplace=True,
+        overwrites=(x.index,),
         function="tq_requant_s8",
         params_type="tq_requant_params_t",
         params=(("size", y.size), ("input_zp", x.quant.zero_point[0]), ("output_zp", zp), ("mult", mult),
@@ -313,7 +317,7 @@ def lower_relu6(graph: Graph, op: Operator) -> KernelCall:
     zp, scale = x.quant.zero_point[0], x.quant.scale[0]
     six = max(-128, min(127, tflite_round(float(np.float32(6.0) / np.float32(scale))) + zp))
     return KernelCall("tq_clamp_s8", None, (), (x.index, y.index), lead_args=(f"{y.size}u", str(zp), str(six)),
-                      macs=y.size, inplace=True)
+                      macs=y.size, overwrites=(x.index,))
 
 
 @lowering("PAD")
@@ -393,5 +397,5 @@ def lower_sigmoid(graph: Graph, op: Operator) -> KernelCall:
                 ("input_mult", mult), ("input_left_shift", left_shift)),
         args=(x.index, y.index),
         macs=y.size,
-        inplace=True,
+        overwrites=(x.index,),
     )

@@ -80,10 +80,15 @@ def softmax_params(beta: float, input_scale: float) -> tuple[int, int, int]:
     return mult, left_shift, diff_min
 
 
+def wrap_int32(v: int) -> int:
+    """``v`` as C's int32 arithmetic leaves it (two's complement wrap)."""
+    return (v + (1 << 31)) % (1 << 32) - (1 << 31)
+
+
 def multiply_by_quantized_multiplier(x: int, mult: int, shift: int) -> int:
     """TFLite's MultiplyByQuantizedMultiplier on int32 (left shift wraps; double rounding), exactly."""
     left, right = max(shift, 0), max(-shift, 0)
-    x = ((x << left) + (1 << 31)) % (1 << 32) - (1 << 31)
+    x = wrap_int32(x << left)
     if x == mult == -(1 << 31):
         t = (1 << 31) - 1
     else:
