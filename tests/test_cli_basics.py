@@ -68,7 +68,7 @@ def test_corrupt_model_file(tmp_path):
     out = tmp_path / "out"
     r = CliRunner().invoke(cli, ["build", str(bad), "--board", "nano33", "--calib", "examples/digits/calib.npy",
                                  "-o", str(out)])
-    assert "not a Keras model" in _one_line_error(r)
+    assert "not a model file" in _one_line_error(r)
     assert not out.exists() and list(tmp_path.iterdir()) == [bad]
 
 

@@ -22,7 +22,7 @@ def test_missing_model(tmp_path):
 def test_file_that_is_not_a_model(tmp_path, content):
     p = tmp_path / "model.keras"
     p.write_bytes(content)
-    with pytest.raises(InputFileError, match="not a Keras model"):
+    with pytest.raises(InputFileError, match="not a model file"):
         check_model_file(p)
 
 

@@ -26,10 +26,15 @@ class Issue:
     problem: str
     fix: str
 
-    def __str__(self) -> str:
+    @property
+    def what(self) -> str:
+        """Where and what, without the fix."""
         where = f"op {self.op_index} {self.opcode}" if self.op_index is not None else "model"
         tensor = f" (tensor '{self.tensor}')" if self.tensor else ""
-        return f"{where}{tensor}: {self.problem}; {self.fix}"
+        return f"{where}{tensor}: {self.problem}"
+
+    def __str__(self) -> str:
+        return f"{self.what}; {self.fix}"
 
 
 @dataclass(frozen=True)
@@ -75,6 +80,14 @@ def op_macs(graph: Graph, op: Operator) -> int:
     if op.opcode == "FULLY_CONNECTED":
         return out.size * t[op.inputs[1]].shape[1]
     return 0
+
+
+def _safe_macs(graph: Graph, op: Operator) -> int:
+    """op_macs for any model tinyq can read, 0 where an op's operands are not shaped as TFLite's builtins."""
+    try:
+        return op_macs(graph, op)
+    except (IndexError, KeyError):
+        return 0
 
 
 def _model_level(graph: Graph) -> list[Issue]:
@@ -157,6 +170,37 @@ def _op_level(graph: Graph, op: Operator, supported: frozenset[str]) -> list[Iss
     return issues
 
 
+#: What each kind of .tflite is, for the message that refuses it.
+TFLITE_KINDS = {
+    "int8": "a full-int8 model (int8 weights, activations, input and output)",
+    "int8-float-io": "an int8 model with float input/output (QUANTIZE/DEQUANTIZE at its ends)",
+    "float": "a float model (float32 weights and activations)",
+    "float16": "a float16 model (float16 weights)",
+    "hybrid": "a dynamic-range (hybrid) model: int8 weights, float activations",
+    "weight-only": "a weight-only quantized model: int8 weights dequantized to float at run time",
+}
+
+
+def tflite_kind(graph: Graph) -> str:
+    """Classify a .tflite: one of :data:`TFLITE_KINDS`' keys."""
+    t = graph.tensors
+    consts = [x for x in t if x.is_constant and x.dtype not in ("INT32", "INT64")]
+    if any(x.dtype == "FLOAT16" for x in consts):
+        return "float16"
+    int8_weights = any(x.dtype == "INT8" for x in consts)
+    io = {x.dtype for x in graph.input_tensors + graph.output_tensors}
+    if not int8_weights:
+        return "float"
+    dequantized = {o.inputs[0] for o in graph.operators if o.opcode == "DEQUANTIZE" and o.inputs and t[o.inputs[0]].is_constant}
+    if dequantized:
+        return "weight-only"
+    float_activations = any(x.dtype == "FLOAT32" and not x.is_constant for x in t
+                            if x.index not in graph.inputs and x.index not in graph.outputs)
+    if float_activations:
+        return "hybrid"
+    return "int8" if io == {"INT8"} else "int8-float-io"
+
+
 def check_compatibility(graph: Graph) -> tuple[Issue, ...]:
     """Every reason tinyq's runtime cannot run ``graph`` (empty when it can)."""
     from tinyq.ops import SUPPORTED_OPS
@@ -171,13 +215,15 @@ def analyze(graph: Graph, gate: bool = True) -> Analysis:
     """Describe ``graph``; with ``gate``, raise :class:`UnsupportedModelError` listing every issue."""
     issues = check_compatibility(graph)
     if gate and issues:
-        head = "; ".join(str(i) for i in issues[:5])
-        more = f" (+{len(issues) - 5} more)" if len(issues) > 5 else ""
+        # Each problem once in the message; each distinct fix once in the hint.
+        head = "; ".join(i.what for i in issues[:5])
+        more = f" (+{len(issues) - 5} more: `tinyq inspect` lists them)" if len(issues) > 5 else ""
+        fixes = list(dict.fromkeys(i.fix for i in issues))
         raise UnsupportedModelError(f"the model cannot run on tinyq's int8 runtime: {head}{more}",
-                                    hint=issues[0].fix)
+                                    hint="; ".join(fixes[:3]))
     ops = tuple(
         OpInfo(op.index, op.opcode, graph.tensors[op.outputs[0]].shape if op.outputs else (),
-               op_macs(graph, op) if not issues else 0,
+               _safe_macs(graph, op),
                sum(graph.tensors[i].nbytes for i in op.inputs if i >= 0 and graph.tensors[i].is_constant))
         for op in graph.operators
     )

@@ -18,6 +18,10 @@ from tinyq.resources import BOARDS_DIR
 
 
 
+#: The smallest stack a board file may give the firmware (bytes).
+MIN_STACK_BYTES = 1024
+
+
 class _Strict(BaseModel):
     # strict: a string "64000000" is not silently accepted as an int.
     model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
@@ -38,7 +42,9 @@ class Memory(_Strict):
     flash_bytes: int = Field(gt=0)
     ram_origin: int = Field(ge=0)
     ram_bytes: int = Field(gt=0)
-    stack_bytes: int = Field(gt=0)
+    # The firmware's own frames (protocol, hex parsing, kernels' locals) need about 0.6 KB;
+    # a smaller stack would overflow into the arena.
+    stack_bytes: int = Field(ge=MIN_STACK_BYTES)
 
 
 class Console(_Strict):
@@ -133,23 +139,31 @@ def _describe(err: ValidationError) -> str:
     return "; ".join(parts)
 
 
-def load_board_file(path: Path) -> Board:
-    """Read and validate one board file; raise :class:`BoardError` naming the file and key."""
+def load_board_file(path: Path, expect_id: str | None = None) -> Board:
+    """Read and validate one board file; raise :class:`BoardError` naming the file and key.
+
+    The board's id must match the file name, or ``expect_id`` when given (a build folder's copy).
+    """
     path = Path(path)
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except OSError as e:
         raise BoardError(f"{path}: cannot read board file ({e.strerror})") from e
+    except UnicodeDecodeError as e:
+        raise BoardError(f"{path}: not a text file ({e.reason})", hint="a board file is TOML text") from e
     except tomllib.TOMLDecodeError as e:
         raise BoardError(f"{path}: not valid TOML ({e})", hint="fix the TOML syntax") from e
     try:
         board = Board.model_validate(data)
     except ValidationError as e:
         raise BoardError(f"{path}: {_describe(e)}", hint="compare with boards/nano33.toml") from e
-    if board.id != path.stem:
+    want = expect_id if expect_id is not None else path.stem
+    if board.id != want:
         raise BoardError(
-            f"{path}: id: '{board.id}' does not match the file name '{path.stem}'",
-            hint=f"rename the file to {board.id}.toml or set id = \"{path.stem}\"",
+            f"{path}: id: '{board.id}' does not match the file name '{path.stem}'" if expect_id is None
+            else f"{path}: id: '{board.id}' is not the build's board '{expect_id}'",
+            hint=f"rename the file to {board.id}.toml or set id = \"{path.stem}\"" if expect_id is None
+            else "rebuild with `tinyq build`",
         )
     return board
 
@@ -162,10 +176,20 @@ def load_boards(directory: Path = BOARDS_DIR) -> dict[str, Board]:
     return {b.id: b for b in (load_board_file(f) for f in files)}
 
 
-def get_board(board_id: str, directory: Path = BOARDS_DIR) -> Board:
-    """The board named ``board_id``, or a :class:`BoardError` listing the known ids."""
-    path = Path(directory) / f"{board_id}.toml"
+def board_file(board: str, directory: Path = BOARDS_DIR) -> Path:
+    """The file behind ``board``: a known board id, or the path of a board file of the user's own."""
+    if board.endswith(".toml") or "/" in board or "\\" in board:
+        path = Path(board)
+        if not path.is_file():
+            raise BoardError(f"{board}: no such board file", hint="give a board id (`tinyq boards`) or a .toml file")
+        return path
+    path = Path(directory) / f"{board}.toml"
     if not path.is_file():
         known = ", ".join(sorted(p.stem for p in Path(directory).glob("*.toml")))
-        raise BoardError(f"unknown board '{board_id}'", hint=f"known boards: {known}")
-    return load_board_file(path)
+        raise BoardError(f"unknown board '{board}'", hint=f"known boards: {known}; or give a board file, e.g. ./myboard.toml")
+    return path
+
+
+def get_board(board: str, directory: Path = BOARDS_DIR) -> Board:
+    """The board named ``board`` (an id, or a path to a board file), or a :class:`BoardError`."""
+    return load_board_file(board_file(board, directory))

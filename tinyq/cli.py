@@ -7,21 +7,30 @@ Heavy modules (TensorFlow, the stages) are imported inside the commands, so
 from __future__ import annotations
 
 import json
+import signal
 import sys
+import warnings
 from pathlib import Path
 
 import click
 
 from tinyq import __version__
-from tinyq.errors import TinyqError
+from tinyq.errors import Interrupted, OutputPathError, TinyqError
 
 
 class _Group(click.Group):
-    """Turn every :class:`TinyqError` into ``error: … (hint: …)`` and its exit code."""
+    """Turn every :class:`TinyqError` into ``error: … (hint: …)`` and its exit code.
+
+    Ctrl-C, SIGTERM and SIGHUP end up here too, as :class:`Interrupted`, after every
+    ``finally`` on the way has stopped the emulator or worker and removed staging folders.
+    """
 
     def invoke(self, ctx: click.Context):
         try:
-            return super().invoke(ctx)
+            try:
+                return super().invoke(ctx)
+            except KeyboardInterrupt:
+                raise Interrupted(signal.SIGINT) from None
         except TinyqError as e:
             if ctx.obj and ctx.obj.get("verbose"):
                 import traceback
@@ -48,6 +57,9 @@ def cli(ctx: click.Context, verbose: bool) -> None:
     """
     ctx.ensure_object(dict)
     ctx.obj["verbose"] = verbose
+    if not verbose:
+        # NumPy's and the libraries' warnings are tinyq's to say, in its own words.
+        warnings.simplefilter("ignore")
 
 
 @cli.command()
@@ -83,10 +95,24 @@ def _progress(enabled: bool):
     return step, bar.close
 
 
-def _write_atomic(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_bytes(data)
-    tmp.replace(path)
+def _warn(lines) -> None:
+    for w in lines:
+        click.echo(f"warning: {w}", err=True)
+
+
+_PLOT_FORMATS = (".png", ".pdf", ".svg")
+
+
+def _plot_path(plot: Path, model: Path) -> Path:
+    """Where --plot writes: a folder gets MODEL_weights.png inside it; a name without suffix gets .png."""
+    if plot.is_dir() and not plot.is_symlink():
+        return plot / f"{Path(model).stem}_weights.png"
+    if plot.suffix == "":
+        return plot.with_name(plot.name + ".png")
+    if plot.suffix.lower() not in _PLOT_FORMATS:
+        raise OutputPathError(f"{plot}: --plot writes {', '.join(_PLOT_FORMATS)} files, not {plot.suffix}",
+                              hint="give a .png file name")
+    return plot
 
 
 @cli.command()
@@ -98,36 +124,49 @@ def _write_atomic(path: Path, data: bytes) -> None:
 @click.option("--eval", "eval_path", type=click.Path(path_type=Path), default=None, help="Evaluation data (.npz with x and optional y labels).")
 @click.option("--report", type=click.Path(path_type=Path), default=None, help="Write the float-vs-quantized report as JSON.")
 @click.option("--max-samples", type=click.IntRange(min=1), default=None, help="Use at most this many calibration samples.")
+@click.option("--signature", default=None, help="SavedModel signature to convert [serving_default].")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
-def quantize(model, calib, output, mode, eval_path, report, max_samples, as_json):
+def quantize(model, calib, output, mode, eval_path, report, max_samples, signature, as_json):
     """Quantize a Keras model (.keras, .h5, SavedModel) to TFLite, and report what was lost."""
+    from tinyq import isolate
+    from tinyq.errors import InputFileError
     from tinyq.load import load_inputs
-    from tinyq.quantize import quantize as run_quantize
+    from tinyq.outputs import check_output_file, write_file_atomic
 
+    # Every path is checked before TensorFlow starts; no output may land on an input.
+    output = output or Path(model).with_name(f"{Path(model).stem}_{mode}.tflite")
+    ins = [model, calib, eval_path]
+    check_output_file(output, ins, "quantized model")
+    if report:
+        check_output_file(report, [*ins, output], "report")
+        if Path(report).absolute() == Path(output).absolute():
+            raise OutputPathError(f"{report}: is also the -o output", hint="give the report another file name")
     inputs = load_inputs(model, calib, eval_path, max_samples)
-    for w in inputs.calib.warnings:
-        click.echo(f"warning: {w}", err=True)
+    if inputs.model.format == "tflite":
+        raise InputFileError(f"{model}: already a .tflite; quantize takes a Keras model or SavedModel",
+                             hint=f"build it directly: tinyq build {model} --board nano33")
     step, done = _progress(not as_json and sys.stderr.isatty())
-    step("quantizing")
+    step("quantizing (TensorFlow)")
     try:
-        q = run_quantize(inputs, mode)
+        q = isolate.call("tinyq.quantize:quantize", inputs, mode, signature=signature)
     finally:
         done()
-    output = output or Path(model).with_name(f"{Path(model).stem}_{mode}.tflite")
-    _write_atomic(output, q.tflite)
-    data = {"output": str(output), "mode": mode, "float_bytes": len(q.float_tflite), "quant_bytes": len(q.tflite),
-            "size_ratio": round(len(q.float_tflite) / len(q.tflite), 3)}
+    write_file_atomic(output, q.tflite)
+    data = {"output": str(output), "mode": mode, "loader": q.loader, "float_bytes": len(q.float_tflite),
+            "quant_bytes": len(q.tflite), "size_ratio": round(len(q.float_tflite) / len(q.tflite), 3),
+            "warnings": list(q.warnings)}
     if q.report:
         data.update(q.report.to_dict())
     if report:
-        _write_atomic(report, (json.dumps(data, indent=2) + "\n").encode())
+        write_file_atomic(report, (json.dumps(data, indent=2) + "\n").encode())
+    _warn(q.warnings)
     if as_json:
         _echo_json(data)
         return
     click.echo(f"wrote {output} ({mode}): {data['quant_bytes']:,} B, float {data['float_bytes']:,} B, {data['size_ratio']:.2f}x smaller")
     if q.report:
         r = q.report
-        if r.float_accuracy is not None:
+        if r.float_accuracy is not None and r.quant_accuracy is not None:
             click.echo(f"top-1 accuracy: float {r.float_accuracy:.2%}, {mode} {r.quant_accuracy:.2%} "
                        f"({(r.quant_accuracy - r.float_accuracy) * 100:+.1f} points) on {r.samples} samples")
         click.echo(f"arg-max agreement {r.agreement:.2%}; output error mean {r.mean_abs_error:.4g}, max {r.max_abs_error:.4g}")
@@ -143,13 +182,18 @@ def quantize(model, calib, output, mode, eval_path, report, max_samples, as_json
 @click.option("--plot", type=click.Path(path_type=Path), default=None, help="Write per-layer weight histograms as a PNG.")
 def inspect(model, as_json, plot):
     """Show a .tflite model: ops, tensors, quantization, weights, MACs, and what tinyq cannot run."""
-    from tinyq.analyze import analyze
+    from tinyq.analyze import TFLITE_KINDS, analyze, tflite_kind
     from tinyq.graph import load_tflite
+    from tinyq.outputs import check_output_file
 
+    if plot:
+        plot = _plot_path(plot, model)
+        check_output_file(plot, [model], "plot")
     g = load_tflite(model)
     a = analyze(g, gate=False)
     data = {
         "model": str(model),
+        "kind": tflite_kind(g),
         "ops": a.op_counts,
         "macs": a.macs,
         "weight_bytes": a.weight_bytes,
@@ -166,12 +210,12 @@ def inspect(model, as_json, plot):
     if plot:
         from tinyq.inspect_plot import plot_weight_histograms
 
-        plot_weight_histograms(g, plot)
-        data["plot"] = str(plot)
+        data["plot"] = str(plot_weight_histograms(g, plot))
     if as_json:
         _echo_json(data)
         return
-    click.echo(f"{model}: {len(g.operators)} ops, {a.macs:,} MACs, {a.weight_bytes:,} B of constants")
+    click.echo(f"{model}: {TFLITE_KINDS[data['kind']]}")
+    click.echo(f"{len(g.operators)} ops, {a.macs:,} MACs, {a.weight_bytes:,} B of constants")
     click.echo("ops: " + ", ".join(f"{k} x{v}" for k, v in sorted(a.op_counts.items())))
     click.echo(f"{'#':>3} {'op':<20} {'output':<18} {'MACs':>12} {'weights':>9}")
     for o in a.ops:
@@ -190,37 +234,45 @@ def inspect(model, as_json, plot):
     else:
         click.echo("every op runs on tinyq's int8 runtime")
     if plot:
-        click.echo(f"wrote {plot}")
+        click.echo(f"wrote {data['plot']}")
 
 
 @cli.command()
 @click.argument("model", type=click.Path(path_type=Path))
-@click.option("--board", "board_id", required=True, help="Board id (see `tinyq boards`).")
-@click.option("--calib", required=True, type=click.Path(path_type=Path), help="Calibration data: .npy, .npz or a folder of images.")
+@click.option("--board", "board_id", required=True, help="Board id (see `tinyq boards`) or a board file (.toml).")
+@click.option("--calib", type=click.Path(path_type=Path), default=None,
+              help="Calibration data: .npy, .npz or a folder of images (optional for an int8 .tflite).")
 @click.option("--eval", "eval_path", type=click.Path(path_type=Path), default=None, help="Evaluation data for the accuracy report.")
 @click.option("-o", "--out", "out_dir", type=click.Path(path_type=Path), default=Path("build/tinyq"), show_default=True,
               help="Build folder (replaced only when the build succeeds).")
 @click.option("--mode", default="int8", show_default=True, help="Quantization mode; only int8 deploys.")
 @click.option("--max-samples", type=click.IntRange(min=1), default=None, help="Use at most this many calibration samples.")
+@click.option("--signature", default=None, help="SavedModel signature to convert [serving_default].")
 @click.option("--json", "as_json", is_flag=True, help="Print the build report as JSON.")
-def build(model, board_id, calib, eval_path, out_dir, mode, max_samples, as_json):
-    """Quantize MODEL, check it against the board, emit C and compile the firmware."""
+def build(model, board_id, calib, eval_path, out_dir, mode, max_samples, signature, as_json):
+    """Quantize MODEL (Keras .keras/.h5, SavedModel, or an int8 .tflite as it is), check it against
+    the board, emit C and compile the firmware."""
     from tinyq import pipeline
 
     step, done = _progress(not as_json and sys.stderr.isatty())
     try:
-        res = pipeline.build(model, board_id, calib, out_dir, eval_path, mode, max_samples, progress=step)
+        res = pipeline.build(model, board_id, calib, out_dir, eval_path, mode, max_samples,
+                             signature=signature, progress=step)
     finally:
         done()
     r = res.report
+    _warn(r["warnings"])
     if as_json:
         _echo_json({"out_dir": str(res.out_dir), **r})
         return
     q = r["quantization"]
     click.echo(f"built {r['model']} for {r['board']} in {res.out_dir}")
+    click.echo(f"  loaded with {r['loader']}")
     if q.get("float_accuracy") is not None:
         click.echo(f"  accuracy (host): float {q['float_accuracy']:.2%}, int8 {q['quant_accuracy']:.2%} on {q['samples']} samples")
-    if "float_bytes" in q:
+    elif q.get("quant_accuracy") is not None:
+        click.echo(f"  accuracy (host): int8 {q['quant_accuracy']:.2%} on {q['samples']} samples")
+    if q.get("size_ratio"):
         click.echo(f"  model: {q['quant_bytes']:,} B int8 ({q['size_ratio']:.2f}x smaller than float)")
     click.echo(f"  ops: {', '.join(f'{k} x{v}' for k, v in sorted(r['ops'].items()))}; {r['macs']:,} MACs")
     click.echo(f"  arena: {r['arena_bytes']:,} B (TFLM would need {r['tflm_arena_bytes']:,} B)")
@@ -238,7 +290,8 @@ def build(model, board_id, calib, eval_path, out_dir, mode, max_samples, as_json
 @click.option("--runs", type=click.IntRange(1, 64), default=10, show_default=True, help="Timed inferences.")
 @click.option("--warmup", type=click.IntRange(0, 1000), default=2, show_default=True, help="Warm-up inferences.")
 @click.option("--per-layer", is_flag=True, help="Also measure each layer.")
-@click.option("--timeout", type=float, default=120.0, show_default=True, help="Seconds to wait for the device.")
+@click.option("--timeout", type=click.FloatRange(min=0, min_open=True), default=30.0, show_default=True,
+              help="Seconds to wait in each phase (boot, input upload, inference); grows with input size and MACs.")
 @click.option("--json", "as_json", is_flag=True, help="Print the measurement as JSON.")
 def flash(build_dir, port, emulator, runs, warmup, per_layer, timeout, as_json):
     """Run a build on a board or emulator; report latency, RAM and flash; verify the outputs."""
@@ -270,8 +323,18 @@ def flash(build_dir, port, emulator, runs, warmup, per_layer, timeout, as_json):
             click.echo(f"    {i:>3} {op:<20} {c:>12,}  {c / total:6.1%}")
 
 
+def _on_signal(signum, _frame) -> None:
+    # Later signals are ignored while the clean-up of the first one runs (stopping an
+    # emulator takes a moment); SIGKILL still works, and children die with tinyq then too.
+    for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(s, signal.SIG_IGN)
+    raise Interrupted(signum)
+
+
 def main() -> None:
     """Console entry point."""
+    for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(s, _on_signal)
     cli(prog_name="tinyq")
 
 

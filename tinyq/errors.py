@@ -31,6 +31,12 @@ class InputFileError(TinyqError):
     default_hint = "check the path and that the file is what its extension says"
 
 
+class OutputPathError(TinyqError):
+    """An output path would overwrite the user's files, or cannot be written."""
+
+    default_hint = "give a new folder or file name"
+
+
 class CalibrationError(TinyqError):
     """Calibration or evaluation data does not fit the model."""
 
@@ -79,6 +85,12 @@ class TransportError(TinyqError):
     default_hint = "check the port name, that no other program has it open, and your permissions (dialout group)"
 
 
+class EmulatorExitedError(TinyqError):
+    """The emulator process ended while tinyq was talking to it (it failed to start, or the firmware crashed it)."""
+
+    default_hint = "the emulator's own message is above; run with -v for the whole transcript"
+
+
 class DeviceTimeoutError(TinyqError):
     """The device or emulator stopped answering (hang, crash, lockup)."""
 
@@ -96,3 +108,18 @@ class VerificationError(TinyqError):
 
     default_hint = "report this as a bug with the model and the JSON report attached"
     exit_code = 1
+
+
+class Interrupted(TinyqError):
+    """tinyq was stopped by a signal (Ctrl-C, SIGTERM, SIGHUP); everything it started is stopped too."""
+
+    default_hint = "nothing was left half-written; run the command again"
+
+    def __init__(self, signum: int):
+        import signal
+
+        name = signal.Signals(signum).name
+        super().__init__(f"interrupted by {name}")
+        self.signum = signum
+        # The shell's convention: 128 + the signal number.
+        self.exit_code = 128 + signum

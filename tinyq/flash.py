@@ -11,12 +11,14 @@ import contextlib
 import shutil
 import socket
 import subprocess
+import tempfile
 import time
 from pathlib import Path
 from typing import Iterator, Sequence
 
 from tinyq.boards import Board
-from tinyq.errors import DeviceTimeoutError, ToolchainError, TransportError
+from tinyq.errors import DeviceTimeoutError, EmulatorExitedError, TinyqError, ToolchainError, TransportError
+from tinyq.proc import spawn, stop
 from tinyq.transport import Transport
 
 #: -icount shift: one instruction is 2**shift ns of virtual time. 0 keeps SysTick
@@ -50,6 +52,50 @@ def qemu_command(elf: Path, board: Board, port: int, extra_args: Sequence[str] =
 
 
 @contextlib.contextmanager
+def _emulator(name: str, cmd: Sequence[str], url: str, connect_timeout: float, **popen) -> Iterator[Transport]:
+    """Start an emulator (tied to tinyq: :mod:`tinyq.proc`), yield a Transport on its serial socket,
+    always stop it with everything it started.
+
+    Its stderr goes to a file: when it exits while tinyq talks to it (it failed to start,
+    or the firmware crashed it), the error says so with the emulator's own last words
+    instead of a serial "Broken pipe".
+    """
+    with tempfile.TemporaryFile() as err:
+        proc = spawn(cmd, stdout=subprocess.DEVNULL, stderr=err, **popen)
+
+        def said() -> str:
+            err.seek(0)
+            lines = [l for l in err.read().decode(errors="replace").splitlines() if l.strip()]
+            return " / ".join(lines[-5:]) if lines else "nothing on stderr"
+
+        transport = None
+        try:
+            deadline = time.monotonic() + connect_timeout
+            while transport is None:
+                if proc.poll() is not None:
+                    raise EmulatorExitedError(f"{name} exited at start (status {proc.returncode}): {said()}",
+                                              hint=f"check the {name} installation and the firmware file")
+                try:
+                    transport = Transport(url, connect_timeout=0.5)
+                except TransportError:
+                    if time.monotonic() > deadline:
+                        raise DeviceTimeoutError(f"{name} did not open its serial socket within {connect_timeout:.0f} s",
+                                                 hint=f"{name} may hang at start; run with -v") from None
+            yield transport
+        except TinyqError as e:
+            if isinstance(e, EmulatorExitedError) or proc.poll() is None:
+                raise
+            time.sleep(0.05)  # let its last words reach the file
+            raise EmulatorExitedError(
+                f"{name} exited (status {proc.returncode}) while {e.message[:1].lower() + e.message[1:]}: {said()}",
+                hint="the firmware crashed or stopped the emulator (a fault, a stack overflow); run with -v") from e
+        finally:
+            if transport is not None:
+                transport.close()
+            stop(proc)
+
+
+@contextlib.contextmanager
 def run_qemu(elf: Path, board: Board, connect_timeout: float = 15.0,
              extra_args: Sequence[str] = ()) -> Iterator[Transport]:
     """Start the QEMU twin with ``elf`` (``extra_args`` added, e.g. tracing); yield a Transport on
@@ -57,31 +103,9 @@ def run_qemu(elf: Path, board: Board, connect_timeout: float = 15.0,
     if shutil.which("qemu-system-arm") is None:
         raise ToolchainError("qemu-system-arm not found on PATH", hint="apt-get install qemu-system-arm (or run `make setup`)")
     port = _free_port()
-    proc = subprocess.Popen(qemu_command(Path(elf), board, port, extra_args), stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE, stdin=subprocess.DEVNULL)
-    transport = None
-    try:
-        deadline = time.monotonic() + connect_timeout
-        while transport is None:
-            if proc.poll() is not None:
-                err = proc.stderr.read().decode(errors="replace").strip() if proc.stderr else ""
-                raise ToolchainError(f"QEMU exited at start (code {proc.returncode}): {err[:500]}")
-            try:
-                transport = Transport(f"socket://127.0.0.1:{port}", connect_timeout=0.5)
-            except TransportError:
-                if time.monotonic() > deadline:
-                    raise
-        yield transport
-    finally:
-        if transport is not None:
-            transport.close()
-        try:
-            proc.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        if proc.stderr:
-            proc.stderr.close()
+    with _emulator("QEMU", qemu_command(Path(elf), board, port, extra_args), f"socket://127.0.0.1:{port}",
+                   connect_timeout, stdin=subprocess.DEVNULL) as t:
+        yield t
 
 
 def renode_script(elf: Path, board: Board, port: int) -> str:
@@ -110,14 +134,9 @@ def run_renode(elf: Path, board: Board, workdir: Path, connect_timeout: float = 
     port = _free_port()
     script = Path(workdir) / f"{board.id}.resc"
     script.write_text(renode_script(elf, board, port))
-    proc = subprocess.Popen([exe, "--disable-xwt", "--console", "-e", f"include @{script}"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL)
-    try:
-        with Transport(f"socket://127.0.0.1:{port}", connect_timeout=connect_timeout) as t:
-            yield t
-    finally:
-        proc.kill()
-        proc.wait()
+    with _emulator("Renode", [exe, "--disable-xwt", "--console", "-e", f"include @{script}"],
+                   f"socket://127.0.0.1:{port}", connect_timeout, stdin=subprocess.DEVNULL) as t:
+        yield t
 
 
 def touch_1200bps(port: str) -> None:

@@ -29,6 +29,7 @@ def plot_weight_histograms(graph: Graph, path: Path) -> Path:
         ax.set_xlabel("int8 weight", fontsize=7)
         ax.tick_params(labelsize=7)
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
+    # format= from the suffix: matplotlib would otherwise append ".png" to a name it does not know.
+    fig.savefig(path, dpi=100, format=Path(path).suffix.lstrip(".").lower() or "png")
     plt.close(fig)
     return Path(path)

@@ -36,6 +36,8 @@ class Dataset:
     y: np.ndarray | None = None
     source: str = ""
     warnings: tuple[str, ...] = field(default=())
+    #: The dtype the samples were stored in (int8 samples are already quantized model inputs).
+    stored_dtype: str = "float32"
 
     def __len__(self) -> int:
         return len(self.x)
@@ -46,12 +48,12 @@ class LoadedInputs:
     """What the quantize stage needs: the model file, calibration data, optional evaluation data."""
 
     model: ModelFile
-    calib: Dataset
+    calib: Dataset | None   # None only for a pre-quantized .tflite
     eval: Dataset | None
 
 
 def check_model_file(path: Path) -> ModelFile:
-    """Recognise a .keras archive, an HDF5 .h5 file or a SavedModel directory."""
+    """Recognise a .keras archive, an HDF5 .h5 file, a SavedModel directory or a .tflite flatbuffer."""
     path = Path(path)
     if not path.exists():
         raise InputFileError(f"{path}: no such file or directory", hint="check the model path")
@@ -69,15 +71,39 @@ def check_model_file(path: Path) -> ModelFile:
         raise InputFileError(f"{path}: cannot read ({e.strerror})") from e
     if head == _HDF5_SIGNATURE:
         return ModelFile(path, "h5")
+    if len(head) == 8 and head[4:8] == b"TFL3":
+        return ModelFile(path, "tflite")
     if zipfile.is_zipfile(path):
         with zipfile.ZipFile(path) as z:
             if "config.json" in z.namelist():
                 return ModelFile(path, "keras")
         raise InputFileError(f"{path}: a zip file but not a Keras model (no config.json inside)")
     raise InputFileError(
-        f"{path}: not a Keras model (neither a .keras archive, an HDF5 file nor a SavedModel)",
-        hint="save the model with model.save('model.keras')",
+        f"{path}: not a model file (neither a .keras archive, an HDF5 .h5 file, a SavedModel folder nor a .tflite)",
+        hint="save the model with model.save('model.keras'), or pass a SavedModel folder or an int8 .tflite",
     )
+
+
+def _image_array(img) -> tuple[np.ndarray, bool]:
+    """One PIL image as float32 in 0..1 (H, W, 1 or 3), and whether it has colour.
+
+    Each mode is decoded by what its numbers mean: 16-bit greys are divided by 65535,
+    palette images are looked up in their palette, an alpha channel is dropped.
+    """
+    mode = img.mode
+    if mode == "P" or mode == "PA":
+        img = img.convert("RGBA" if "transparency" in img.info or mode == "PA" else "RGB")
+        mode = img.mode
+    if mode in ("I;16", "I;16B", "I;16L", "I;16N", "I"):
+        a = np.asarray(img).astype(np.float32)
+        scale = 65535.0 if mode.startswith("I;16") or a.max(initial=0) > 255 else 255.0
+        return (a / scale)[..., None], False
+    if mode == "F":
+        return np.asarray(img, dtype=np.float32)[..., None], False
+    if mode in ("1", "L", "LA"):
+        return (np.asarray(img.convert("L"), dtype=np.float32) / 255.0)[..., None], False
+    rgb = np.asarray(img.convert("RGB"), dtype=np.float32) / 255.0  # RGB, RGBA, CMYK, YCbCr, ...
+    return rgb, True
 
 
 def _load_images(folder: Path) -> np.ndarray:
@@ -89,18 +115,46 @@ def _load_images(folder: Path) -> np.ndarray:
     arrays = []
     for p in files:
         try:
-            img = np.asarray(Image.open(p), dtype=np.float32) / 255.0
+            with Image.open(p) as img:
+                arrays.append(_image_array(img))
         except OSError as e:
             raise InputFileError(f"{p}: not a readable image ({e})") from e
-        arrays.append(img[..., None] if img.ndim == 2 else img)
-    shapes = {a.shape for a in arrays}
+    if any(colour for _, colour in arrays):
+        # A folder that mixes grey and colour images: greys become RGB (three equal channels).
+        arrays = [(a if colour else np.repeat(a, 3, axis=-1), True) for a, colour in arrays]
+    shapes = {a.shape for a, _ in arrays}
     if len(shapes) > 1:
         raise CalibrationError(f"{folder}: images have different shapes {sorted(shapes)}", hint="resize them to the model's input size")
-    return np.stack(arrays)
+    return np.stack([a for a, _ in arrays])
+
+
+def _labels(y: np.ndarray, path: Path, n: int) -> np.ndarray:
+    """Labels as class ids (N,): ids as they are, one-hot rows turned into ids, anything else refused."""
+    y = np.asarray(y)
+    if y.dtype.kind not in "iubf":
+        raise CalibrationError(f"{path}: labels have dtype {y.dtype}; tinyq takes class ids (0, 1, 2, ...) or one-hot rows",
+                               hint="map the label names to class ids, e.g. with np.unique(y, return_inverse=True)")
+    if y.ndim == 2 and y.shape[1] == 1:
+        y = y[:, 0]
+    if y.ndim == 2:
+        if len(y) != n:
+            raise CalibrationError(f"{path}: {n} samples but {len(y)} labels")
+        if not (np.isin(y, (0, 1)).all() and (y.sum(axis=1) == 1).all()):
+            raise CalibrationError(f"{path}: labels shaped {y.shape} are neither class ids nor one-hot rows",
+                                   hint="give labels as class ids shaped (samples,) or one-hot rows shaped (samples, classes)")
+        return y.argmax(axis=1).astype(np.int64)
+    if y.ndim != 1:
+        raise CalibrationError(f"{path}: labels shaped {y.shape}; tinyq takes class ids shaped (samples,) or one-hot rows")
+    if len(y) != n:
+        raise CalibrationError(f"{path}: {n} samples but {len(y)} labels")
+    if not np.all(np.isfinite(y)) or not np.all(y == np.round(y)) or (len(y) and y.min() < 0):
+        raise CalibrationError(f"{path}: labels are not class ids (whole numbers from 0)",
+                               hint="give labels as class ids (0, 1, 2, ...) or one-hot rows")
+    return y.astype(np.int64)
 
 
 def load_dataset(path: Path, max_samples: int | None = None, what: str = "calibration") -> Dataset:
-    """Read samples from .npy, .npz (``x`` or the first array; labels ``y`` if present) or an image folder."""
+    """Read samples from .npy, .npz (``x`` and optional labels ``y``, or a single array) or an image folder."""
     path = Path(path)
     if not path.exists():
         raise InputFileError(f"{path}: no such {what} file")
@@ -114,12 +168,14 @@ def load_dataset(path: Path, max_samples: int | None = None, what: str = "calibr
             with np.load(path, allow_pickle=False) as z:
                 if not z.files:
                     raise CalibrationError(f"{path}: the .npz holds no arrays")
-                key = "x" if "x" in z.files else z.files[0]
-                x = z[key]
-                for label_key in ("y", "labels", "label"):
-                    if label_key in z.files:
-                        y = z[label_key]
-                        break
+                if "x" in z.files:
+                    x = z["x"]
+                    y = z["y"] if "y" in z.files else None
+                elif len(z.files) == 1:
+                    x = z[z.files[0]]
+                else:
+                    raise CalibrationError(f"{path}: no array named 'x' among {', '.join(z.files)}",
+                                           hint="save the samples as x (and labels as y): np.savez(path, x=..., y=...)")
         else:
             raise InputFileError(f"{path}: {what} data must be .npy, .npz or a folder of images")
     except (ValueError, OSError, EOFError) as e:
@@ -128,8 +184,9 @@ def load_dataset(path: Path, max_samples: int | None = None, what: str = "calibr
         raise CalibrationError(f"{path}: {what} data has dtype {x.dtype}, not numbers")
     if x.ndim == 0 or len(x) == 0:
         raise CalibrationError(f"{path}: the {what} set is empty", hint="give at least a few hundred representative samples")
-    if y is not None and len(y) != len(x):
-        raise CalibrationError(f"{path}: {len(x)} samples but {len(y)} labels")
+    if y is not None:
+        y = _labels(y, path, len(x))
+    stored = str(x.dtype)
     x = x.astype(np.float32, copy=False)
     bad = ~np.isfinite(x)
     if bad.any():
@@ -143,7 +200,19 @@ def load_dataset(path: Path, max_samples: int | None = None, what: str = "calibr
     warnings = ()
     if what == "calibration" and len(x) < MIN_CALIB_SAMPLES:
         warnings = (f"only {len(x)} calibration samples; int8 ranges may be poor (use {MIN_CALIB_SAMPLES}+)",)
-    return Dataset(x, None if y is None else np.asarray(y).astype(np.int64), str(path), warnings)
+    return Dataset(x, y, str(path), warnings, stored)
+
+
+def check_labels(data: Dataset, x: np.ndarray, classes: int) -> None:
+    """Check that ``data``'s labels (if any) name classes the model has (``classes`` outputs)."""
+    if data.y is None:
+        return
+    if classes < 2:
+        raise CalibrationError(f"{data.source}: labels given, but the model has {classes} output; top-1 needs classes",
+                               hint="leave out the labels (y) for a model that is not a classifier")
+    if len(data.y) and int(data.y.max()) >= classes:
+        raise CalibrationError(f"{data.source}: label {int(data.y.max())} but the model has {classes} classes (0..{classes - 1})",
+                               hint="give class ids counted from 0, or one-hot rows")
 
 
 def check_shape(data: Dataset, input_shape: tuple[int, ...], what: str = "calibration") -> np.ndarray:
@@ -168,10 +237,19 @@ def check_shape(data: Dataset, input_shape: tuple[int, ...], what: str = "calibr
     )
 
 
-def load_inputs(model: Path, calib: Path, eval: Path | None = None, max_calib: int | None = None) -> LoadedInputs:
-    """The load stage: check the model file and read the data files."""
+def load_inputs(model: Path, calib: Path | None, eval: Path | None = None, max_calib: int | None = None) -> LoadedInputs:
+    """The load stage: check the model file and read the data files.
+
+    Calibration data are required to quantize a Keras model or SavedModel; a pre-quantized
+    int8 .tflite needs none (given, its samples become the verification inputs).
+    """
+    mf = check_model_file(model)
+    if calib is None and mf.format != "tflite":
+        raise CalibrationError(f"{model}: --calib is required to quantize a {mf.format} model",
+                               hint="give representative input samples (.npy, .npz or an image folder); "
+                                    "int8 ranges are measured on them")
     return LoadedInputs(
-        model=check_model_file(model),
-        calib=load_dataset(calib, max_calib, "calibration"),
+        model=mf,
+        calib=load_dataset(calib, max_calib, "calibration") if calib is not None else None,
         eval=load_dataset(eval, None, "evaluation") if eval is not None else None,
     )

@@ -53,21 +53,58 @@ def _hex(x: np.ndarray) -> str:
     return np.ascontiguousarray(x, dtype=np.int8).tobytes().hex()
 
 
+@dataclass(frozen=True)
+class Timeouts:
+    """Seconds to wait in each phase of a run; a silent device past one is named by its phase."""
+
+    boot: float
+    upload: float
+    infer: float
+
+    @classmethod
+    def scaled(cls, base: float, input_bytes: int, macs: int, runs: int, baud: int) -> "Timeouts":
+        """``base`` seconds for each phase, plus what the work itself takes at its slowest.
+
+        An input goes over the UART as two hex digits a byte at ``baud`` (10 bits a
+        character); the emulators run models at well over 1 M MACs a second.
+        """
+        upload = base + 2 * (2 * input_bytes * 10 / baud)
+        infer = base + runs * macs / 1e6
+        return cls(float(base), upload, infer)
+
+
+def _phase(t: Transport, sentinels: tuple[str, ...], seconds: float, what: str, hint: str) -> list[str]:
+    try:
+        return t.read_until(sentinels, timeout=seconds)
+    except DeviceTimeoutError as e:
+        raise DeviceTimeoutError(f"{what}: {e.message}", hint=hint) from e
+
+
 def drive(t: Transport, inputs: np.ndarray, runs: int = 10, warmup: int = 2, per_layer: bool = False,
-          timeout: float = 120.0) -> DeviceReport:
-    """Run the protocol: boot, then for each input load + infer; return the parsed transcript."""
-    t.read_until((READY,), timeout=timeout)
+          timeout: Timeouts | float = 120.0) -> DeviceReport:
+    """Run the protocol: boot, then for each input load + infer; return the parsed transcript.
+
+    ``timeout`` is a :class:`Timeouts`, or one number of seconds for every phase.
+    """
+    timeouts = timeout if isinstance(timeout, Timeouts) else Timeouts(timeout, timeout, timeout)
+    _phase(t, (READY,), timeouts.boot, "the device did not boot",
+           "no tinyq boot line: is this tinyq firmware for this board, and the right port or emulator?")
     for i, x in enumerate(inputs):
         t.write_line("load " + _hex(x))
-        t.read_until((READY,), timeout=timeout)
+        _phase(t, (READY,), timeouts.upload, f"sending input {i} ({x.size} B)",
+               "the device stopped answering while it received the input; give a longer --timeout "
+               "for large inputs on a slow link")
         # Time the first input fully; the others only need their outputs.
         t.write_line(f"infer {runs} {warmup}" if i == 0 else "infer 1 0")
-        t.read_until((SENTINEL_INFER,), timeout=timeout)
-        t.read_until((READY,), timeout=timeout)
+        _phase(t, (SENTINEL_INFER,), timeouts.infer, f"inference on input {i}",
+               "the model did not finish: the firmware may hang or have faulted (e.g. overflowed RAM); "
+               "rebuild with -v and check the map file, or give a longer --timeout")
+        _phase(t, (READY,), timeouts.boot, f"after inference on input {i}", "the device stopped answering")
     if per_layer:
         t.write_line("profile")
-        t.read_until((SENTINEL_PROFILE,), timeout=timeout)
-        t.read_until((READY,), timeout=timeout)
+        _phase(t, (SENTINEL_PROFILE,), timeouts.infer, "per-layer profile",
+               "the profile run did not finish; give a longer --timeout")
+        _phase(t, (READY,), timeouts.boot, "after the profile", "the device stopped answering")
     t.write_line("quit")
     try:
         t.read_until(("tq-bye",), timeout=5.0)

@@ -16,9 +16,13 @@ import numpy as np
 
 from tinyq import __version__
 from tinyq.errors import InputFileError, TinyqError
+from tinyq.outputs import MANIFEST
 from tinyq.staging import staged_dir
 
-MANIFEST = "build.json"
+#: The board definition a build was made for, copied into the build folder.
+BOARD_FILE = "board.toml"
+#: What `flash` reads from build.json; a manifest without them is refused with one line.
+_MANIFEST_KEYS = ("board", "model_id", "firmware")
 Progress = Callable[[str], None]
 
 
@@ -28,17 +32,17 @@ class BuildResult:
     report: dict  # the same dict written to build.json
 
 
-def _quantize_inputs(x: np.ndarray, tensor) -> np.ndarray:
-    s, z = tensor.quant.scale[0], tensor.quant.zero_point[0]
-    return np.clip(np.round(x / s) + z, -128, 127).astype(np.int8)
-
-
-def build(model: Path, board_id: str, calib: Path, out_dir: Path, eval_path: Path | None = None,
-          mode: str = "int8", max_calib: int | None = None, verify_inputs: int = 8,
+def build(model: Path, board_id: str, calib: Path | None, out_dir: Path, eval_path: Path | None = None,
+          mode: str = "int8", max_calib: int | None = None, verify_inputs: int = 8, signature: str | None = None,
           progress: Progress = lambda s: None) -> BuildResult:
-    """Quantize, check, plan, emit and compile ``model`` for ``board_id`` into ``out_dir``."""
-    from tinyq import analyze, budget, load, plan, quantize
-    from tinyq.boards import get_board
+    """Quantize, check, plan, emit and compile ``model`` for ``board_id`` into ``out_dir``.
+
+    ``model`` is a Keras model (.keras, .h5), a SavedModel folder or a full-int8 .tflite
+    (used as it is; ``calib`` is then optional). Every input and the output folder are
+    checked before TensorFlow starts; TensorFlow runs in a worker process.
+    """
+    from tinyq import analyze, budget, isolate, load, plan, quantize
+    from tinyq.boards import board_file, get_board
     from tinyq.build import build_firmware
     from tinyq.emit.firmware import TARGETS, emit_firmware
     from tinyq.emit.model import emit_model
@@ -46,6 +50,7 @@ def build(model: Path, board_id: str, calib: Path, out_dir: Path, eval_path: Pat
     from tinyq.errors import UnsupportedModelError
     from tinyq.graph import parse_tflite
     from tinyq.hostrun import run_generated
+    from tinyq.outputs import check_build_dir
     from tinyq.reference import TflmReference
 
     # Everything the user gave is checked before TensorFlow starts.
@@ -54,11 +59,23 @@ def build(model: Path, board_id: str, calib: Path, out_dir: Path, eval_path: Pat
         raise UnsupportedModelError(
             f"mode '{mode}' does not run on a microcontroller: tinyq's runtime is full int8",
             hint="use --mode int8 (the other modes are for `tinyq quantize` host comparisons)")
+    out_dir = check_build_dir(out_dir, inputs=[model, calib, eval_path])
     inputs = load.load_inputs(model, calib, eval_path, max_calib)
 
-    progress("quantizing (TensorFlow)")
-    q = quantize.quantize(inputs, mode)
-    graph = parse_tflite(q.tflite, "quantized model")
+    if inputs.model.format == "tflite":
+        if signature is not None:
+            raise InputFileError("--signature applies to SavedModel folders only")
+        progress("reading the int8 .tflite")
+        q, x_int8 = quantize.from_int8_tflite(inputs, verify_inputs)
+        graph = parse_tflite(q.tflite, str(model))
+    else:
+        progress("quantizing (TensorFlow)")
+        q = isolate.call("tinyq.quantize:quantize", inputs, mode, signature=signature)
+        graph = parse_tflite(q.tflite, "quantized model")
+        # Verification inputs: real samples, quantized as the device receives them.
+        data = inputs.eval if inputs.eval is not None else inputs.calib
+        samples = load.check_shape(data, q.input_shape[1:])[:verify_inputs]
+        x_int8 = quantize.quantize_input(samples, load.Dataset(samples, source=data.source), graph.input_tensors[0])
     progress("checking ops and memory")
     analysis = analyze.analyze(graph)
     mem = plan.plan_memory(graph)
@@ -66,10 +83,6 @@ def build(model: Path, board_id: str, calib: Path, out_dir: Path, eval_path: Pat
     progress("emitting C")
     model_files = emit_model(graph, mem, q.tflite, source=Path(model).name)
 
-    # Verification inputs: real samples, quantized as the device receives them.
-    samples = (inputs.eval.x if inputs.eval is not None else inputs.calib.x)[:verify_inputs]
-    x_int8 = _quantize_inputs(load.check_shape(load.Dataset(samples, source="verification"), q.input_shape[1:]),
-                              graph.input_tensors[0])
     progress("running the TFLM reference and the generated C on the host")
     ref = TflmReference(q.tflite)
     expected = np.stack([ref.run(x) for x in x_int8])
@@ -94,6 +107,8 @@ def build(model: Path, board_id: str, calib: Path, out_dir: Path, eval_path: Pat
                 (tmp / "tflm" / name).parent.mkdir(parents=True, exist_ok=True)
                 (tmp / "tflm" / name).write_text(text)
         np.savez(tmp / "verify.npz", inputs=x_int8, expected=expected)
+        # The board definition travels with the build, so a board given as a file flashes too.
+        (tmp / BOARD_FILE).write_text(board_file(board_id).read_text(encoding="utf-8"), encoding="utf-8")
         rel = {t: {k: (str(Path(v).relative_to(tmp)) if isinstance(v, Path) else v) for k, v in f.__dict__.items()}
                for t, f in firmware.items()}
         report = {
@@ -101,6 +116,8 @@ def build(model: Path, board_id: str, calib: Path, out_dir: Path, eval_path: Pat
             "model": str(model),
             "board": board.id,
             "model_id": q.sha256[:12],
+            "loader": q.loader,
+            "warnings": list(q.warnings),
             "quantization": q.report.to_dict() if q.report else {"mode": mode, "quant_bytes": len(q.tflite)},
             "ops": analysis.op_counts,
             "macs": analysis.macs,
@@ -122,49 +139,85 @@ def build(model: Path, board_id: str, calib: Path, out_dir: Path, eval_path: Pat
 
 
 def read_manifest(build_dir: Path) -> dict:
-    """The build.json of a build folder."""
+    """The build.json of a build folder, checked for what `flash` needs."""
     path = Path(build_dir) / MANIFEST
     if not path.is_file():
         raise InputFileError(f"{build_dir}: not a tinyq build folder (no {MANIFEST})",
                              hint="run `tinyq build` first, or pass --build DIR")
     try:
-        return json.loads(path.read_text())
-    except json.JSONDecodeError as e:
+        data = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise InputFileError(f"{path}: corrupt ({e})", hint="rebuild with `tinyq build`") from e
+    missing = [k for k in _MANIFEST_KEYS if not isinstance(data, dict) or k not in data]
+    if missing:
+        raise InputFileError(f"{path}: lacks {', '.join(missing)}; not written by this tinyq, or edited",
+                             hint="rebuild with `tinyq build`")
+    return data
+
+
+def _read_verify(build_dir: Path) -> tuple[np.ndarray, np.ndarray]:
+    path = Path(build_dir) / "verify.npz"
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            return z["inputs"], z["expected"]
+    except FileNotFoundError as e:
+        raise InputFileError(f"{path}: missing; the build folder is incomplete", hint="rebuild with `tinyq build`") from e
+    except (OSError, ValueError, KeyError, EOFError) as e:
         raise InputFileError(f"{path}: corrupt ({e})", hint="rebuild with `tinyq build`") from e
 
 
-def flash(build_dir: Path, emulator: str | None = None, port: str | None = None, runs: int = 10,
-          warmup: int = 2, per_layer: bool = False, timeout: float = 120.0, progress: Progress = lambda s: None):
-    """Run a build on the emulator (``emulator``) or a board (``port``) and measure it."""
-    from tinyq import flash as flash_stage
-    from tinyq.boards import get_board
-    from tinyq.measure import check, drive, evaluate
+def _board_of(build_dir: Path, manifest: dict):
+    """The board a build was made for: the copy in the build folder, else the board database."""
+    from tinyq.boards import get_board, load_board_file
 
+    copy = Path(build_dir) / BOARD_FILE
+    return load_board_file(copy, expect_id=manifest["board"]) if copy.is_file() else get_board(manifest["board"])
+
+
+def flash(build_dir: Path, emulator: str | None = None, port: str | None = None, runs: int = 10,
+          warmup: int = 2, per_layer: bool = False, timeout: float = 30.0, progress: Progress = lambda s: None):
+    """Run a build on the emulator (``emulator``) or a board (``port``) and measure it.
+
+    ``timeout`` is the base of each phase's deadline (boot, input upload, inference); the
+    upload and inference deadlines grow with the input size and the model's MACs.
+    """
+    from tinyq import flash as flash_stage
+    from tinyq.errors import ProtocolError
+    from tinyq.measure import Timeouts, check, drive, evaluate
+
+    if not timeout > 0:
+        raise InputFileError(f"--timeout must be more than 0 s (got {timeout})", hint="e.g. --timeout 30")
     build_dir = Path(build_dir)
     manifest = read_manifest(build_dir)
-    board = get_board(manifest["board"])
-    with np.load(build_dir / "verify.npz") as z:
-        inputs, expected = z["inputs"], z["expected"]
+    board = _board_of(build_dir, manifest)
+    inputs, expected = _read_verify(build_dir)
     target = "qemu" if emulator == "qemu" or (emulator is None and port is None) else "board"
     if target not in manifest["firmware"]:
         raise InputFileError(f"{build_dir} has no firmware for target '{target}'")
     fw = {k: (build_dir / v if k in ("elf", "bin", "hex", "map") else v) for k, v in manifest["firmware"][target].items()}
+    if not Path(fw.get("elf", "")).is_file():
+        raise InputFileError(f"{build_dir}: the {target} firmware is missing", hint="rebuild with `tinyq build`")
+    deadlines = Timeouts.scaled(timeout, inputs[0].size if len(inputs) else 0, int(manifest.get("macs", 0)),
+                                runs + warmup, board.console.baud)
     if emulator == "renode":
         progress("running in Renode")
         with tempfile.TemporaryDirectory() as tmp, flash_stage.run_renode(fw["elf"], board, Path(tmp)) as t:
-            report = drive(t, inputs, runs, warmup, per_layer, timeout)
+            report = drive(t, inputs, runs, warmup, per_layer, deadlines)
         per_tick = None
     elif port is not None:
         progress(f"uploading to {port}")
         flash_stage.upload_board(fw["bin"], fw["hex"], board, port)
         with flash_stage.run_board(port, board) as t:
-            report = drive(t, inputs, runs, warmup, per_layer, timeout)
+            report = drive(t, inputs, runs, warmup, per_layer, deadlines)
         per_tick = None
     else:
         progress("running in QEMU")
         with flash_stage.run_qemu(fw["elf"], board) as t:
-            report = drive(t, inputs, runs, warmup, per_layer, timeout)
+            report = drive(t, inputs, runs, warmup, per_layer, deadlines)
         per_tick = flash_stage.instructions_per_tick(board.emulator.qemu.clock_hz)
+    if report.info is not None and report.info.model != manifest["model_id"]:
+        raise ProtocolError(f"the device runs model {report.info.model}, but {build_dir} holds model {manifest['model_id']}",
+                            hint="the firmware on the device is not this build's: flash it again from this build folder")
     m = evaluate(report, expected, board.chip.clock_hz, per_tick)
     check(m)
     return m

@@ -16,11 +16,13 @@ from typing import Any
 import numpy as np
 
 from tinyq.errors import CalibrationError, InputFileError, QuantizationError
-from tinyq.load import Dataset, LoadedInputs, check_model_file, check_shape
+from tinyq.load import Dataset, LoadedInputs, check_labels, check_model_file, check_shape
 
 MODES = ("int8", "int16x8", "float16", "dynamic")
 #: Only this mode runs on tinyq's int8 runtime; the others are for host comparison.
 DEPLOYABLE_MODES = ("int8",)
+#: An int8 top-1 more than this many points below float is warned about.
+ACCURACY_DROP_POINTS = 2.0
 
 
 @dataclass(frozen=True)
@@ -43,20 +45,18 @@ class QuantReport:
     samples: int
     float_accuracy: float | None
     quant_accuracy: float | None
-    agreement: float  # fraction of samples whose arg-max matches
-    mean_abs_error: float
-    max_abs_error: float
+    agreement: float | None  # fraction of samples whose arg-max matches (None: no float model)
+    mean_abs_error: float | None
+    max_abs_error: float | None
     layers: tuple[LayerError, ...] = field(default=())
-    warnings: tuple[str, ...] = field(default=())
 
     @property
-    def size_ratio(self) -> float:
-        return self.float_bytes / self.quant_bytes
+    def size_ratio(self) -> float | None:
+        return self.float_bytes / self.quant_bytes if self.float_bytes else None
 
     def to_dict(self) -> dict[str, Any]:
         d = {k: getattr(self, k) for k in self.__dataclass_fields__ if k != "layers"}
-        d["size_ratio"] = round(self.size_ratio, 3)
-        d["warnings"] = list(self.warnings)
+        d["size_ratio"] = round(self.size_ratio, 3) if self.size_ratio else None
         d["layers"] = [vars(l) if not hasattr(l, "__dataclass_fields__") else
                        {k: getattr(l, k) for k in l.__dataclass_fields__} for l in self.layers]
         return d
@@ -71,6 +71,8 @@ class QuantizedModel:
     mode: str
     input_shape: tuple[int, ...]  # with the batch of 1
     report: QuantReport | None
+    loader: str = ""                      # which loader read the model (said in the report)
+    warnings: tuple[str, ...] = ()        # data and accuracy warnings, one line each
 
     @property
     def sha256(self) -> str:
@@ -87,6 +89,12 @@ def _quiet():
     import sys
     import warnings
 
+    from tinyq.isolate import in_worker
+
+    if in_worker():
+        # In the worker process fd 1 and 2 are its log file: keep everything TensorFlow says there.
+        yield
+        return
     sys.stdout.flush()
     sys.stderr.flush()
     saved = [os.dup(1), os.dup(2)]
@@ -120,46 +128,190 @@ def _tf():
     return tf
 
 
-def _load_keras(model):
-    """A keras.Model from a path or an in-memory model."""
-    tf = _tf()
-    import keras
-
-    if not isinstance(model, (str, os.PathLike)):
-        return model
-    mf = check_model_file(Path(model))
-    try:
-        if mf.format == "savedmodel":
-            return keras.layers.TFSMLayer(str(mf.path), call_endpoint="serving_default")
-        return keras.models.load_model(mf.path, compile=False)
-    except Exception as e:  # Keras raises many types for a bad file
-        raise InputFileError(f"{mf.path}: Keras could not load the model ({type(e).__name__}: {str(e).splitlines()[0][:200]})") from e
-    finally:
-        del tf
+#: Keras layer classes TFLite's int8 path cannot take to a microcontroller (its calibrator crashes
+#: on some); named in the crash report when the converter dies on such a model.
+_RECURRENT = {"LSTM", "GRU", "SimpleRNN", "RNN", "Bidirectional", "ConvLSTM1D", "ConvLSTM2D", "ConvLSTM3D"}
 
 
-def _input_spec(model) -> tuple[tuple[int, ...], Any]:
+@dataclass(frozen=True, eq=False)
+class _Source:
+    """A loaded model, ready to convert: how it was read, its input shape, how to make a converter."""
+
+    loader: str                         # said in the report: which loader read the file
+    shape: tuple[int, ...]              # input shape without the batch
+    make_converter: Any                 # () -> tf.lite.TFLiteConverter, batch fixed to 1
+    layers: tuple[tuple[str, str], ...] = ()   # (class name, layer name), first to last
+    first_layer: Any = None             # the first computing layer (for the input-range checks)
+
+
+def _cause(e: BaseException) -> str:
+    """The last non-empty line of an exception's text: where Keras and TensorFlow put the cause."""
+    lines = [l.strip() for l in str(e).splitlines() if l.strip()]
+    return lines[-1] if lines else type(e).__name__
+
+
+def _flat_layers(model) -> list:
+    out = []
+    for layer in getattr(model, "layers", []):
+        out.append(layer)
+        if hasattr(layer, "layers"):
+            out.extend(_flat_layers(layer))
+    return out
+
+
+def _keras_source(model, kmod, loader: str) -> _Source:
+    """A Keras 3 or tf-keras model, converted behind a batch-1 Input of the same Keras."""
     tf = _tf()
     inputs = getattr(model, "inputs", None)
     if inputs is None or len(inputs) != 1:
-        raise QuantizationError("tinyq supports models with exactly one input", hint="wrap the model so it takes one tensor")
+        raise QuantizationError(
+            f"tinyq runs models with exactly one input; this one has {len(inputs) if inputs else 'no defined'} input(s)",
+            hint="wrap the model so it takes one tensor (or call it once on data so its input is defined)")
+    if len(getattr(model, "outputs", None) or [None]) != 1:
+        raise QuantizationError(f"tinyq runs models with exactly one output; this one has {len(model.outputs)}",
+                                hint="wrap the model so it returns one tensor")
     shape = tuple(inputs[0].shape)[1:]
     if any(s is None for s in shape):
-        raise QuantizationError(f"the model's input shape {shape} has free dimensions", hint="give the Input layer a fixed shape")
-    return tuple(int(s) for s in shape), tf.as_dtype(inputs[0].dtype)
+        raise QuantizationError(f"the model's input shape {shape} has free dimensions",
+                                hint="give the Input layer a fixed shape")
+    shape = tuple(int(s) for s in shape)
+
+    def make():
+        # A free batch makes the converter emit SHAPE/PACK ops a microcontroller does not need.
+        inp = kmod.Input(shape, batch_size=1, dtype="float32")
+        return tf.lite.TFLiteConverter.from_keras_model(kmod.Model(inp, model(inp, training=False)))
+
+    layers = [l for l in _flat_layers(model) if type(l).__name__ != "InputLayer"]
+    return _Source(loader, shape, make, tuple((type(l).__name__, l.name) for l in layers),
+                   layers[0] if layers else None)
 
 
-def _batch_one(model, shape):
-    """The model behind a batch-1 Input: a free batch makes the converter emit SHAPE/PACK ops MCUs don't need."""
+def _signature_source(path: Path, signature: str | None) -> _Source:
+    """Any SavedModel, from one serving signature: one float input, one output, batch fixed to 1."""
+    tf = _tf()
+    try:
+        with _quiet():
+            loaded = tf.saved_model.load(str(path))
+    except Exception as e:  # noqa: BLE001 - TensorFlow raises many types for a bad SavedModel
+        raise InputFileError(f"{path}: TensorFlow could not load the SavedModel: {_cause(e)}",
+                             hint="check that the folder is a complete SavedModel (saved_model.pb and variables/)") from e
+    sigs = dict(getattr(loaded, "signatures", {}) or {})
+    if not sigs:
+        raise InputFileError(f"{path}: the SavedModel has no signatures to convert from",
+                             hint="save it with model.export(...) or tf.saved_model.save(obj, path, signatures=...)")
+    if signature is not None:
+        if signature not in sigs:
+            raise InputFileError(f"{path}: no signature '{signature}' (it has: {', '.join(sorted(sigs))})",
+                                 hint="pick one of those with --signature")
+        name = signature
+    elif len(sigs) == 1:
+        name = next(iter(sigs))
+    elif "serving_default" in sigs:
+        name = "serving_default"
+    else:
+        raise InputFileError(f"{path}: several signatures and none is serving_default: {', '.join(sorted(sigs))}",
+                             hint="pick one with --signature NAME")
+    fn = sigs[name]
+    ins = fn.structured_input_signature[1]
+    outs = fn.structured_outputs
+    listing = lambda d: ", ".join(f"{k} {tuple(v.shape)}" for k, v in d.items())  # noqa: E731
+    if len(ins) != 1:
+        raise QuantizationError(f"signature '{name}' has {len(ins)} inputs ({listing(ins)}); tinyq runs one",
+                                hint="export a signature that takes one tensor, or pick one with --signature")
+    if not isinstance(outs, dict) or len(outs) != 1:
+        n = len(outs) if isinstance(outs, dict) else "several"
+        raise QuantizationError(f"signature '{name}' has {n} outputs"
+                                f"{f' ({listing(outs)})' if isinstance(outs, dict) else ''}; tinyq runs one",
+                                hint="export a signature that returns one tensor, or pick one with --signature")
+    (in_name, spec), = ins.items()
+    (out_name, _), = outs.items()
+    if spec.dtype != tf.float32:
+        raise QuantizationError(f"signature '{name}' takes {spec.dtype.name} input '{in_name}'; tinyq quantizes float32 models",
+                                hint="export a signature with a float32 input")
+    dims = tuple(spec.shape)[1:]
+    if spec.shape.rank is None or any(d is None for d in dims):
+        raise QuantizationError(f"signature '{name}' input '{in_name}' has free dimensions {tuple(spec.shape)}",
+                                hint="export the model with a fixed input shape (only the batch may be free)")
+    shape = tuple(int(d) for d in dims)
+
+    def make():
+        @tf.function(input_signature=[tf.TensorSpec((1, *shape), tf.float32, name=in_name)])
+        def serve(x):
+            return fn(**{in_name: x})[out_name]
+
+        return tf.lite.TFLiteConverter.from_concrete_functions([serve.get_concrete_function()], loaded)
+
+    return _Source(f"SavedModel signature '{name}' (tf.saved_model.load)", shape, make)
+
+
+def _load_source(model, signature: str | None = None) -> _Source:
+    """Read a model (a path or an in-memory Keras model) with the loader that can read it.
+
+    ``.keras`` and ``.h5`` files go to Keras 3 first, then to tf-keras (Keras 2: most models
+    trained before 2024 were saved by it, and Keras 3 rejects some of their configs).
+    A SavedModel is converted from its serving signature, whatever wrote it.
+    """
+    _tf()
     import keras
 
-    inp = keras.Input(shape, batch_size=1, dtype="float32")
-    return keras.Model(inp, model(inp, training=False) if not isinstance(model, keras.layers.TFSMLayer) else model(inp))
+    if not isinstance(model, (str, os.PathLike)):
+        mod = keras if isinstance(model, keras.Model) else _tf_keras()
+        return _keras_source(model, mod, _loader_name(mod))
+    mf = check_model_file(Path(model))
+    if mf.format == "savedmodel":
+        return _signature_source(mf.path, signature)
+    if signature is not None:
+        raise InputFileError(f"{mf.path}: --signature applies to SavedModel folders only",
+                             hint="leave out --signature for .keras and .h5 files")
+    if mf.format not in ("keras", "h5"):
+        raise InputFileError(f"{mf.path}: not a Keras model", hint="pass a .keras, .h5 or SavedModel")
+    causes = []
+    for mod in (keras, _tf_keras()):
+        if mod is None:
+            continue
+        try:
+            with _quiet():
+                km = mod.models.load_model(str(mf.path), compile=False)
+        except Exception as e:  # noqa: BLE001 - Keras raises many types for a file it cannot read
+            causes.append(f"{_loader_name(mod)}: {_cause(e)}")
+            continue
+        return _keras_source(km, mod, _loader_name(mod) + (" (fallback: Keras 3 could not read it)" if causes else ""))
+    raise InputFileError(f"{mf.path}: no Keras could load the model ({'; '.join(causes)})",
+                         hint=_load_hint(" ".join(causes)))
 
 
-def _convert(model, shape, calib: np.ndarray | None, mode: str) -> bytes:
+def _tf_keras():
+    try:
+        import tf_keras
+    except ImportError:
+        return None
+    return tf_keras
+
+
+def _loader_name(mod) -> str:
+    name = "tf-keras" if mod.__name__ == "tf_keras" else "Keras"
+    return f"{name} {mod.__version__}"
+
+
+def _load_hint(text: str) -> str:
+    """A hint that fits what the loaders said."""
+    low = text.lower()
+    if "unknown layer" in low or "could not locate class" in low or "custom" in low:
+        return "the model uses a custom layer or object: save it without, or as a SavedModel (model.export(path))"
+    if "unable to synchronously open" in low or "truncated" in low or "signature" in low or "bad zip" in low:
+        return "the file is damaged or incomplete: save or download it again"
+    if "unrecognized keyword" in low or "version" in low:
+        return "the file was saved by another Keras version: re-save it with that version as a SavedModel (model.export(path))"
+    return "check that the file is a complete Keras model; re-save it with model.save('model.keras')"
+
+
+def _convert(src: _Source, calib: np.ndarray | None, mode: str) -> bytes:
     tf = _tf()
-    conv = tf.lite.TFLiteConverter.from_keras_model(_batch_one(model, shape))
+    from tinyq.isolate import note
+
+    note(f"converting the model ({mode})" + (" with calibration" if calib is not None else ""),
+         suspect_layers=[f"{c} layer '{n}'" for c, n in src.layers if c in _RECURRENT])
+    conv = src.make_converter()
     if mode != "float":
         conv.optimizations = [tf.lite.Optimize.DEFAULT]
     if mode in ("int8", "int16x8"):
@@ -184,8 +336,7 @@ def _convert(model, shape, calib: np.ndarray | None, mode: str) -> bytes:
         ops = sorted(set(re.findall(r'fused\["(\w+):', text)) - {"StatefulPartitionedCall", "PartitionedCall"})
         detail = re.findall(r"error: '[^']*' op (.*?)(?:\n|$)", text) or re.findall(r"error: (.*?)(?:\n|$)", text)
         what = f"TF op(s) {', '.join(ops)} " if ops else ""
-        reason = ("have no TFLite builtin kernel" if ops else
-                  (detail[0] if detail else text.splitlines()[0] if text else type(e).__name__).strip()[:200])
+        reason = "have no TFLite builtin kernel" if ops else (detail[0].strip() if detail else _cause(e))
         raise QuantizationError(
             f"TFLite conversion ({mode}) failed: {what}{reason}",
             hint=f"replace {', '.join(ops)} with layers that have TFLite int8 builtins" if ops else None,
@@ -200,12 +351,55 @@ def quantize_keras(model, calib: np.ndarray, mode: str = "int8", max_samples: in
     """
     if mode not in MODES:
         raise QuantizationError(f"unknown mode '{mode}'", hint=f"choose one of {', '.join(MODES)}")
-    km = _load_keras(model)
-    shape, _ = _input_spec(km)
-    x = check_shape(Dataset(np.asarray(calib, np.float32), source="calibration data"), shape)
+    src = _load_source(model)
+    x = check_shape(Dataset(np.asarray(calib, np.float32), source="calibration data"), src.shape)
     if max_samples:
         x = x[:max_samples]
-    return _convert(km, shape, x, mode)
+    return _convert(src, x, mode)
+
+
+def _range_warnings(src: _Source, calib: np.ndarray) -> list[str]:
+    """Warnings when the calibration data are not on the scale the model was trained on, where
+    the model itself says what that scale was (its first layer) or the data say it plainly."""
+    layer = src.first_layer
+    kind = type(layer).__name__ if layer is not None else ""
+    x = calib.reshape(len(calib), -1, calib.shape[-1]) if calib.ndim > 2 else calib[:, None, :]
+    if kind in ("BatchNormalization", "Normalization"):
+        try:
+            if kind == "BatchNormalization":
+                mean, var = (np.asarray(layer.moving_mean).ravel(), np.asarray(layer.moving_variance).ravel())
+            else:
+                mean, var = np.asarray(layer.mean).ravel(), np.asarray(layer.variance).ravel()
+        except (AttributeError, ValueError, TypeError):
+            return []
+        if mean.size != x.shape[-1]:
+            return []
+        got = x.mean(axis=(0, 1))
+        std = np.sqrt(np.maximum(var, 1e-12))
+        far = np.abs(got - mean) > 4 * std + 1e-6
+        if far.any():
+            c = int(np.argmax(np.abs(got - mean) / std))
+            return [f"calibration data are off the scale the model was trained on: channel {c} has mean "
+                    f"{got[c]:.4g}, its first layer ({kind} '{layer.name}') saw {mean[c]:.4g} +/- {std[c]:.4g}"]
+        return []
+    if kind == "Rescaling":
+        return []  # the model scales raw values itself: 0..255 data are what it expects
+    if np.all(calib == np.round(calib)) and 1.5 < float(calib.max()) <= 255.0 and float(calib.min()) >= 0.0:
+        return ["calibration data look like raw 8-bit values (0..255) and the model has no Rescaling layer; "
+                "if it was trained on 0..1 inputs, divide the data by 255 (int8 accuracy collapses otherwise)"]
+    return []
+
+
+def _accuracy_warnings(report: "QuantReport") -> list[str]:
+    if report.float_accuracy is None or report.quant_accuracy is None:
+        return []
+    drop = (report.float_accuracy - report.quant_accuracy) * 100
+    if drop <= ACCURACY_DROP_POINTS:
+        return []
+    worst = sorted(report.layers, key=lambda l: l.sqnr_db)[:3]
+    names = ", ".join(f"{l.op} '{l.tensor[:40]}' ({l.sqnr_db:.1f} dB)" for l in worst) or "not known"
+    return [f"int8 top-1 is {drop:.1f} points below float ({report.quant_accuracy:.2%} vs {report.float_accuracy:.2%}); "
+            f"worst layers: {names}"]
 
 
 class _Runner:
@@ -265,7 +459,7 @@ def _compute_ops(tflite: bytes) -> list[tuple[str, str]]:
 
 
 def evaluate(float_tflite: bytes, quant_tflite: bytes, data: Dataset, mode: str, max_samples: int = 200,
-             per_layer_samples: int = 32, warnings: tuple[str, ...] = ()) -> QuantReport:
+             per_layer_samples: int = 32) -> QuantReport:
     """Compare the quantized model with the float model on ``data`` (host, TFLite reference kernels)."""
     fr, qr = _Runner(float_tflite), _Runner(quant_tflite)
     x = data.x[:max_samples]
@@ -289,7 +483,6 @@ def evaluate(float_tflite: bytes, quant_tflite: bytes, data: Dataset, mode: str,
         mean_abs_error=float(err.mean()),
         max_abs_error=float(err.max()),
         layers=per_layer_error(float_tflite, quant_tflite, x[:per_layer_samples]),
-        warnings=warnings,
     )
 
 
@@ -336,18 +529,105 @@ def per_layer_error(float_tflite: bytes, quant_tflite: bytes, x: np.ndarray) -> 
     return tuple(layers)
 
 
-def quantize(inputs: LoadedInputs, mode: str = "int8", eval_samples: int = 1000) -> QuantizedModel:
+def quantize(inputs: LoadedInputs, mode: str = "int8", eval_samples: int = 1000,
+             signature: str | None = None) -> QuantizedModel:
     """The quantize stage: convert with calibration, then (if evaluation data is given) compare with float."""
     if mode not in MODES:
         raise QuantizationError(f"unknown mode '{mode}'", hint=f"choose one of {', '.join(MODES)}")
-    km = _load_keras(inputs.model.path)
-    shape, _ = _input_spec(km)
-    calib = check_shape(inputs.calib, shape, "calibration")
-    qbytes = _convert(km, shape, calib, mode)
-    fbytes = _convert(km, shape, None, "float")
+    from tinyq.isolate import note
+
+    note("loading the model")
+    src = _load_source(inputs.model.path, signature)
+    calib = check_shape(inputs.calib, src.shape, "calibration")
+    warnings = [*inputs.calib.warnings, *_range_warnings(src, calib)]
+    qbytes = _convert(src, calib, mode)
+    fbytes = _convert(src, None, "float")
     report = None
     if inputs.eval is not None:
-        ex = check_shape(inputs.eval, shape, "evaluation")
+        ex = check_shape(inputs.eval, src.shape, "evaluation")
+        check_labels(inputs.eval, ex, _output_size(qbytes))
         data = Dataset(ex, inputs.eval.y, inputs.eval.source)
-        report = evaluate(fbytes, qbytes, data, mode, eval_samples, warnings=inputs.calib.warnings)
-    return QuantizedModel(qbytes, fbytes, mode, (1, *shape), report)
+        note("comparing float and int8 on the evaluation data")
+        report = evaluate(fbytes, qbytes, data, mode, eval_samples)
+        warnings += _accuracy_warnings(report)
+    return QuantizedModel(qbytes, fbytes, mode, (1, *src.shape), report, src.loader, tuple(warnings))
+
+
+def _output_size(tflite: bytes) -> int:
+    from tinyq.graph import parse_tflite
+
+    g = parse_tflite(tflite)
+    return g.output_tensors[0].size
+
+
+def from_int8_tflite(inputs: LoadedInputs, verify_inputs: int = 8, seed: int = 0,
+                     eval_samples: int = 1000) -> tuple[QuantizedModel, np.ndarray]:
+    """The quantize stage for a pre-quantized int8 .tflite: use it as it is (no TensorFlow).
+
+    Returns the model and the int8 inputs the device will be verified on: the calibration
+    samples when given (quantized with the model's input scale; int8 samples as they are),
+    else seeded random int8 inputs. With labelled evaluation data the report holds the
+    int8 model's top-1 on the host (the TFLM interpreter). Float, float16, hybrid and
+    weight-only files are refused: a .tflite cannot be re-calibrated.
+    """
+    from tinyq.analyze import TFLITE_KINDS, tflite_kind
+    from tinyq.errors import UnsupportedModelError
+    from tinyq.graph import parse_tflite
+
+    path = inputs.model.path
+    try:
+        data = path.read_bytes()
+    except OSError as e:
+        raise InputFileError(f"{path}: cannot read ({e.strerror})") from e
+    graph = parse_tflite(data, str(path))
+    kind = tflite_kind(graph)
+    if kind != "int8":
+        fix = ("re-export it with int8 input and output (converter.inference_input_type = tf.int8 and "
+               "inference_output_type = tf.int8), or give tinyq the Keras model with --calib"
+               if kind == "int8-float-io" else
+               "a .tflite cannot be re-calibrated: give tinyq the Keras model or SavedModel it came from, "
+               "with --calib, and it quantizes it to full int8")
+        raise UnsupportedModelError(f"{path}: {TFLITE_KINDS[kind]}; tinyq deploys full-int8 models only", hint=fix)
+    if len(graph.inputs) != 1 or len(graph.outputs) != 1:
+        raise UnsupportedModelError(f"{path}: {len(graph.inputs)} inputs and {len(graph.outputs)} outputs",
+                                    hint="tinyq runs models with one input and one output")
+    inp = graph.input_tensors[0]
+    shape = tuple(int(d) for d in inp.shape[1:])
+    warnings: list[str] = []
+    if inputs.calib is not None:
+        x = quantize_input(check_shape(inputs.calib, shape, "calibration"), inputs.calib, inp, warnings)
+    else:
+        x = np.random.default_rng(seed).integers(-128, 128, size=(verify_inputs, *shape), dtype=np.int8)
+    report = None
+    if inputs.eval is not None:
+        ex = quantize_input(check_shape(inputs.eval, shape, "evaluation"), inputs.eval, inp, [])
+        check_labels(inputs.eval, ex, graph.output_tensors[0].size)
+        report = _int8_report(data, ex[:eval_samples], inputs.eval.y)
+    q = QuantizedModel(data, b"", "int8", (1, *shape), report, "int8 .tflite (used as it is)",
+                       (*(inputs.calib.warnings if inputs.calib else ()), *warnings))
+    return q, x[:verify_inputs]
+
+
+def quantize_input(x: np.ndarray, data: Dataset, tensor, warnings: list[str] | None = None) -> np.ndarray:
+    """Samples as the model's int8 input: int8 data as they are, anything else scaled by the input's
+    quantization (warning when many values fall outside what int8 can hold there)."""
+    if data.stored_dtype == "int8":
+        return x.astype(np.int8)
+    s, z = tensor.quant.scale[0], tensor.quant.zero_point[0]
+    q = np.round(x / s) + z
+    clipped = float(np.mean((q < -128) | (q > 127)))
+    if warnings is not None and clipped > 0.01:
+        lo, hi = (-128 - z) * s, (127 - z) * s
+        warnings.append(f"{data.source}: {clipped:.0%} of the values lie outside the model's input range "
+                        f"[{lo:.4g}, {hi:.4g}] and are clipped; the data may be on another scale than the model's")
+    return np.clip(q, -128, 127).astype(np.int8)
+
+
+def _int8_report(tflite: bytes, x: np.ndarray, y: np.ndarray | None) -> QuantReport:
+    """The int8 model alone on the host (TFLM): its top-1 where labels are given."""
+    from tinyq.reference import run_reference
+
+    out = run_reference(tflite, x).reshape(len(x), -1)
+    acc = float(np.mean(out.argmax(1) == y[: len(x)])) if y is not None else None
+    return QuantReport(mode="int8", float_bytes=0, quant_bytes=len(tflite), samples=len(x), float_accuracy=None,
+                       quant_accuracy=acc, agreement=None, mean_abs_error=None, max_abs_error=None)

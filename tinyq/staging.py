@@ -3,27 +3,59 @@
 from __future__ import annotations
 
 import contextlib
+import errno
+import os
 import shutil
 import tempfile
 from pathlib import Path
 from typing import Iterator
+
+from tinyq.errors import OutputPathError
+from tinyq.outputs import default_mode_dir
+
+#: OSErrors that mean "this place cannot take the output" rather than a bug elsewhere.
+_WRITE_ERRORS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM, errno.EFBIG}
 
 
 @contextlib.contextmanager
 def staged_dir(out_dir: Path) -> Iterator[Path]:
     """Yield a scratch folder beside ``out_dir``; it replaces ``out_dir`` when the block succeeds.
 
-    On any error the scratch folder is removed and ``out_dir`` is left as it was, so a
-    failed build never leaves half-written output.
+    On any error (a signal included) the scratch folder is removed and ``out_dir`` is
+    left as it was, so a failed build never leaves half-written output. The previous
+    ``out_dir`` is moved aside, not deleted, until the new one is in place. Callers
+    check beforehand that ``out_dir`` may be replaced (:func:`tinyq.outputs.check_build_dir`).
     """
     out_dir = Path(out_dir)
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}-", dir=out_dir.parent))
+    try:
+        out_dir.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}-", dir=out_dir.parent))
+        # mkdtemp makes 0700 folders; a build folder is an ordinary folder.
+        os.chmod(tmp, default_mode_dir())
+    except OSError as e:
+        raise OutputPathError(f"{out_dir}: cannot create ({e.strerror})",
+                              hint="choose a folder you can write to, with free space") from e
+    old = None
     try:
         yield tmp
         if out_dir.exists():
-            shutil.rmtree(out_dir)
+            old = out_dir.with_name(f"{tmp.name}-old")
+            out_dir.rename(old)
         tmp.rename(out_dir)
+    except OSError as e:
+        _undo(tmp, old, out_dir)
+        if e.errno not in _WRITE_ERRORS:
+            raise
+        raise OutputPathError(f"{out_dir}: writing failed ({e.strerror})",
+                              hint="choose a folder you can write to, with free space") from e
     except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
+        _undo(tmp, old, out_dir)
         raise
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def _undo(tmp: Path, old: Path | None, out_dir: Path) -> None:
+    shutil.rmtree(tmp, ignore_errors=True)
+    if old is not None and not out_dir.exists():
+        old.rename(out_dir)

@@ -16,10 +16,17 @@ from tinyq.resources import TEMPLATES_DIR
 _CTYPES = {"INT8": "int8_t", "INT32": "int32_t", "INT16": "int16_t", "UINT8": "uint8_t"}
 
 
+def c_comment(text: str) -> str:
+    """``text`` made safe inside a C or C++ comment: printable ASCII only (a newline would end a
+    ``//`` comment, a trailing backslash continue it), and no ``*/`` or ``/*``."""
+    safe = "".join(c if " " <= c <= "~" and c != "\\" else "?" for c in str(text))
+    return safe.replace("*/", "*?").replace("/*", "?*")
+
+
 @lru_cache(maxsize=None)
 def environment() -> jinja2.Environment:
     """The jinja environment every tinyq template is rendered with."""
-    return jinja2.Environment(
+    env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(str(TEMPLATES_DIR)),
         undefined=jinja2.StrictUndefined,
         keep_trailing_newline=True,
@@ -27,6 +34,8 @@ def environment() -> jinja2.Environment:
         lstrip_blocks=True,
         autoescape=False,
     )
+    env.filters["comment"] = c_comment
+    return env
 
 
 def _rows(items: list[str], per_row: int) -> list[str]:

@@ -1,0 +1,133 @@
+"""Run one function in a child Python process, so its crash cannot take tinyq down silently.
+
+TensorFlow's converter and calibrator are C++; on some models (recurrent layers) they
+segfault. Run in-process, that kills tinyq with exit 139 and nothing said. Here the
+call runs in a child (``python -m tinyq.isolate``): its stdout and stderr (TensorFlow's
+own messages and, on a crash, Python's fault handler report) go to a log file, and a
+crash comes back as a :class:`~tinyq.errors.TinyqError` naming the signal, what the
+child was doing (:func:`note`) and the log. The child is tied to tinyq's life
+(:mod:`tinyq.proc`): a signal to tinyq stops it too.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pickle
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from tinyq import errors
+
+_NOTE_ENV = "TINYQ_ISOLATE_NOTE"
+
+
+def in_worker() -> bool:
+    """True inside a child started by :func:`call` (its output goes to the log, not the terminal)."""
+    return _NOTE_ENV in os.environ
+
+
+def note(doing: str, **facts: Any) -> None:
+    """Record what the worker is doing now; a crash report quotes the last note."""
+    path = os.environ.get(_NOTE_ENV)
+    if path:
+        Path(path).write_text(json.dumps({"doing": doing, **facts}, default=str))
+
+
+def log_dir() -> Path:
+    """Where worker logs are kept ($TMPDIR/tinyq-logs)."""
+    return Path(tempfile.gettempdir()) / "tinyq-logs"
+
+
+def call(func: str, *args: Any, what: str = "TensorFlow", **kwargs: Any) -> Any:
+    """Call ``func`` ("module:name") with the arguments in a child process; return its result.
+
+    A :class:`TinyqError` raised in the child is raised here as it was. Any other
+    failure, a crash by a signal included, becomes a :class:`QuantizationError` whose
+    message names the signal and the log file holding the child's output. The log is
+    removed when the call succeeds.
+    """
+    from tinyq.proc import spawn, stop
+
+    logs = log_dir()
+    logs.mkdir(parents=True, exist_ok=True)
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    log = logs / f"{func.split(':')[-1]}-{stamp}-{os.getpid()}.log"
+    with tempfile.TemporaryDirectory(prefix="tinyq-worker-") as tmp:
+        req, resp, note_file = Path(tmp) / "request", Path(tmp) / "response", Path(tmp) / "note"
+        req.write_bytes(pickle.dumps((func, args, kwargs)))
+        env = {**os.environ, _NOTE_ENV: str(note_file), "PYTHONFAULTHANDLER": "1"}
+        with log.open("wb") as out:
+            proc = spawn([sys.executable, "-m", "tinyq.isolate", str(req), str(resp)],
+                         stdin=subprocess.DEVNULL, stdout=out, stderr=out, env=env)
+            try:
+                code = proc.wait()
+            finally:
+                stop(proc)
+        if code == 0 and resp.is_file():
+            kind, payload = pickle.loads(resp.read_bytes())
+            if kind == "ok":
+                log.unlink(missing_ok=True)
+                return payload
+            cls_name, message, hint, expected = payload
+            cls = getattr(errors, cls_name, errors.QuantizationError)
+            if expected:  # a TinyqError: the message says it all, the log holds nothing more
+                log.unlink(missing_ok=True)
+                raise cls(message, hint=hint)
+            raise cls(message, hint=f"{hint}; {what}'s output is in {log}")
+        doing = _read_note(note_file)
+        if code < 0:
+            how = f"crashed ({signal.Signals(-code).name})"
+        else:
+            how = f"exited with status {code}"
+        raise errors.QuantizationError(f"{what} {how} while {doing}; its output is in {log}",
+                                       hint=_crash_hint(note_file))
+
+
+def _read_note(path: Path) -> str:
+    try:
+        return json.loads(path.read_text()).get("doing", "starting")
+    except (OSError, ValueError):
+        return "starting"
+
+
+def _crash_hint(path: Path) -> str:
+    try:
+        facts = json.loads(path.read_text())
+    except (OSError, ValueError):
+        facts = {}
+    suspects = facts.get("suspect_layers") or []
+    if suspects:
+        return (f"the model has {', '.join(suspects)}: TFLite's int8 converter crashes on or cannot run "
+                "such layers on a microcontroller; replace them (e.g. with Conv1D or Dense layers)")
+    return "the crash is inside TensorFlow; the log names the place; try `tinyq quantize` with -v"
+
+
+def _worker(req: Path, resp: Path) -> int:
+    func, args, kwargs = pickle.loads(req.read_bytes())
+    module, name = func.split(":")
+    import importlib
+
+    try:
+        result = ("ok", getattr(importlib.import_module(module), name)(*args, **kwargs))
+    except errors.TinyqError as e:
+        # A failed conversion keeps its log (TensorFlow's own messages); a refused input needs none.
+        result = ("error", (type(e).__name__, e.message, e.hint, not isinstance(e, errors.QuantizationError)))
+    except Exception as e:  # noqa: BLE001 - everything else is reported, with its traceback in the log
+        import traceback
+
+        traceback.print_exc()
+        lines = [l for l in str(e).splitlines() if l.strip()]
+        result = ("error", ("QuantizationError", f"{type(e).__name__}: {lines[-1] if lines else ''}".rstrip(": "),
+                            "an unexpected error inside TensorFlow", False))
+    resp.write_bytes(pickle.dumps(result))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(_worker(Path(sys.argv[1]), Path(sys.argv[2])))
