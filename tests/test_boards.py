@@ -41,6 +41,7 @@ EXPECTED = {
     "not_toml.toml": ("not valid TOML", ""),
     "id_mismatch.toml": ("id:", "does not match the file name"),
     "bad_uart.toml": ("console.uart", "nrf52_uarte"),
+    "tiny_stack.toml": ("memory.stack_bytes", "greater than or equal to 1024"),
 }
 
 

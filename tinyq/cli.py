@@ -39,6 +39,21 @@ class _Group(click.Group):
             click.echo(f"error: {e.message} (hint: {e.hint})", err=True)
             ctx.exit(e.exit_code)
 
+    def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
+        """Click's own usage errors (a bad option value, an unknown command) in tinyq's one-line form."""
+        if not standalone_mode:
+            return super().main(args, prog_name, complete_var, False, **extra)
+        try:
+            rv = super().main(args, prog_name, complete_var, False, **extra)
+        except click.ClickException as e:
+            where = e.ctx.command_path if getattr(e, "ctx", None) else (prog_name or "tinyq")
+            click.echo(f"error: {e.format_message()} (hint: see `{where} --help`)", err=True)
+            sys.exit(e.exit_code)
+        except click.Abort:
+            click.echo("error: aborted (hint: nothing was left half-written)", err=True)
+            sys.exit(1)
+        sys.exit(rv if isinstance(rv, int) else 0)
+
 
 def _echo_json(data) -> None:
     click.echo(json.dumps(data, indent=2, sort_keys=False, default=str))

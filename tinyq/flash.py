@@ -83,11 +83,17 @@ def _emulator(name: str, cmd: Sequence[str], url: str, connect_timeout: float, *
                                                  hint=f"{name} may hang at start; run with -v") from None
             yield transport
         except TinyqError as e:
-            if isinstance(e, EmulatorExitedError) or proc.poll() is None:
+            if isinstance(e, EmulatorExitedError):
                 raise
-            time.sleep(0.05)  # let its last words reach the file
+            try:  # a lost socket or a silent device: did the emulator itself end?
+                proc.wait(timeout=2.0)
+            except subprocess.TimeoutExpired:
+                raise e from None
+            if transport is None or not transport.transcript:
+                raise EmulatorExitedError(f"{name} exited at start (status {proc.returncode}): {said()}",
+                                          hint=f"check the {name} installation and the firmware file") from e
             raise EmulatorExitedError(
-                f"{name} exited (status {proc.returncode}) while {e.message[:1].lower() + e.message[1:]}: {said()}",
+                f"{name} exited (status {proc.returncode}) during {e.message}: {said()}",
                 hint="the firmware crashed or stopped the emulator (a fault, a stack overflow); run with -v") from e
         finally:
             if transport is not None:

@@ -98,7 +98,7 @@ def check_build_dir(out_dir: Path, inputs: Iterable[Path] = ()) -> Path:
         if any(out.iterdir()) and not is_build_dir(out):
             raise OutputPathError(f"{out_dir}: is a folder that is neither empty nor a tinyq build folder",
                                   hint="tinyq replaces only empty folders and its own build folders: give a new folder")
-    _prove_writable(out.parent if out.parent.exists() else _existing_ancestor(out), out)
+    _prove_writable(_existing_ancestor(out), out)
     return out
 
 
