@@ -9,7 +9,7 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 APT_PACKAGES := gcc-arm-none-eabi libnewlib-arm-none-eabi qemu-system-arm
 # The venv is re-synced only when the pins or the package metadata change.
-STAMP := $(VENV)/.tinyq-installed-$(shell cat requirements.lock pyproject.toml | sha256sum | cut -c1-12)
+STAMP := $(VENV)/.tinyq-installed-$(shell cat requirements.lock requirements-nodeps.lock pyproject.toml | sha256sum | cut -c1-12)
 EXAMPLE := examples/digits
 BUILD := build/digits
 PYTEST_ARGS ?=
@@ -32,10 +32,11 @@ apt:
 
 venv: $(STAMP)
 
-$(STAMP): requirements.lock pyproject.toml
+$(STAMP): requirements.lock requirements-nodeps.lock pyproject.toml
 	@test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/python -m pip install -q --upgrade pip
 	$(VENV)/bin/python -m pip install -q -r requirements.lock
+	$(VENV)/bin/python -m pip install -q --no-deps -r requirements-nodeps.lock
 	$(VENV)/bin/python -m pip install -q --no-deps --no-build-isolation -e .
 	@rm -f $(VENV)/.tinyq-installed-* && touch $@
 

@@ -109,3 +109,97 @@ def test_image_folder(tmp_path):
     d = load_dataset(tmp_path)
     assert d.x.shape == (3, 8, 8, 1)
     assert d.x.max() <= 1.0
+
+
+def _png(path, array, mode=None, **info):
+    from PIL import Image
+
+    img = Image.fromarray(array, mode) if mode else Image.fromarray(array)
+    img.save(path, **info)
+
+
+def test_image_modes_are_decoded_by_what_their_numbers_mean(tmp_path):
+    from PIL import Image
+
+    grey16 = np.array([[0, 65535], [32768, 1000]], np.uint16)
+    (tmp_path / "g16").mkdir()
+    Image.fromarray(grey16).save(tmp_path / "g16" / "a.png")
+    x = load_dataset(tmp_path / "g16").x
+    assert x.shape == (1, 2, 2, 1)
+    np.testing.assert_allclose(x[0, :, :, 0], grey16 / 65535.0, rtol=1e-6)  # not 0..257
+
+    (tmp_path / "pal").mkdir()
+    p = Image.new("P", (2, 1))
+    p.putpalette([0, 0, 0, 255, 0, 0, 0, 0, 255] + [0] * (256 * 3 - 9))
+    p.putpixel((0, 0), 1)  # palette index 1 = red
+    p.putpixel((1, 0), 2)  # index 2 = blue
+    p.save(tmp_path / "pal" / "p.png")
+    x = load_dataset(tmp_path / "pal").x
+    np.testing.assert_allclose(x[0, 0], [[1, 0, 0], [0, 0, 1]])  # colours, not indices
+
+    (tmp_path / "rgba").mkdir()
+    rgba = np.zeros((2, 2, 4), np.uint8)
+    rgba[..., 1] = 255
+    rgba[..., 3] = 7
+    _png(tmp_path / "rgba" / "a.png", rgba)
+    x = load_dataset(tmp_path / "rgba").x
+    assert x.shape == (1, 2, 2, 3)  # alpha dropped
+    np.testing.assert_allclose(x[0, ..., 1], 1.0)
+
+    (tmp_path / "la").mkdir()
+    la = np.full((2, 2, 2), 51, np.uint8)
+    _png(tmp_path / "la" / "a.png", la, "LA")
+    x = load_dataset(tmp_path / "la").x
+    assert x.shape == (1, 2, 2, 1)
+    np.testing.assert_allclose(x, 51 / 255.0, rtol=1e-6)
+
+
+def test_grey_and_colour_images_in_one_folder_become_rgb(tmp_path):
+    _png(tmp_path / "a.png", np.full((3, 3), 255, np.uint8))
+    _png(tmp_path / "b.png", np.zeros((3, 3, 3), np.uint8))
+    x = load_dataset(tmp_path).x
+    assert x.shape == (2, 3, 3, 3)
+    np.testing.assert_allclose(x[0], 1.0)
+
+
+def test_one_hot_labels_become_class_ids(tmp_path):
+    y = np.eye(3)[[2, 0, 1]]  # N == number of classes: no guessing, rows are one-hot
+    np.savez(tmp_path / "e.npz", x=np.zeros((3, 4), np.float32), y=y)
+    assert load_dataset(tmp_path / "e.npz", what="evaluation").y.tolist() == [2, 0, 1]
+
+
+@pytest.mark.parametrize("labels, message", [
+    (np.array(["cat", "dog"]), "labels have dtype"),
+    (np.array([[0.5, 0.5], [1, 0]]), "neither class ids nor one-hot"),
+    (np.array([0.5, 1.0]), "not class ids"),
+    (np.array([-1, 1]), "not class ids"),
+    (np.array([0, 1, 1]), "2 samples but 3 labels"),
+])
+def test_labels_that_are_not_class_ids_are_refused(tmp_path, labels, message):
+    np.savez(tmp_path / "e.npz", x=np.zeros((2, 4), np.float32), y=labels)
+    with pytest.raises(CalibrationError, match=message):
+        load_dataset(tmp_path / "e.npz", what="evaluation")
+
+
+def test_npz_keys(tmp_path):
+    np.savez(tmp_path / "one.npz", samples=np.ones((3, 4), np.float32))
+    assert load_dataset(tmp_path / "one.npz").x.shape == (3, 4)  # a single array, whatever its name
+    np.savez(tmp_path / "two.npz", images=np.ones((3, 4)), labels=np.arange(3))
+    with pytest.raises(CalibrationError, match="no array named 'x' among images, labels"):
+        load_dataset(tmp_path / "two.npz")
+
+
+def test_labels_must_name_the_models_classes():
+    from tinyq.load import check_labels
+
+    d = Dataset(np.zeros((2, 4), np.float32), np.array([0, 9]), source="e.npz")
+    check_labels(d, d.x, 10)
+    with pytest.raises(CalibrationError, match="label 9 but the model has 5 classes"):
+        check_labels(d, d.x, 5)
+
+
+def test_tflite_is_recognised(tmp_path):
+    from pathlib import Path
+
+    tiny = Path(__file__).parent / "data" / "tiny_int8.tflite"
+    assert check_model_file(tiny).format == "tflite"

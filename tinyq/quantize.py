@@ -390,6 +390,12 @@ def _range_warnings(src: _Source, calib: np.ndarray) -> list[str]:
     return []
 
 
+def _short(tensor: str) -> str:
+    """A converter tensor name ("model/block/conv2d/BiasAdd;..."), shortened to its layer's part."""
+    parts = [p for p in tensor.split(";")[0].split("/") if p]
+    return "/".join(parts[-2:]) if len(parts) > 2 else "/".join(parts)
+
+
 def _accuracy_warnings(report: "QuantReport") -> list[str]:
     if report.float_accuracy is None or report.quant_accuracy is None:
         return []
@@ -397,7 +403,7 @@ def _accuracy_warnings(report: "QuantReport") -> list[str]:
     if drop <= ACCURACY_DROP_POINTS:
         return []
     worst = sorted(report.layers, key=lambda l: l.sqnr_db)[:3]
-    names = ", ".join(f"{l.op} '{l.tensor[:40]}' ({l.sqnr_db:.1f} dB)" for l in worst) or "not known"
+    names = ", ".join(f"{l.op} '{_short(l.tensor)}' ({l.sqnr_db:.1f} dB)" for l in worst) or "not known"
     return [f"int8 top-1 is {drop:.1f} points below float ({report.quant_accuracy:.2%} vs {report.float_accuracy:.2%}); "
             f"worst layers: {names}"]
 
