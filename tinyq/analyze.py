@@ -14,6 +14,9 @@ from tinyq.graph import Graph, Operator
 
 _WEIGHTED = ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED")
 _ACTIVATIONS = ("NONE", "RELU", "RELU6", "RELU_N1_TO_1")
+#: Inputs each supported op takes in a TFLite file (min, max); ops not named take exactly one.
+_ARITY = {"CONV_2D": (2, 3), "DEPTHWISE_CONV_2D": (2, 3), "FULLY_CONNECTED": (2, 3), "ADD": (2, 2), "MUL": (2, 2),
+          "MEAN": (2, 2), "PAD": (2, 2), "RESHAPE": (1, 2), "CONCATENATION": (1, 1 << 16)}
 
 
 @dataclass(frozen=True)
@@ -123,6 +126,12 @@ def _op_level(graph: Graph, op: Operator, supported: frozenset[str]) -> list[Iss
     if op.opcode not in supported:
         bad(None, f"op {op.opcode} is not supported by tinyq's int8 runtime",
             f"replace the layer (supported: {', '.join(sorted(supported))})")
+        return issues
+    lo, hi = _ARITY.get(op.opcode, (1, 1))
+    present = [i for i in op.inputs if i >= 0]
+    if not lo <= len(op.inputs) <= hi or len(present) < lo or len(op.outputs) != 1:
+        bad(None, f"{len(op.inputs)} inputs and {len(op.outputs)} outputs, where TFLite's {op.opcode} has "
+            f"{lo}{f'-{hi}' if hi != lo else ''} and 1", "re-convert the model with TensorFlow's converter")
         return issues
     for i in list(op.inputs) + list(op.outputs):
         if i < 0:

@@ -210,11 +210,14 @@ def parse_tflite(buf: bytes, source: str = "<bytes>") -> Graph:
             ops.append(Operator(i, name, int(oc.Version()), ins, outs, _read_options(op)))
 
         desc = model.Description().decode("utf-8", "replace") if model.Description() else ""
+        graph_inputs = tuple(int(x) for x in sg.InputsAsNumpy()) if sg.InputsLength() else ()
+        graph_outputs = tuple(int(x) for x in sg.OutputsAsNumpy()) if sg.OutputsLength() else ()
+        _check_references(source, len(tensors), ops, graph_inputs, graph_outputs)
         return Graph(
             tensors=tuple(tensors),
             operators=tuple(ops),
-            inputs=tuple(int(x) for x in sg.InputsAsNumpy()),
-            outputs=tuple(int(x) for x in sg.OutputsAsNumpy()),
+            inputs=graph_inputs,
+            outputs=graph_outputs,
             num_subgraphs=model.SubgraphsLength(),
             description=desc,
         )
@@ -222,6 +225,24 @@ def parse_tflite(buf: bytes, source: str = "<bytes>") -> Graph:
         raise
     except Exception as e:  # a truncated or corrupt flatbuffer fails in many ways
         raise InputFileError(f"{source}: corrupt TFLite flatbuffer ({type(e).__name__}: {e})") from e
+
+
+def _check_references(source: str, n_tensors: int, ops, inputs, outputs) -> None:
+    """Every tensor index the graph uses must name a tensor: later stages index without checks."""
+    def bad(where: str, i: int) -> InputFileError:
+        return InputFileError(f"{source}: corrupt TFLite flatbuffer ({where} names tensor {i}; the model has {n_tensors})")
+
+    for i in (*inputs, *outputs):
+        if not 0 <= i < n_tensors:
+            raise bad("the graph's input/output list", i)
+    if not inputs or not outputs:
+        raise InputFileError(f"{source}: corrupt TFLite flatbuffer (the graph has no {'inputs' if not inputs else 'outputs'})")
+    for op in ops:
+        if not op.outputs:
+            raise InputFileError(f"{source}: corrupt TFLite flatbuffer (op {op.index} {op.opcode} has no output)")
+        for i in (*op.inputs, *op.outputs):
+            if not -1 <= i < n_tensors or (i == -1 and i in op.outputs):
+                raise bad(f"op {op.index} {op.opcode}", i)
 
 
 def load_tflite(path: Path) -> Graph:

@@ -84,8 +84,21 @@ def lowering(*opcodes: str):
 
 
 def lower(graph: Graph, op: Operator) -> KernelCall:
-    """The KernelCall for ``op`` (the caller has run the compatibility gate)."""
-    return LOWERINGS[op.opcode](graph, op)
+    """The KernelCall for ``op`` (the caller has run the compatibility gate).
+
+    A file that passed the gate can still be malformed in ways only lowering sees (a
+    pooling op without its window, a weight of the wrong rank): that is the file's
+    fault, said as such, never a crash.
+    """
+    from tinyq.errors import InputFileError, TinyqError
+
+    try:
+        return LOWERINGS[op.opcode](graph, op)
+    except TinyqError:
+        raise
+    except (KeyError, IndexError, ValueError, TypeError, ZeroDivisionError, AttributeError, OverflowError) as e:
+        raise InputFileError(f"op {op.index} {op.opcode} is malformed ({type(e).__name__}: {e})",
+                             hint="the .tflite file is damaged, or was not written by TensorFlow's converter") from e
 
 
 from tinyq.ops import lower_ops as _lower_ops  # noqa: E402,F401  (registers the lowerings)
