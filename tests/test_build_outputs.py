@@ -7,6 +7,7 @@ import json
 import os
 import shutil
 import stat
+import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -157,3 +158,25 @@ def test_text_from_model_files_cannot_end_a_comment():
 
     # Tensor names of a third-party .tflite go into comments too: "*/" would end one.
     assert c_comment("conv*/evil/*x\\\nname\u00e9") == "conv*?evil?*x??name?"
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A real 200 KB file system (tmpfs), where mounting is allowed (root on Linux)."""
+    mnt = tmp_path / "disk"
+    mnt.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=200k", "tmpfs", str(mnt)], capture_output=True).returncode:
+        pytest.skip("cannot mount a small tmpfs here (needs root)")
+    try:
+        yield mnt
+    finally:
+        subprocess.run(["umount", str(mnt)], check=True)
+
+
+@needs_toolchain
+def test_a_full_disk_is_one_line_and_leaves_nothing(digits_tflite, tmp_path, small_disk):
+    (tmp_path / "m.tflite").write_bytes(digits_tflite)
+    r = CliRunner().invoke(cli, ["build", str(tmp_path / "m.tflite"), "--board", "nano33", "-o", str(small_disk / "out")])
+    assert r.exit_code == 2
+    assert r.output.startswith(f"error: {small_disk / 'out'}") and "No space left on device" in r.output, r.output
+    assert list(small_disk.iterdir()) == []

@@ -48,6 +48,10 @@ def staged_dir(out_dir: Path) -> Iterator[Path]:
             raise
         raise OutputPathError(f"{out_dir}: writing failed ({e.strerror})",
                               hint="choose a folder you can write to, with free space") from e
+    except OutputPathError as e:
+        # From a nested staged_dir: name the user's folder, not the hidden staging one.
+        _undo(tmp, old, out_dir)
+        raise OutputPathError(e.message.replace(str(tmp), str(out_dir)), hint=e.hint) from e
     except BaseException:
         _undo(tmp, old, out_dir)
         raise
