@@ -66,13 +66,13 @@ def _model_code(elf: Path, addrs: list[int]) -> set[int]:
 
 def cycles_per_instruction(elf: Path, board, inputs) -> tuple[int, float]:
     """Run one inference of ``inputs[:1]`` traced; (model instructions, estimated cycles per instruction)."""
-    from tinyq import flash
+    from tinyq.devices import open_device
     from tinyq.measure import drive
 
     with tempfile.TemporaryDirectory() as tmp:
         log = Path(tmp) / "exec.log"
-        with flash.run_qemu(elf, board, extra_args=["-d", "exec,nochain,in_asm", "-D", str(log)]) as t:
-            drive(t, inputs[:1], runs=1, warmup=0, timeout=900)
+        with open_device("qemu", board, elf, extra_args=["-d", "exec,nochain,in_asm", "-D", str(log)]) as dev:
+            drive(dev.transport, inputs[:1], runs=1, warmup=0, timeout=900)
         blocks: dict[int, list[tuple[str, str]]] = {}
         executed: collections.Counter = collections.Counter()
         current = None

@@ -44,7 +44,7 @@ def bench(name: str, cycles: bool = False) -> dict:
     from tinyq.build import build_firmware
     from tinyq.emit.firmware import emit_firmware
     from tinyq.emit.model import emit_model
-    from tinyq.flash import instructions_per_tick, run_qemu
+    from tinyq.devices import open_device
     from tinyq.graph import parse_tflite
     from tinyq.measure import drive, evaluate
     from tinyq.plan import plan_memory
@@ -68,14 +68,15 @@ def bench(name: str, cycles: bool = False) -> dict:
         x = np.clip(np.round(np.random.default_rng(0).normal(size=(2, *t.shape)) / t.quant.scale[0])
                     + t.quant.zero_point[0], -128, 127).astype(np.int8)
         expected = np.stack([ref.run(s) for s in x])
-        with run_qemu(fw.elf, board) as tr:
-            report = drive(tr, x, runs=3, warmup=1, per_layer=True, timeout=600)
+        with open_device("qemu", board, fw.elf) as dev:
+            report = drive(dev.transport, x, runs=3, warmup=1, per_layer=True, timeout=600)
+            clock = dev.clock
         cpi = None
         if cycles:
             from benchmarks.cycles import cycles_per_instruction
 
             cpi = cycles_per_instruction(fw.elf, board, x)[1]
-    m = evaluate(report, expected, board.chip.clock_hz, instructions_per_tick(board.emulator.qemu.clock_hz))
+    m = evaluate(report, expected, board.chip.clock_hz, clock)
     greedy = plan_memory(g, fuse=False, inplace=False)
     layers = []
     for step, (op, cycles) in zip(plan.steps, m.layers):

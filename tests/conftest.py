@@ -71,3 +71,18 @@ def zoo_tflite(name: str) -> bytes:
 def zoo():
     """A function name -> int8 .tflite bytes for the MLPerf Tiny architectures."""
     return zoo_tflite
+
+
+MLPERF = ROOT.parent / "shared" / "models" / "mlperf-tiny"
+
+
+@pytest.fixture(params=["qemu", pytest.param("renode", marks=pytest.mark.renode)])
+def dut(request) -> str:
+    """The device under test (Zephyr twister's `dut`): each emulator this machine has, by the name
+    users give to `tinyq flash --emulator`; the others skip, saying why."""
+    from tinyq.devices import device_class
+
+    why = device_class(request.param).unavailable()
+    if why:
+        pytest.skip(f"{request.param}: {why}")
+    return request.param

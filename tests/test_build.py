@@ -104,7 +104,7 @@ def test_board_folder_builds_from_its_own_sources(tmp_path, digits_files):
     board = get_board("nano33")
     fw = build_firmware({**files, **emit_firmware(board, "board")}, board, "board", tmp_path / "board")
     src = fw.elf.parent / "src"
-    assert (src / "kernels" / "tq_m4.S").is_file() and (src / "runtime" / "console_nrf52.c").is_file()
+    assert (src / "kernels" / "tq_m4.S").is_file() and (src / "runtime" / "console_nrf52_uarte.c").is_file()
     assert not (src / "runtime" / "console_cmsdk.c").exists()  # only this board's console driver
     assert "-Isrc/runtime" in (src / "platformio.ini").read_text()
     sources = sorted(str(p) for p in src.rglob("*.[cS]"))

@@ -20,7 +20,7 @@ from tinyq.cli import cli
 from tinyq.emit.firmware import emit_firmware
 from tinyq.emit.model import emit_model
 from tinyq.errors import DeviceTimeoutError
-from tinyq.flash import instructions_per_tick, run_qemu
+from tinyq.devices import open_device
 from tinyq.graph import parse_tflite
 from tinyq.measure import drive, evaluate
 from tinyq.plan import plan_memory
@@ -86,19 +86,22 @@ def test_icount_makes_latency_repeatable(digits_build):
     assert max(runs) - min(runs) <= 40, runs
 
 
-def _run_in_qemu(tflite: bytes, tmp_path: Path, n: int = 3):
+def _run_in_qemu(tflite: bytes, tmp_path: Path, n: int = 3, device: str = "qemu"):
+    from tinyq.devices import device_class
+
     g = parse_tflite(tflite)
     plan = plan_memory(g)
     board = get_board("nano33")
-    fw = build_firmware({**emit_model(g, plan, tflite), **emit_firmware(board, "qemu")}, board, "qemu", tmp_path / "fw")
+    target = device_class(device).firmware_target
+    fw = build_firmware({**emit_model(g, plan, tflite), **emit_firmware(board, target)}, board, target, tmp_path / "fw")
     t = g.input_tensors[0]
     x = np.clip(np.round(np.random.default_rng(5).normal(size=(n, *t.shape)) / t.quant.scale[0]) + t.quant.zero_point[0],
                 -128, 127).astype(np.int8)
     ref = TflmReference(tflite)
     expected = np.stack([ref.run(s) for s in x])
-    with run_qemu(fw.elf, board) as tr:
-        report = drive(tr, x, runs=1, warmup=0)
-    return evaluate(report, expected, board.chip.clock_hz, instructions_per_tick(board.emulator.qemu.clock_hz)), plan, fw
+    with open_device(device, board, fw.elf) as dev:
+        report = drive(dev.transport, x, runs=1, warmup=0)
+    return evaluate(report, expected, board.chip.clock_hz, dev.clock), plan, fw
 
 
 @pytest.mark.parametrize("name", ["kws_ds_cnn", "ic_resnet8", "ad_fc_autoencoder",
@@ -126,19 +129,10 @@ def test_hanging_firmware_times_out_and_qemu_is_stopped(tmp_path):
                     "-I", str(tmp_path), "-I", str(rt), str(src), str(rt / "startup.c"), str(rt / "console_cmsdk.c"),
                     "-T", str(tmp_path / "linker.ld"), "-nostartfiles", "--specs=nano.specs", "-o", str(elf)], check=True)
     with pytest.raises(DeviceTimeoutError, match="within 2 s"):
-        with run_qemu(elf, board) as t:
-            drive(t, np.zeros((1, 64), np.int8), timeout=2.0)
+        with open_device("qemu", board, elf) as dev:
+            drive(dev.transport, np.zeros((1, 64), np.int8), timeout=2.0)
     left = subprocess.run(["pgrep", "-f", str(elf)], capture_output=True, text=True).stdout.strip()
     assert left == ""
-
-
-@pytest.mark.renode
-@pytest.mark.skipif(shutil.which("renode") is None, reason="Renode is not installed (it is in no registry reachable here)")
-def test_digits_in_renode(digits_build):
-    out, _ = digits_build
-    r = CliRunner().invoke(cli, ["flash", "--build", str(out), "--emulator", "renode", "--json"])
-    assert r.exit_code == 0, r.output
-    assert json.loads(r.output)["outputs_match"]
 
 
 @pytest.mark.hil

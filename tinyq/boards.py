@@ -60,15 +60,30 @@ class Upload(_Strict):
     bootloader_bytes: int = Field(ge=0)
 
 
+class PlatformIO(_Strict):
+    """The official PlatformIO ids, for the platformio.ini handed to board owners."""
+
+    platform: str
+    board: str
+    upload_protocol: str
+
+
 class QemuTwin(_Strict):
     machine: Literal["mps2-an386"]
     cpu: Literal["cortex-m4"]
     uart: Literal["cmsdk"]
-    clock_hz: int = Field(gt=0)
+    clock_hz: int = Field(gt=0)   # what SysTick counts on the twin
+    flash_origin: int = Field(ge=0)
+    ram_origin: int = Field(ge=0)
 
 
 class RenodeTwin(_Strict):
+    """The board in Renode: its platform description and the names of the parts tinyq sets up."""
+
     platform: str
+    cpu: str
+    nvic: str
+    uart: str
 
 
 class Emulators(_Strict):
@@ -86,6 +101,7 @@ class Board(_Strict):
     memory: Memory
     console: Console
     upload: Upload
+    platformio: PlatformIO
     emulator: Emulators
 
     @model_validator(mode="after")

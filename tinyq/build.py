@@ -25,7 +25,20 @@ CPU_FLAGS = ["-mcpu=cortex-m4", "-mthumb", "-mfloat-abi=hard", "-mfpu=fpv4-sp-d1
 CFLAGS = ["-std=c99", "-O2", "-g", "-ffunction-sections", "-fdata-sections", "-Wall", "-Wextra", "-Werror"]
 LDFLAGS = ["-nostartfiles", "--specs=nano.specs", "-Wl,--gc-sections"]
 RUNTIME = ("main.c", "startup.c", "timer.c")
-CONSOLES = {"cmsdk": "console_cmsdk.c", "nrf52_uarte": "console_nrf52.c"}
+
+
+def console_driver(uart: str) -> Path | None:
+    """The firmware's console driver for a UART kind (``firmware/runtime/console_<uart>.c``), if any.
+
+    The files are the one list of which consoles have drivers: adding a driver is adding its file.
+    """
+    path = FIRMWARE_DIR / "runtime" / f"console_{uart}.c"
+    return path if path.is_file() else None
+
+
+def target_uart(board: Board, target: str) -> str:
+    """The UART kind the firmware of ``target`` talks on: the twin's on QEMU, the board's own elsewhere."""
+    return board.emulator.qemu.uart if target == "qemu" else board.console.uart
 
 
 @dataclass(frozen=True)
@@ -71,8 +84,9 @@ def build_firmware(files: dict[str, str], board: Board, target: str, out_dir: Pa
 
     cc = _require(CC)
     objcopy = _require(OBJCOPY)
-    uart = "cmsdk" if target == "qemu" else board.console.uart
-    if uart not in CONSOLES:
+    uart = target_uart(board, target)
+    driver = console_driver(uart)
+    if driver is None:
         raise BuildError(f"no console driver for '{uart}' ({board.id}) yet", hint="build for --emulator qemu instead")
     out_dir = Path(out_dir)
     with staged_dir(out_dir) as tmp:
@@ -89,7 +103,7 @@ def build_firmware(files: dict[str, str], board: Board, target: str, out_dir: Pa
         runtime.mkdir()
         for f in sorted((FIRMWARE_DIR / "kernels").glob("*.[chS]")):
             shutil.copy2(f, kernels / f.name)
-        for name in (*RUNTIME, CONSOLES[uart], *(f.name for f in (FIRMWARE_DIR / "runtime").glob("*.h"))):
+        for name in (*RUNTIME, driver.name, *(f.name for f in (FIRMWARE_DIR / "runtime").glob("*.h"))):
             shutil.copy2(FIRMWARE_DIR / "runtime" / name, runtime / name)
         sources = sorted(str(p) for p in src.glob("*.c")) + sorted(str(p) for p in kernels.glob("*.[cS]"))
         sources += sorted(str(p) for p in runtime.glob("*.c"))

@@ -15,6 +15,7 @@ from pathlib import Path
 import click
 
 from tinyq import __version__
+from tinyq.devices import EMULATORS
 from tinyq.errors import Interrupted, OutputPathError, TinyqError
 
 
@@ -301,7 +302,7 @@ def build(model, board_id, calib, eval_path, out_dir, mode, max_samples, signatu
 @click.option("--build", "build_dir", type=click.Path(path_type=Path), default=Path("build/tinyq"), show_default=True,
               help="Build folder made by `tinyq build`.")
 @click.option("--port", default=None, help="Serial port of a real board (e.g. /dev/ttyACM0).")
-@click.option("--emulator", type=click.Choice(["qemu", "renode"]), default=None, help="Run on an emulator instead of a board.")
+@click.option("--emulator", type=click.Choice(EMULATORS), default=None, help="Run on an emulator instead of a board.")
 @click.option("--runs", type=click.IntRange(1, 64), default=10, show_default=True, help="Timed inferences.")
 @click.option("--warmup", type=click.IntRange(0, 1000), default=2, show_default=True, help="Warm-up inferences.")
 @click.option("--per-layer", is_flag=True, help="Also measure each layer.")
@@ -324,8 +325,8 @@ def flash(build_dir, port, emulator, runs, warmup, per_layer, timeout, as_json):
     if as_json:
         _echo_json(m.to_dict())
         return
-    where = f"{emulator} (twin of {m.board})" if emulator else f"{m.board} on {port}"
-    unit = "instructions (QEMU icount; ~cycles)" if m.cycles_kind == "instructions" else "cycles"
+    where = f"{emulator} ({m.board}, {m.target} firmware)" if emulator else f"{m.board} on {port}"
+    unit = f"{m.cycles_kind} ({m.counted_by})"
     click.echo(f"ran on {where}, model {m.model}")
     click.echo(f"  latency   {m.cycles:,} {unit} median of {m.runs}  = {m.latency_us / 1000:.2f} ms at {m.board_clock_hz / 1e6:.0f} MHz")
     click.echo(f"  RAM       arena {m.arena_bytes:,} B, stack high-water {m.stack_high_water_bytes:,} B, static {m.static_ram_bytes:,} B")

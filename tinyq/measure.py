@@ -8,12 +8,16 @@ the device's output bytes with the host reference's.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from tinyq.errors import DeviceTimeoutError, ProtocolError, VerificationError
 from tinyq.protocol import SENTINEL_INFER, SENTINEL_PROFILE, DeviceReport, parse_log
 from tinyq.transport import Transport
+
+if TYPE_CHECKING:
+    from tinyq.devices import Clock
 
 READY = "tinyq-ready"
 
@@ -30,6 +34,7 @@ class Measurement:
     timer_hz: int
     cycles: int              # DWT cycles, or instructions on the emulator (QEMU icount)
     cycles_kind: str         # "cycles" or "instructions"
+    counted_by: str          # how: "QEMU icount: exact instruction counts", "DWT cycle counter", ...
     latency_us: float        # cycles at the board's clock
     board_clock_hz: int
     runs: int
@@ -113,24 +118,25 @@ def drive(t: Transport, inputs: np.ndarray, runs: int = 10, warmup: int = 2, per
     return parse_log("\n".join(t.transcript))
 
 
-def evaluate(report: DeviceReport, expected: np.ndarray, board_clock_hz: int, per_tick: float | None) -> Measurement:
-    """Turn a transcript into a Measurement; ``per_tick`` = instructions a tick on an emulator, None on silicon."""
+def evaluate(report: DeviceReport, expected: np.ndarray, board_clock_hz: int, clock: "Clock") -> Measurement:
+    """Turn a transcript into a Measurement, its ticks counted as the device's :class:`~tinyq.devices.Clock` says."""
     if report.fault:
         raise DeviceTimeoutError("the device faulted (tq-fault)", hint="a stack overflow or bad memory access; rebuild with -v")
     if report.info is None or not report.infers:
         raise ProtocolError(f"the device did not answer (errors: {', '.join(report.errors) or 'none'})")
     info, first = report.info, report.infers[0]
-    if per_tick is None:
-        cycles, kind = first.median_ticks * board_clock_hz // info.timer_hz, "cycles"
+    if clock.per_tick is None:
+        cycles = first.median_ticks * board_clock_hz // info.timer_hz
     else:
-        cycles, kind = round(first.median_ticks * per_tick), "instructions"
+        cycles = round(first.median_ticks * clock.per_tick)
+    kind = clock.kind
     scale = cycles / first.median_ticks if first.median_ticks else 0.0
     outputs = [np.frombuffer(r.output, dtype=np.int8) for r in report.infers]
     mismatched = tuple(i for i, (got, want) in enumerate(zip(outputs, expected))
                        if not np.array_equal(got, np.asarray(want, np.int8).ravel()))
     return Measurement(
         board=info.board, target=info.target, model=info.model, timer=info.timer,
-        median_ticks=first.median_ticks, timer_hz=info.timer_hz, cycles=cycles, cycles_kind=kind,
+        median_ticks=first.median_ticks, timer_hz=info.timer_hz, cycles=cycles, cycles_kind=kind, counted_by=clock.note,
         latency_us=round(cycles / board_clock_hz * 1e6, 1), board_clock_hz=board_clock_hz,
         runs=len(first.run_ticks), arena_bytes=info.arena_bytes,
         stack_high_water_bytes=max(r.stack_high_water for r in report.infers),

@@ -7,7 +7,6 @@ folder consistent (written whole or not at all) and records what each stage foun
 from __future__ import annotations
 
 import json
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -43,7 +42,7 @@ def build(model: Path, board_id: str, calib: Path | None, out_dir: Path, eval_pa
     """
     from tinyq import analyze, budget, isolate, load, plan, quantize
     from tinyq.boards import board_file, get_board
-    from tinyq.build import build_firmware
+    from tinyq.build import build_firmware, console_driver, target_uart
     from tinyq.emit.firmware import TARGETS, emit_firmware
     from tinyq.emit.model import emit_model
     from tinyq.emit.tflm import emit_tflm
@@ -96,7 +95,7 @@ def build(model: Path, board_id: str, calib: Path | None, out_dir: Path, eval_pa
     with staged_dir(out_dir) as tmp:
         firmware = {}
         for target in TARGETS:
-            if target == "board" and board.console.uart not in ("nrf52_uarte",):
+            if console_driver(target_uart(board, target)) is None:
                 continue  # no console driver for that chip yet: the emulator twin still builds
             progress(f"compiling firmware ({target})")
             firmware[target] = build_firmware({**model_files, **emit_firmware(board, target)}, board, target, tmp / target)
@@ -175,49 +174,39 @@ def _board_of(build_dir: Path, manifest: dict):
 
 
 def flash(build_dir: Path, emulator: str | None = None, port: str | None = None, runs: int = 10,
-          warmup: int = 2, per_layer: bool = False, timeout: float = 30.0, progress: Progress = lambda s: None):
-    """Run a build on the emulator (``emulator``) or a board (``port``) and measure it.
+          warmup: int = 2, per_layer: bool = False, timeout: float = 30.0, upload: bool = True,
+          progress: Progress = lambda s: None):
+    """Run a build on an emulator (``emulator``: a device name) or a board (``port``) and measure it.
 
     ``timeout`` is the base of each phase's deadline (boot, input upload, inference); the
     upload and inference deadlines grow with the input size and the model's MACs.
     """
-    from tinyq import flash as flash_stage
+    from tinyq.devices import device_class, open_device
     from tinyq.errors import ProtocolError
     from tinyq.measure import Timeouts, check, drive, evaluate
 
     if not timeout > 0:
         raise InputFileError(f"--timeout must be more than 0 s (got {timeout})", hint="e.g. --timeout 30")
+    name = emulator or ("serial" if port else "qemu")
+    target = device_class(name).firmware_target
     build_dir = Path(build_dir)
     manifest = read_manifest(build_dir)
     board = _board_of(build_dir, manifest)
     inputs, expected = _read_verify(build_dir)
-    target = "qemu" if emulator == "qemu" or (emulator is None and port is None) else "board"
     if target not in manifest["firmware"]:
-        raise InputFileError(f"{build_dir} has no firmware for target '{target}'")
-    fw = {k: (build_dir / v if k in ("elf", "bin", "hex", "map") else v) for k, v in manifest["firmware"][target].items()}
-    if not Path(fw.get("elf", "")).is_file():
-        raise InputFileError(f"{build_dir}: the {target} firmware is missing", hint="rebuild with `tinyq build`")
+        raise InputFileError(f"{build_dir} has no firmware for target '{target}' (needed by {name})",
+                             hint=f"tinyq has no console driver for {board.id}'s chip yet; use --emulator qemu")
+    elf = build_dir / manifest["firmware"][target]["elf"]
     deadlines = Timeouts.scaled(timeout, inputs[0].size if len(inputs) else 0, int(manifest.get("macs", 0)),
                                 runs + warmup, board.console.baud)
-    if emulator == "renode":
-        progress("running in Renode")
-        with tempfile.TemporaryDirectory() as tmp, flash_stage.run_renode(fw["elf"], board, Path(tmp)) as t:
-            report = drive(t, inputs, runs, warmup, per_layer, deadlines)
-        per_tick = None
-    elif port is not None:
-        progress(f"uploading to {port}")
-        flash_stage.upload_board(fw["bin"], fw["hex"], board, port)
-        with flash_stage.run_board(port, board) as t:
-            report = drive(t, inputs, runs, warmup, per_layer, deadlines)
-        per_tick = None
-    else:
-        progress("running in QEMU")
-        with flash_stage.run_qemu(fw["elf"], board) as t:
-            report = drive(t, inputs, runs, warmup, per_layer, deadlines)
-        per_tick = flash_stage.instructions_per_tick(board.emulator.qemu.clock_hz)
+    progress(f"starting {name}" if port is None else f"uploading to {port}")
+    with open_device(name, board, elf, port=port, upload=upload) as dev:
+        progress(f"running on {name}")
+        report = drive(dev.transport, inputs, runs, warmup, per_layer, deadlines)
+        clock = dev.clock
     if report.info is not None and report.info.model != manifest["model_id"]:
         raise ProtocolError(f"the device runs model {report.info.model}, but {build_dir} holds model {manifest['model_id']}",
                             hint="the firmware on the device is not this build's: flash it again from this build folder")
-    m = evaluate(report, expected, board.chip.clock_hz, per_tick)
+    m = evaluate(report, expected, board.chip.clock_hz, clock)
     check(m)
     return m

@@ -1,7 +1,8 @@
 """One transport for every way bytes reach the host: a serial port, QEMU's or Renode's socket.
 
-All are opened with :func:`serial.serial_for_url` ("/dev/ttyACM0", "socket://127.0.0.1:PORT"),
-so the code that talks to the firmware is the same for a board and an emulator.
+All are opened with :func:`serial.serial_for_url` ("/dev/ttyACM0", "socket://127.0.0.1:PORT",
+"unix:///run/dir/console" through tinyq's own URL handler), so the code that talks to the
+firmware is the same for a board and an emulator.
 """
 
 from __future__ import annotations
@@ -10,13 +11,22 @@ import time
 
 from tinyq.errors import DeviceTimeoutError, TransportError
 
+_HANDLERS = "tinyq.serial_handlers"
+
 
 class Transport:
     """A line-oriented connection to a device."""
 
-    def __init__(self, url: str, baudrate: int = 115200, timeout: float = 0.2, connect_timeout: float = 10.0):
+    def __init__(self, url: str, baudrate: int = 115200, timeout: float = 0.2, connect_timeout: float = 10.0,
+                 wait_for_peer: bool | None = None):
+        """Open ``url``. ``wait_for_peer``: keep trying until ``connect_timeout`` (an emulator that has
+        not opened its end yet); by default for socket URLs, not for a board's port."""
         import serial
 
+        if _HANDLERS not in serial.protocol_handler_packages:
+            serial.protocol_handler_packages.append(_HANDLERS)
+        if wait_for_peer is None:
+            wait_for_peer = url.startswith(("socket://", "unix://"))
         self.url = url
         deadline = time.monotonic() + connect_timeout
         while True:
@@ -26,7 +36,7 @@ class Transport:
             except (serial.SerialException, OSError, ValueError) as e:
                 msg = str(e)
                 busy = "busy" in msg.lower() or "lock" in msg.lower()
-                if busy or not url.startswith("socket://") or time.monotonic() > deadline:
+                if busy or not wait_for_peer or time.monotonic() > deadline:
                     hint = ("another program (a serial monitor?) has the port open: close it" if busy
                             else "check the port name and permissions (add yourself to the dialout group)")
                     raise TransportError(f"cannot open {url}: {msg}", hint=hint) from e

@@ -16,14 +16,6 @@ from tinyq.emit.model import environment
 
 TARGETS = ("qemu", "board")
 
-# The official PlatformIO ids, for the platformio.ini handed to board owners.
-_PIO = {
-    "nano33": ("nordicnrf52", "nano33ble", "sam-ba"),
-    "nrf52840dk": ("nordicnrf52", "nrf52840_dk", "jlink"),
-    "disco_f407": ("ststm32", "disco_f407vg", "stlink"),
-}
-
-
 @dataclass(frozen=True)
 class TargetMemory:
     flash_origin: int
@@ -40,8 +32,8 @@ def target_memory(board: Board, target: str) -> TargetMemory:
     if target == "board":
         return TargetMemory(m.flash_origin, m.flash_bytes, m.ram_origin, m.ram_bytes, m.stack_bytes, board.chip.clock_hz)
     if target == "qemu":
-        # mps2-an386: code memory at 0x0, SRAM at 0x20000000.
-        return TargetMemory(0x0, m.flash_bytes, 0x20000000, m.ram_bytes, m.stack_bytes, board.emulator.qemu.clock_hz)
+        q = board.emulator.qemu  # the twin's memory map, with the board's sizes
+        return TargetMemory(q.flash_origin, m.flash_bytes, q.ram_origin, m.ram_bytes, m.stack_bytes, q.clock_hz)
     raise ValueError(f"unknown target {target!r}")
 
 
@@ -57,7 +49,5 @@ def emit_firmware(board: Board, target: str) -> dict[str, str]:
         "tq_board.h": env.get_template("firmware/tq_board.h.j2").render(**ctx),
     }
     if target == "board":
-        platform, pio_board, upload = _PIO.get(board.id, ("nordicnrf52", board.id, board.upload.method))
-        files["platformio.ini"] = env.get_template("firmware/platformio.ini.j2").render(
-            **ctx, pio_platform=platform, pio_board=pio_board, upload_protocol=upload)
+        files["platformio.ini"] = env.get_template("firmware/platformio.ini.j2").render(**ctx)
     return files

@@ -12,7 +12,6 @@ import math
 
 from tinyq import __version__
 from tinyq.boards import Board
-from tinyq.emit.firmware import _PIO
 from tinyq.emit.model import environment
 from tinyq.graph import Graph
 
@@ -36,12 +35,11 @@ def arena_size(host_total: int) -> int:
 def emit_tflm(graph: Graph, tflite: bytes, board: Board, host_arena: int, source: str = "model.tflite") -> dict[str, str]:
     """Render model_data.h/.cc, main.cpp and platformio.ini of the TFLM project."""
     ops = sorted({resolver_method(op.opcode) for op in graph.operators})
-    platform, pio_board, _ = _PIO.get(board.id, ("nordicnrf52", board.id, ""))
     ctx = {
         "version": __version__, "source": source, "model_id": hashlib.sha256(tflite).hexdigest()[:12],
         "board": board, "ops": ops, "host_arena": host_arena, "arena_size": arena_size(host_arena),
         "margin_percent": int(ARENA_MARGIN * 100), "rows": [r for r in _hex_rows(tflite)], "length": len(tflite),
-        "pio_platform": platform, "pio_board": pio_board,
+        "pio_platform": board.platformio.platform, "pio_board": board.platformio.board,
     }
     env = environment()
     return {f"{'src/' if n != 'platformio.ini' else ''}{n}": env.get_template(f"tflm/{n}.j2").render(**ctx)

@@ -9,5 +9,6 @@
 #define TQ_STACK_BYTES 8192u
 #define TQ_CONSOLE_TX_PIN 35u
 #define TQ_CONSOLE_RX_PIN 42u
+#define TQ_CONSOLE_BAUD 115200u
 
 #endif

@@ -1,0 +1,152 @@
+"""One device interface: the same builds run on every emulator this machine has (the `dut`
+fixture), and Renode runs the very ELF that goes on the board.
+
+Renode is in no registry reachable from CI: its cases skip there, saying so, and run
+where `renode` (1.14) is on PATH.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from conftest import DIGITS, MLPERF
+from tinyq.cli import cli
+from tinyq.devices import EMULATORS, REGISTRY, Device, device_class
+
+needs_toolchain = pytest.mark.skipif(
+    shutil.which("qemu-system-arm") is None or shutil.which("arm-none-eabi-gcc") is None,
+    reason="qemu-system-arm or arm-none-eabi-gcc not installed",
+)
+needs_renode = pytest.mark.skipif(shutil.which("renode") is None,
+                                  reason="Renode is not installed (it is in no registry reachable here)")
+pytestmark = needs_toolchain
+
+MODELS = ["digits", "kws_ref_model", "ad01_int8", "pretrainedResnet_quant",
+          pytest.param("vww_96_int8", marks=pytest.mark.slow)]
+
+
+def _tflite(name: str, digits_tflite: bytes, tmp: Path) -> Path:
+    if name == "digits":
+        p = tmp / "digits_int8.tflite"
+        p.write_bytes(digits_tflite)
+        return p
+    p = MLPERF / f"{name}.tflite"
+    if not p.is_file():
+        pytest.skip(f"the MLPerf Tiny models are not at {MLPERF}")
+    return p
+
+
+@pytest.fixture(scope="module")
+def builds(digits_tflite, tmp_path_factory):
+    """name -> a nano33 build folder, made once per module."""
+    made: dict[str, Path] = {}
+
+    def get(name: str, board: str = "nano33") -> Path:
+        key = f"{name}-{board}"
+        if key not in made:
+            tmp = tmp_path_factory.mktemp(key)
+            r = CliRunner().invoke(cli, ["build", str(_tflite(name, digits_tflite, tmp)), "--board", board,
+                                         "-o", str(tmp / "b")])
+            assert r.exit_code == 0, r.output
+            made[key] = tmp / "b"
+        return made[key]
+
+    return get
+
+
+def flash(build: Path, device: str, *extra) -> dict:
+    r = CliRunner().invoke(cli, ["flash", "--build", str(build), "--emulator", device, "--json", *extra])
+    assert r.exit_code == 0, r.output
+    return json.loads(r.output)
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_every_model_runs_bit_exact_on_every_device(builds, dut, name):
+    m = flash(builds(name), dut, "--runs", "1", "--warmup", "0")
+    assert m["outputs_match"] and m["inputs_checked"] == 8
+    assert m["cycles_kind"] == "instructions"
+    # The board firmware in Renode, the twin's in QEMU: which ELF ran is in the boot line.
+    assert m["target"] == device_class(dut).firmware_target
+
+
+@pytest.mark.renode
+@needs_renode
+@pytest.mark.parametrize("name", MODELS)
+def test_renode_latency_agrees_with_qemu(builds, name):
+    """Renode at the board's clock counts one instruction a SysTick tick; QEMU counts them by icount."""
+    b = builds(name)
+    q = flash(b, "qemu", "--runs", "3")
+    r = flash(b, "renode", "--runs", "3")
+    assert r["outputs_match"] and q["outputs_match"]
+    assert abs(r["cycles"] - q["cycles"]) <= 0.01 * q["cycles"], (r["cycles"], q["cycles"])
+
+
+@pytest.mark.renode
+@needs_renode
+def test_console_works_on_the_stock_renode_nrf52840(builds):
+    """nrf52840dk uses Renode's stock cpus/nrf52840.repl, whose uart0 is a UARTE (EasyDMA only)."""
+    m = flash(builds("digits", "nrf52840dk"), "renode", "--runs", "1")
+    assert m["board"] == "nrf52840dk" and m["outputs_match"]
+
+
+@pytest.mark.renode
+@needs_renode
+def test_sigterm_stops_renode_and_all_it_started(builds):
+    p = subprocess.Popen([sys.executable, "-m", "tinyq.cli", "flash", "--build", str(builds("digits")),
+                          "--emulator", "renode", "--runs", "64", "--warmup", "1000"],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    from test_signals import alive, children, wait_for
+
+    launcher = wait_for(lambda: children(p.pid), what="Renode to start")[0][0]
+    group = launcher  # the emulator leads its own process group
+    wait_for(lambda: any("Renode.exe" in c for _, c in _group(group)), timeout=60, what="mono to start")
+    time.sleep(2)
+    p.send_signal(signal.SIGTERM)
+    _, err = p.communicate(timeout=60)
+    assert p.returncode == 128 + signal.SIGTERM, err
+    assert _group(group) == [], "a Renode process survived tinyq"
+    assert not alive(launcher)
+
+
+def _group(pgid: int) -> list[tuple[int, str]]:
+    out = []
+    for d in Path("/proc").iterdir():
+        if d.name.isdigit():
+            try:
+                stat = (d / "stat").read_text().rsplit(")", 1)[1].split()
+                if int(stat[2]) == pgid and stat[0] != "Z":
+                    out.append((int(d.name), (d / "cmdline").read_bytes().replace(b"\0", b" ").decode()))
+            except (OSError, ValueError, IndexError):
+                pass
+    return out
+
+
+def test_devices_come_from_one_registry():
+    """The CLI's --emulator choices are the registry's emulators; each adapter names its firmware."""
+    flash_cmd = cli.commands["flash"]
+    choices = next(p for p in flash_cmd.params if p.name == "emulator").type.choices
+    assert tuple(choices) == EMULATORS
+    for name, cls in REGISTRY.items():
+        assert issubclass(cls, Device) and cls.name == name
+        assert cls.firmware_target in ("qemu", "board")
+
+
+def test_no_device_names_in_the_pipeline():
+    """No if/elif on emulator names is left outside the registry."""
+    import inspect
+
+    from tinyq import measure, pipeline
+
+    for module in (pipeline, measure):
+        src = inspect.getsource(module)
+        for name in REGISTRY:
+            assert f'== "{name}"' not in src and f"== '{name}'" not in src, (module.__name__, name)
