@@ -150,3 +150,27 @@ def test_no_device_names_in_the_pipeline():
         src = inspect.getsource(module)
         for name in REGISTRY:
             assert f'== "{name}"' not in src and f"== '{name}'" not in src, (module.__name__, name)
+
+
+@pytest.fixture(scope="module")
+def keras_digits(tmp_path_factory):
+    """The digits example built from its Keras model (so the build keeps the float model too)."""
+    out = tmp_path_factory.mktemp("kd") / "b"
+    r = CliRunner().invoke(cli, ["build", str(DIGITS / "model.keras"), "--board", "nano33", "--calib",
+                                 str(DIGITS / "calib.npy"), "--eval", str(DIGITS / "test.npz"), "-o", str(out), "--json"])
+    assert r.exit_code == 0, r.output
+    return out, json.loads(r.output)
+
+
+def test_validation_on_the_device(keras_digits, dut):
+    """`flash --eval`: every evaluation sample through the device; it must agree with the host int8 model
+    byte for byte, and its top-1 is the host's."""
+    out, report = keras_digits
+    m = flash(out, dut, "--runs", "1", "--warmup", "0", "--eval", str(DIGITS / "test.npz"))
+    v = m["validation"]
+    q = report["quantization"]
+    assert v["samples"] == 360
+    assert v["bit_exact_with_host_int8"] == 1.0 and v["top1_agreement_with_host_int8"] == 1.0
+    assert v["device_top1"] == pytest.approx(q["quant_accuracy"])
+    assert v["float_top1"] == pytest.approx(q["float_accuracy"])
+    assert 0.9 <= v["top1_agreement_with_float"] <= 1.0

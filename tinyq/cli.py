@@ -308,8 +308,10 @@ def build(model, board_id, calib, eval_path, out_dir, mode, max_samples, signatu
 @click.option("--per-layer", is_flag=True, help="Also measure each layer.")
 @click.option("--timeout", type=click.FloatRange(min=0, min_open=True), default=30.0, show_default=True,
               help="Seconds to wait in each phase (boot, input upload, inference); grows with input size and MACs.")
+@click.option("--eval", "eval_path", type=click.Path(path_type=Path), default=None,
+              help="Also run every sample of this evaluation set on the device: its top-1 and agreement with the host.")
 @click.option("--json", "as_json", is_flag=True, help="Print the measurement as JSON.")
-def flash(build_dir, port, emulator, runs, warmup, per_layer, timeout, as_json):
+def flash(build_dir, port, emulator, runs, warmup, per_layer, timeout, eval_path, as_json):
     """Run a build on a board or emulator; report latency, RAM and flash; verify the outputs."""
     from tinyq import pipeline
 
@@ -317,10 +319,24 @@ def flash(build_dir, port, emulator, runs, warmup, per_layer, timeout, as_json):
         raise click.UsageError("give --port or --emulator, not both")
     if port is None and emulator is None:
         emulator = "qemu"  # nothing to flash to: the board's emulator twin
-    step, done = _progress(not as_json and sys.stderr.isatty())
+    show = not as_json and sys.stderr.isatty()
+    step, done = _progress(show)
+    bar = {}
+
+    def on_sample(i: int, total: int) -> None:
+        if show and "bar" not in bar:
+            from tqdm import tqdm
+
+            bar["bar"] = tqdm(total=total, desc="tinyq: inputs through the device", unit="input", file=sys.stderr, leave=False)
+        if "bar" in bar:
+            bar["bar"].update(i - bar["bar"].n)
+
     try:
-        m = pipeline.flash(build_dir, emulator, port, runs, warmup, per_layer, timeout, progress=step)
+        m = pipeline.flash(build_dir, emulator, port, runs, warmup, per_layer, timeout, eval_path=eval_path,
+                           progress=step, on_sample=on_sample if eval_path else None)
     finally:
+        if "bar" in bar:
+            bar["bar"].close()
         done()
     if as_json:
         _echo_json(m.to_dict())
@@ -332,6 +348,13 @@ def flash(build_dir, port, emulator, runs, warmup, per_layer, timeout, as_json):
     click.echo(f"  RAM       arena {m.arena_bytes:,} B, stack high-water {m.stack_high_water_bytes:,} B, static {m.static_ram_bytes:,} B")
     click.echo(f"  flash     {m.flash_bytes:,} B")
     click.echo(f"  outputs   {m.inputs_checked} inputs, bit-exact with the host reference (TFLM)")
+    if m.validation:
+        v = m.validation
+        pct = lambda x: "-" if x is None else f"{x:.2%}"  # noqa: E731
+        click.echo(f"  on-device evaluation, {v['samples']} samples: top-1 {pct(v['device_top1'])} "
+                   f"(host int8 {pct(v['host_int8_top1'])}, float {pct(v['float_top1'])})")
+        click.echo(f"            agreement with host int8 {pct(v['top1_agreement_with_host_int8'])} "
+                   f"(bit-exact {pct(v['bit_exact_with_host_int8'])}), with float {pct(v['top1_agreement_with_float'])}")
     if m.layers:
         click.echo("  per layer:")
         total = sum(c for _, c in m.layers) or 1

@@ -79,8 +79,11 @@ class Device(ABC):
             raise
         return self
 
-    def __exit__(self, *exc) -> None:
-        self.close()
+    def __exit__(self, *exc) -> bool:
+        # The exception goes to the launcher's context: it turns a lost connection into
+        # "the emulator exited" with the emulator's own last words.
+        self.transport = None
+        return self._stack.__exit__(*exc)
 
     def close(self) -> None:
         """Stop the target and everything it started (safe to call twice)."""

@@ -87,8 +87,11 @@ def _emulator(name: str, cmd: Sequence[str], url: str, connect_timeout: float, b
         except TinyqError as e:
             if isinstance(e, EmulatorExitedError):
                 raise
-            try:  # a lost socket or a silent device: did the emulator itself end?
-                proc.wait(timeout=2.0)
+            # A lost socket means the emulator is on its way out (an abort can take seconds to
+            # dump core): wait for it. A silent device with a live emulator is a plain timeout.
+            gone = isinstance(e, TransportError) or (transport is not None and transport.closed_by_peer)
+            try:
+                proc.wait(timeout=15.0 if gone else 0.5)
             except subprocess.TimeoutExpired:
                 raise e from None
             if transport is None or not transport.transcript:

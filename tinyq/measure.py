@@ -46,6 +46,7 @@ class Measurement:
     outputs_match: bool
     mismatched_inputs: tuple[int, ...]
     layers: tuple[tuple[str, int], ...]  # (opcode, cycles)
+    validation: dict | None = None       # `flash --eval`: the evaluation set through the device
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -86,10 +87,11 @@ def _phase(t: Transport, sentinels: tuple[str, ...], seconds: float, what: str, 
 
 
 def drive(t: Transport, inputs: np.ndarray, runs: int = 10, warmup: int = 2, per_layer: bool = False,
-          timeout: Timeouts | float = 120.0) -> DeviceReport:
+          timeout: Timeouts | float = 120.0, on_input=None) -> DeviceReport:
     """Run the protocol: boot, then for each input load + infer; return the parsed transcript.
 
     ``timeout`` is a :class:`Timeouts`, or one number of seconds for every phase.
+    ``on_input(i)`` is called after each input's answer (a progress bar).
     """
     timeouts = timeout if isinstance(timeout, Timeouts) else Timeouts(timeout, timeout, timeout)
     _phase(t, (READY,), timeouts.boot, "the device did not boot",
@@ -105,6 +107,8 @@ def drive(t: Transport, inputs: np.ndarray, runs: int = 10, warmup: int = 2, per
                "the model did not finish: the firmware may hang or have faulted (e.g. overflowed RAM); "
                "rebuild with -v and check the map file, or give a longer --timeout")
         _phase(t, (READY,), timeouts.boot, f"after inference on input {i}", "the device stopped answering")
+        if on_input is not None:
+            on_input(i)
     if per_layer:
         t.write_line("profile")
         _phase(t, (SENTINEL_PROFILE,), timeouts.infer, "per-layer profile",
@@ -154,3 +158,29 @@ def check(m: Measurement) -> None:
             f"device outputs differ from the host reference on {len(m.mismatched_inputs)} of "
             f"{m.inputs_checked} inputs (first: input {m.mismatched_inputs[0] if m.mismatched_inputs else '?'})"
         )
+
+
+def validate(device_out: np.ndarray, host_int8: np.ndarray, labels: np.ndarray | None,
+             float_out: np.ndarray | None) -> dict:
+    """The evaluation set through the device, against the host int8 model, the labels and the float model.
+
+    All arrays are (samples, ...) outputs; top-1 compares arg-max over each flattened output.
+    """
+    n = len(device_out)
+    dev = device_out.reshape(n, -1)
+    top = dev.argmax(1)
+    host = host_int8.reshape(n, -1)
+    out = {
+        "samples": n,
+        "bit_exact_with_host_int8": float(np.mean(np.all(dev == host, axis=1))),
+        "top1_agreement_with_host_int8": float(np.mean(top == host.argmax(1))),
+        "device_top1": float(np.mean(top == labels)) if labels is not None else None,
+        "host_int8_top1": float(np.mean(host.argmax(1) == labels)) if labels is not None else None,
+        "top1_agreement_with_float": None,
+        "float_top1": None,
+    }
+    if float_out is not None:
+        f = float_out.reshape(n, -1).argmax(1)
+        out["top1_agreement_with_float"] = float(np.mean(top == f))
+        out["float_top1"] = float(np.mean(f == labels)) if labels is not None else None
+    return out

@@ -6,6 +6,7 @@ folder consistent (written whole or not at all) and records what each stage foun
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +21,8 @@ from tinyq.staging import staged_dir
 
 #: The board definition a build was made for, copied into the build folder.
 BOARD_FILE = "board.toml"
+#: The float model a Keras build came from (absent for an int8 .tflite build).
+FLOAT_MODEL = "model_float.tflite"
 #: What `flash` reads from build.json; a manifest without them is refused with one line.
 _MANIFEST_KEYS = ("board", "model_id", "firmware")
 Progress = Callable[[str], None]
@@ -100,6 +103,9 @@ def build(model: Path, board_id: str, calib: Path | None, out_dir: Path, eval_pa
             progress(f"compiling firmware ({target})")
             firmware[target] = build_firmware({**model_files, **emit_firmware(board, target)}, board, target, tmp / target)
         (tmp / "model_int8.tflite").write_bytes(q.tflite)
+        if q.float_tflite:
+            # The float model as converted: `flash --eval` compares the device with it (TFLM runs it).
+            (tmp / FLOAT_MODEL).write_bytes(q.float_tflite)
         if ref.arena is not None:
             # The same model as a TensorFlow Lite Micro project, for users who have TFLM.
             for name, text in emit_tflm(graph, q.tflite, board, ref.arena.total, Path(model).name).items():
@@ -168,18 +174,26 @@ def _read_verify(build_dir: Path) -> tuple[np.ndarray, np.ndarray]:
 def _board_of(build_dir: Path, manifest: dict):
     """The board a build was made for: the copy in the build folder, else the board database."""
     from tinyq.boards import get_board, load_board_file
+    from tinyq.errors import BoardError
 
     copy = Path(build_dir) / BOARD_FILE
-    return load_board_file(copy, expect_id=manifest["board"]) if copy.is_file() else get_board(manifest["board"])
+    if not copy.is_file():
+        return get_board(manifest["board"])
+    try:
+        return load_board_file(copy, expect_id=manifest["board"])
+    except BoardError as e:
+        raise BoardError(e.message, hint="the build was made by another tinyq version: rebuild with `tinyq build`") from e
 
 
 def flash(build_dir: Path, emulator: str | None = None, port: str | None = None, runs: int = 10,
           warmup: int = 2, per_layer: bool = False, timeout: float = 30.0, upload: bool = True,
-          progress: Progress = lambda s: None):
+          eval_path: Path | None = None, progress: Progress = lambda s: None, on_sample=None):
     """Run a build on an emulator (``emulator``: a device name) or a board (``port``) and measure it.
 
     ``timeout`` is the base of each phase's deadline (boot, input upload, inference); the
-    upload and inference deadlines grow with the input size and the model's MACs.
+    upload and inference deadlines grow with the input size and the model's MACs. With
+    ``eval_path`` every evaluation sample also runs on the device (``on_sample(done, total)``
+    after each) and the result holds its top-1 and agreement with the host (``validation``).
     """
     from tinyq.devices import device_class, open_device
     from tinyq.errors import ProtocolError
@@ -197,16 +211,56 @@ def flash(build_dir: Path, emulator: str | None = None, port: str | None = None,
         raise InputFileError(f"{build_dir} has no firmware for target '{target}' (needed by {name})",
                              hint=f"tinyq has no console driver for {board.id}'s chip yet; use --emulator qemu")
     elf = build_dir / manifest["firmware"][target]["elf"]
+    stream, labels = (_eval_inputs(build_dir, eval_path) if eval_path is not None else (inputs[:0], None))
+    n_verify, total = len(inputs), len(inputs) + len(stream)
     deadlines = Timeouts.scaled(timeout, inputs[0].size if len(inputs) else 0, int(manifest.get("macs", 0)),
                                 runs + warmup, board.console.baud)
     progress(f"starting {name}" if port is None else f"uploading to {port}")
     with open_device(name, board, elf, port=port, upload=upload) as dev:
         progress(f"running on {name}")
-        report = drive(dev.transport, inputs, runs, warmup, per_layer, deadlines)
+        tick = (lambda i: on_sample(i + 1, total)) if on_sample is not None else None
+        report = drive(dev.transport, np.concatenate([inputs, stream]) if len(stream) else inputs,
+                       runs, warmup, per_layer, deadlines, on_input=tick)
         clock = dev.clock
     if report.info is not None and report.info.model != manifest["model_id"]:
         raise ProtocolError(f"the device runs model {report.info.model}, but {build_dir} holds model {manifest['model_id']}",
                             hint="the firmware on the device is not this build's: flash it again from this build folder")
-    m = evaluate(report, expected, board.chip.clock_hz, clock)
+    m = evaluate(dataclasses.replace(report, infers=report.infers[:n_verify]), expected, board.chip.clock_hz, clock)
     check(m)
+    if len(stream):
+        got = np.stack([np.frombuffer(r.output, np.int8) for r in report.infers[n_verify:]])
+        m = dataclasses.replace(m, validation=_validation(build_dir, stream, got, labels, eval_path))
     return m
+
+
+def _eval_inputs(build_dir: Path, eval_path: Path) -> tuple[np.ndarray, np.ndarray | None]:
+    """The evaluation samples as the device's int8 inputs, and their labels (checked against the model)."""
+    from tinyq import load
+    from tinyq.graph import load_tflite
+    from tinyq.quantize import quantize_input
+
+    g = load_tflite(Path(build_dir) / "model_int8.tflite")
+    data = load.load_dataset(eval_path, what="evaluation")
+    x = load.check_shape(data, g.input_tensors[0].shape[1:], "evaluation")
+    load.check_labels(data, x, g.output_tensors[0].size)
+    return quantize_input(x, data, g.input_tensors[0]), data.y
+
+
+def _validation(build_dir: Path, x_int8: np.ndarray, device_out: np.ndarray, labels, eval_path: Path) -> dict:
+    """Device outputs on the evaluation set against TFLM on the int8 model and (if kept) the float model."""
+    from tinyq import load
+    from tinyq.graph import load_tflite
+    from tinyq.measure import validate
+    from tinyq.reference import TflmReference, run_reference
+
+    build_dir = Path(build_dir)
+    host = run_reference((build_dir / "model_int8.tflite").read_bytes(), x_int8)
+    float_out = None
+    float_path = build_dir / FLOAT_MODEL
+    if float_path.is_file():
+        g = load_tflite(build_dir / "model_int8.tflite")
+        data = load.load_dataset(eval_path, what="evaluation")
+        xf = load.check_shape(data, g.input_tensors[0].shape[1:], "evaluation").astype(np.float32)
+        ref = TflmReference(float_path.read_bytes())
+        float_out = np.stack([ref.run(s) for s in xf])
+    return validate(device_out, host, labels, float_out)

@@ -83,7 +83,9 @@ class Transport:
                     f"(last line: {lines[-1] if lines else (self.transcript[-1] if self.transcript else 'nothing')!r})"
                 )
             try:
-                chunk = self._port.read(4096)
+                # What is waiting, or block (up to the port timeout) for the first byte: a fixed
+                # read(4096) would sit out the whole timeout whenever less than that arrives.
+                chunk = self._port.read(max(1, self._port.in_waiting))
             except (serial.SerialException, OSError):
                 # QEMU closed its socket: everything it sent has been read.
                 self.closed_by_peer = True
