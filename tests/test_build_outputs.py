@@ -50,7 +50,7 @@ def test_a_board_file_of_the_users_own_builds_and_flashes(digits_tflite, tmp_pat
                                  "-o", str(out)])
     assert r.exit_code == 0, r.output
     (tmp_path / "myboard.toml").unlink()  # the build folder carries its board
-    r = CliRunner().invoke(cli, ["flash", "--build", str(out), "--json", "--runs", "1"])
+    r = CliRunner().invoke(cli, ["flash", "--build", str(out), "--emulator", "qemu", "--json", "--runs", "1"])
     assert r.exit_code == 0, r.output
     m = json.loads(r.output)
     assert m["board"] == "myboard" and m["outputs_match"]

@@ -83,7 +83,7 @@ def test_keras2_h5_builds_with_the_tf_keras_fallback_and_runs_bit_exact(keras2, 
     assert r["loader"].startswith("tf-keras 2.21") and "Keras 3 could not read it" in r["loader"]
     assert {"DEPTHWISE_CONV_2D", "ADD", "MEAN"} <= set(r["ops"])
     assert r["quantization"]["float_accuracy"] is not None
-    code, out, m = run("flash", "--build", tmp_path / "b", "--runs", "1", "--json")
+    code, out, m = run("flash", "--build", tmp_path / "b", "--emulator", "qemu", "--runs", "1", "--json")
     assert code == 0, out
     assert m["outputs_match"] and m["inputs_checked"] == 8
 
@@ -189,7 +189,7 @@ def test_int8_tflite_builds_without_calibration_and_runs_bit_exact(int8_file, tm
     want = np.random.default_rng(0).integers(-128, 128, size=x.shape, dtype=np.int8)
     assert np.array_equal(x, want)  # seeded random inputs, the same every build
     assert (tmp_path / "b" / "model_int8.tflite").read_bytes() == int8_file.read_bytes()
-    code, out, m = run("flash", "--build", tmp_path / "b", "--runs", "1", "--json")
+    code, out, m = run("flash", "--build", tmp_path / "b", "--emulator", "qemu", "--runs", "1", "--json")
     assert code == 0, out
     assert m["outputs_match"]
 
@@ -236,6 +236,6 @@ def test_official_mlperf_tiny_models_build_and_run_bit_exact(name, tmp_path):
     code, out, r = run("build", MLPERF / f"{name}.tflite", "--board", "nano33", "-o", tmp_path / "b", "--json")
     assert code == 0, out
     assert r["host_bit_exact_inputs"] == 8
-    code, out, m = run("flash", "--build", tmp_path / "b", "--runs", "1", "--warmup", "0", "--json")
+    code, out, m = run("flash", "--build", tmp_path / "b", "--emulator", "qemu", "--runs", "1", "--warmup", "0", "--json")
     assert code == 0, out
     assert m["outputs_match"] and m["inputs_checked"] == 8

@@ -182,8 +182,9 @@ CORPUS = {
     "flash --timeout 0": (["flash", "--build", "old_build", "--timeout", "0"], 2, "Invalid value for '--timeout'"),
     "flash --timeout -5": (["flash", "--build", "old_build", "--timeout", "-5"], 2, "Invalid value for '--timeout'"),
     "flash --port and --emulator": (["flash", "--build", "old_build", "--port", "/dev/null", "--emulator", "qemu"], 2, "give --port or --emulator, not both"),
-    "flash an ELF of another model": (lambda p: ["flash", "--build", _edit_build(p, "b3", _other_model_id), "--runs", "1"], 2, "the device runs model f36bd8c97155, but b3 holds model 0123456789ab"),
-    "flash an ELF QEMU cannot start": (lambda p: ["flash", "--build", _edit_build(p, "b4", _garbage_elf)], 2, "QEMU exited at start"),
+    "flash an ELF of another model": (lambda p: ["flash", "--build", _edit_build(p, "b3", _other_model_id), "--emulator", "qemu", "--runs", "1"], 2, "the device runs model f36bd8c97155, but b3 holds model 0123456789ab"),
+    "flash an ELF QEMU cannot start": (lambda p: ["flash", "--build", _edit_build(p, "b4", _garbage_elf), "--emulator", "qemu"], 2, "QEMU exited at start"),
+    "flash with no board plugged in": (["flash", "--build", "old_build"], 2, "no Arduino Nano 33 BLE found on USB (looked for 2341:805a"),
     "an unknown command": (["frobnicate"], 2, "No such command 'frobnicate'"),
 }
 

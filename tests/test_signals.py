@@ -80,7 +80,7 @@ def _start(args, cwd=None) -> subprocess.Popen:
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGHUP, signal.SIGINT])
 def test_signal_to_flash_stops_qemu(build_dir, sig):
     # Many warm-ups keep QEMU busy long enough to be caught running.
-    p = _start(["flash", "--build", str(build_dir), "--runs", "64", "--warmup", "1000"])
+    p = _start(["flash", "--build", str(build_dir), "--emulator", "qemu", "--runs", "64", "--warmup", "1000"])
     qemu = wait_for(lambda: [c for c in children(p.pid) if "qemu-system-arm" in c[1]], what="QEMU to start")[0][0]
     time.sleep(0.3)
     p.send_signal(sig)
@@ -93,7 +93,7 @@ def test_signal_to_flash_stops_qemu(build_dir, sig):
 
 def test_sigkill_to_flash_still_stops_qemu(build_dir):
     # No clean-up code runs on SIGKILL: the kernel ends QEMU (PR_SET_PDEATHSIG).
-    p = _start(["flash", "--build", str(build_dir), "--runs", "64", "--warmup", "1000"])
+    p = _start(["flash", "--build", str(build_dir), "--emulator", "qemu", "--runs", "64", "--warmup", "1000"])
     qemu = wait_for(lambda: [c for c in children(p.pid) if "qemu-system-arm" in c[1]], what="QEMU to start")[0][0]
     p.kill()
     p.communicate(timeout=30)

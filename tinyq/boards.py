@@ -52,6 +52,20 @@ class Console(_Strict):
     baud: int = Field(gt=0)
     tx_pin: int = Field(ge=0)
     rx_pin: int = Field(ge=0)
+    #: A USB CDC-ACM console beside the UART (its driver: firmware/usb/tq_usbd_<usb>.c), or none.
+    usb: Literal["nrf52"] | None = None
+
+
+class Usb(_Strict):
+    """How the board shows up on USB: in its application (tinyq's firmware) and in its bootloader."""
+
+    vid: int = Field(ge=0, le=0xFFFF)
+    pid: int = Field(ge=0, le=0xFFFF)
+    bootloader_vid: int = Field(ge=0, le=0xFFFF)
+    bootloader_pid: int = Field(ge=0, le=0xFFFF)
+    # USB string descriptors, also C string literals in the firmware: printable ASCII, no quotes or backslashes.
+    manufacturer: str = Field(max_length=32, pattern=r'^[ !#-\[\]-~]*$')
+    product: str = Field(max_length=32, pattern=r'^[ !#-\[\]-~]*$')
 
 
 class Upload(_Strict):
@@ -66,6 +80,13 @@ class PlatformIO(_Strict):
     platform: str
     board: str
     upload_protocol: str
+
+
+class Arduino(_Strict):
+    """The board in the Arduino world: its FQBN and the library architectures it takes."""
+
+    fqbn: str
+    architectures: str
 
 
 class QemuTwin(_Strict):
@@ -102,6 +123,8 @@ class Board(_Strict):
     console: Console
     upload: Upload
     platformio: PlatformIO
+    usb: Usb | None = None
+    arduino: Arduino | None = None  # builds for it also export an Arduino library
     emulator: Emulators
 
     @model_validator(mode="after")
@@ -119,6 +142,8 @@ class Board(_Strict):
             )
         if self.memory.stack_bytes >= self.memory.ram_bytes:
             raise ValueError("memory.stack_bytes must be smaller than memory.ram_bytes")
+        if self.console.usb is not None and self.usb is None:
+            raise ValueError("console.usb needs a [usb] table (vid, pid, bootloader_vid, bootloader_pid, manufacturer, product)")
         return self
 
     def summary(self) -> dict:

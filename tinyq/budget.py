@@ -19,6 +19,10 @@ from tinyq.plan import MemoryPlan
 CODE_BYTES = 20 * 1024
 #: Runtime statics besides the arena and the I/O buffers (run table, timer state).
 STATIC_BYTES = 512
+#: The USB CDC-ACM console of boards that have one (console.usb): measured 3.2 KB of code and
+#: 772 B of buffers and state (endpoint buffers, receive ring, descriptors); rounded up.
+USB_CODE_BYTES = 4 * 1024
+USB_STATIC_BYTES = 1024
 
 
 @dataclass(frozen=True)
@@ -39,12 +43,16 @@ def estimate(plan: MemoryPlan, board: Board) -> Budget:
     g = plan.graph
     params = 64 * len(plan.calls)  # the call's parameter struct; its arrays are in weight_bytes
     io = g.input_tensors[0].nbytes + g.output_tensors[0].nbytes
+    usb = board.console.usb is not None
+    code = CODE_BYTES + (USB_CODE_BYTES if usb else 0)
+    # The per-op tick table of `profile` grows with the op count.
+    static = STATIC_BYTES + 4 * len(plan.calls) + (USB_STATIC_BYTES if usb else 0)
     breakdown = {
-        "weights": plan.weight_bytes, "op_params": params, "code": CODE_BYTES,
-        "arena": plan.arena_bytes, "io_buffers": io, "stack": board.memory.stack_bytes, "static": STATIC_BYTES,
+        "weights": plan.weight_bytes, "op_params": params, "code": code,
+        "arena": plan.arena_bytes, "io_buffers": io, "stack": board.memory.stack_bytes, "static": static,
     }
-    flash = breakdown["weights"] + params + CODE_BYTES
-    ram = plan.ram_bytes + io + board.memory.stack_bytes + STATIC_BYTES
+    flash = breakdown["weights"] + params + code
+    ram = plan.ram_bytes + io + board.memory.stack_bytes + static
     return Budget(flash, board.memory.flash_bytes, ram, board.memory.ram_bytes, breakdown)
 
 

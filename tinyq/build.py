@@ -24,7 +24,7 @@ OBJCOPY = "arm-none-eabi-objcopy"
 CPU_FLAGS = ["-mcpu=cortex-m4", "-mthumb", "-mfloat-abi=hard", "-mfpu=fpv4-sp-d16"]
 CFLAGS = ["-std=c99", "-O2", "-g", "-ffunction-sections", "-fdata-sections", "-Wall", "-Wextra", "-Werror"]
 LDFLAGS = ["-nostartfiles", "--specs=nano.specs", "-Wl,--gc-sections"]
-RUNTIME = ("main.c", "startup.c", "timer.c")
+RUNTIME = ("main.c", "tq_protocol.c", "startup.c", "timer.c")
 
 
 def console_driver(uart: str) -> Path | None:
@@ -34,6 +34,14 @@ def console_driver(uart: str) -> Path | None:
     """
     path = FIRMWARE_DIR / "runtime" / f"console_{uart}.c"
     return path if path.is_file() else None
+
+
+def usb_driver(board: Board, target: str) -> list[Path]:
+    """The USB console's sources for ``target`` (the board's own firmware only; none on the twin)."""
+    if target != "board" or board.console.usb is None:
+        return []
+    usb = FIRMWARE_DIR / "usb"
+    return [usb / "tq_usb_cdc.c", usb / f"tq_usbd_{board.console.usb}.c", *sorted(usb.glob("*.h"))]
 
 
 def target_uart(board: Board, target: str) -> str:
@@ -105,10 +113,17 @@ def build_firmware(files: dict[str, str], board: Board, target: str, out_dir: Pa
             shutil.copy2(f, kernels / f.name)
         for name in (*RUNTIME, driver.name, *(f.name for f in (FIRMWARE_DIR / "runtime").glob("*.h"))):
             shutil.copy2(FIRMWARE_DIR / "runtime" / name, runtime / name)
+        usb_files = usb_driver(board, target)
+        defines = []
+        if usb_files:
+            (src / "usb").mkdir()
+            for f in usb_files:
+                shutil.copy2(f, src / "usb" / f.name)
+            defines = ["-DTQ_CONSOLE_USB", "-I", str(src / "usb")]
         sources = sorted(str(p) for p in src.glob("*.c")) + sorted(str(p) for p in kernels.glob("*.[cS]"))
-        sources += sorted(str(p) for p in runtime.glob("*.c"))
+        sources += sorted(str(p) for p in runtime.glob("*.c")) + sorted(str(p) for p in (src / "usb").glob("*.c"))
         elf = tmp / "firmware.elf"
-        cmd = [cc, *CPU_FLAGS, *CFLAGS, "-I", str(src), "-I", str(kernels), "-I", str(runtime), *sources,
+        cmd = [cc, *CPU_FLAGS, *CFLAGS, *defines, "-I", str(src), "-I", str(kernels), "-I", str(runtime), *sources,
                "-T", str(src / "linker.ld"), *LDFLAGS, f"-Wl,-Map={tmp / 'firmware.map'}", "-o", str(elf)]
         proc = subprocess.run(cmd, capture_output=True, text=True)
         if proc.returncode != 0:
@@ -130,3 +145,16 @@ def build_firmware(files: dict[str, str], board: Board, target: str, out_dir: Pa
         mem = target_memory(board, target)
     return Firmware(target, out_dir / "firmware.elf", out_dir / "firmware.bin", out_dir / "firmware.hex",
                     out_dir / "firmware.map", flash, static_ram, sec.get(".stack", 0), mem.flash_bytes, mem.ram_bytes)
+
+
+def write_zip(files: dict[str, bytes], path: Path) -> None:
+    """Write ``files`` ({name: bytes}) as a zip whose bytes depend on nothing else (fixed dates, sorted)."""
+    import zipfile
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as z:
+        for name in sorted(files):
+            info = zipfile.ZipInfo(name, date_time=(1980, 1, 1, 0, 0, 0))
+            info.external_attr = 0o644 << 16
+            info.compress_type = zipfile.ZIP_DEFLATED
+            z.writestr(info, files[name])

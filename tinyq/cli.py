@@ -80,10 +80,24 @@ def cli(ctx: click.Context, verbose: bool) -> None:
 
 @cli.command()
 @click.option("--json", "as_json", is_flag=True, help="Print the boards as JSON.")
-def boards(as_json: bool) -> None:
+@click.option("--ports", "ports", is_flag=True, help="List the boards connected over USB instead.")
+def boards(as_json: bool, ports: bool) -> None:
     """List the boards tinyq can build for, with their memory and clock."""
     from tinyq.boards import load_boards
 
+    if ports:
+        from dataclasses import asdict
+
+        from tinyq.ports import find_ports
+
+        found = find_ports()
+        if as_json:
+            _echo_json([asdict(f) for f in found])
+        elif not found:
+            click.echo("no known board on USB (tinyq looks for the USB ids in boards/*.toml)")
+        for f in ([] if as_json else found):
+            click.echo(f.summary())
+        return
     rows = [b.summary() for b in load_boards().values()]
     if as_json:
         _echo_json(rows)
@@ -301,7 +315,8 @@ def build(model, board_id, calib, eval_path, out_dir, mode, max_samples, signatu
 @cli.command()
 @click.option("--build", "build_dir", type=click.Path(path_type=Path), default=Path("build/tinyq"), show_default=True,
               help="Build folder made by `tinyq build`.")
-@click.option("--port", default=None, help="Serial port of a real board (e.g. /dev/ttyACM0).")
+@click.option("--port", default=None, help="Serial port of a real board (default: found on USB by its ids).")
+@click.option("--no-upload", is_flag=True, help="The board already runs this build's firmware (e.g. the Arduino library's sketch): only measure.")
 @click.option("--emulator", type=click.Choice(EMULATORS), default=None, help="Run on an emulator instead of a board.")
 @click.option("--runs", type=click.IntRange(1, 64), default=10, show_default=True, help="Timed inferences.")
 @click.option("--warmup", type=click.IntRange(0, 1000), default=2, show_default=True, help="Warm-up inferences.")
@@ -311,14 +326,13 @@ def build(model, board_id, calib, eval_path, out_dir, mode, max_samples, signatu
 @click.option("--eval", "eval_path", type=click.Path(path_type=Path), default=None,
               help="Also run every sample of this evaluation set on the device: its top-1 and agreement with the host.")
 @click.option("--json", "as_json", is_flag=True, help="Print the measurement as JSON.")
-def flash(build_dir, port, emulator, runs, warmup, per_layer, timeout, eval_path, as_json):
-    """Run a build on a board or emulator; report latency, RAM and flash; verify the outputs."""
+def flash(build_dir, port, no_upload, emulator, runs, warmup, per_layer, timeout, eval_path, as_json):
+    """Run a build on the board (found on USB, or --port) or an emulator; report latency, RAM and flash;
+    verify the outputs."""
     from tinyq import pipeline
 
     if port and emulator:
         raise click.UsageError("give --port or --emulator, not both")
-    if port is None and emulator is None:
-        emulator = "qemu"  # nothing to flash to: the board's emulator twin
     show = not as_json and sys.stderr.isatty()
     step, done = _progress(show)
     bar = {}
@@ -332,8 +346,8 @@ def flash(build_dir, port, emulator, runs, warmup, per_layer, timeout, eval_path
             bar["bar"].update(i - bar["bar"].n)
 
     try:
-        m = pipeline.flash(build_dir, emulator, port, runs, warmup, per_layer, timeout, eval_path=eval_path,
-                           progress=step, on_sample=on_sample if eval_path else None)
+        m = pipeline.flash(build_dir, emulator, port, runs, warmup, per_layer, timeout, upload=not no_upload,
+                           eval_path=eval_path, progress=step, on_sample=on_sample if eval_path else None)
     finally:
         if "bar" in bar:
             bar["bar"].close()
@@ -341,7 +355,7 @@ def flash(build_dir, port, emulator, runs, warmup, per_layer, timeout, eval_path
     if as_json:
         _echo_json(m.to_dict())
         return
-    where = f"{emulator} ({m.board}, {m.target} firmware)" if emulator else f"{m.board} on {port}"
+    where = f"{emulator} ({m.board}, {m.target} firmware)" if emulator else f"{m.board} on {m.port or port}"
     unit = f"{m.cycles_kind} ({m.counted_by})"
     click.echo(f"ran on {where}, model {m.model}")
     click.echo(f"  latency   {m.cycles:,} {unit} median of {m.runs}  = {m.latency_us / 1000:.2f} ms at {m.board_clock_hz / 1e6:.0f} MHz")

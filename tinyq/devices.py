@@ -151,13 +151,15 @@ class SerialDevice(Device):
     firmware_target = "board"
 
     def _launch(self, stack):
+        from tinyq import ports
         from tinyq.flash import run_board, upload_board
 
         port = self.options.get("port")
-        if not port:
-            raise InputFileError("no serial port given", hint="pass --port /dev/ttyACM0")
         if self.options.get("upload", True):
-            upload_board(self.firmware.with_suffix(".bin"), self.firmware.with_suffix(".hex"), self.board, port)
+            port = upload_board(self.firmware.with_suffix(".bin"), self.firmware.with_suffix(".hex"), self.board, port)
+        elif port is None:
+            port = ports.discover(self.board).device
+        self.port = port
         return stack.enter_context(run_board(port, self.board))
 
     @property

@@ -242,26 +242,27 @@ def touch_1200bps(port: str) -> None:
         raise TransportError(f"cannot open {port} for the 1200-baud reset: {e}") from e
 
 
-def wait_for_port(port: str, timeout: float = 10.0, present: bool = True) -> None:
-    """Wait for a serial port to (re)appear after a reset; USB CDC ports vanish meanwhile."""
-    deadline = time.monotonic() + timeout
-    while Path(port).exists() != present:
-        if time.monotonic() > deadline:
-            raise DeviceTimeoutError(f"{port} did not {'come back' if present else 'go away'} within {timeout:.0f} s",
-                                     hint="double-tap the reset button to enter the bootloader, then retry")
-        time.sleep(0.1)
+def upload_board(firmware_bin: Path, firmware_hex: Path, board: Board, port: str | None) -> str:
+    """Upload to a real board with the board's method; return the port of its console afterwards.
 
+    bossac (Arduino's bootloader): a board running its application is touched at 1200 baud,
+    which resets it into the bootloader under another USB id (and often another port name);
+    the bootloader's port is found by that id, written, and the board restarts into tinyq's
+    firmware, whose USB console is found by the application's id.
+    """
+    from tinyq import ports
 
-def upload_board(firmware_bin: Path, firmware_hex: Path, board: Board, port: str) -> None:
-    """Upload to a real board with the board's method (bossac over the bootloader, or pyocd)."""
     if board.upload.method == "bossac":
-        exe = shutil.which("bossac")
-        if exe is None:
-            raise ToolchainError("bossac not found", hint="install the Arduino fork of bossac (Debian's 1.9.1 lacks nRF52840 support)")
-        if board.upload.touch_1200bps:
+        here = ports.discover(board) if port is None else None
+        exe, _ = ports.find_bossac()
+        mode = here.mode if here else "application"
+        port = port or here.device
+        if board.upload.touch_1200bps and mode == "application":
             touch_1200bps(port)
-            time.sleep(0.5)
-            wait_for_port(port)
+            if board.usb is not None:
+                port = ports.wait_for_board(board, "bootloader", 10.0).device
+            else:
+                time.sleep(1.0)
         cmd = [exe, f"--port={Path(port).name}", "-U", "-i", "-e", "-w", str(firmware_bin), "-R"]
     else:
         exe = shutil.which("pyocd")
@@ -270,8 +271,13 @@ def upload_board(firmware_bin: Path, firmware_hex: Path, board: Board, port: str
         cmd = [exe, "flash", "-t", board.chip.name.lower(), str(firmware_hex)]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
     if proc.returncode != 0:
-        raise TransportError(f"upload failed: {(proc.stderr or proc.stdout).strip()[:500]}")
-    wait_for_port(port)
+        raise TransportError(f"upload failed: {(proc.stderr or proc.stdout).strip()[:500]}",
+                             hint="double-tap the reset button to enter the bootloader, then retry")
+    if board.usb is not None and board.console.usb is not None:
+        return ports.wait_for_board(board, "application", 15.0).device
+    if port is None:
+        raise TransportError(f"{board.name} has no USB console: give the serial port of its UART with --port")
+    return port
 
 
 @contextlib.contextmanager

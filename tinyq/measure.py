@@ -47,6 +47,8 @@ class Measurement:
     mismatched_inputs: tuple[int, ...]
     layers: tuple[tuple[str, int], ...]  # (opcode, cycles)
     validation: dict | None = None       # `flash --eval`: the evaluation set through the device
+    consoles: str = ""                   # the consoles the firmware runs ("uart", "uart+usb", "uart,usb-off")
+    port: str | None = None              # the serial port of a board
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -94,8 +96,14 @@ def drive(t: Transport, inputs: np.ndarray, runs: int = 10, warmup: int = 2, per
     ``on_input(i)`` is called after each input's answer (a progress bar).
     """
     timeouts = timeout if isinstance(timeout, Timeouts) else Timeouts(timeout, timeout, timeout)
-    _phase(t, (READY,), timeouts.boot, "the device did not boot",
-           "no tinyq boot line: is this tinyq firmware for this board, and the right port or emulator?")
+    try:
+        # An emulator prints its boot line as soon as the host connects; a board booted
+        # before the port was opened, so its boot line is asked for again.
+        t.read_until((READY,), timeout=min(2.0, timeouts.boot))
+    except DeviceTimeoutError:
+        t.write_line("info")
+        _phase(t, (READY,), timeouts.boot, "the device did not boot",
+               "no tinyq boot line: is this tinyq firmware for this board, and the right port or emulator?")
     for i, x in enumerate(inputs):
         t.write_line("load " + _hex(x))
         _phase(t, (READY,), timeouts.upload, f"sending input {i} ({x.size} B)",
@@ -147,7 +155,7 @@ def evaluate(report: DeviceReport, expected: np.ndarray, board_clock_hz: int, cl
         static_ram_bytes=info.static_ram_bytes, flash_bytes=info.flash_bytes,
         inputs_checked=len(outputs), outputs_match=not mismatched and len(outputs) == len(expected),
         mismatched_inputs=mismatched,
-        layers=tuple((op, round(ticks * scale)) for op, ticks in report.layers),
+        layers=tuple((op, round(ticks * scale)) for op, ticks in report.layers), consoles=info.consoles,
     )
 
 

@@ -45,7 +45,8 @@ def build(model: Path, board_id: str, calib: Path | None, out_dir: Path, eval_pa
     """
     from tinyq import analyze, budget, isolate, load, plan, quantize
     from tinyq.boards import board_file, get_board
-    from tinyq.build import build_firmware, console_driver, target_uart
+    from tinyq.build import build_firmware, console_driver, target_uart, write_zip
+    from tinyq.emit.arduino import emit_arduino
     from tinyq.emit.firmware import TARGETS, emit_firmware
     from tinyq.emit.model import emit_model
     from tinyq.emit.tflm import emit_tflm
@@ -103,6 +104,12 @@ def build(model: Path, board_id: str, calib: Path | None, out_dir: Path, eval_pa
             progress(f"compiling firmware ({target})")
             firmware[target] = build_firmware({**model_files, **emit_firmware(board, target)}, board, target, tmp / target)
         (tmp / "model_int8.tflite").write_bytes(q.tflite)
+        arduino = None
+        if board.arduino is not None:
+            name, lib = emit_arduino(model_files, emit_firmware(board, "board")["tq_board.h"], board,
+                                     q.sha256[:12], Path(model).name)
+            arduino = f"arduino/{name}.zip"
+            write_zip(lib, tmp / arduino)
         if q.float_tflite:
             # The float model as converted: `flash --eval` compares the device with it (TFLM runs it).
             (tmp / FLOAT_MODEL).write_bytes(q.float_tflite)
@@ -138,6 +145,7 @@ def build(model: Path, board_id: str, calib: Path | None, out_dir: Path, eval_pa
                        "ram_bytes": fit.ram_bytes, "ram_limit": fit.ram_limit, "breakdown": fit.breakdown},
             "host_bit_exact_inputs": len(x_int8) if host_exact else 0,
             "firmware": rel,
+            "arduino_library": arduino,
         }
         (tmp / MANIFEST).write_text(json.dumps(report, indent=2) + "\n")
     return BuildResult(out_dir, report)
@@ -201,7 +209,7 @@ def flash(build_dir: Path, emulator: str | None = None, port: str | None = None,
 
     if not timeout > 0:
         raise InputFileError(f"--timeout must be more than 0 s (got {timeout})", hint="e.g. --timeout 30")
-    name = emulator or ("serial" if port else "qemu")
+    name = emulator or "serial"  # no emulator named: the board, on --port or found on USB
     target = device_class(name).firmware_target
     build_dir = Path(build_dir)
     manifest = read_manifest(build_dir)
@@ -215,9 +223,10 @@ def flash(build_dir: Path, emulator: str | None = None, port: str | None = None,
     n_verify, total = len(inputs), len(inputs) + len(stream)
     deadlines = Timeouts.scaled(timeout, inputs[0].size if len(inputs) else 0, int(manifest.get("macs", 0)),
                                 runs + warmup, board.console.baud)
-    progress(f"starting {name}" if port is None else f"uploading to {port}")
+    progress(f"starting {name}" if name != "serial" else "uploading to the board")
     with open_device(name, board, elf, port=port, upload=upload) as dev:
         progress(f"running on {name}")
+        device_port = getattr(dev, "port", None)
         tick = (lambda i: on_sample(i + 1, total)) if on_sample is not None else None
         report = drive(dev.transport, np.concatenate([inputs, stream]) if len(stream) else inputs,
                        runs, warmup, per_layer, deadlines, on_input=tick)
@@ -230,7 +239,7 @@ def flash(build_dir: Path, emulator: str | None = None, port: str | None = None,
     if len(stream):
         got = np.stack([np.frombuffer(r.output, np.int8) for r in report.infers[n_verify:]])
         m = dataclasses.replace(m, validation=_validation(build_dir, stream, got, labels, eval_path))
-    return m
+    return dataclasses.replace(m, port=device_port)
 
 
 def _eval_inputs(build_dir: Path, eval_path: Path) -> tuple[np.ndarray, np.ndarray | None]:

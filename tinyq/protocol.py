@@ -4,7 +4,7 @@ The firmware (``firmware/runtime/main.c``) prints, and the host sends, text line
 
     device: tinyq-info v=1 board=nano33 target=qemu model=<12 hex> in=<B> out=<B> arena=<B>
             ops=<n> macs=<n> timer=<dwt|systick> timer_hz=<Hz> cpu_hz=<Hz> static_ram=<B>
-            flash=<B> stack=<B>
+            flash=<B> stack=<B> consoles=<uart|uart+usb|uart,usb-off>
     device: tinyq-ready                         (after boot and after every command)
     host:   load <hex>                          the int8 input, two hex digits a byte
     device: tq-ok load
@@ -17,6 +17,7 @@ The firmware (``firmware/runtime/main.c``) prints, and the host sends, text line
             tq-done infer
     host:   profile                             one run with the timer read between ops
     device: tq-layer <i> <opcode> <ticks> ...   tq-done profile
+    host:   info                                the tinyq-info line again
     host:   quit
     device: tq-bye
     device: tq-error <what> / tq-fault          a refused command / a CPU fault
@@ -54,6 +55,7 @@ class DeviceInfo:
     static_ram_bytes: int
     flash_bytes: int
     stack_bytes: int
+    consoles: str = ""  # "uart", "uart+usb", "uart,usb-off" (absent from older firmware)
 
 
 @dataclass(frozen=True)
@@ -95,7 +97,8 @@ def parse_info(line: str) -> DeviceInfo:
     if fields.get("v") != "1":
         raise ProtocolError(f"unsupported protocol version in {line!r}")
     try:
-        return DeviceInfo(**{name: conv(fields[key]) for key, (name, conv) in _INFO_KEYS.items()})
+        return DeviceInfo(**{name: conv(fields[key]) for key, (name, conv) in _INFO_KEYS.items()},
+                          consoles=fields.get("consoles", ""))
     except (KeyError, ValueError) as e:
         raise ProtocolError(f"malformed info line {line!r} ({e})") from e
 

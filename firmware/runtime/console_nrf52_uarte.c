@@ -26,6 +26,12 @@
 
 #include "tq_board.h"
 #include "tq_port.h"
+#ifdef TQ_CONSOLE_USB
+/* The board's USB socket is a second console (started only with VBUS): output goes to both,
+ * input is taken from either, so a board whose USB does not enumerate still answers on the UART. */
+#include "tq_usb_console.h"
+static int usb_on;
+#endif
 
 #define UARTE0_BASE 0x40002000u
 #define REG(off) (*(volatile uint32_t *)(UARTE0_BASE + (off)))
@@ -70,6 +76,9 @@ static void tx_flush(void) {
     if (tx_len == 0u) {
         return;
     }
+#ifdef TQ_CONSOLE_USB
+    if (usb_on) tq_usb_console_write(tx_buf, tx_len);
+#endif
     TXD_PTR = (uint32_t)(uintptr_t)tx_buf;
     TXD_MAXCNT = tx_len;
     EVENTS_ENDTX = 0u;
@@ -97,6 +106,17 @@ void tq_console_init(void) {
     RXD_MAXCNT = 1u;
     EVENTS_ENDRX = 0u;
     TASKS_STARTRX = 1u;
+#ifdef TQ_CONSOLE_USB
+    usb_on = tq_usb_console_start();
+#endif
+}
+
+const char *tq_console_names(void) {
+#ifdef TQ_CONSOLE_USB
+    return usb_on ? "uart+usb" : "uart,usb-off";
+#else
+    return "uart";
+#endif
 }
 
 void tq_console_putc(char c) {
@@ -108,7 +128,14 @@ void tq_console_putc(char c) {
 
 int tq_console_getc(void) {
     tx_flush(); /* whatever was printed must be out before the console waits */
-    while (!EVENTS_ENDRX) {}
+    while (!EVENTS_ENDRX) {
+#ifdef TQ_CONSOLE_USB
+        if (usb_on) {
+            const int u = tq_usb_console_getc();
+            if (u >= 0) return u;
+        }
+#endif
+    }
     uint8_t c = rx_buf[0];
     if (rx_buf[1] != RX_GUARD && !rx_overrun) {
         rx_overrun = 1; /* reported once, as a line the host reads */

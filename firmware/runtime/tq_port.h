@@ -7,6 +7,7 @@
 void tq_console_init(void);
 void tq_console_putc(char c);
 int tq_console_getc(void);          /* blocks; returns the byte */
+const char *tq_console_names(void); /* which consoles are live, for the boot line: "uart", "uart+usb" */
 
 void tq_timer_init(void);
 uint32_t tq_timer_now(void);         /* ticks of tq_timer_hz() */

@@ -10,5 +10,10 @@
 #define TQ_CONSOLE_TX_PIN 35u
 #define TQ_CONSOLE_RX_PIN 42u
 #define TQ_CONSOLE_BAUD 115200u
+/* The USB console's identity: as the board's own application firmware enumerates. */
+#define TQ_USB_VID 0x2341u
+#define TQ_USB_PID 0x805au
+#define TQ_USB_MANUFACTURER "Arduino"
+#define TQ_USB_PRODUCT "Nano 33 BLE (tinyq)"
 
 #endif
