@@ -5,9 +5,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from tinyq.devices import Clock
 from tinyq.errors import DeviceTimeoutError, ProtocolError, VerificationError
 from tinyq.measure import check, evaluate
 from tinyq.protocol import is_protocol_line, parse_info, parse_log
+
+#: QEMU's SysTick at 25 MHz under icount: 40 instructions a tick; silicon: DWT cycles.
+QEMU = Clock("instructions", 40.0, "QEMU icount")
+SILICON = Clock("cycles", None, "DWT")
 
 LOGS = Path(__file__).parent / "data" / "logs"
 
@@ -37,19 +42,19 @@ def test_fault_is_reported():
     r = parse_log((LOGS / "fault.log").read_text())
     assert r.fault and not r.infers
     with pytest.raises(DeviceTimeoutError, match="faulted"):
-        evaluate(r, np.zeros((1, 10), np.int8), 64_000_000, 40.0)
+        evaluate(r, np.zeros((1, 10), np.int8), 64_000_000, QEMU)
 
 
 def test_measurement_units_on_emulator_and_silicon():
     r = parse_log((LOGS / "digits_qemu.log").read_text())
     expected = np.stack([np.frombuffer(i.output, np.int8) for i in r.infers])
-    m = evaluate(r, expected, 64_000_000, per_tick=40.0)
+    m = evaluate(r, expected, 64_000_000, QEMU)
     assert m.cycles_kind == "instructions" and m.cycles == r.infers[0].median_ticks * 40
     assert m.latency_us == pytest.approx(m.cycles / 64, rel=1e-3)
     assert m.outputs_match and m.inputs_checked == 3 and len(m.layers) == 10
     check(m)
     board = parse_log((LOGS / "real_board_noise.log").read_text())
-    mb = evaluate(board, np.array([[127, -128]], np.int8), 64_000_000, per_tick=None)
+    mb = evaluate(board, np.array([[127, -128]], np.int8), 64_000_000, SILICON)
     assert mb.cycles_kind == "cycles" and mb.cycles == 1280 and mb.latency_us == 20.0
 
 
@@ -57,7 +62,7 @@ def test_mismatching_output_fails_verification():
     r = parse_log((LOGS / "digits_qemu.log").read_text())
     expected = np.stack([np.frombuffer(i.output, np.int8) for i in r.infers]).copy()
     expected[1, 3] ^= 1
-    m = evaluate(r, expected, 64_000_000, 40.0)
+    m = evaluate(r, expected, 64_000_000, QEMU)
     assert m.mismatched_inputs == (1,)
     with pytest.raises(VerificationError, match="1 of 3"):
         check(m)
@@ -83,3 +88,10 @@ def test_incomplete_transcript_is_not_complete():
     cut = text[: text.index("tq-done infer")]
     r = parse_log(cut)
     assert not r.complete and not r.infers
+
+
+def test_the_boot_line_names_the_consoles_and_older_firmware_still_parses():
+    line = ("tinyq-info v=1 board=nano33 target=board model=f36bd8c97155 in=64 out=10 arena=6656 ops=10 "
+            "macs=774784 timer=dwt timer_hz=64000000 cpu_hz=64000000 static_ram=7036 flash=77120 stack=8192")
+    assert parse_info(line).consoles == ""
+    assert parse_info(line + " consoles=uart+usb").consoles == "uart+usb"
