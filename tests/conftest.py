@@ -44,6 +44,24 @@ def cached_tflite(key_parts: list, make) -> bytes:
 
 
 @pytest.fixture(scope="session")
+def digits_build(tmp_path_factory):
+    """The digits example built for nano33 from its Keras model, through the CLI: (folder, build.json).
+
+    A Keras build keeps the float model too (for `flash --eval`)."""
+    import json
+
+    from click.testing import CliRunner
+
+    from tinyq.cli import cli
+
+    out = tmp_path_factory.mktemp("b") / "digits"
+    r = CliRunner().invoke(cli, ["build", str(DIGITS / "model.keras"), "--board", "nano33", "--calib",
+                                 str(DIGITS / "calib.npy"), "--eval", str(DIGITS / "test.npz"), "-o", str(out), "--json"])
+    assert r.exit_code == 0, r.output
+    return out, json.loads(r.output)
+
+
+@pytest.fixture(scope="session")
 def digits_tflite() -> bytes:
     """The bundled digits example, quantized to full int8."""
     from tinyq.quantize import quantize_keras

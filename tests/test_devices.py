@@ -154,20 +154,10 @@ def test_no_device_names_in_the_pipeline():
             assert f'== "{name}"' not in src and f"== '{name}'" not in src, (module.__name__, name)
 
 
-@pytest.fixture(scope="module")
-def keras_digits(tmp_path_factory):
-    """The digits example built from its Keras model (so the build keeps the float model too)."""
-    out = tmp_path_factory.mktemp("kd") / "b"
-    r = CliRunner().invoke(cli, ["build", str(DIGITS / "model.keras"), "--board", "nano33", "--calib",
-                                 str(DIGITS / "calib.npy"), "--eval", str(DIGITS / "test.npz"), "-o", str(out), "--json"])
-    assert r.exit_code == 0, r.output
-    return out, json.loads(r.output)
-
-
-def test_validation_on_the_device(keras_digits, dut):
+def test_validation_on_the_device(digits_build, dut):
     """`flash --eval`: every evaluation sample through the device; it must agree with the host int8 model
     byte for byte, and its top-1 is the host's."""
-    out, report = keras_digits
+    out, report = digits_build
     m = flash(out, dut, "--runs", "1", "--warmup", "0", "--eval", str(DIGITS / "test.npz"))
     v = m["validation"]
     q = report["quantization"]

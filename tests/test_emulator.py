@@ -33,15 +33,6 @@ needs_qemu = pytest.mark.skipif(
 pytestmark = [pytest.mark.emulator, needs_qemu]
 
 
-@pytest.fixture(scope="module")
-def digits_build(tmp_path_factory):
-    out = tmp_path_factory.mktemp("b") / "digits"
-    r = CliRunner().invoke(cli, ["build", str(DIGITS / "model.keras"), "--board", "nano33", "--calib",
-                                 str(DIGITS / "calib.npy"), "--eval", str(DIGITS / "test.npz"), "-o", str(out), "--json"])
-    assert r.exit_code == 0, r.output
-    return out, json.loads(r.output)
-
-
 def test_build_report(digits_build):
     out, report = digits_build
     assert report["board"] == "nano33" and report["host_bit_exact_inputs"] == 8
