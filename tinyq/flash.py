@@ -10,7 +10,6 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
-import socket
 import subprocess
 import tempfile
 import time
@@ -32,12 +31,6 @@ def instructions_per_tick(timer_hz: int) -> float:
     return 1e9 / timer_hz / (2**ICOUNT_SHIFT)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def qemu_command(elf: Path, board: Board, console: Path, extra_args: Sequence[str] = ()) -> list[str]:
     """The QEMU command line for the board's twin, its serial on the Unix socket ``console`` (+ ``extra_args``)."""
     q = board.emulator.qemu
@@ -55,7 +48,7 @@ def qemu_command(elf: Path, board: Board, console: Path, extra_args: Sequence[st
 @contextlib.contextmanager
 def _emulator(name: str, cmd: Sequence[str], url: str, connect_timeout: float, both_outputs: bool = False,
               **popen) -> Iterator[Transport]:
-    """Start an emulator (tied to tinyq: :mod:`tinyq.proc`), yield a Transport on its serial socket,
+    """Start an emulator (tied to tinyq: :mod:`tinyq.proc`), yield a Transport on its console (``url``),
     always stop it with everything it started.
 
     Its stderr goes to a file: when it exits while tinyq talks to it (it failed to start,
@@ -78,10 +71,10 @@ def _emulator(name: str, cmd: Sequence[str], url: str, connect_timeout: float, b
                     raise EmulatorExitedError(f"{name} exited at start (status {proc.returncode}): {said()}",
                                               hint=f"check the {name} installation and the firmware file")
                 try:
-                    transport = Transport(url, connect_timeout=0.5)
+                    transport = Transport(url, connect_timeout=0.5, wait_for_peer=True)
                 except TransportError:
                     if time.monotonic() > deadline:
-                        raise DeviceTimeoutError(f"{name} did not open its serial socket within {connect_timeout:.0f} s",
+                        raise DeviceTimeoutError(f"{name} did not open its console within {connect_timeout:.0f} s",
                                                  hint=f"{name} may hang at start; run with -v") from None
             yield transport
         except TinyqError as e:
@@ -122,8 +115,8 @@ def run_qemu(elf: Path, board: Board, connect_timeout: float = 15.0,
             yield t
 
 
-def renode_script(elf: Path, board: Board, port: int, platform: Path) -> str:
-    """A Renode .resc running the board firmware ``elf`` as the board would, its UART on a socket.
+def renode_script(elf: Path, board: Board, console: Path, platform: Path) -> str:
+    """A Renode .resc running the board firmware ``elf`` as the board would, its UART on a PTY at ``console``.
 
     ``platform`` is the board's platform description (:func:`renode_platform`). The CPU
     runs at the board's clock: SysTick counts at it and the CPU executes as many
@@ -135,7 +128,8 @@ def renode_script(elf: Path, board: Board, port: int, platform: Path) -> str:
     return "\n".join([
         f'mach create "{board.id}"',
         f"machine LoadPlatformDescription @{platform}",
-        f'emulation CreateServerSocketTerminal {port} "console" false',
+        # A PTY at a path of the run's own: no TCP port another run could be handed too.
+        f'emulation CreateUartPtyTerminal "console" "{console}" true',
         f"connector Connect {r.uart} console",
         f"sysbus LoadELF @{Path(elf).resolve()}",
         f"{r.cpu} VectorTableOffset {board.memory.flash_origin:#x}",
@@ -208,14 +202,14 @@ def run_renode(elf: Path, board: Board, workdir: Path, connect_timeout: float = 
                              hint="install Renode from its releases (it is in no Debian or PyPI registry), "
                                   "or use --emulator qemu")
     root = renode_root(Path(exe))
-    port = _free_port()
+    console = Path(workdir) / "console"
     script = Path(workdir) / f"{board.id}.resc"
-    script.write_text(renode_script(elf, board, port, renode_platform(board, root, Path(workdir))))
+    script.write_text(renode_script(elf, board, console, renode_platform(board, root, Path(workdir))))
     tmp = Path(workdir) / "tmp"
     tmp.mkdir(exist_ok=True)
     env = {**os.environ, "TMPDIR": str(tmp)}
     with _emulator("Renode", [exe, "--disable-xwt", "--console", "--plain", "-e", f"include @{script}"],
-                   f"socket://127.0.0.1:{port}", connect_timeout, both_outputs=True,
+                   str(console), connect_timeout, both_outputs=True,
                    stdin=subprocess.PIPE, env=env, cwd=str(workdir)) as t:
         yield t
 
