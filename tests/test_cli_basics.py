@@ -107,3 +107,17 @@ def test_traceback_only_with_verbose(tmp_path):
 def test_flash_without_a_build(tmp_path):
     r = CliRunner().invoke(cli, ["flash", "--build", str(tmp_path), "--emulator", "qemu"])
     assert "not a tinyq build folder" in _one_line_error(r)
+
+
+def test_a_bug_is_one_line_too_and_the_traceback_needs_v(monkeypatch):
+    import tinyq.boards
+
+    def broken(*a, **k):
+        raise KeyError("boom")
+
+    monkeypatch.setattr(tinyq.boards, "load_boards", broken)
+    r = CliRunner().invoke(cli, ["boards"])
+    assert r.exit_code == 3
+    assert r.output.strip() == "error: internal error KeyError: 'boom' (hint: this is a bug in tinyq: run again with -v and report the traceback)"
+    loud = CliRunner().invoke(cli, ["-v", "boards"])
+    assert loud.exit_code == 3 and "Traceback" in loud.output

@@ -19,6 +19,10 @@ from tinyq.devices import EMULATORS
 from tinyq.errors import Interrupted, OutputPathError, TinyqError
 
 
+#: Exit status of an error tinyq did not expect (a bug), apart from 1 (a check failed) and 2 (bad input).
+INTERNAL_ERROR_EXIT = 3
+
+
 class _Group(click.Group):
     """Turn every :class:`TinyqError` into ``error: … (hint: …)`` and its exit code.
 
@@ -39,6 +43,17 @@ class _Group(click.Group):
                 traceback.print_exc()
             click.echo(f"error: {e.message} (hint: {e.hint})", err=True)
             ctx.exit(e.exit_code)
+        except (click.exceptions.Exit, click.ClickException, click.Abort):
+            raise
+        except Exception as e:  # noqa: BLE001 - a bug in tinyq: one line too, the traceback with -v
+            if ctx.obj and ctx.obj.get("verbose"):
+                import traceback
+
+                traceback.print_exc()
+            lines = [l for l in str(e).splitlines() if l.strip()]
+            click.echo(f"error: internal error {type(e).__name__}{': ' + lines[-1] if lines else ''} "
+                       "(hint: this is a bug in tinyq: run again with -v and report the traceback)", err=True)
+            ctx.exit(INTERNAL_ERROR_EXIT)
 
     def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
         """Click's own usage errors (a bad option value, an unknown command) in tinyq's one-line form."""
