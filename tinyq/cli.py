@@ -16,7 +16,7 @@ import click
 
 from tinyq import __version__
 from tinyq.devices import EMULATORS
-from tinyq.errors import Interrupted, OutputPathError, TinyqError
+from tinyq.errors import Interrupted, OutputPathError, TinyqError, last_line
 
 
 #: Exit status of an error tinyq did not expect (a bug), apart from 1 (a check failed) and 2 (bad input).
@@ -50,8 +50,8 @@ class _Group(click.Group):
                 import traceback
 
                 traceback.print_exc()
-            lines = [l for l in str(e).splitlines() if l.strip()]
-            click.echo(f"error: internal error {type(e).__name__}{': ' + lines[-1] if lines else ''} "
+            cause = last_line(e)
+            click.echo(f"error: internal error {type(e).__name__}{': ' + cause if cause else ''} "
                        "(hint: this is a bug in tinyq: run again with -v and report the traceback)", err=True)
             ctx.exit(INTERNAL_ERROR_EXIT)
 

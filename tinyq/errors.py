@@ -8,6 +8,13 @@ with ``exit_code``; a traceback appears only with ``-v``.
 from __future__ import annotations
 
 
+def last_line(e: BaseException) -> str:
+    """The last non-empty line of an exception's text ("" if none): where Keras, TensorFlow and
+    most libraries put the cause, after their context."""
+    lines = [l.strip() for l in str(e).splitlines() if l.strip()]
+    return lines[-1] if lines else ""
+
+
 class TinyqError(Exception):
     """Base of every error tinyq raises on purpose."""
 

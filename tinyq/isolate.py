@@ -122,8 +122,7 @@ def _worker(req: Path, resp: Path) -> int:
         import traceback
 
         traceback.print_exc()
-        lines = [l for l in str(e).splitlines() if l.strip()]
-        result = ("error", ("QuantizationError", f"{type(e).__name__}: {lines[-1] if lines else ''}".rstrip(": "),
+        result = ("error", ("QuantizationError", f"{type(e).__name__}: {errors.last_line(e)}".rstrip(": "),
                             "an unexpected error inside TensorFlow", False))
     resp.write_bytes(pickle.dumps(result))
     return 0

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from tinyq.errors import CalibrationError, InputFileError, QuantizationError
+from tinyq.errors import CalibrationError, InputFileError, QuantizationError, last_line
 from tinyq.load import Dataset, LoadedInputs, check_labels, check_model_file, check_shape
 
 MODES = ("int8", "int16x8", "float16", "dynamic")
@@ -145,9 +145,8 @@ class _Source:
 
 
 def _cause(e: BaseException) -> str:
-    """The last non-empty line of an exception's text: where Keras and TensorFlow put the cause."""
-    lines = [l.strip() for l in str(e).splitlines() if l.strip()]
-    return lines[-1] if lines else type(e).__name__
+    """What a load or conversion error says: its last line, or its type when it says nothing."""
+    return last_line(e) or type(e).__name__
 
 
 def _flat_layers(model) -> list:
