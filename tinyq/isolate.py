@@ -80,27 +80,25 @@ def call(func: str, *args: Any, what: str = "TensorFlow", **kwargs: Any) -> Any:
                 log.unlink(missing_ok=True)
                 raise cls(message, hint=hint)
             raise cls(message, hint=f"{hint}; {what}'s output is in {log}")
-        doing = _read_note(note_file)
+        facts = _facts(note_file)
         if code < 0:
             how = f"crashed ({signal.Signals(-code).name})"
         else:
             how = f"exited with status {code}"
-        raise errors.QuantizationError(f"{what} {how} while {doing}; its output is in {log}",
-                                       hint=_crash_hint(note_file))
+        raise errors.QuantizationError(f"{what} {how} while {facts.get('doing', 'starting')}; its output is in {log}",
+                                       hint=_crash_hint(facts))
 
 
-def _read_note(path: Path) -> str:
-    try:
-        return json.loads(path.read_text()).get("doing", "starting")
-    except (OSError, ValueError):
-        return "starting"
-
-
-def _crash_hint(path: Path) -> str:
+def _facts(path: Path) -> dict:
+    """The worker's last note ({} when it wrote none, or died writing it)."""
     try:
         facts = json.loads(path.read_text())
     except (OSError, ValueError):
-        facts = {}
+        return {}
+    return facts if isinstance(facts, dict) else {}
+
+
+def _crash_hint(facts: dict) -> str:
     suspects = facts.get("suspect_layers") or []
     if suspects:
         return (f"the model has {', '.join(suspects)}: TFLite's int8 converter crashes on or cannot run "
