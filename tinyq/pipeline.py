@@ -78,7 +78,8 @@ def build(model: Path, board_id: str, calib: Path | None, out_dir: Path, eval_pa
         # Verification inputs: real samples, quantized as the device receives them.
         data = inputs.eval if inputs.eval is not None else inputs.calib
         samples = load.check_shape(data, q.input_shape[1:])[:verify_inputs]
-        x_int8 = quantize.quantize_input(samples, load.Dataset(samples, source=data.source), graph.input_tensors[0])
+        # Always scaled: the Keras model takes these samples as float, whatever they were stored as.
+        x_int8 = quantize.quantize_input(samples, graph.input_tensors[0])
     progress("checking ops and memory")
     analysis = analyze.analyze(graph)
     mem = plan.plan_memory(graph)
@@ -219,7 +220,8 @@ def flash(build_dir: Path, emulator: str | None = None, port: str | None = None,
         raise InputFileError(f"{build_dir} has no firmware for target '{target}' (needed by {name})",
                              hint=f"tinyq has no console driver for {board.id}'s chip yet; use --emulator qemu")
     elf = build_dir / manifest["firmware"][target]["elf"]
-    stream, labels = (_eval_inputs(build_dir, eval_path) if eval_path is not None else (inputs[:0], None))
+    x_eval, stream, labels = (_eval_inputs(build_dir, eval_path) if eval_path is not None
+                              else (None, inputs[:0], None))
     n_verify, total = len(inputs), len(inputs) + len(stream)
     deadlines = Timeouts.scaled(timeout, inputs[0].size if len(inputs) else 0, int(manifest.get("macs", 0)),
                                 runs + warmup, board.console.baud)
@@ -238,12 +240,12 @@ def flash(build_dir: Path, emulator: str | None = None, port: str | None = None,
     check(m)
     if len(stream):
         got = np.stack([np.frombuffer(r.output, np.int8) for r in report.infers[n_verify:]])
-        m = dataclasses.replace(m, validation=_validation(build_dir, stream, got, labels, eval_path))
+        m = dataclasses.replace(m, validation=_validation(build_dir, x_eval, stream, got, labels))
     return dataclasses.replace(m, port=device_port)
 
 
-def _eval_inputs(build_dir: Path, eval_path: Path) -> tuple[np.ndarray, np.ndarray | None]:
-    """The evaluation samples as the device's int8 inputs, and their labels (checked against the model)."""
+def _eval_inputs(build_dir: Path, eval_path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """The evaluation samples (float, and as the device's int8 inputs) and their labels, checked against the model."""
     from tinyq import load
     from tinyq.graph import load_tflite
     from tinyq.quantize import quantize_input
@@ -252,13 +254,11 @@ def _eval_inputs(build_dir: Path, eval_path: Path) -> tuple[np.ndarray, np.ndarr
     data = load.load_dataset(eval_path, what="evaluation")
     x = load.check_shape(data, g.input_tensors[0].shape[1:], "evaluation")
     load.check_labels(data, x, g.output_tensors[0].size)
-    return quantize_input(x, data, g.input_tensors[0]), data.y
+    return x, quantize_input(x, g.input_tensors[0], data.stored_dtype == "int8"), data.y
 
 
-def _validation(build_dir: Path, x_int8: np.ndarray, device_out: np.ndarray, labels, eval_path: Path) -> dict:
+def _validation(build_dir: Path, x: np.ndarray, x_int8: np.ndarray, device_out: np.ndarray, labels) -> dict:
     """Device outputs on the evaluation set against TFLM on the int8 model and (if kept) the float model."""
-    from tinyq import load
-    from tinyq.graph import load_tflite
     from tinyq.measure import validate
     from tinyq.reference import TflmReference, run_reference
 
@@ -267,9 +267,6 @@ def _validation(build_dir: Path, x_int8: np.ndarray, device_out: np.ndarray, lab
     float_out = None
     float_path = build_dir / FLOAT_MODEL
     if float_path.is_file():
-        g = load_tflite(build_dir / "model_int8.tflite")
-        data = load.load_dataset(eval_path, what="evaluation")
-        xf = load.check_shape(data, g.input_tensors[0].shape[1:], "evaluation").astype(np.float32)
         ref = TflmReference(float_path.read_bytes())
-        float_out = np.stack([ref.run(s) for s in xf])
+        float_out = np.stack([ref.run(s) for s in x.astype(np.float32)])
     return validate(device_out, host, labels, float_out)

@@ -600,12 +600,13 @@ def from_int8_tflite(inputs: LoadedInputs, verify_inputs: int = 8, seed: int = 0
     shape = tuple(int(d) for d in inp.shape[1:])
     warnings: list[str] = []
     if inputs.calib is not None:
-        x = quantize_input(check_shape(inputs.calib, shape, "calibration"), inputs.calib, inp, warnings)
+        x = quantize_input(check_shape(inputs.calib, shape, "calibration"), inp, inputs.calib.stored_dtype == "int8",
+                           inputs.calib.source, warnings)
     else:
         x = np.random.default_rng(seed).integers(-128, 128, size=(verify_inputs, *shape), dtype=np.int8)
     report = None
     if inputs.eval is not None:
-        ex = quantize_input(check_shape(inputs.eval, shape, "evaluation"), inputs.eval, inp, [])
+        ex = quantize_input(check_shape(inputs.eval, shape, "evaluation"), inp, inputs.eval.stored_dtype == "int8")
         check_labels(inputs.eval, ex, graph.output_tensors[0].size)
         report = _int8_report(data, ex[:eval_samples], inputs.eval.y)
     q = QuantizedModel(data, b"", "int8", (1, *shape), report, "int8 .tflite (used as it is)",
@@ -613,17 +614,18 @@ def from_int8_tflite(inputs: LoadedInputs, verify_inputs: int = 8, seed: int = 0
     return q, x[:verify_inputs]
 
 
-def quantize_input(x: np.ndarray, data: Dataset, tensor, warnings: list[str] | None = None) -> np.ndarray:
-    """Samples as the model's int8 input: int8 data as they are, anything else scaled by the input's
-    quantization (warning when many values fall outside what int8 can hold there)."""
-    if data.stored_dtype == "int8":
+def quantize_input(x: np.ndarray, tensor, already_int8: bool = False, source: str = "the data",
+                   warnings: list[str] | None = None) -> np.ndarray:
+    """Samples as the model's int8 input: ``already_int8`` data as they are, anything else scaled by the
+    input's quantization (a warning naming ``source`` when many values fall outside what int8 holds there)."""
+    if already_int8:
         return x.astype(np.int8)
     s, z = tensor.quant.scale[0], tensor.quant.zero_point[0]
     q = np.round(x / s) + z
     clipped = float(np.mean((q < -128) | (q > 127)))
     if warnings is not None and clipped > 0.01:
         lo, hi = (-128 - z) * s, (127 - z) * s
-        warnings.append(f"{data.source}: {clipped:.0%} of the values lie outside the model's input range "
+        warnings.append(f"{source}: {clipped:.0%} of the values lie outside the model's input range "
                         f"[{lo:.4g}, {hi:.4g}] and are clipped; the data may be on another scale than the model's")
     return np.clip(q, -128, 127).astype(np.int8)
 
