@@ -16,7 +16,7 @@ import tempfile
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from pathlib import Path
-from typing import ClassVar, Iterator, Sequence
+from typing import ClassVar, Iterator
 
 from tinyq.boards import Board
 from tinyq.errors import InputFileError, ToolchainError
@@ -84,11 +84,6 @@ class Device(ABC):
         # "the emulator exited" with the emulator's own last words.
         self.transport = None
         return self._stack.__exit__(*exc)
-
-    def close(self) -> None:
-        """Stop the target and everything it started (safe to call twice)."""
-        self.transport = None
-        self._stack.close()
 
     _install_hint: ClassVar[str] = "see the README"
 
@@ -187,7 +182,3 @@ def open_device(name: str, board: Board, firmware: Path, **options) -> Iterator[
     with device_class(name)(board, firmware, **options) as dev:
         yield dev
 
-
-def usable(names: Sequence[str] = EMULATORS) -> list[str]:
-    """The device names among ``names`` that can run on this machine."""
-    return [n for n in names if REGISTRY[n].unavailable() is None]
