@@ -145,6 +145,67 @@ def _warn(lines) -> None:
         click.echo(f"warning: {w}", err=True)
 
 
+def _finetune_options(f):
+    """--qat, --prune, --train, --epochs, --lr, --seed: the same on `quantize` and `build`."""
+    opts = [
+        click.option("--qat", is_flag=True, help="Quantization-aware fine-tuning before int8 conversion (needs --train)."),
+        click.option("--prune", type=float, default=None, metavar="FRACTION",
+                     help="Remove this fraction of the filters of each prunable layer while fine-tuning (needs --train)."),
+        click.option("--train", "train_path", type=click.Path(path_type=Path), default=None,
+                     help="Labelled training data for --qat/--prune (.npz with x and y)."),
+        click.option("--epochs", type=click.IntRange(min=1), default=3, show_default=True, help="Fine-tuning epochs."),
+        click.option("--lr", type=float, default=1e-3, show_default=True, help="Fine-tuning learning rate (Adam, cosine decay)."),
+        click.option("--seed", type=int, default=0, show_default=True, help="Seed of the fine-tuning (same seed, same model)."),
+    ]
+    for o in reversed(opts):
+        f = o(f)
+    return f
+
+
+def _finetune(qat: bool, prune: float | None, train_path: Path | None, epochs: int, lr: float, seed: int):
+    """The fine-tuning asked for (None when none), checked before anything is read."""
+    from tinyq.errors import CalibrationError
+    from tinyq.optimize import FineTune
+
+    ft = FineTune(qat=qat, prune=prune, epochs=epochs, lr=lr, seed=seed)
+    if not ft.active:
+        if train_path is not None:
+            raise CalibrationError("--train is given but neither --qat nor --prune",
+                                   hint="add --qat (quantization-aware training) and/or --prune FRACTION")
+        return None
+    ft.check()
+    if train_path is None:
+        raise CalibrationError(f"{ft.describe()} needs labelled training data", hint="give --train DATA (.npz with x and y)")
+    return ft
+
+
+def _echo_finetune(t: dict) -> None:
+    """The float | post-training int8 | fine-tuned int8 table, and the pruning per layer."""
+    a, d = t["accuracy"], t["delta_points"]
+    click.echo(f"  fine-tuning: {t['method']}, {t['epochs']} epochs on {t['train_samples']} samples (seed {t['seed']})")
+    if a["float"] is not None:
+        cols = [("float", "float"), ("post-training int8", "ptq_int8")]
+        if a.get("pruned_float") is not None:
+            cols.append(("pruned float", "pruned_float"))
+        cols.append((t["final_name"], "final_int8"))
+        click.echo("  top-1 " + " | ".join(f"{name} {a[k]:.2%}" + (f" ({d[k]:+.2f})" if k != "float" else "")
+                                          for name, k in cols) + f"  on {t['eval_samples']} samples")
+    else:
+        click.echo("  (give --eval DATA for the accuracy table)")
+    worst = lambda key: min(t["sqnr_db"][key], key=lambda l: l["sqnr_db"], default=None)  # noqa: E731
+    for name, key in (("post-training int8", "ptq_int8"), (t["final_name"], "final_int8")):
+        w = worst(key)
+        if w:
+            click.echo(f"  worst layer SQNR, {name}: {w['sqnr_db']:.1f} dB ({w['op']})")
+    pr = t.get("pruning")
+    if pr:
+        click.echo(f"  pruned: {pr['weights'] - pr['weights_after']:,} of {pr['weights']:,} weights removed "
+                   f"({pr['sparsity']:.1%}); per layer:")
+        for l in pr["layers"]:
+            click.echo(f"    {l['layer']:<24} {l['kind']:<8} filters {l['kept']:>4}/{l['filters']:<4} "
+                       f"weights {l['weights_after']:>8,}/{l['weights']:<8,} sparsity {l['sparsity']:.1%}")
+
+
 _PLOT_FORMATS = (".png", ".pdf", ".svg")
 
 
@@ -170,38 +231,55 @@ def _plot_path(plot: Path, model: Path) -> Path:
 @click.option("--report", type=click.Path(path_type=Path), default=None, help="Write the float-vs-quantized report as JSON.")
 @click.option("--max-samples", type=click.IntRange(min=1), default=None, help="Use at most this many calibration samples.")
 @click.option("--signature", default=None, help="SavedModel signature to convert [serving_default].")
+@_finetune_options
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
-def quantize(model, calib, output, mode, eval_path, report, max_samples, signature, as_json):
-    """Quantize a Keras model (.keras, .h5, SavedModel) to TFLite, and report what was lost."""
+def quantize(model, calib, output, mode, eval_path, report, max_samples, signature, qat, prune, train_path, epochs,
+             lr, seed, as_json):
+    """Quantize a Keras model (.keras, .h5, SavedModel) to TFLite, and report what was lost.
+
+    With --qat and/or --prune the model is fine-tuned on --train first; the fine-tuned Keras model
+    is written beside the .tflite (same name, .h5)."""
     from tinyq import isolate
     from tinyq.errors import InputFileError
     from tinyq.load import load_inputs
     from tinyq.outputs import check_output_file, write_file_atomic
 
     # Every path is checked before TensorFlow starts; no output may land on an input.
+    ft = _finetune(qat, prune, train_path, epochs, lr, seed)
     output = output or Path(model).with_name(f"{Path(model).stem}_{mode}.tflite")
-    ins = [model, calib, eval_path]
+    ins = [model, calib, eval_path, train_path]
     check_output_file(output, ins, "quantized model")
+    keras_out = Path(output).with_suffix(".h5") if ft else None
+    if keras_out is not None:
+        if keras_out.absolute() == Path(output).absolute():
+            raise OutputPathError(f"{output}: the fine-tuned Keras model would be written over it",
+                                  hint="give -o a .tflite name")
+        check_output_file(keras_out, ins, "fine-tuned Keras model")
     if report:
         check_output_file(report, [*ins, output], "report")
         if Path(report).absolute() == Path(output).absolute():
             raise OutputPathError(f"{report}: is also the -o output", hint="give the report another file name")
-    inputs = load_inputs(model, calib, eval_path, max_samples)
+    inputs = load_inputs(model, calib, eval_path, max_samples, train_path)
     if inputs.model.format == "tflite":
         raise InputFileError(f"{model}: already a .tflite; quantize takes a Keras model or SavedModel",
                              hint=f"build it directly: tinyq build {model} --board nano33")
     step, done = _progress(not as_json and sys.stderr.isatty())
     step("quantizing (TensorFlow)")
     try:
-        q = isolate.call("tinyq.quantize:quantize", inputs, mode, signature=signature)
+        q = isolate.call("tinyq.quantize:quantize", inputs, mode, signature=signature, finetune=ft,
+                         on_progress=step)
     finally:
         done()
     write_file_atomic(output, q.tflite)
+    if keras_out is not None:
+        write_file_atomic(keras_out, q.keras_model)
     data = {"output": str(output), "mode": mode, "loader": q.loader, "float_bytes": len(q.float_tflite),
             "quant_bytes": len(q.tflite), "size_ratio": round(len(q.float_tflite) / len(q.tflite), 3),
             "warnings": list(q.warnings)}
     if q.report:
         data.update(q.report.to_dict())
+    if q.finetune:
+        data["finetune"] = {**q.finetune, "keras_model": str(keras_out)}
     if report:
         write_file_atomic(report, (json.dumps(data, indent=2) + "\n").encode())
     _warn(q.warnings)
@@ -209,6 +287,9 @@ def quantize(model, calib, output, mode, eval_path, report, max_samples, signatu
         _echo_json(data)
         return
     click.echo(f"wrote {output} ({mode}): {data['quant_bytes']:,} B, float {data['float_bytes']:,} B, {data['size_ratio']:.2f}x smaller")
+    if q.finetune:
+        click.echo(f"wrote {keras_out} (the fine-tuned Keras model, tf-keras HDF5)")
+        _echo_finetune(q.finetune)
     if q.report:
         r = q.report
         if r.float_accuracy is not None and r.quant_accuracy is not None:
@@ -293,16 +374,19 @@ def inspect(model, as_json, plot):
 @click.option("--mode", default="int8", show_default=True, help="Quantization mode; only int8 deploys.")
 @click.option("--max-samples", type=click.IntRange(min=1), default=None, help="Use at most this many calibration samples.")
 @click.option("--signature", default=None, help="SavedModel signature to convert [serving_default].")
+@_finetune_options
 @click.option("--json", "as_json", is_flag=True, help="Print the build report as JSON.")
-def build(model, board_id, calib, eval_path, out_dir, mode, max_samples, signature, as_json):
+def build(model, board_id, calib, eval_path, out_dir, mode, max_samples, signature, qat, prune, train_path, epochs,
+          lr, seed, as_json):
     """Quantize MODEL (Keras .keras/.h5, SavedModel, or an int8 .tflite as it is), check it against
     the board, emit C and compile the firmware."""
     from tinyq import pipeline
 
+    ft = _finetune(qat, prune, train_path, epochs, lr, seed)
     step, done = _progress(not as_json and sys.stderr.isatty())
     try:
         res = pipeline.build(model, board_id, calib, out_dir, eval_path, mode, max_samples,
-                             signature=signature, progress=step)
+                             signature=signature, finetune=ft, train_path=train_path, progress=step)
     finally:
         done()
     r = res.report
@@ -313,12 +397,20 @@ def build(model, board_id, calib, eval_path, out_dir, mode, max_samples, signatu
     q = r["quantization"]
     click.echo(f"built {r['model']} for {r['board']} in {res.out_dir}")
     click.echo(f"  loaded with {r['loader']}")
-    if q.get("float_accuracy") is not None:
+    if r.get("finetune"):
+        pass  # the fine-tuning table below says it all
+    elif q.get("float_accuracy") is not None:
         click.echo(f"  accuracy (host): float {q['float_accuracy']:.2%}, int8 {q['quant_accuracy']:.2%} on {q['samples']} samples")
     elif q.get("quant_accuracy") is not None:
         click.echo(f"  accuracy (host): int8 {q['quant_accuracy']:.2%} on {q['samples']} samples")
     if q.get("size_ratio"):
         click.echo(f"  model: {q['quant_bytes']:,} B int8 ({q['size_ratio']:.2f}x smaller than float)")
+    if r.get("finetune"):
+        _echo_finetune(r["finetune"])
+        b = r["finetune"]["baseline"]
+        click.echo(f"  against the model as given (post-training int8): weights {r['weights_bytes']:,} B vs "
+                   f"{b['weights_bytes']:,} B, {r['macs']:,} vs {b['macs']:,} MACs, "
+                   f"arena {r['arena_bytes']:,} vs {b['arena_bytes']:,} B")
     click.echo(f"  ops: {', '.join(f'{k} x{v}' for k, v in sorted(r['ops'].items()))}; {r['macs']:,} MACs")
     click.echo(f"  arena: {r['arena_bytes']:,} B (TFLM would need {r['tflm_arena_bytes']:,} B)")
     for t, f in r["firmware"].items():

@@ -68,6 +68,12 @@ class QuantizationError(TinyqError):
     default_hint = "check that every layer has an int8 TFLite builtin kernel"
 
 
+class FineTuneError(TinyqError):
+    """QAT or pruning cannot be done on this model or with these settings."""
+
+    default_hint = "QAT and pruning fine-tune tf-keras models; see the README's section on fine-tuning"
+
+
 class BudgetError(TinyqError):
     """The model does not fit the board's flash or RAM."""
 

@@ -20,11 +20,12 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from tinyq import errors
 
 _NOTE_ENV = "TINYQ_ISOLATE_NOTE"
+_PROGRESS_ENV = "TINYQ_ISOLATE_PROGRESS"
 
 
 def in_worker() -> bool:
@@ -39,13 +40,24 @@ def note(doing: str, **facts: Any) -> None:
         Path(path).write_text(json.dumps({"doing": doing, **facts}, default=str))
 
 
+def progress(text: str) -> None:
+    """Tell the parent how far a long call is (one line, e.g. an epoch's loss); shown on its progress bar."""
+    path = os.environ.get(_PROGRESS_ENV)
+    if path:
+        with open(path, "a", encoding="utf-8") as f:
+            f.write(text.replace("\n", " ") + "\n")
+
+
 def log_dir() -> Path:
     """Where worker logs are kept ($TMPDIR/tinyq-logs)."""
     return Path(tempfile.gettempdir()) / "tinyq-logs"
 
 
-def call(func: str, *args: Any, what: str = "TensorFlow", **kwargs: Any) -> Any:
+def call(func: str, *args: Any, what: str = "TensorFlow", on_progress: Callable[[str], None] | None = None,
+         **kwargs: Any) -> Any:
     """Call ``func`` ("module:name") with the arguments in a child process; return its result.
+
+    ``on_progress`` receives each line the child passes to :func:`progress`, as it comes.
 
     A :class:`TinyqError` raised in the child is raised here as it was. Any other
     failure, a crash by a signal included, becomes a :class:`QuantizationError` whose
@@ -60,13 +72,14 @@ def call(func: str, *args: Any, what: str = "TensorFlow", **kwargs: Any) -> Any:
     log = logs / f"{func.split(':')[-1]}-{stamp}-{os.getpid()}.log"
     with tempfile.TemporaryDirectory(prefix="tinyq-worker-") as tmp:
         req, resp, note_file = Path(tmp) / "request", Path(tmp) / "response", Path(tmp) / "note"
+        progress_file = Path(tmp) / "progress"
         req.write_bytes(pickle.dumps((func, args, kwargs)))
-        env = {**os.environ, _NOTE_ENV: str(note_file), "PYTHONFAULTHANDLER": "1"}
+        env = {**os.environ, _NOTE_ENV: str(note_file), _PROGRESS_ENV: str(progress_file), "PYTHONFAULTHANDLER": "1"}
         with log.open("wb") as out:
             proc = spawn([sys.executable, "-m", "tinyq.isolate", str(req), str(resp)],
                          stdin=subprocess.DEVNULL, stdout=out, stderr=out, env=env)
             try:
-                code = proc.wait()
+                code = _wait(proc, progress_file, on_progress)
             finally:
                 stop(proc)
         if code == 0 and resp.is_file():
@@ -87,6 +100,27 @@ def call(func: str, *args: Any, what: str = "TensorFlow", **kwargs: Any) -> Any:
             how = f"exited with status {code}"
         raise errors.QuantizationError(f"{what} {how} while {facts.get('doing', 'starting')}; its output is in {log}",
                                        hint=_crash_hint(facts))
+
+
+def _wait(proc, progress_file: Path, on_progress: Callable[[str], None] | None) -> int:
+    """Wait for the child, passing its progress lines on as they are written."""
+    if on_progress is None:
+        return proc.wait()
+    seen = 0
+    while True:
+        code = proc.poll()
+        try:
+            text = progress_file.read_text(encoding="utf-8")
+        except OSError:
+            text = ""
+        # Only whole lines: the child may be half-way through writing the last one.
+        done = text[seen:text.rfind("\n") + 1] if "\n" in text[seen:] else ""
+        for line in done.splitlines():
+            on_progress(line)
+        seen += len(done)
+        if code is not None:
+            return code
+        time.sleep(0.2)
 
 
 def _facts(path: Path) -> dict:

@@ -50,6 +50,7 @@ class LoadedInputs:
     model: ModelFile
     calib: Dataset | None   # None only for a pre-quantized .tflite
     eval: Dataset | None
+    train: Dataset | None = None   # labelled training data for QAT / pruning
 
 
 def check_model_file(path: Path) -> ModelFile:
@@ -237,7 +238,8 @@ def check_shape(data: Dataset, input_shape: tuple[int, ...], what: str = "calibr
     )
 
 
-def load_inputs(model: Path, calib: Path | None, eval: Path | None = None, max_calib: int | None = None) -> LoadedInputs:
+def load_inputs(model: Path, calib: Path | None, eval: Path | None = None, max_calib: int | None = None,
+                train: Path | None = None) -> LoadedInputs:
     """The load stage: check the model file and read the data files.
 
     Calibration data are required to quantize a Keras model or SavedModel; a pre-quantized
@@ -248,8 +250,13 @@ def load_inputs(model: Path, calib: Path | None, eval: Path | None = None, max_c
         raise CalibrationError(f"{model}: --calib is required to quantize a {mf.format} model",
                                hint="give representative input samples (.npy, .npz or an image folder); "
                                     "int8 ranges are measured on them")
+    training = load_dataset(train, None, "training") if train is not None else None
+    if training is not None and training.y is None:
+        raise CalibrationError(f"{train}: the training data has no labels",
+                               hint="give an .npz with x (samples) and y (class ids or one-hot rows)")
     return LoadedInputs(
         model=mf,
         calib=load_dataset(calib, max_calib, "calibration") if calib is not None else None,
         eval=load_dataset(eval, None, "evaluation") if eval is not None else None,
+        train=training,
     )

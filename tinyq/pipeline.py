@@ -23,6 +23,9 @@ from tinyq.staging import staged_dir
 BOARD_FILE = "board.toml"
 #: The float model a Keras build came from (absent for an int8 .tflite build).
 FLOAT_MODEL = "model_float.tflite"
+#: The fine-tuned Keras model of a --qat/--prune build (tf-keras, HDF5: the one format that reloads
+#: tfmot's QAT layers; tinyq reads it back like any .h5).
+FINETUNED_MODEL = "model_finetuned.h5"
 #: What `flash` reads from build.json; a manifest without them is refused with one line.
 _MANIFEST_KEYS = ("board", "model_id", "firmware")
 Progress = Callable[[str], None]
@@ -36,12 +39,13 @@ class BuildResult:
 
 def build(model: Path, board_id: str, calib: Path | None, out_dir: Path, eval_path: Path | None = None,
           mode: str = "int8", max_calib: int | None = None, verify_inputs: int = 8, signature: str | None = None,
-          progress: Progress = lambda s: None) -> BuildResult:
+          finetune=None, train_path: Path | None = None, progress: Progress = lambda s: None) -> BuildResult:
     """Quantize, check, plan, emit and compile ``model`` for ``board_id`` into ``out_dir``.
 
     ``model`` is a Keras model (.keras, .h5), a SavedModel folder or a full-int8 .tflite
     (used as it is; ``calib`` is then optional). Every input and the output folder are
     checked before TensorFlow starts; TensorFlow runs in a worker process.
+    ``finetune`` (:class:`tinyq.optimize.FineTune`) fine-tunes on ``train_path`` first (QAT, pruning).
     """
     from tinyq import analyze, budget, isolate, load, plan, quantize
     from tinyq.boards import board_file, get_board
@@ -62,8 +66,11 @@ def build(model: Path, board_id: str, calib: Path | None, out_dir: Path, eval_pa
         raise UnsupportedModelError(
             f"mode '{mode}' does not run on a microcontroller: tinyq's runtime is full int8",
             hint="use --mode int8 (the other modes are for `tinyq quantize` host comparisons)")
-    out_dir = check_build_dir(out_dir, inputs=[model, calib, eval_path])
-    inputs = load.load_inputs(model, calib, eval_path, max_calib)
+    out_dir = check_build_dir(out_dir, inputs=[model, calib, eval_path, train_path])
+    inputs = load.load_inputs(model, calib, eval_path, max_calib, train_path)
+    if finetune is not None and inputs.model.format == "tflite":
+        raise UnsupportedModelError(f"{model}: an int8 .tflite cannot be fine-tuned",
+                                    hint="give --qat/--prune the Keras model the .tflite was made from")
 
     if inputs.model.format == "tflite":
         if signature is not None:
@@ -73,7 +80,8 @@ def build(model: Path, board_id: str, calib: Path | None, out_dir: Path, eval_pa
         graph = parse_tflite(q.tflite, str(model))
     else:
         progress("quantizing (TensorFlow)")
-        q = isolate.call("tinyq.quantize:quantize", inputs, mode, signature=signature)
+        q = isolate.call("tinyq.quantize:quantize", inputs, mode, signature=signature, finetune=finetune,
+                         on_progress=progress)
         graph = parse_tflite(q.tflite, "quantized model")
         # Verification inputs: real samples, quantized as the device receives them.
         data = inputs.eval if inputs.eval is not None else inputs.calib
@@ -119,6 +127,8 @@ def build(model: Path, board_id: str, calib: Path | None, out_dir: Path, eval_pa
             for name, text in emit_tflm(graph, q.tflite, board, ref.arena.total, Path(model).name).items():
                 (tmp / "tflm" / name).parent.mkdir(parents=True, exist_ok=True)
                 (tmp / "tflm" / name).write_text(text)
+        if q.keras_model:
+            (tmp / FINETUNED_MODEL).write_bytes(q.keras_model)
         np.savez(tmp / "verify.npz", inputs=x_int8, expected=expected)
         # The board definition travels with the build, so a board given as a file flashes too.
         (tmp / BOARD_FILE).write_text(board_file(board_id).read_text(encoding="utf-8"), encoding="utf-8")
@@ -148,8 +158,22 @@ def build(model: Path, board_id: str, calib: Path | None, out_dir: Path, eval_pa
             "firmware": rel,
             "arduino_library": arduino,
         }
+        if q.finetune is not None:
+            report["finetune"] = {**q.finetune, "keras_model": FINETUNED_MODEL,
+                                  "baseline": _baseline(q.baseline_tflite)}
         (tmp / MANIFEST).write_text(json.dumps(report, indent=2) + "\n")
     return BuildResult(out_dir, report)
+
+
+def _baseline(tflite: bytes) -> dict:
+    """Size, MACs and arena of the post-training int8 model of the model as given (what fine-tuning is measured against)."""
+    from tinyq import analyze, plan
+    from tinyq.graph import parse_tflite
+
+    g = parse_tflite(tflite, "post-training int8 model")
+    mem = plan.plan_memory(g)
+    return {"int8_bytes": len(tflite), "weights_bytes": mem.weight_bytes, "macs": analyze.analyze(g, gate=False).macs,
+            "arena_bytes": mem.ram_bytes}
 
 
 def read_manifest(build_dir: Path) -> dict:

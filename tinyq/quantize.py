@@ -11,12 +11,17 @@ import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from tinyq.errors import CalibrationError, InputFileError, QuantizationError, last_line
+from tinyq.errors import CalibrationError, FineTuneError, InputFileError, QuantizationError, last_line
 from tinyq.load import Dataset, LoadedInputs, check_labels, check_model_file, check_shape
+from tinyq.tfenv import quiet as _quiet
+from tinyq.tfenv import tf as _tf
+
+if TYPE_CHECKING:
+    from tinyq.optimize import FineTune
 
 MODES = ("int8", "int16x8", "float16", "dynamic")
 #: Only this mode runs on tinyq's int8 runtime; the others are for host comparison.
@@ -73,59 +78,13 @@ class QuantizedModel:
     report: QuantReport | None
     loader: str = ""                      # which loader read the model (said in the report)
     warnings: tuple[str, ...] = ()        # data and accuracy warnings, one line each
+    finetune: dict | None = None          # QAT / pruning: the float | PTQ | fine-tuned table (see finetune_table)
+    keras_model: bytes = b""              # the fine-tuned Keras model (tf-keras HDF5), when fine-tuned
+    baseline_tflite: bytes = b""          # post-training int8 of the model as given, when fine-tuned
 
     @property
     def sha256(self) -> str:
         return hashlib.sha256(self.tflite).hexdigest()
-
-
-@contextlib.contextmanager
-def _quiet():
-    """Silence what TensorFlow's C++ and Python print to fd 1 and 2 while converting.
-
-    The converter prints artefact paths and MLIR notes that would bury tinyq's own
-    report; the exception text still says what failed.
-    """
-    import sys
-    import warnings
-
-    from tinyq.isolate import in_worker
-
-    if in_worker():
-        # In the worker process fd 1 and 2 are its log file: keep everything TensorFlow says there.
-        yield
-        return
-    sys.stdout.flush()
-    sys.stderr.flush()
-    saved = [os.dup(1), os.dup(2)]
-    import io
-
-    with open(os.devnull, "wb") as null, warnings.catch_warnings(), \
-            contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
-        warnings.simplefilter("ignore")
-        os.dup2(null.fileno(), 1)
-        os.dup2(null.fileno(), 2)
-        try:
-            yield
-        finally:
-            sys.stdout.flush()
-            sys.stderr.flush()
-            os.dup2(saved[0], 1)
-            os.dup2(saved[1], 2)
-            for fd in saved:
-                os.close(fd)
-
-
-def _tf():
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    import sys
-
-    if "tensorflow" not in sys.modules:
-        with _quiet():  # absl/oneDNN start-up notes go to fd 2 before any log level applies
-            import tensorflow  # noqa: F401
-    import tensorflow as tf
-
-    return tf
 
 
 #: Keras layer classes TFLite's int8 path cannot take to a microcontroller (its calibrator crashes
@@ -142,6 +101,7 @@ class _Source:
     make_converter: Any                 # () -> tf.lite.TFLiteConverter, batch fixed to 1
     layers: tuple[tuple[str, str], ...] = ()   # (class name, layer name), first to last
     first_layer: Any = None             # the first computing layer (for the input-range checks)
+    model: Any = None                   # the Keras model object (None for a SavedModel signature)
 
 
 def _cause(e: BaseException) -> str:
@@ -182,7 +142,7 @@ def _keras_source(model, kmod, loader: str) -> _Source:
 
     layers = [l for l in _flat_layers(model) if type(l).__name__ != "InputLayer"]
     return _Source(loader, shape, make, tuple((type(l).__name__, l.name) for l in layers),
-                   layers[0] if layers else None)
+                   layers[0] if layers else None, model)
 
 
 def _signature_source(path: Path, signature: str | None) -> _Source:
@@ -269,14 +229,27 @@ def _load_source(model, signature: str | None = None) -> _Source:
         if mod is None:
             continue
         try:
-            with _quiet():
+            with _quiet(), _custom_scope(mod):
                 km = mod.models.load_model(str(mf.path), compile=False)
         except Exception as e:  # noqa: BLE001 - Keras raises many types for a file it cannot read
-            causes.append(f"{_loader_name(mod)}: {_cause(e)}")
+            cause = _cause(e)
+            # Keras 3 quotes a whole model config in some errors: keep the message readable.
+            causes.append(f"{_loader_name(mod)}: {cause if len(cause) <= 300 else cause[:297] + '...'}")
             continue
         return _keras_source(km, mod, _loader_name(mod) + (" (fallback: Keras 3 could not read it)" if causes else ""))
     raise InputFileError(f"{mf.path}: no Keras could load the model ({'; '.join(causes)})",
                          hint=_load_hint(" ".join(causes)))
+
+
+def _custom_scope(mod):
+    """tfmot's custom objects for tf-keras, so a QAT model saved by `tinyq quantize --qat` loads again."""
+    if mod.__name__ != "tf_keras":
+        return contextlib.nullcontext()
+    try:
+        import tensorflow_model_optimization as tfmot
+    except ImportError:
+        return contextlib.nullcontext()
+    return tfmot.quantization.keras.quantize_scope()
 
 
 def _tf_keras():
@@ -535,8 +508,13 @@ def per_layer_error(float_tflite: bytes, quant_tflite: bytes, x: np.ndarray) -> 
 
 
 def quantize(inputs: LoadedInputs, mode: str = "int8", eval_samples: int = 1000,
-             signature: str | None = None) -> QuantizedModel:
-    """The quantize stage: convert with calibration, then (if evaluation data is given) compare with float."""
+             signature: str | None = None, finetune: "FineTune | None" = None) -> QuantizedModel:
+    """The quantize stage: convert with calibration, then (if evaluation data is given) compare with float.
+
+    With ``finetune`` (QAT and/or pruning, trained on ``inputs.train``) the deployed model is the
+    fine-tuned one; the post-training int8 model of the model as given is still made, as the
+    baseline of the comparison table.
+    """
     if mode not in MODES:
         raise QuantizationError(f"unknown mode '{mode}'", hint=f"choose one of {', '.join(MODES)}")
     from tinyq.isolate import note
@@ -547,15 +525,121 @@ def quantize(inputs: LoadedInputs, mode: str = "int8", eval_samples: int = 1000,
     warnings = [*inputs.calib.warnings, *_range_warnings(src, calib)]
     qbytes = _convert(src, calib, mode)
     fbytes = _convert(src, None, "float")
-    report = None
+    report = data = None
     if inputs.eval is not None:
         ex = check_shape(inputs.eval, src.shape, "evaluation")
         check_labels(inputs.eval, ex, _output_size(qbytes))
         data = Dataset(ex, inputs.eval.y, inputs.eval.source)
         note("comparing float and int8 on the evaluation data")
         report = evaluate(fbytes, qbytes, data, mode, eval_samples)
+    if finetune is not None and finetune.active:
+        if mode != "int8":
+            raise FineTuneError(f"QAT and pruning make full-int8 models; --mode {mode} does not apply",
+                                    hint="leave out --mode (int8 is the default)")
+        return _finetuned(src, inputs, calib, finetune, fbytes, qbytes, data, report, eval_samples, warnings)
+    if report is not None:
         warnings += _accuracy_warnings(report)
     return QuantizedModel(qbytes, fbytes, mode, (1, *src.shape), report, src.loader, tuple(warnings))
+
+
+def _finetuned(src: _Source, inputs: LoadedInputs, calib: np.ndarray, ft: "FineTune", fbytes: bytes, qbytes: bytes,
+               data: Dataset | None, ptq: QuantReport | None, eval_samples: int, warnings: list) -> QuantizedModel:
+    """Fine-tune (prune, then QAT), convert, and put the result beside the post-training baseline."""
+    import tempfile
+
+    from tinyq import optimize
+
+    if src.model is None:
+        raise FineTuneError(f"QAT and pruning train Keras models; this one was read as a {src.loader}",
+                                hint="give the .keras or .h5 file the SavedModel was made from")
+    if inputs.train is None:
+        raise CalibrationError("QAT and pruning need labelled training data",
+                               hint="give --train DATA (.npz with x and y)")
+    tx = check_shape(inputs.train, src.shape, "training")
+    check_labels(inputs.train, tx, _output_size(qbytes))
+    train = Dataset(tx, inputs.train.y, inputs.train.source)
+    tfk = _tf_keras()
+    model = optimize.to_tf_keras(src.model, calib)
+    history: dict[str, list] = {}
+    pruned: tuple = ()
+    ref_float = fbytes
+    pruned_acc = None
+    if ft.prune is not None:
+        model, pruned, history["pruning"] = optimize.prune(model, train, ft)
+        ref_float = _convert(_keras_source(model, tfk, src.loader), None, "float")
+        if data is not None and data.y is not None:
+            pruned_acc = _top1(ref_float, data, eval_samples)
+    if ft.qat:
+        base = model
+        model, history["qat"] = optimize.qat(model, train, ft)
+        # The float model the QAT int8 model quantizes: its SQNR reference and `flash --eval`'s float.
+        ref_float = _convert(_keras_source(optimize.float_twin(model, base), tfk, src.loader), None, "float")
+    final = _convert(_keras_source(model, tfk, src.loader), calib, "int8")
+    with tempfile.TemporaryDirectory(prefix="tinyq-keras-") as tmp:
+        path = Path(tmp) / "model.h5"  # tf-keras's .keras format cannot reload tfmot's QAT layers; HDF5 can
+        with _quiet():
+            optimize.save_keras(model, path)
+        keras_bytes = path.read_bytes()
+    report = None
+    if data is not None:
+        from tinyq.isolate import note
+
+        note("comparing the fine-tuned int8 model with float")
+        report = evaluate(ref_float, final, data, "int8", eval_samples)
+    sample = data.x if data is not None else calib
+    ptq_layers = ptq.layers if ptq is not None else per_layer_error(fbytes, qbytes, sample[:32])
+    final_layers = report.layers if report is not None else per_layer_error(ref_float, final, sample[:32])
+    table = finetune_table(ft, len(tx), ptq, report, ptq_layers, final_layers, pruned, history, pruned_acc)
+    if report is not None and ptq is not None and report.quant_accuracy is not None:
+        drop = (ptq.float_accuracy - report.quant_accuracy) * 100
+        if drop > ACCURACY_DROP_POINTS:
+            warnings.append(f"the fine-tuned int8 model's top-1 is {drop:.1f} points below the float model as given "
+                            f"({report.quant_accuracy:.2%} vs {ptq.float_accuracy:.2%}); try more --epochs"
+                            + (" or a smaller --prune" if ft.prune is not None else ""))
+    return QuantizedModel(final, ref_float, "int8", (1, *src.shape), report, src.loader, tuple(warnings),
+                          table, keras_bytes, qbytes)
+
+
+def _top1(tflite: bytes, data: Dataset, max_samples: int) -> float:
+    r = _Runner(tflite)
+    x = data.x[:max_samples]
+    out = np.stack([r.run(s) for s in x]).reshape(len(x), -1)
+    return float(np.mean(out.argmax(1) == data.y[: len(x)]))
+
+
+def final_name(ft: "FineTune") -> str:
+    """What the fine-tuned int8 model is called in the table."""
+    return ("pruned " if ft.prune is not None else "") + ("QAT int8" if ft.qat else "int8")
+
+
+def finetune_table(ft: "FineTune", train_samples: int, ptq: QuantReport | None, final: QuantReport | None,
+                   ptq_layers, final_layers, pruned, history, pruned_accuracy: float | None = None) -> dict:
+    """The course's table on the user's data: float | post-training int8 | fine-tuned int8, with deltas."""
+    acc = {"float": None, "ptq_int8": None, "pruned_float": pruned_accuracy, "final_int8": None}
+    if ptq is not None:
+        acc["float"], acc["ptq_int8"] = ptq.float_accuracy, ptq.quant_accuracy
+    if final is not None:
+        acc["final_int8"] = final.quant_accuracy
+    pts = lambda a: None if a is None or acc["float"] is None else round((a - acc["float"]) * 100, 2)  # noqa: E731
+    sq = lambda ls: [{"op": l.op, "tensor": l.tensor, "sqnr_db": l.sqnr_db} for l in ls]  # noqa: E731
+    out = {
+        "method": ft.describe(),
+        "final_name": final_name(ft),
+        "epochs": ft.epochs, "lr": ft.lr, "batch_size": ft.batch_size, "seed": ft.seed,
+        "train_samples": train_samples,
+        "eval_samples": ptq.samples if ptq is not None else 0,
+        "accuracy": acc,
+        "delta_points": {k: pts(v) for k, v in acc.items() if k != "float"},
+        "sqnr_db": {"ptq_int8": sq(ptq_layers), "final_int8": sq(final_layers)},
+        "history": history,
+    }
+    if ft.prune is not None:
+        before = sum(p.weights for p in pruned)
+        after = sum(p.weights_after for p in pruned)
+        out["pruning"] = {"fraction": ft.prune, "layers": [p.to_dict() for p in pruned],
+                          "weights": before, "weights_after": after,
+                          "sparsity": round(1 - after / before, 4) if before else 0.0}
+    return out
 
 
 def _output_size(tflite: bytes) -> int:

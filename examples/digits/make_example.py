@@ -6,6 +6,7 @@ with no dataset downloads. Writes, next to this file:
 - ``model.keras``: the trained float model
 - ``calib.npy``: 200 training images, (200, 8, 8, 1) float32 in [0, 1], for calibration
 - ``test.npz``: held-out ``x`` (N, 8, 8, 1) and labels ``y``, for evaluation
+- ``train.npz``: the training images and labels, for fine-tuning (``--qat``, ``--prune``)
 
 Run: ``.venv/bin/python examples/digits/make_example.py`` (about 20 s on 2 cores).
 """
@@ -57,6 +58,7 @@ def main() -> None:
     train.save(HERE / "model.keras")
     np.save(HERE / "calib.npy", x_train[:200])
     np.savez(HERE / "test.npz", x=x_test, y=y_test)
+    np.savez_compressed(HERE / "train.npz", x=x_train, y=y_train)
 
 
 if __name__ == "__main__":
