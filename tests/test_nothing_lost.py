@@ -175,6 +175,15 @@ CORPUS = {
     "build a missing board file": (B + ["model.tflite", "--board", "./mine.toml", "-o", "out"], 2, "mine.toml: no such board file"),
     "build --signature for a .tflite": (B + ["model.tflite", *BOARD, "--signature", "x", "-o", "out"], 2, "SavedModel folders only"),
     "build --mode float16": (B + ["model.keras", *BOARD, *CALIB, "--mode", "float16", "-o", "out"], 2, "does not run on a microcontroller"),
+    # fine-tuning (QAT, pruning): every setting checked before TensorFlow starts
+    "build --qat without --train": (B + ["model.keras", *BOARD, *CALIB, "--qat", "-o", "out"], 2, "QAT needs labelled training data"),
+    "build --train without --qat or --prune": (B + ["model.keras", *BOARD, *CALIB, "--train", "test.npz", "-o", "out"], 2, "--train is given but neither --qat nor --prune"),
+    "build --prune 1.5": (B + ["model.keras", *BOARD, *CALIB, "--prune", "1.5", "--train", "test.npz", "-o", "out"], 2, "must be between 0 and 1"),
+    "build --qat --lr 5": (B + ["model.keras", *BOARD, *CALIB, "--qat", "--lr", "5", "--train", "test.npz", "-o", "out"], 2, "the learning rate must be between 0 and 1"),
+    "build --qat --epochs 0": (B + ["model.keras", *BOARD, *CALIB, "--qat", "--epochs", "0", "--train", "test.npz", "-o", "out"], 2, "Invalid value for '--epochs'"),
+    "build --qat with unlabelled training data": (B + ["model.keras", *BOARD, *CALIB, "--qat", "--train", "calib.npy", "-o", "out"], 2, "calib.npy: the training data has no labels"),
+    "build --qat of an int8 .tflite": (B + ["model.tflite", *BOARD, "--qat", "--train", "test.npz", "-o", "out"], 2, "an int8 .tflite cannot be fine-tuned"),
+    "quantize --qat -o over its training data": (["quantize", "model.keras", *CALIB, "--qat", "--train", "test.npz", "-o", "test.npz"], 2, "one of this command's inputs"),
     # flash
     "flash a folder that is no build": (["flash", "--build", "docs"], 2, "not a tinyq build folder"),
     "flash a build.json without its keys": (lambda p: ["flash", "--build", _edit_build(p, "b1", _drop_keys)], 2, "lacks model_id, firmware"),
@@ -209,4 +218,4 @@ def test_bad_input_is_one_line_and_changes_nothing(case, project, capfd):
 
 def test_corpus_size():
     # The README quotes this figure ("What tinyq guarantees").
-    assert len(CORPUS) >= 42
+    assert len(CORPUS) >= 50

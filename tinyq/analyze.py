@@ -9,6 +9,8 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass
 
+import numpy as np
+
 from tinyq.errors import UnsupportedModelError
 from tinyq.graph import Graph, Operator
 
@@ -47,6 +49,32 @@ class OpInfo:
     output_shape: tuple[int, ...]
     macs: int
     weight_bytes: int
+    #: Fraction of the weights that are zero (None: the op has no weight tensor).
+    weight_zeros: float | None = None
+    #: Output channels whose weights are all zero, of how many (a filter pruning left in place).
+    empty_filters: tuple[int, int] = (0, 0)
+
+
+#: Where each weighted op keeps its output channels in the weight tensor (TFLite layouts).
+_FILTER_AXIS = {"CONV_2D": 0, "FULLY_CONNECTED": 0, "DEPTHWISE_CONV_2D": 3}
+
+
+def weight_sparsity(graph: Graph, op: Operator) -> tuple[float | None, tuple[int, int]]:
+    """Zeros in ``op``'s weight tensor: (fraction of zero weights, (all-zero filters, filters)).
+
+    Weights are stored whatever their value: zeros cost flash and multiplications
+    unless whole filters go (`tinyq build --prune` removes them).
+    """
+    axis = _FILTER_AXIS.get(op.opcode)
+    if axis is None or len(op.inputs) < 2 or op.inputs[1] < 0:
+        return None, (0, 0)
+    w = graph.tensors[op.inputs[1]]
+    data = getattr(w, "data", None)
+    if not w.is_constant or data is None or data.size == 0 or data.ndim <= axis:
+        return None, (0, 0)
+    zero = data == 0
+    per_filter = np.moveaxis(zero, axis, 0).reshape(data.shape[axis], -1).all(axis=1)
+    return float(zero.mean()), (int(per_filter.sum()), int(data.shape[axis]))
 
 
 @dataclass(frozen=True, eq=False)
@@ -91,6 +119,13 @@ def _safe_macs(graph: Graph, op: Operator) -> int:
         return op_macs(graph, op)
     except (IndexError, KeyError):
         return 0
+
+
+def _safe_sparsity(graph: Graph, op: Operator) -> tuple[float | None, tuple[int, int]]:
+    try:
+        return weight_sparsity(graph, op)
+    except (IndexError, KeyError, ValueError):
+        return None, (0, 0)
 
 
 def _model_level(graph: Graph) -> list[Issue]:
@@ -233,7 +268,8 @@ def analyze(graph: Graph, gate: bool = True) -> Analysis:
     ops = tuple(
         OpInfo(op.index, op.opcode, graph.tensors[op.outputs[0]].shape if op.outputs else (),
                _safe_macs(graph, op),
-               sum(graph.tensors[i].nbytes for i in op.inputs if i >= 0 and graph.tensors[i].is_constant))
+               sum(graph.tensors[i].nbytes for i in op.inputs if i >= 0 and graph.tensors[i].is_constant),
+               *_safe_sparsity(graph, op))
         for op in graph.operators
     )
     return Analysis(graph, issues, ops)

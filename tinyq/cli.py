@@ -324,7 +324,8 @@ def inspect(model, as_json, plot):
         "macs": a.macs,
         "weight_bytes": a.weight_bytes,
         "layers": [{"index": o.index, "op": o.opcode, "output_shape": list(o.output_shape), "macs": o.macs,
-                    "weight_bytes": o.weight_bytes} for o in a.ops],
+                    "weight_bytes": o.weight_bytes, "sparsity": o.weight_zeros,
+                    "empty_filters": list(o.empty_filters)} for o in a.ops],
         "tensors": [{"index": t.index, "name": t.name, "shape": list(t.shape), "dtype": t.dtype,
                      "constant": t.is_constant, "bytes": t.nbytes,
                      "scale": list(t.quant.scale) if t.quant else None,
@@ -343,9 +344,15 @@ def inspect(model, as_json, plot):
     click.echo(f"{model}: {TFLITE_KINDS[data['kind']]}")
     click.echo(f"{len(g.operators)} ops, {a.macs:,} MACs, {a.weight_bytes:,} B of constants")
     click.echo("ops: " + ", ".join(f"{k} x{v}" for k, v in sorted(a.op_counts.items())))
-    click.echo(f"{'#':>3} {'op':<20} {'output':<18} {'MACs':>12} {'weights':>9}")
+    click.echo(f"{'#':>3} {'op':<20} {'output':<18} {'MACs':>12} {'weights':>9} {'zeros':>6}  empty filters")
     for o in a.ops:
-        click.echo(f"{o.index:>3} {o.opcode:<20} {str(list(o.output_shape)):<18} {o.macs:>12,} {o.weight_bytes:>9,}")
+        zeros = f"{o.weight_zeros:6.1%}" if o.weight_zeros is not None else f"{'':>6}"
+        empty = f"{o.empty_filters[0]}/{o.empty_filters[1]}" if o.weight_zeros is not None else ""
+        click.echo(f"{o.index:>3} {o.opcode:<20} {str(list(o.output_shape)):<18} {o.macs:>12,} {o.weight_bytes:>9,} "
+                   f"{zeros}  {empty}")
+    zero_ops = [o for o in a.ops if o.weight_zeros and o.weight_zeros > 0.2]
+    if zero_ops:
+        click.echo("zeros are stored and multiplied like any weight; `tinyq build --prune` removes whole filters instead")
     click.echo("tensors:")
     for t in g.tensors:
         q = ""

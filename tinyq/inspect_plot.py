@@ -4,7 +4,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
+
 from tinyq.graph import Graph
+
+
+def int8_histogram(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(value, count) for every int8 value: one bin each, so the zeros of a pruned model are a bar of their own."""
+    counts = np.bincount(np.asarray(values).ravel().astype(np.int64) + 128, minlength=256)
+    return np.arange(-128, 128), counts
 
 
 def plot_weight_histograms(graph: Graph, path: Path) -> Path:
@@ -24,8 +32,13 @@ def plot_weight_histograms(graph: Graph, path: Path) -> Path:
     for ax in axes.ravel()[len(layers):]:
         ax.axis("off")
     for ax, (op, w) in zip(axes.ravel(), layers):
-        ax.hist(w.data.ravel(), bins=64, range=(-128, 128), color="#3572A5")
-        ax.set_title(f"op {op.index} {op.opcode} {list(w.shape)}", fontsize=8)
+        values = w.data.ravel()
+        zeros = float(np.mean(values == 0))
+        # The zero bar in red: a pruned model's zeros stand apart.
+        bins, counts = int8_histogram(values)
+        ax.bar(bins, counts, width=1.0, color=np.where(bins == 0, "#C0392B", "#3572A5"))
+        ax.set_xlim(-128, 128)
+        ax.set_title(f"op {op.index} {op.opcode} {list(w.shape)}, {zeros:.1%} zeros", fontsize=8)
         ax.set_xlabel("int8 weight", fontsize=7)
         ax.tick_params(labelsize=7)
     fig.tight_layout()
