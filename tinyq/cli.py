@@ -145,6 +145,13 @@ def _warn(lines) -> None:
         click.echo(f"warning: {w}", err=True)
 
 
+def _kernels(graph) -> dict[int, str]:
+    """The kernel tinyq will call for each op (a fused step names its kernel on every op it computes)."""
+    from tinyq.plan import plan_memory
+
+    return {i: st.call.function for st in plan_memory(graph).steps for i in st.ops}
+
+
 def _finetune_options(f):
     """--qat, --prune, --train, --epochs, --lr, --seed: the same on `quantize` and `build`."""
     opts = [
@@ -317,6 +324,7 @@ def inspect(model, as_json, plot):
         check_output_file(plot, [model], "plot")
     g = load_tflite(model)
     a = analyze(g, gate=False)
+    kernels = _kernels(g) if not a.issues else {}
     data = {
         "model": str(model),
         "kind": tflite_kind(g),
@@ -324,7 +332,7 @@ def inspect(model, as_json, plot):
         "macs": a.macs,
         "weight_bytes": a.weight_bytes,
         "layers": [{"index": o.index, "op": o.opcode, "output_shape": list(o.output_shape), "macs": o.macs,
-                    "weight_bytes": o.weight_bytes, "sparsity": o.weight_zeros,
+                    "weight_bytes": o.weight_bytes, "sparsity": o.weight_zeros, "kernel": kernels.get(o.index),
                     "empty_filters": list(o.empty_filters)} for o in a.ops],
         "tensors": [{"index": t.index, "name": t.name, "shape": list(t.shape), "dtype": t.dtype,
                      "constant": t.is_constant, "bytes": t.nbytes,
@@ -344,12 +352,12 @@ def inspect(model, as_json, plot):
     click.echo(f"{model}: {TFLITE_KINDS[data['kind']]}")
     click.echo(f"{len(g.operators)} ops, {a.macs:,} MACs, {a.weight_bytes:,} B of constants")
     click.echo("ops: " + ", ".join(f"{k} x{v}" for k, v in sorted(a.op_counts.items())))
-    click.echo(f"{'#':>3} {'op':<20} {'output':<18} {'MACs':>12} {'weights':>9} {'zeros':>6}  empty filters")
+    click.echo(f"{'#':>3} {'op':<20} {'output':<18} {'MACs':>12} {'weights':>9} {'zeros':>6} {'empty':>7}  kernel")
     for o in a.ops:
         zeros = f"{o.weight_zeros:6.1%}" if o.weight_zeros is not None else f"{'':>6}"
         empty = f"{o.empty_filters[0]}/{o.empty_filters[1]}" if o.weight_zeros is not None else ""
         click.echo(f"{o.index:>3} {o.opcode:<20} {str(list(o.output_shape)):<18} {o.macs:>12,} {o.weight_bytes:>9,} "
-                   f"{zeros}  {empty}")
+                   f"{zeros} {empty:>7}  {kernels.get(o.index, '')}")
     zero_ops = [o for o in a.ops if o.weight_zeros and o.weight_zeros > 0.2]
     if zero_ops:
         click.echo("zeros are stored and multiplied like any weight; `tinyq build --prune` removes whole filters instead")
@@ -419,7 +427,8 @@ def build(model, board_id, calib, eval_path, out_dir, mode, max_samples, signatu
                    f"{b['weights_bytes']:,} B, {r['macs']:,} vs {b['macs']:,} MACs, "
                    f"arena {r['arena_bytes']:,} vs {b['arena_bytes']:,} B")
     click.echo(f"  ops: {', '.join(f'{k} x{v}' for k, v in sorted(r['ops'].items()))}; {r['macs']:,} MACs")
-    click.echo(f"  arena: {r['arena_bytes']:,} B (TFLM would need {r['tflm_arena_bytes']:,} B)")
+    tflm = f" (TFLM's host interpreter reports {r['tflm_arena_bytes']:,} B)" if r.get("tflm_arena_bytes") else ""
+    click.echo(f"  arena: {r['arena_bytes']:,} B{tflm}; plan drawn in {res.out_dir / r['memory']['plot']}")
     for t, f in r["firmware"].items():
         click.echo(f"  firmware [{t}]: flash {f['flash_bytes']:,} / {f['flash_limit']:,} B, "
                    f"static RAM {f['static_ram_bytes']:,} B + stack {f['stack_bytes']:,} B / {f['ram_limit']:,} B")

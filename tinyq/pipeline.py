@@ -26,6 +26,8 @@ FLOAT_MODEL = "model_float.tflite"
 #: The fine-tuned Keras model of a --qat/--prune build (tf-keras, HDF5: the one format that reloads
 #: tfmot's QAT layers; tinyq reads it back like any .h5).
 FINETUNED_MODEL = "model_finetuned.h5"
+#: The arena over the op sequence, drawn by every build.
+MEMORY_PLOT = "memory.png"
 #: What `flash` reads from build.json; a manifest without them is refused with one line.
 _MANIFEST_KEYS = ("board", "model_id", "firmware")
 Progress = Callable[[str], None]
@@ -57,6 +59,7 @@ def build(model: Path, board_id: str, calib: Path | None, out_dir: Path, eval_pa
     from tinyq.errors import UnsupportedModelError
     from tinyq.graph import parse_tflite
     from tinyq.hostrun import run_generated
+    from tinyq.memory_plot import plot_memory
     from tinyq.outputs import check_build_dir
     from tinyq.reference import TflmReference
 
@@ -129,6 +132,10 @@ def build(model: Path, board_id: str, calib: Path | None, out_dir: Path, eval_pa
                 (tmp / "tflm" / name).write_text(text)
         if q.keras_model:
             (tmp / FINETUNED_MODEL).write_bytes(q.keras_model)
+        progress("drawing the memory plan")
+        timeline = mem.timeline()
+        plot_memory(timeline, tmp / MEMORY_PLOT, Path(model).name, ref.arena.total if ref.arena else None,
+                    "TFLM arena (tflite_micro, 64-bit host)")
         np.savez(tmp / "verify.npz", inputs=x_int8, expected=expected)
         # The board definition travels with the build, so a board given as a file flashes too.
         (tmp / BOARD_FILE).write_text(board_file(board_id).read_text(encoding="utf-8"), encoding="utf-8")
@@ -150,8 +157,12 @@ def build(model: Path, board_id: str, calib: Path | None, out_dir: Path, eval_pa
             "arena_bytes": mem.ram_bytes,
             "activation_bytes": mem.activation_peak_bytes,
             "scratch_bytes": mem.scratch_bytes,
+            # Measured by the tflite_micro host interpreter (64-bit pointers: a 32-bit MCU needs somewhat less).
             "tflm_arena_bytes": ref.arena.total if ref.arena else None,
             "tflm_arena_head_bytes": ref.arena.head if ref.arena else None,
+            "tflm_arena_measured_on": "tflite_micro host interpreter (64-bit)",
+            "layers": mem.layers(),
+            "memory": {**timeline, "plot": MEMORY_PLOT},
             "budget": {"flash_bytes": fit.flash_bytes, "flash_limit": fit.flash_limit,
                        "ram_bytes": fit.ram_bytes, "ram_limit": fit.ram_limit, "breakdown": fit.breakdown},
             "host_bit_exact_inputs": len(x_int8) if host_exact else 0,

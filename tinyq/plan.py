@@ -94,6 +94,24 @@ class MemoryPlan:
     def macs(self) -> int:
         return sum(c.macs for c in self.calls)
 
+    def layers(self) -> list[dict]:
+        """Each step as the reports show it: op(s), the kernel it calls, MACs, output shape, scratch."""
+        return [{"step": i, "op": st.name, "ops": list(st.ops), "kernel": st.call.function, "macs": st.call.macs,
+                 "output_shape": list(self.graph.tensors[st.outputs[0]].shape) if st.outputs else [],
+                 "scratch_bytes": st.call.scratch_bytes} for i, st in enumerate(self.steps)]
+
+    def timeline(self) -> dict:
+        """The arena over the step sequence: every buffer (tensor or scratch) with its live steps and
+        place, and the peak. What `memory.png` draws, as data."""
+        out = []
+        for b in self.buffers:
+            label = (" = ".join(self.graph.tensors[t].name.split(";")[0][-40:] for t in b.tensors) if b.tensors
+                     else f"scratch of step {b.first}")
+            out.append({"kind": "tensor" if b.tensors else "scratch", "label": label, "first": b.first,
+                        "last": b.last, "offset": b.offset, "size": b.size})
+        return {"steps": [st.name for st in self.steps], "buffers": out, "arena_bytes": self.arena_bytes,
+                "peak_step": self.peak_op}
+
 
 def _align(n: int) -> int:
     return (n + ALIGN - 1) // ALIGN * ALIGN
