@@ -112,3 +112,24 @@ def test_exact_fallback_is_bit_exact(kind, monkeypatch):
     for k, params in [c for c in test_ops.CASES if c[0] == kind][:3]:
         test_ops.test_op_bit_exact_with_tflm(k, params)
     assert asked  # the lowering asked, and every layer took the long way
+
+
+def test_dead_channels_take_the_fast_path_as_constants(fast_c):
+    """Official VWW carries channels with weights ~0: per-channel scale ~1e-9 (a right shift far past
+    MAX_FAST_SHIFT) and an int32 bias of 2^30. Their output is one value for every input, so they are
+    encoded as mult 0 and that value, and the layer keeps the fast path. Checked on every sum."""
+    rng = np.random.default_rng(3)
+    w = rng.integers(-127, 128, size=(2, 64))
+    mult, shift = 1262026539, -28           # ~4.6e-9 in TFLite's form
+    folded = [1 << 30, -(1 << 30)]
+    fast, rows = layout.channel_params(w, folded, 0, [mult, mult], [shift, shift], -128)
+    assert fast
+    sums = [int(v) for v in rng.integers(-(1 << 20), 1 << 20, size=200)] + [0, -1, 1]
+    for c in range(2):
+        want = [max(-128, min(127, tflite_requant(s + folded[c], mult, shift, -128))) for s in sums]
+        assert len(set(want)) == 1
+        got = fast_c([(s, *rows[c]) for s in sums])
+        assert [max(-128, min(127, g)) for g in got] == want
+    # A channel whose output does vary keeps the layer on the exact path.
+    fast, _ = layout.channel_params(w, [1 << 30, 0], 0, [mult, 1 << 30], [shift, 5], -128)
+    assert not fast

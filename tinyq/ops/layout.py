@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from tinyq.ops.quant import wrap_int32
+from tinyq.ops.quant import multiply_by_quantized_multiplier, wrap_int32
 
 INT32_MAX = (1 << 31) - 1
 #: The fast requantization path takes right shifts in [1, MAX_FAST_SHIFT]; see fast_ok.
@@ -86,12 +86,36 @@ def channel_params(w_rows: np.ndarray, bias, input_zp: int, mult, shift, output_
     b = [0] * out_c if bias is None else [int(v) for v in np.asarray(bias).ravel()]
     folded = [b[c] - input_zp * int(w[c].sum()) for c in range(out_c)]
     bound = [abs(folded[c]) + 128 * int(np.abs(w[c]).sum()) for c in range(out_c)]
-    fast = all(fast_ok(bound[c], int(mult[c]), int(shift[c]), output_zp) for c in range(out_c))
+    ok = [fast_ok(bound[c], int(mult[c]), int(shift[c]), output_zp) for c in range(out_c)]
+    # A channel the proof fails for may still be constant: official models carry dead channels
+    # (weights ~0, so a scale of ~1e-9 and a huge int32 bias) that hold one whole layer back on
+    # the slow path otherwise. Such a channel becomes mult 0 and its value in rnd, still exact.
+    const = {c: constant_output(w[c], folded[c], int(mult[c]), int(shift[c]), output_zp)
+             for c in range(out_c) if not ok[c]}
+    fast = all(ok[c] or const[c] is not None for c in range(out_c))
     if fast:
-        rows = [(2 * folded[c], fast_rnd(int(shift[c]), output_zp), int(mult[c]), -int(shift[c])) for c in range(out_c)]
+        rows = [(2 * folded[c], fast_rnd(int(shift[c]), output_zp), int(mult[c]), -int(shift[c])) if ok[c]
+                else (0, 2 * const[c] + 1, 0, 1) for c in range(out_c)]
     else:
         rows = [(wrap_int32(folded[c]), 0, int(mult[c]), int(shift[c])) for c in range(out_c)]
     return fast, tuple(tuple(int(v) for v in r) for r in rows)
+
+
+def constant_output(w_row, folded: int, mult: int, shift: int, output_zp: int) -> int | None:
+    """The int8 value a channel outputs for every int8 input, or None when it can vary.
+
+    TFLite's requantization is monotonic in the sum, so the channel is constant when the
+    smallest and the largest sum its weights can make (inputs -128..127) give the same value.
+    Encoded for the fast path as mult 0, shift 1, rnd 2y+1: SMMLAR then returns rnd or rnd-1,
+    and either, shifted right by 1, is y.
+    """
+    w = np.asarray(w_row, dtype=np.int64)
+    lo = folded + int(np.minimum(-128 * w, 127 * w).sum())
+    hi = folded + int(np.maximum(-128 * w, 127 * w).sum())
+    if lo < -(1 << 31) or hi > INT32_MAX:
+        return None  # the sum could wrap: not monotonic
+    y = [max(-128, min(127, multiply_by_quantized_multiplier(x, mult, shift) + output_zp)) for x in (lo, hi)]
+    return y[0] if y[0] == y[1] else None
 
 
 def fast_rnd(shift: int, output_zp: int) -> int:
