@@ -31,8 +31,40 @@ void tq_max_pool_s8(const tq_pool_params_t *p, const int8_t *in, int8_t *out) {
     }
 }
 
+/* Round half away from zero, as TFLite's reference AveragePool. */
+static inline int8_t avg_out(int32_t sum, int32_t count, const tq_pool_params_t *p) {
+    const int32_t avg = sum > 0 ? (sum + count / 2) / count : (sum - count / 2) / count;
+    return (int8_t)tq_clamp(avg, p->act_min, p->act_max);
+}
+
+/* Four channels a word: SXTB16 splits a word into channels (0, 2) and (1, 3) as int16 lanes, SADD16
+ * adds both lanes at once. A window of at most 256 taps cannot overflow an int16 lane. */
+static void avg_window_words(const tq_pool_params_t *p, const int8_t *in, int iy0, int ix0, int fy0, int fy1,
+                             int fx0, int fx1, int8_t *o) {
+    const int c_n = p->c;
+    const int32_t count = (int32_t)(fy1 - fy0) * (fx1 - fx0);
+    const int32_t row = (int32_t)p->in_w * c_n;
+    for (int g = 0; g < c_n; g += 4) {
+        int32_t even = 0, odd = 0;  /* (c0, c2), (c1, c3) */
+        const int8_t *r = in + (int32_t)(iy0 + fy0) * row + (ix0 + fx0) * c_n + g;
+        for (int fy = fy0; fy < fy1; ++fy, r += row) {
+            const int8_t *x = r;
+            for (int fx = fx0; fx < fx1; ++fx, x += c_n) {
+                const uint32_t v = tq_load32(x);
+                even = tq_sadd16(even, tq_sxtb16(v));
+                odd = tq_sadd16(odd, tq_sxtb16_ror8(v));
+            }
+        }
+        o[g] = avg_out((int16_t)(uint16_t)((uint32_t)even & 0xFFFFu), count, p);
+        o[g + 1] = avg_out((int16_t)(uint16_t)((uint32_t)odd & 0xFFFFu), count, p);
+        o[g + 2] = avg_out((int16_t)(uint16_t)((uint32_t)even >> 16), count, p);
+        o[g + 3] = avg_out((int16_t)(uint16_t)((uint32_t)odd >> 16), count, p);
+    }
+}
+
 void tq_avg_pool_s8(const tq_pool_params_t *p, const int8_t *in, int8_t *out) {
     const int c_n = p->c;
+    const int words = c_n % 4 == 0 && (int32_t)p->k_h * p->k_w <= 256;
     for (int oy = 0; oy < p->out_h; ++oy) {
         int iy0, fy0, fy1;
         window(oy, p->stride_h, p->pad_h, p->k_h, p->in_h, &iy0, &fy0, &fy1);
@@ -40,6 +72,10 @@ void tq_avg_pool_s8(const tq_pool_params_t *p, const int8_t *in, int8_t *out) {
             int ix0, fx0, fx1;
             window(ox, p->stride_w, p->pad_w, p->k_w, p->in_w, &ix0, &fx0, &fx1);
             const int32_t count = (int32_t)(fy1 - fy0) * (fx1 - fx0);
+            if (words && count > 0) {
+                avg_window_words(p, in, iy0, ix0, fy0, fy1, fx0, fx1, out + ((int32_t)oy * p->out_w + ox) * c_n);
+                continue;
+            }
             for (int c = 0; c < c_n; ++c) {
                 int32_t sum = 0;
                 for (int fy = fy0; fy < fy1; ++fy) {
@@ -48,9 +84,7 @@ void tq_avg_pool_s8(const tq_pool_params_t *p, const int8_t *in, int8_t *out) {
                     }
                 }
                 if (count == 0) { out[((int32_t)oy * p->out_w + ox) * c_n + c] = 0; continue; }
-                /* Round half away from zero, as TFLite's reference AveragePool. */
-                const int32_t avg = sum > 0 ? (sum + count / 2) / count : (sum - count / 2) / count;
-                out[((int32_t)oy * p->out_w + ox) * c_n + c] = (int8_t)tq_clamp(avg, p->act_min, p->act_max);
+                out[((int32_t)oy * p->out_w + ox) * c_n + c] = avg_out(sum, count, p);
             }
         }
     }
