@@ -30,8 +30,7 @@ def plot_memory(timeline: dict, path: Path, title: str, tflm_bytes: int | None =
     peak = timeline["peak_step"]
     if 0 <= peak < n:
         ax.axvline(peak, color="#C0392B", linestyle=":", linewidth=1)
-        ax.text(peak, 0, f" peak: step {peak} ({steps[peak]})", color="#C0392B", fontsize=7, rotation=90,
-                va="bottom")
+        ax.text(peak, top, f"peak (step {peak}) ", color="#C0392B", fontsize=7, ha="right", va="bottom")
     ymax = top
     if tflm_bytes:
         ax.axhline(tflm_bytes, color="grey", linestyle="--", linewidth=1)

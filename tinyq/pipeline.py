@@ -162,6 +162,7 @@ def build(model: Path, board_id: str, calib: Path | None, out_dir: Path, eval_pa
             "tflm_arena_head_bytes": ref.arena.head if ref.arena else None,
             "tflm_arena_measured_on": "tflite_micro host interpreter (64-bit)",
             "layers": mem.layers(),
+            "bands": mem.bands(),
             "memory": {**timeline, "plot": MEMORY_PLOT},
             "budget": {"flash_bytes": fit.flash_bytes, "flash_limit": fit.flash_limit,
                        "ram_bytes": fit.ram_bytes, "ram_limit": fit.ram_limit, "breakdown": fit.breakdown},

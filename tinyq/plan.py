@@ -66,12 +66,17 @@ class MemoryPlan:
         return tuple(st.call for st in self.steps)
 
     @property
+    def kernel_calls(self) -> tuple[KernelCall, ...]:
+        """Every kernel call with its own constants: a band step's stages in place of the band."""
+        return tuple(s for c in self.calls for s in (c.stages or (c,)))
+
+    @property
     def weight_bytes(self) -> int:
         """Bytes of constants the model puts in flash: tensors passed as they are, plus the
         re-laid-out weights and per-channel parameters of each call."""
-        used = {i for c in self.calls for i in c.args if isinstance(i, int) and i >= 0}
+        used = {i for c in self.kernel_calls for i in c.args if isinstance(i, int) and i >= 0}
         tensors = sum(t.nbytes for t in self.graph.tensors if t.is_constant and t.index in used)
-        return tensors + sum(a.nbytes for c in self.calls for a in c.arrays)
+        return tensors + sum(a.nbytes for c in self.kernel_calls for a in c.arrays)
 
     @property
     def scratch_bytes(self) -> int:
@@ -99,6 +104,20 @@ class MemoryPlan:
         return [{"step": i, "op": st.name, "ops": list(st.ops), "kernel": st.call.function, "macs": st.call.macs,
                  "output_shape": list(self.graph.tensors[st.outputs[0]].shape) if st.outputs else [],
                  "scratch_bytes": st.call.scratch_bytes} for i, st in enumerate(self.steps)]
+
+    def bands(self) -> list[dict]:
+        """The steps that run a conv chain by rows: their layers, windows, and the rows moved as
+        windows slide (nothing is recomputed)."""
+        from tinyq.ops import band
+
+        out = []
+        for i, st in enumerate(self.steps):
+            if st.call.stages:
+                facts = band.simulate([dict(s.params) for s in st.call.stages])
+                out.append({"step": i, "name": st.name, "layers": len(st.call.stages), "ops": list(st.ops),
+                            "window_rows": list(facts.windows), "window_bytes": facts.window_bytes,
+                            "row_copies": facts.row_copies, "output_over_input": facts.overlay_ok})
+        return out
 
     def timeline(self) -> dict:
         """The arena over the step sequence: every buffer (tensor or scratch) with its live steps and
@@ -173,17 +192,72 @@ def fuse_conv_add(graph: Graph, steps: list[Step]) -> list[Step]:
     return [fused.get(i, st) for i, st in enumerate(steps) if i not in dropped]
 
 
-def plan_memory(graph: Graph, fuse: bool = True, inplace: bool = True) -> MemoryPlan:
-    """Lower every op (fusing conv + ADD where it saves memory) and lay out the activations in one arena.
+def plan_memory(graph: Graph, fuse: bool = True, inplace: bool = True, band: bool = True) -> MemoryPlan:
+    """Lower every op (fusing conv + ADD where it saves memory, running conv chains by rows where that
+    lowers the arena) and lay out the activations in one arena.
 
-    ``fuse=False, inplace=False`` gives the plain greedy plan (every tensor a buffer of its
-    own), the baseline the benchmarks compare against.
+    ``fuse=False, inplace=False, band=False`` gives the plain greedy plan (every tensor a buffer of
+    its own), the baseline the benchmarks compare against.
     """
     steps = _steps(graph)
     if fuse:
         steps = fuse_conv_add(graph, steps)
     if not inplace:
         steps = [replace(st, overwrites=()) for st in steps]
+    plan = place(graph, steps)
+    if band:
+        plan = band_chains(graph, plan)
+    return plan
+
+
+_SHORT = {"CONV_2D": "CONV", "DEPTHWISE_CONV_2D": "DW"}
+
+
+def band_chains(graph: Graph, plan: MemoryPlan, rounds: int = 3) -> MemoryPlan:
+    """Run a chain of conv steps by rows (tinyq.ops.band) where that lowers the arena.
+
+    Only a chain through the step where the plan peaks can lower it; each round tries every such
+    chain (up to band.MAX_STAGES steps, each the only reader of the one before) and keeps the
+    smallest arena, until no chain helps.
+    """
+    from tinyq.ops import band
+
+    for _ in range(rounds):
+        steps = list(plan.steps)
+        readers: dict[int, list[int]] = {}
+        for i, st in enumerate(steps):
+            for t in st.inputs:
+                readers.setdefault(t, []).append(i)
+        outputs = set(graph.outputs)
+
+        def links(k: int) -> bool:  # step k feeds step k+1 and nothing else
+            t = steps[k].outputs[0]
+            return (t not in outputs and readers.get(t) == [k + 1] and steps[k + 1].inputs[:1] == (t,)
+                    and len(steps[k + 1].inputs) == 1)
+
+        peak = max(0, min(plan.peak_op, len(steps) - 1))
+        best = plan
+        for i in range(max(0, peak - band.MAX_STAGES + 1), peak + 1):
+            for j in range(max(i + 1, peak), min(len(steps), i + band.MAX_STAGES)):
+                chain = steps[i:j + 1]
+                if not all(band.eligible(st.call) for st in chain) or not all(links(k) for k in range(i, j)):
+                    continue
+                call, _ = band.band_call([st.call for st in chain])
+                name = "BAND:" + ">".join(_SHORT.get(st.name, st.name) for st in chain)
+                fused = Step(name, tuple(o for st in chain for o in st.ops), chain[0].inputs, chain[-1].outputs,
+                             call, call.overwrites)
+                trial = place(graph, steps[:i] + [fused] + steps[j + 1:])
+                if trial.arena_bytes < best.arena_bytes:
+                    best = trial
+        if best is plan:
+            return plan
+        plan = best
+    return plan
+
+
+def place(graph: Graph, steps: list[Step]) -> MemoryPlan:
+    """Lifetimes, aliasing (views, in-place steps) and placement of ``steps``' tensors and scratch."""
+    steps = list(steps)
     n_ops = len(steps)
 
     # Union aliased tensors (output shares its input's buffer).

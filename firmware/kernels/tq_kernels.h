@@ -228,6 +228,17 @@ void tq_conv2d_s8(const tq_conv_params_t *p, const int8_t *in, const uint32_t *f
  * out, which may be skip itself: the conv's output is never stored whole. */
 void tq_conv2d_add_s8(const tq_conv_params_t *p, const tq_addtab_params_t *add, const int8_t *in,
                       const uint32_t *filter, const int8_t *skip, int8_t *out);
+/* The scratch each kernel reads through p->scratch, in bytes: the C statement of what the host plans
+ * (tinyq.ops.lower_ops.conv_scratch_bytes and depthwise3x3_scratch_bytes; tests/test_plan.py holds
+ * them equal for every lowered op). `fused`: tq_depthwise3x3_s8 requantizes in the inner loop. */
+static inline uint32_t tq_conv2d_scratch_bytes(const tq_conv_params_t *p) {
+    return 16u * p->k_pairs + (p->in_c % 4 ? 2u * p->k_pairs + 4u : 0u)
+           + (((uint32_t)p->out_h * p->out_w) % 4 ? 4u * p->out_c : 0u);
+}
+static inline uint32_t tq_depthwise3x3_scratch_bytes(const tq_conv_params_t *p) {
+    const int fused = p->fast && p->act_min == -128 && p->act_max == 127;
+    return (fused ? 0u : 4u * p->in_c) + 9u * p->in_c + (2u * p->dil_w + 1u) * p->in_c;
+}
 void tq_depthwise_conv2d_s8(const tq_conv_params_t *p, const int8_t *in, const int8_t *filter, int8_t *out);
 void tq_depthwise3x3_s8(const tq_conv_params_t *p, const int8_t *in, const uint32_t *filter, int8_t *out);
 void tq_fully_connected_s8(const tq_fc_params_t *p, const int8_t *in, const uint32_t *filter, int8_t *out);
@@ -269,6 +280,24 @@ void tq_add_s8(const tq_addtab_params_t *p, const int8_t *in1, const int8_t *in2
 void tq_add_run(const tq_addtab_params_t *p, const int8_t *in1, const int8_t *in2, int8_t *out, uint32_t n);
 void tq_softmax_s8(const tq_softmax_params_t *p, const int8_t *in, int8_t *out);
 void tq_copy_s8(uint32_t size, const int8_t *in, int8_t *out);
+
+/* ---- row-band execution of a conv chain (tq_band.c) ---- */
+
+#define TQ_BAND_MAX_STAGES 8
+
+/* One layer of a band chain: its whole-tensor kernel and parameters, and (all but the last)
+ * the window its output rows wait in for the next layer: cap rows of out_w * out_c bytes. */
+typedef struct {
+    void (*fn)(const tq_conv_params_t *p, const int8_t *in, const uint32_t *filter, int8_t *out);
+    const tq_conv_params_t *p;
+    const uint32_t *filter;
+    int8_t *buf;
+    int32_t cap;
+} tq_band_stage_t;
+
+/* Run the chain of n stages (n <= TQ_BAND_MAX_STAGES) from `in` (the first layer's input tensor)
+ * to `out` (the last layer's output tensor), one output row at a time. */
+void tq_band_run(const tq_band_stage_t *stages, uint32_t n, const int8_t *in, int8_t *out);
 void tq_requant_s8(const tq_requant_params_t *p, const int8_t *in, int8_t *out);
 void tq_clamp_s8(uint32_t size, int32_t lo, int32_t hi, const int8_t *in, int8_t *out);
 void tq_mul_s8(const tq_mul_params_t *p, const int8_t *in1, const int8_t *in2, int8_t *out);

@@ -72,10 +72,64 @@ def _tensor_expr(graph: Graph, plan: MemoryPlan, index, written: bool, prefix: s
     return f"ARENA({'' if written else 'const '}{ctype}, {plan.offsets[index]})"
 
 
+def _resolve(fields, prefix: str, scratch: int | None) -> list[tuple[str, object]]:
+    """A params struct's fields as C: "@name" is the call's ConstArray, "$scratch" its scratch in the arena."""
+    out = []
+    for f, v in fields:
+        if isinstance(v, str) and v.startswith("@"):
+            v = f"{prefix}_{v[1:]}"
+        elif v == "$scratch":
+            v = f"(void *)(tq_arena + {scratch})"
+        out.append((f, v))
+    return out
+
+
+def _call_consts(call, prefix: str, pname: str, scratch: int | None) -> tuple[list[dict], dict | None]:
+    """A call's const arrays and its params struct, for the template."""
+    arrays = [{"cname": f"{prefix}_{a.name}", "ctype": a.ctype, "count": len(a.values),
+               "rows": const_rows(a.ctype, a.values)} for a in call.arrays]
+    struct = ({"type": call.params_type, "name": pname, "fields": _resolve(call.params, prefix, scratch)}
+              if call.params_type else None)
+    return arrays, struct
+
+
+def _band_op(graph: Graph, plan: MemoryPlan, index: int, step) -> dict:
+    """A tq_band_run step: each stage's constants and params (its scratch after the windows), and the
+    stage table pointing at them and at the windows in the arena."""
+    call = step.call
+    base = plan.scratch_offsets[index]
+    arrays, structs, rows = [], [], []
+    offset = base
+    window_bytes = sum(_align4(w * dict(s.params)["out_w"] * dict(s.params)["out_c"])
+                       for s, w in zip(call.stages, call.windows) if w)
+    for k, (stage, rows_held) in enumerate(zip(call.stages, call.windows)):
+        prefix = f"op{index}s{k}"
+        a, struct = _call_consts(stage, prefix, f"{prefix}_p", base + window_bytes)
+        arrays += a
+        structs.append(struct)
+        filt = _tensor_expr(graph, plan, stage.args[1], False, prefix)
+        if rows_held:
+            prm = dict(stage.params)
+            buf = f"ARENA(int8_t, {offset})"
+            offset += _align4(rows_held * prm["out_w"] * prm["out_c"])
+        else:
+            buf = "NULL"
+        rows.append(f"{{{stage.function}, &{prefix}_p, {filt}, {buf}, {rows_held}}},")
+    table = {"cname": f"op{index}_stages", "ctype": "tq_band_stage_t", "count": len(rows), "rows": rows}
+    x, y = call.args
+    return {"index": index, "name": step.name, "arrays": arrays, "structs": structs, "tables": [table],
+            "call": f"tq_band_run(op{index}_stages, {len(rows)}u, {_tensor_expr(graph, plan, x, False, '')}, "
+                    f"{_tensor_expr(graph, plan, y, True, '')})"}
+
+
+def _align4(n: int) -> int:
+    return (n + 3) // 4 * 4
+
+
 def emit_model(graph: Graph, plan: MemoryPlan, tflite: bytes, source: str = "model.tflite") -> dict[str, str]:
     """Render tq_model.h, tq_model.c, tq_weights.h and tq_weights.c for ``graph`` laid out by ``plan``."""
     model_id = hashlib.sha256(tflite).hexdigest()[:12]
-    consts = sorted({i for c in plan.calls for i in c.args
+    consts = sorted({i for c in plan.kernel_calls for i in c.args
                      if isinstance(i, int) and i >= 0 and graph.tensors[i].is_constant})
     weights = []
     for i in consts:
@@ -87,34 +141,25 @@ def emit_model(graph: Graph, plan: MemoryPlan, tflite: bytes, source: str = "mod
         })
     ops = []
     for index, step in enumerate(plan.steps):
+        if step.call.stages:
+            ops.append(_band_op(graph, plan, index, step))
+            continue
         call = step.call
         prefix = f"op{index}"
-        arrays = [{"cname": f"{prefix}_{a.name}", "ctype": a.ctype, "count": len(a.values), "rows": const_rows(a.ctype, a.values)}
-                  for a in call.arrays]
-        def resolve(fields_):
-            out = []
-            for f, v in fields_:
-                if isinstance(v, str) and v.startswith("@"):
-                    v = f"{prefix}_{v[1:]}"
-                elif v == "$scratch":  # this step's scratch, planned in the arena
-                    v = f"(void *)(tq_arena + {plan.scratch_offsets[index]})"
-                out.append((f, v))
-            return out
-
-        fields = resolve(call.params)
+        scratch = plan.scratch_offsets.get(index)
+        arrays, struct = _call_consts(call, prefix, f"{prefix}_p", scratch)
         outs = set(step.outputs)
         args = [_tensor_expr(graph, plan, i, i in outs, prefix) for i in call.args]
         if call.pack_inputs:
             args = ["(const int8_t *const[]){" + ", ".join(args[:-1]) + "}", args[-1]]
         lead = list(call.lead_args) + ([f"&{prefix}_p"] if call.params_type else [])
+        structs = [struct] if struct else []
         if call.params2:
             lead.append(f"&{prefix}_s")
-        ops.append({
-            "index": index, "name": step.name, "arrays": arrays, "params_type": call.params_type,
-            "pname": f"{prefix}_p", "fields": fields, "call": f"{call.function}({', '.join(lead + args)})",
-            "params2": {"type": call.params2[0], "name": f"{prefix}_s", "fields": resolve(call.params2[1])}
-            if call.params2 else None,
-        })
+            structs.append({"type": call.params2[0], "name": f"{prefix}_s",
+                            "fields": _resolve(call.params2[1], prefix, scratch)})
+        ops.append({"index": index, "name": step.name, "arrays": arrays, "structs": structs, "tables": [],
+                    "call": f"{call.function}({', '.join(lead + args)})"})
     x, y = graph.input_tensors[0], graph.output_tensors[0]
     buffers = [{"offset": b.offset, "size": b.size, "first": b.first, "last": b.last,
                 "names": ", ".join(f"t{t}" for t in b.tensors)} for b in plan.buffers]

@@ -66,6 +66,10 @@ class KernelCall:
     overwrites: tuple[int, ...] = ()
     #: Extra scratch bytes the kernel needs when it does run in place (a depthwise row ring).
     inplace_scratch: int = 0
+    #: A row-band chain (tq_band_run): the layers' own calls, and the rows each one's output window
+    #: holds (0 for the last, which writes the chain's output tensor). See tinyq.ops.band.
+    stages: tuple["KernelCall", ...] = ()
+    windows: tuple[int, ...] = ()
 
 
 Lowering = Callable[[Graph, Operator], KernelCall]

@@ -35,6 +35,19 @@ def _act(op: Operator, out: Tensor) -> tuple[int, int]:
     return activation_range(op.options.get("fused_activation_function", "NONE"), out.quant.scale[0], out.quant.zero_point[0])
 
 
+def conv_scratch_bytes(in_c: int, out_c: int, k_pairs: int, out_pixels: int) -> int:
+    """tq_conv2d_s8's scratch (the C side: tq_conv2d_scratch_bytes in tq_kernels.h; a test holds them equal):
+    4 int16 columns a K-pair, a byte row for border rows of unaligned channel counts, and the
+    output of a partial group of pixels (see conv_body)."""
+    return 16 * k_pairs + (2 * k_pairs + 4 if in_c % 4 else 0) + (4 * out_c if out_pixels % 4 else 0)
+
+
+def depthwise3x3_scratch_bytes(in_c: int, dil_w: int, fused: bool) -> int:
+    """tq_depthwise3x3_s8's scratch (C: tq_depthwise3x3_scratch_bytes): the sums (unless requantized in
+    the inner loop), a 3x3 patch, and a row of zero points as long as a kernel row reaches."""
+    return (0 if fused else 4 * in_c) + 9 * in_c + (2 * dil_w + 1) * in_c
+
+
 @lowering("CONV_2D", "DEPTHWISE_CONV_2D")
 def lower_conv(graph: Graph, op: Operator) -> KernelCall:
     (x, w, *rest), y = _io(graph, op)
@@ -79,7 +92,7 @@ def lower_conv(graph: Graph, op: Operator) -> KernelCall:
         words = depthwise3x3_words(w.data, chan if fused else None)
         # Sums (unless requantized in the inner loop), a 3x3 patch, and a row of zero points
         # as long as a kernel row reaches.
-        scratch = (0 if fused else 4 * in_c) + 9 * in_c + (2 * d_w + 1) * in_c
+        scratch = depthwise3x3_scratch_bytes(in_c, d_w, fused)
         # Stride 1, same size: it can run in place, output rows held back in a ring of
         # dil_h + 1 rows until no later output row reads the input row they replace.
         if (s_h, s_w) == (1, 1) and (out_h, out_w) == (in_h, in_w):
@@ -94,7 +107,7 @@ def lower_conv(graph: Graph, op: Operator) -> KernelCall:
         # 4 int16 columns a K-pair, then a byte row for border rows of unaligned channel
         # counts, then the output of a partial pixel group (see conv_body).
         function, filt = "tq_conv2d_s8", ConstArray("w", "uint32_t", pair_rows(w_rows, 2))
-        scratch = 16 * k_pairs + (2 * k_pairs + 4 if in_c % 4 else 0) + (4 * out_c if (out_h * out_w) % 4 else 0)
+        scratch = conv_scratch_bytes(in_c, out_c, k_pairs, out_h * out_w)
     return KernelCall(
         function=function,
         params_type="tq_conv_params_t",
