@@ -17,7 +17,7 @@ from dataclasses import dataclass, replace
 
 from tinyq.graph import Graph
 from tinyq.ops import KernelCall, lower
-from tinyq.ops.lower_ops import add_table_params
+from tinyq.ops.lower_ops import add_table_params, conv_scratch_bytes
 
 #: Offsets are multiples of this: word-aligned int8 rows allow 32-bit loads.
 ALIGN = 4
@@ -182,10 +182,10 @@ def fuse_conv_add(graph: Graph, steps: list[Step]) -> list[Step]:
         conv = st.call
         prm = dict(conv.params)
         # The conv's output goes through a 4-pixel buffer at the end of its scratch.
-        group = 0 if (prm["out_h"] * prm["out_w"]) % 4 else 4 * prm["out_c"]
+        scratch = conv_scratch_bytes(prm["in_c"], prm["out_c"], prm["k_pairs"], prm["out_h"] * prm["out_w"], add=True)
         call = replace(conv, function="tq_conv2d_add_s8", params2=("tq_addtab_params_t", fields),
                        args=(conv.args[0], conv.args[1], skip, add.outputs[0]), arrays=conv.arrays + tables,
-                       macs=conv.macs + add.call.macs, scratch_bytes=conv.scratch_bytes + group, overwrites=(skip,),
+                       macs=conv.macs + add.call.macs, scratch_bytes=scratch, overwrites=(skip,),
                        inplace_scratch=0)
         fused[i] = Step("CONV_2D+ADD", st.ops + add.ops, (st.inputs[0], skip), add.outputs, call, call.overwrites)
         dropped.add(j)
@@ -230,17 +230,17 @@ def band_chains(graph: Graph, plan: MemoryPlan, rounds: int = 3) -> MemoryPlan:
                 readers.setdefault(t, []).append(i)
         outputs = set(graph.outputs)
 
-        def links(k: int) -> bool:  # step k feeds step k+1 and nothing else
+        def links(k: int) -> bool:  # step k feeds step k+1 (as its conv input) and nothing else
             t = steps[k].outputs[0]
-            return (t not in outputs and readers.get(t) == [k + 1] and steps[k + 1].inputs[:1] == (t,)
-                    and len(steps[k + 1].inputs) == 1)
+            return t not in outputs and readers.get(t) == [k + 1] and steps[k + 1].inputs[:1] == (t,)
 
         peak = max(0, min(plan.peak_op, len(steps) - 1))
         best = plan
         for i in range(max(0, peak - band.MAX_STAGES + 1), peak + 1):
             for j in range(max(i + 1, peak), min(len(steps), i + band.MAX_STAGES)):
                 chain = steps[i:j + 1]
-                if not all(band.eligible(st.call) for st in chain) or not all(links(k) for k in range(i, j)):
+                if (not all(band.eligible(st.call, last=st is chain[-1]) for st in chain)
+                        or not all(links(k) for k in range(i, j))):
                     continue
                 call, _ = band.band_call([st.call for st in chain])
                 name = "BAND:" + ">".join(_SHORT.get(st.name, st.name) for st in chain)

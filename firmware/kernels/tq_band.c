@@ -7,7 +7,8 @@
  * with the kernel's parameters narrowed to the rows in the window (in_h, out_h = 1, pad_h).
  * Nothing is computed twice; the window slides by moving its rows down (a few % of the work).
  * The first layer reads the chain's input tensor, the last writes the chain's output tensor,
- * which the planner may place over input rows that no later row reads. The kernels are the
+ * which the planner may place over input rows that no later row reads; a last layer with a fused
+ * ADD writes each row of the sum over the same row of the skip tensor, as tq_conv2d_add_s8 does. The kernels are the
  * whole-tensor kernels, so the results are theirs, bit for bit.
  */
 #include "tq_kernels.h"
@@ -18,7 +19,7 @@ typedef struct {
 } band_window_t;
 
 static void band_row(const tq_band_stage_t *st, band_window_t *win, uint32_t i, uint32_t last, int32_t r,
-                     const int8_t *in, int8_t *out) {
+                     const int8_t *in, const int8_t *skip, int8_t *out) {
     const tq_conv_params_t *p = st[i].p;
     const int32_t top = r * p->stride_h - p->pad_h;  /* the first input row the window of row r covers */
     int32_t lo = top < 0 ? 0 : top;
@@ -30,7 +31,7 @@ static void band_row(const tq_band_stage_t *st, band_window_t *win, uint32_t i, 
         src = in + lo * in_row;
     } else {
         band_window_t *w = &win[i - 1];
-        while (w->first + w->count <= hi) band_row(st, win, i - 1, last, w->first + w->count, in, out);
+        while (w->first + w->count <= hi) band_row(st, win, i - 1, last, w->first + w->count, in, skip, out);
         src = st[i - 1].buf + (lo - w->first) * in_row;
     }
     tq_conv_params_t q = *p;
@@ -53,12 +54,13 @@ static void band_row(const tq_band_stage_t *st, band_window_t *win, uint32_t i, 
         dst = st[i].buf + w->count * out_row;
         ++w->count;
     }
-    st[i].fn(&q, src, st[i].filter, dst);
+    if (st[i].add) tq_conv2d_add_s8(&q, st[i].add, src, st[i].filter, skip + r * out_row, dst);
+    else st[i].fn(&q, src, st[i].filter, dst);
 }
 
-void tq_band_run(const tq_band_stage_t *stages, uint32_t n, const int8_t *in, int8_t *out) {
+void tq_band_run(const tq_band_stage_t *stages, uint32_t n, const int8_t *in, const int8_t *skip, int8_t *out) {
     band_window_t win[TQ_BAND_MAX_STAGES];
     for (uint32_t i = 0; i < n; ++i) win[i].first = win[i].count = 0;
     const int32_t rows = stages[n - 1].p->out_h;
-    for (int32_t r = 0; r < rows; ++r) band_row(stages, win, n - 1, n - 1, r, in, out);
+    for (int32_t r = 0; r < rows; ++r) band_row(stages, win, n - 1, n - 1, r, in, skip, out);
 }

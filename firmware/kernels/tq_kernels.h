@@ -235,6 +235,10 @@ static inline uint32_t tq_conv2d_scratch_bytes(const tq_conv_params_t *p) {
     return 16u * p->k_pairs + (p->in_c % 4 ? 2u * p->k_pairs + 4u : 0u)
            + (((uint32_t)p->out_h * p->out_w) % 4 ? 4u * p->out_c : 0u);
 }
+/* tq_conv2d_add_s8: every group of 4 pixels goes through the tail buffer. */
+static inline uint32_t tq_conv2d_add_scratch_bytes(const tq_conv_params_t *p) {
+    return 16u * p->k_pairs + (p->in_c % 4 ? 2u * p->k_pairs + 4u : 0u) + 4u * p->out_c;
+}
 static inline uint32_t tq_depthwise3x3_scratch_bytes(const tq_conv_params_t *p) {
     const int fused = p->fast && p->act_min == -128 && p->act_max == 127;
     return (fused ? 0u : 4u * p->in_c) + 9u * p->in_c + (2u * p->dil_w + 1u) * p->in_c;
@@ -286,18 +290,21 @@ void tq_copy_s8(uint32_t size, const int8_t *in, int8_t *out);
 #define TQ_BAND_MAX_STAGES 8
 
 /* One layer of a band chain: its whole-tensor kernel and parameters, and (all but the last)
- * the window its output rows wait in for the next layer: cap rows of out_w * out_c bytes. */
+ * the window its output rows wait in for the next layer: cap rows of out_w * out_c bytes.
+ * The last layer may be a conv with a fused ADD (add != NULL; fn is then unused). */
 typedef struct {
     void (*fn)(const tq_conv_params_t *p, const int8_t *in, const uint32_t *filter, int8_t *out);
     const tq_conv_params_t *p;
     const uint32_t *filter;
     int8_t *buf;
     int32_t cap;
+    const tq_addtab_params_t *add;
 } tq_band_stage_t;
 
 /* Run the chain of n stages (n <= TQ_BAND_MAX_STAGES) from `in` (the first layer's input tensor)
- * to `out` (the last layer's output tensor), one output row at a time. */
-void tq_band_run(const tq_band_stage_t *stages, uint32_t n, const int8_t *in, int8_t *out);
+ * to `out` (the last layer's output tensor), one output row at a time; `skip` is the fused ADD's
+ * other input (NULL without), read row by row as the sum is written. */
+void tq_band_run(const tq_band_stage_t *stages, uint32_t n, const int8_t *in, const int8_t *skip, int8_t *out);
 void tq_requant_s8(const tq_requant_params_t *p, const int8_t *in, int8_t *out);
 void tq_clamp_s8(uint32_t size, int32_t lo, int32_t hi, const int8_t *in, int8_t *out);
 void tq_mul_s8(const tq_mul_params_t *p, const int8_t *in1, const int8_t *in2, int8_t *out);

@@ -107,6 +107,11 @@ def _band_op(graph: Graph, plan: MemoryPlan, index: int, step) -> dict:
         a, struct = _call_consts(stage, prefix, f"{prefix}_p", base + window_bytes)
         arrays += a
         structs.append(struct)
+        add = "NULL"
+        if stage.params2:
+            structs.append({"type": stage.params2[0], "name": f"{prefix}_s",
+                            "fields": _resolve(stage.params2[1], prefix, base + window_bytes)})
+            add = f"&{prefix}_s"
         filt = _tensor_expr(graph, plan, stage.args[1], False, prefix)
         if rows_held:
             prm = dict(stage.params)
@@ -114,12 +119,13 @@ def _band_op(graph: Graph, plan: MemoryPlan, index: int, step) -> dict:
             offset += _align4(rows_held * prm["out_w"] * prm["out_c"])
         else:
             buf = "NULL"
-        rows.append(f"{{{stage.function}, &{prefix}_p, {filt}, {buf}, {rows_held}}},")
+        fn = "tq_conv2d_s8" if stage.function == "tq_conv2d_add_s8" else stage.function  # unused with an ADD
+        rows.append(f"{{{fn}, &{prefix}_p, {filt}, {buf}, {rows_held}, {add}}},")
     table = {"cname": f"op{index}_stages", "ctype": "tq_band_stage_t", "count": len(rows), "rows": rows}
-    x, y = call.args
+    x, skip, y = call.args
     return {"index": index, "name": step.name, "arrays": arrays, "structs": structs, "tables": [table],
             "call": f"tq_band_run(op{index}_stages, {len(rows)}u, {_tensor_expr(graph, plan, x, False, '')}, "
-                    f"{_tensor_expr(graph, plan, y, True, '')})"}
+                    f"{_tensor_expr(graph, plan, skip, False, '')}, {_tensor_expr(graph, plan, y, True, '')})"}
 
 
 def _align4(n: int) -> int:

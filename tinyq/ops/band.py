@@ -39,9 +39,12 @@ def _p(call: KernelCall) -> dict:
     return dict(call.params)
 
 
-def eligible(call: KernelCall) -> bool:
-    """A call a band can run row by row."""
-    if call.function not in BAND_KERNELS or call.params2 is not None:
+def eligible(call: KernelCall, last: bool = False) -> bool:
+    """A call a band can run row by row (the last one may be a conv with a fused ADD)."""
+    if call.function == "tq_conv2d_add_s8":
+        if not last:
+            return False
+    elif call.function not in BAND_KERNELS or call.params2 is not None:
         return False
     p = _p(call)
     return p["out_h"] > 1 and p["depth_multiplier"] in (0, 1)
@@ -102,17 +105,20 @@ def band_call(calls: list[KernelCall]) -> tuple[KernelCall, BandFacts]:
     stages = []
     for c, p in zip(calls, params):
         # A stage runs its kernel on one row at a time: the conv's scratch for one row of pixels.
-        scratch = (conv_scratch_bytes(p["in_c"], p["out_c"], p["k_pairs"], p["out_w"])
-                   if c.function == "tq_conv2d_s8" else c.scratch_bytes)
+        scratch = (conv_scratch_bytes(p["in_c"], p["out_c"], p["k_pairs"], p["out_w"],
+                                      add=c.function == "tq_conv2d_add_s8")
+                   if c.function != "tq_depthwise3x3_s8" else c.scratch_bytes)
         stages.append(replace(c, scratch_bytes=scratch, overwrites=(), inplace_scratch=0))
     x, y = calls[0].args[0], calls[-1].args[-1]
+    # A fused ADD at the end: the sum goes over the skip tensor, row by row (as tq_conv2d_add_s8).
+    skip = calls[-1].args[2] if calls[-1].function == "tq_conv2d_add_s8" else -1
     call = KernelCall(
-        function="tq_band_run", params_type=None, params=(), args=(x, y),
+        function="tq_band_run", params_type=None, params=(), args=(x, skip, y),
         macs=sum(c.macs for c in calls),
         # The windows, then the largest stage scratch (the stages run one at a time).
         scratch_bytes=facts.window_bytes + max(s.scratch_bytes for s in stages),
         consumes=tuple(t for c in calls for t in c.consumes),
-        overwrites=(x,) if facts.overlay_ok else (),
+        overwrites=(skip,) if skip >= 0 else ((x,) if facts.overlay_ok else ()),
         stages=tuple(stages), windows=facts.windows,
     )
     return call, facts

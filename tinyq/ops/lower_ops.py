@@ -35,11 +35,11 @@ def _act(op: Operator, out: Tensor) -> tuple[int, int]:
     return activation_range(op.options.get("fused_activation_function", "NONE"), out.quant.scale[0], out.quant.zero_point[0])
 
 
-def conv_scratch_bytes(in_c: int, out_c: int, k_pairs: int, out_pixels: int) -> int:
+def conv_scratch_bytes(in_c: int, out_c: int, k_pairs: int, out_pixels: int, add: bool = False) -> int:
     """tq_conv2d_s8's scratch (the C side: tq_conv2d_scratch_bytes in tq_kernels.h; a test holds them equal):
     4 int16 columns a K-pair, a byte row for border rows of unaligned channel counts, and the
-    output of a partial group of pixels (see conv_body)."""
-    return 16 * k_pairs + (2 * k_pairs + 4 if in_c % 4 else 0) + (4 * out_c if out_pixels % 4 else 0)
+    output of a partial group of pixels, or of every group with a fused ADD (see conv_body)."""
+    return 16 * k_pairs + (2 * k_pairs + 4 if in_c % 4 else 0) + (4 * out_c if add or out_pixels % 4 else 0)
 
 
 def depthwise3x3_scratch_bytes(in_c: int, dil_w: int, fused: bool) -> int:
