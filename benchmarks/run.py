@@ -84,8 +84,12 @@ def measure(model: Path, calib: Path | None, out: Path, cycles: bool) -> dict:
 
 
 def official(name: str, cycles: bool) -> dict:
+    import shutil
+
     with tempfile.TemporaryDirectory() as tmp:
         r = measure(OFFICIAL_DIR / OFFICIAL[name], None, Path(tmp) / "b", cycles)
+        # The build's drawing of its memory plan, kept beside the tables (the README shows VWW's).
+        shutil.copy(Path(tmp) / "b" / "memory.png", HERE / f"memory_{name}.png")
     return {"model": name, "file": OFFICIAL[name], **r, "targets": TARGETS[name],
             "x_cube_ai_cycles": int(X_CUBE_AI_CYCLES[name]),
             "tflm_cmsis_nn_instructions": int(TFLM_CMSIS_INSTRUCTIONS[name]),

@@ -127,11 +127,17 @@ def test_kernel_scratch_sizes_agree_between_python_and_c(tmp_path, zoo):
 
     rows, want = [], []
     for g in graphs:
-        for c in (lower(g, op) for op in g.operators):
+        lowered = plan_memory(g).lowered
+        # As lowered, as the planner chose (small patches), and band stages (which run one row at a time).
+        stages = {id(s) for st in lowered for s in st.call.stages}
+        calls = [lower(g, op) for op in g.operators] + [s for st in lowered for s in (st.call.stages or (st.call,))]
+        for c in calls:
             if c.function in ("tq_conv2d_s8", "tq_depthwise3x3_s8"):
                 p = dict(c.params)
+                if id(c) in stages:
+                    p["out_h"] = 1
                 fields = [p[k] for k in ("in_c", "out_h", "out_w", "out_c", "k_pairs", "dil_w", "fast",
-                                         "act_min", "act_max")]
+                                         "act_min", "act_max")] + [p.get("small_patch", 0)]
                 rows.append(" ".join(str(v) for v in [int(c.function == "tq_conv2d_s8"), *fields]))
                 want.append(c.scratch_bytes)
     harness = tmp_path / "s.c"
@@ -139,13 +145,13 @@ def test_kernel_scratch_sizes_agree_between_python_and_c(tmp_path, zoo):
 #include <stdio.h>
 #include "tq_kernels.h"
 int main(void) {
-    int conv, in_c, out_h, out_w, out_c, k_pairs, dil_w, fast, lo, hi;
-    while (scanf("%d %d %d %d %d %d %d %d %d %d", &conv, &in_c, &out_h, &out_w, &out_c, &k_pairs, &dil_w,
-                 &fast, &lo, &hi) == 10) {
+    int conv, in_c, out_h, out_w, out_c, k_pairs, dil_w, fast, lo, hi, small;
+    while (scanf("%d %d %d %d %d %d %d %d %d %d %d", &conv, &in_c, &out_h, &out_w, &out_c, &k_pairs, &dil_w,
+                 &fast, &lo, &hi, &small) == 11) {
         tq_conv_params_t p = {0};
         p.in_c = (uint16_t)in_c; p.out_h = (uint16_t)out_h; p.out_w = (uint16_t)out_w; p.out_c = (uint16_t)out_c;
         p.k_pairs = (uint16_t)k_pairs; p.dil_w = (uint16_t)dil_w; p.fast = (uint8_t)fast;
-        p.act_min = lo; p.act_max = hi;
+        p.act_min = lo; p.act_max = hi; p.small_patch = (uint8_t)small;
         printf("%u\n", conv ? tq_conv2d_scratch_bytes(&p) : tq_depthwise3x3_scratch_bytes(&p));
     }
     return 0;
@@ -157,3 +163,94 @@ int main(void) {
     got = subprocess.run([str(exe)], input="\n".join(rows) + "\n", capture_output=True, text=True,
                          check=True).stdout.split()
     assert len(want) > 40 and [int(v) for v in got] == want
+
+
+# --- the variants the planner may pick, forced, against TFLM on the host ------------------------------
+
+def _chain_model():
+    import keras
+
+    L = keras.layers
+    keras.utils.set_random_seed(5)
+    inp = keras.Input((13, 11, 4))
+    h = L.Conv2D(8, 3, padding="same", activation="relu6")(inp)
+    h = L.DepthwiseConv2D(3, padding="same", activation="relu6")(h)       # clamped: the unfused path
+    h = L.Conv2D(8, 1, activation="relu")(h)
+    h = L.DepthwiseConv2D(3, strides=2, padding="same")(h)                # full range: the fused path
+    h = L.Conv2D(12, 3, padding="same", dilation_rate=2)(h)
+    return keras.Model(inp, L.Conv2D(4, 1)(h))
+
+
+@pytest.fixture(scope="module")
+def chain():
+    import inspect as _inspect
+
+    import numpy as np
+
+    from conftest import cached_tflite
+    from tinyq.quantize import quantize_keras
+
+    def make():
+        m = _chain_model()
+        calib = np.random.default_rng(1).normal(size=(32, 13, 11, 4)).astype(np.float32)
+        return quantize_keras(m, calib)
+
+    tflite = cached_tflite(["chain", _inspect.getsource(_chain_model)], make)
+    return tflite, parse_tflite(tflite)
+
+
+def _bit_exact(tflite, g, plan):
+    import numpy as np
+
+    from tinyq.emit.model import emit_model
+    from tinyq.hostrun import run_generated
+    from tinyq.reference import TflmReference
+
+    ref = TflmReference(tflite)
+    x = np.random.default_rng(9).integers(-128, 128, (6, *g.input_tensors[0].shape)).astype(np.int8)
+    want = np.stack([ref.run(s) for s in x])
+    got = run_generated(emit_model(g, plan, tflite), x, g.output_tensors[0].shape)
+    np.testing.assert_array_equal(got, want)
+
+
+@pytest.mark.parametrize("groups", [1, 2, 3])
+def test_small_border_patches_are_bit_exact(chain, groups):
+    from tinyq.plan import _with_small_patch, place
+
+    tflite, g = chain
+    steps = list(plan_memory(g, band=False).lowered)
+    dw = [i for i, st in enumerate(steps) if st.call.function == "tq_depthwise3x3_s8"]
+    assert len(dw) == 2
+    plan = place(g, [_with_small_patch(st, groups) if i in dw else st for i, st in enumerate(steps)])
+    assert all(dict(plan.steps[i].call.params)["small_patch"] == groups for i in dw)
+    _bit_exact(tflite, g, plan)
+
+
+@pytest.mark.parametrize("first,last", [(0, 1), (0, 3), (1, 4), (0, 5), (2, 4)])
+def test_every_band_is_bit_exact(chain, first, last):
+    """Bands over every kind of link: 3x3 conv, clamped and full-range depthwise, stride 2, dilation."""
+    from tinyq.ops import band
+    from tinyq.plan import Step, place
+
+    tflite, g = chain
+    steps = list(plan_memory(g, band=False).lowered)
+    run = steps[first:last + 1]
+    call, facts = band.band_call([st.call for st in run])
+    fused = Step("BAND", tuple(o for st in run for o in st.ops), run[0].inputs, run[-1].outputs, call,
+                 call.overwrites)
+    plan = place(g, steps[:first] + [fused] + steps[last + 1:])
+    assert plan.bands() and plan.bands()[0]["layers"] == last - first + 1
+    _bit_exact(tflite, g, plan)
+
+
+@needs_mlperf
+def test_kws_fits_8800_with_small_patches_and_its_input_inside_the_first_output():
+    from tinyq.graph import load_tflite
+
+    g = load_tflite(MLPERF / "kws_ref_model.tflite")
+    plan = plan_memory(g)
+    first = plan.steps[0]
+    # The 49x10 input sits in the last bytes of the first conv's 25x5x64 output.
+    assert plan.offsets[first.inputs[0]] - plan.offsets[first.outputs[0]] == first.call.end_overlay > 0
+    assert plan.arena_bytes <= 8_800
+    assert all(dict(st.call.params).get("small_patch") for st in plan.steps if st.name == "DEPTHWISE_CONV_2D")

@@ -149,7 +149,16 @@ def _kernels(graph) -> dict[int, str]:
     """The kernel tinyq will call for each op (a fused step names its kernel on every op it computes)."""
     from tinyq.plan import plan_memory
 
-    return {i: st.call.function for st in plan_memory(graph).steps for i in st.ops}
+    out = {}
+    for st in plan_memory(graph).steps:
+        if st.call.stages:  # a row band: each layer's own kernel, run a row at a time
+            layers = [i for i in st.ops if graph.operators[i].opcode in ("CONV_2D", "DEPTHWISE_CONV_2D")]
+            for i, stage in zip(layers, st.call.stages):
+                out[i] = f"{stage.function} (row band)"
+            out.update({i: "tq_conv2d_add_s8 (row band)" for i in st.ops if i not in out})
+        else:
+            out.update({i: st.call.function for i in st.ops})
+    return out
 
 
 def _finetune_options(f):
@@ -390,9 +399,11 @@ def inspect(model, as_json, plot):
 @click.option("--max-samples", type=click.IntRange(min=1), default=None, help="Use at most this many calibration samples.")
 @click.option("--signature", default=None, help="SavedModel signature to convert [serving_default].")
 @_finetune_options
+@click.option("--favour", type=click.Choice(["ram", "speed"]), default="ram", show_default=True,
+              help="Where RAM and speed pull apart: take every arena saving, or only those that cost no time.")
 @click.option("--json", "as_json", is_flag=True, help="Print the build report as JSON.")
 def build(model, board_id, calib, eval_path, out_dir, mode, max_samples, signature, qat, prune, train_path, epochs,
-          lr, seed, as_json):
+          lr, seed, favour, as_json):
     """Quantize MODEL (Keras .keras/.h5, SavedModel, or an int8 .tflite as it is), check it against
     the board, emit C and compile the firmware."""
     from tinyq import pipeline
@@ -401,7 +412,8 @@ def build(model, board_id, calib, eval_path, out_dir, mode, max_samples, signatu
     step, done = _progress(not as_json and sys.stderr.isatty())
     try:
         res = pipeline.build(model, board_id, calib, out_dir, eval_path, mode, max_samples,
-                             signature=signature, finetune=ft, train_path=train_path, progress=step)
+                             signature=signature, finetune=ft, train_path=train_path, favour=favour,
+                             progress=step)
     finally:
         done()
     r = res.report

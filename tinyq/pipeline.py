@@ -41,13 +41,15 @@ class BuildResult:
 
 def build(model: Path, board_id: str, calib: Path | None, out_dir: Path, eval_path: Path | None = None,
           mode: str = "int8", max_calib: int | None = None, verify_inputs: int = 8, signature: str | None = None,
-          finetune=None, train_path: Path | None = None, progress: Progress = lambda s: None) -> BuildResult:
+          finetune=None, train_path: Path | None = None, favour: str = "ram",
+          progress: Progress = lambda s: None) -> BuildResult:
     """Quantize, check, plan, emit and compile ``model`` for ``board_id`` into ``out_dir``.
 
     ``model`` is a Keras model (.keras, .h5), a SavedModel folder or a full-int8 .tflite
     (used as it is; ``calib`` is then optional). Every input and the output folder are
     checked before TensorFlow starts; TensorFlow runs in a worker process.
     ``finetune`` (:class:`tinyq.optimize.FineTune`) fine-tunes on ``train_path`` first (QAT, pruning).
+    ``favour`` ("ram" or "speed") is what the memory plan favours where the two pull apart.
     """
     from tinyq import analyze, budget, isolate, load, plan, quantize
     from tinyq.boards import board_file, get_board
@@ -93,7 +95,7 @@ def build(model: Path, board_id: str, calib: Path | None, out_dir: Path, eval_pa
         x_int8 = quantize.quantize_input(samples, graph.input_tensors[0])
     progress("checking ops and memory")
     analysis = analyze.analyze(graph)
-    mem = plan.plan_memory(graph)
+    mem = plan.plan_memory(graph, favour=favour)
     fit = budget.check_budget(mem, board)
     progress("emitting C")
     model_files = emit_model(graph, mem, q.tflite, source=Path(model).name)
@@ -155,6 +157,7 @@ def build(model: Path, board_id: str, calib: Path | None, out_dir: Path, eval_pa
             # All RAM the model needs (activations + each op's scratch, planned together),
             # comparable with TFLM's arena.
             "arena_bytes": mem.ram_bytes,
+            "favour": favour,
             "activation_bytes": mem.activation_peak_bytes,
             "scratch_bytes": mem.scratch_bytes,
             # Measured by the tflite_micro host interpreter (64-bit pointers: a 32-bit MCU needs somewhat less).

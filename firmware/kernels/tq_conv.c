@@ -353,6 +353,48 @@ static inline __attribute__((always_inline)) void dw_pixel(const tq_conv_params_
     else dw_pixel_sums(p, taps, filter, sums, o);
 }
 
+/* A border pixel a few groups of 4 channels at a time (p->small_patch groups): their 9 taps (zero
+ * points outside the input) gathered in a patch of 9 x 4 x small_patch bytes, then the inner loop
+ * on those groups. */
+static void __attribute__((noinline)) dw_border_groups(const tq_conv_params_t *p, const int8_t *in, int iy0, int ix0,
+                                                       const uint32_t *filter, int32_t *sums, int8_t *o, int fused,
+                                                       uint32_t *patch, uint32_t pad4) {
+    const int C = p->in_c, in_h = p->in_h, in_w = p->in_w, dil_h = p->dil_h, dil_w = p->dil_w;
+    const int groups = C / 4, chunk = p->small_patch;
+    const uint32_t stride = fused ? 34u : 18u;  /* words of one group in the weight stream */
+    /* Where each tap reads (NULL: outside, the zero point), found once for all groups. */
+    const int8_t *src[9];
+    for (int ky = 0; ky < 3; ++ky) {
+        const int iy = iy0 + ky * dil_h;
+        for (int kx = 0; kx < 3; ++kx) {
+            const int ix = ix0 + kx * dil_w;
+            src[ky * 3 + kx] = (iy < 0 || iy >= in_h || ix < 0 || ix >= in_w) ? NULL
+                                                                             : in + ((int32_t)iy * in_w + ix) * C;
+        }
+    }
+    for (int g = 0; g < groups; g += chunk) {
+        const int n = groups - g < chunk ? groups - g : chunk;
+        tq_dw_taps_t taps;
+        taps.col_step = 4 * n;
+        for (int ky = 0; ky < 3; ++ky) taps.rows[ky] = (const int8_t *)(patch + ky * 3 * n);
+        uint32_t *d = patch;
+        for (int t = 0; t < 9; ++t, d += n) {
+            if (src[t]) {
+                const int8_t *x = src[t] + 4 * g;
+                for (int j = 0; j < n; ++j) d[j] = tq_load32(x + 4 * j);
+            } else {
+                for (int j = 0; j < n; ++j) d[j] = pad4;
+            }
+        }
+        if (fused) tq_dw3x3_rq(&taps, filter + stride * (uint32_t)g, (uint32_t)n, o + 4 * g);
+        else tq_dw3x3_sums(&taps, filter + stride * (uint32_t)g, (uint32_t)n, sums + 4 * g);
+    }
+    if (!fused) {
+        if (p->fast) requant_pixel(p, sums, o, 1);
+        else requant_pixel(p, sums, o, 0);
+    }
+}
+
 void tq_depthwise3x3_s8(const tq_conv_params_t *p, const int8_t *in, const uint32_t *filter, int8_t *out) {
     const int C = p->in_c, in_h = p->in_h, in_w = p->in_w, out_w = p->out_w;
     const int dil_h = p->dil_h, dil_w = p->dil_w, sw = p->stride_w;
@@ -365,15 +407,19 @@ void tq_depthwise3x3_s8(const tq_conv_params_t *p, const int8_t *in, const uint3
     int ox_lo = 0, ox_hi = out_w;
     while (ox_lo < out_w && ox_lo * sw - p->pad_w < 0) ++ox_lo;
     while (ox_hi > ox_lo && (ox_hi - 1) * sw - p->pad_w + 2 * dil_w >= in_w) --ox_hi;
-    /* A row of zero points as long as a kernel row's reach, after the patch. */
-    int8_t *zp_row = patch + 9 * C;
-    for (int i = 0; i < (2 * dil_w + 1) * C / 4; ++i) ((uint32_t *)(void *)zp_row)[i] = pad4;
+    /* A row of zero points as long as a kernel row's reach, after the patch (small_patch: neither;
+     * a border pixel goes a group of 4 channels at a time through a 9-word patch). */
+    const int small = p->small_patch;
+    int8_t *zp_row = patch + (small ? 36 * small : 9 * C);
+    if (!small) {
+        for (int i = 0; i < (2 * dil_w + 1) * C / 4; ++i) ((uint32_t *)(void *)zp_row)[i] = pad4;
+    }
     /* In place (the planner put the output over the input; stride 1, same size): output row r
      * replaces input row r, which output rows up to r + dil_h still read, so rows wait in a
      * ring of dil_h + 1 rows after the zero-point row and are written back dil_h rows late. */
     const int inplace = out == in;
     const int32_t row_bytes = (int32_t)out_w * C;
-    int8_t *ring = zp_row + (2 * dil_w + 1) * C;
+    int8_t *ring = small ? zp_row : zp_row + (2 * dil_w + 1) * C;
     tq_dw_taps_t taps;
     for (int oy = 0; oy < p->out_h; ++oy) {
         const int iy0 = oy * p->stride_h - p->pad_h;
@@ -400,6 +446,10 @@ void tq_depthwise3x3_s8(const tq_conv_params_t *p, const int8_t *in, const uint3
                 continue;
             }
             const int ix0 = ox * sw - p->pad_w;
+            if (small) {
+                dw_border_groups(p, in, iy0, ix0, filter, sums, o, fused, (uint32_t *)(void *)patch, pad4);
+                continue;
+            }
             if (ix0 >= 0 && ix0 + 2 * dil_w < in_w) {
                 /* Only rows are outside: they read a row of zero points, the others the input. */
                 for (int ky = 0; ky < 3; ++ky) {

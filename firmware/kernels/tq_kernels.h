@@ -88,6 +88,9 @@ typedef struct {
     int32_t act_min, act_max;
     const tq_chan_t *chan;       /* per output channel */
     void *scratch;               /* conv: 4 im2col columns (+ a byte row); depthwise 3x3: sums + patch */
+    uint8_t small_patch;         /* 3x3 depthwise: border pixels this many groups of 4 channels at
+                                  * a time through a 36-byte-a-group patch (0: all; less scratch,
+                                  * a little slower) */
 } tq_conv_params_t;
 
 typedef struct {
@@ -241,7 +244,8 @@ static inline uint32_t tq_conv2d_add_scratch_bytes(const tq_conv_params_t *p) {
 }
 static inline uint32_t tq_depthwise3x3_scratch_bytes(const tq_conv_params_t *p) {
     const int fused = p->fast && p->act_min == -128 && p->act_max == 127;
-    return (fused ? 0u : 4u * p->in_c) + 9u * p->in_c + (2u * p->dil_w + 1u) * p->in_c;
+    return (fused ? 0u : 4u * p->in_c) + (p->small_patch ? 36u * p->small_patch
+                                                        : 9u * p->in_c + (2u * p->dil_w + 1u) * p->in_c);
 }
 void tq_depthwise_conv2d_s8(const tq_conv_params_t *p, const int8_t *in, const int8_t *filter, int8_t *out);
 void tq_depthwise3x3_s8(const tq_conv_params_t *p, const int8_t *in, const uint32_t *filter, int8_t *out);

@@ -66,6 +66,10 @@ class KernelCall:
     overwrites: tuple[int, ...] = ()
     #: Extra scratch bytes the kernel needs when it does run in place (a depthwise row ring).
     inplace_scratch: int = 0
+    #: The output may be placed so that its input, dying here, sits in its last bytes (at this
+    #: displacement from the output's start): the kernel writes in an order that never reaches an
+    #: input byte it still has to read (proven at lowering). 0: no such overlay.
+    end_overlay: int = 0
     #: A row-band chain (tq_band_run): the layers' own calls, and the rows each one's output window
     #: holds (0 for the last, which writes the chain's output tensor). See tinyq.ops.band.
     stages: tuple["KernelCall", ...] = ()

@@ -42,10 +42,35 @@ def conv_scratch_bytes(in_c: int, out_c: int, k_pairs: int, out_pixels: int, add
     return 16 * k_pairs + (2 * k_pairs + 4 if in_c % 4 else 0) + (4 * out_c if add or out_pixels % 4 else 0)
 
 
-def depthwise3x3_scratch_bytes(in_c: int, dil_w: int, fused: bool) -> int:
+def conv_end_overlay(p: dict, in_bytes: int, out_bytes: int) -> int:
+    """Where tq_conv2d_s8's input may sit inside its own output buffer (the displacement, 4-aligned), or 0.
+
+    The kernel takes output pixels four at a time, reads their whole input windows into its
+    columns, then writes their outputs. With the input in the output buffer's last bytes, that
+    is safe when no group's outputs reach an input row a later group reads. A model whose first
+    layer widens a small input (KWS: 490 B in, 8,000 B out) then needs only the output's room.
+    """
+    d = (out_bytes - in_bytes) & ~3
+    if d <= 0:
+        return 0
+    n = p["out_h"] * p["out_w"]
+    row = p["in_w"] * p["in_c"]
+    groups = range(0, n, 4)
+    # The first input row each group's windows read (rows, not bytes: conservative).
+    lo = [max(0, (g // p["out_w"]) * p["stride_h"] - p["pad_h"]) for g in groups]
+    later = [min(lo[i + 1:], default=p["in_h"]) for i in range(len(lo))]
+    for i, g in enumerate(groups):
+        end = min(g + 4, n) * p["out_c"]
+        if i < len(lo) - 1 and end > d + later[i] * row:
+            return 0
+    return d
+
+
+def depthwise3x3_scratch_bytes(in_c: int, dil_w: int, fused: bool, small_patch: int = 0) -> int:
     """tq_depthwise3x3_s8's scratch (C: tq_depthwise3x3_scratch_bytes): the sums (unless requantized in
-    the inner loop), a 3x3 patch, and a row of zero points as long as a kernel row reaches."""
-    return (0 if fused else 4 * in_c) + 9 * in_c + (2 * dil_w + 1) * in_c
+    the inner loop), a 3x3 patch, and a row of zero points as long as a kernel row reaches; with
+    ``small_patch`` = G, a patch of 9 words a group for G groups of 4 channels instead of both."""
+    return (0 if fused else 4 * in_c) + (36 * small_patch if small_patch else 9 * in_c + (2 * dil_w + 1) * in_c)
 
 
 @lowering("CONV_2D", "DEPTHWISE_CONV_2D")
@@ -84,6 +109,7 @@ def lower_conv(graph: Graph, op: Operator) -> KernelCall:
     inplace = (not depthwise and (k_h, k_w, s_h, s_w) == (1, 1, 1, 1) and (out_h, out_w) == (in_h, in_w)
                and in_c % 4 == 0 and out_c <= in_c)
     inplace_scratch = 0
+    end_overlay = 0
     chan_array = ConstArray("chan", "tq_chan_t", chan)
     consumed = (bias.index,) if bias is not None else ()
     if depthwise and (k_h, k_w, dm) == (3, 3, 1) and in_c % 4 == 0:
@@ -108,6 +134,8 @@ def lower_conv(graph: Graph, op: Operator) -> KernelCall:
         # counts, then the output of a partial pixel group (see conv_body).
         function, filt = "tq_conv2d_s8", ConstArray("w", "uint32_t", pair_rows(w_rows, 2))
         scratch = conv_scratch_bytes(in_c, out_c, k_pairs, out_h * out_w)
+        prm = dict(params)
+        end_overlay = conv_end_overlay(prm, x.nbytes, y.nbytes) if not inplace else 0
     return KernelCall(
         function=function,
         params_type="tq_conv_params_t",
@@ -119,6 +147,7 @@ def lower_conv(graph: Graph, op: Operator) -> KernelCall:
         consumes=consumed + ((w.index,) if filt else ()),
         overwrites=(x.index,) if inplace else (),
         inplace_scratch=inplace_scratch,
+        end_overlay=end_overlay if function == "tq_conv2d_s8" else 0,
     )
 
 
