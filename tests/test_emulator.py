@@ -77,11 +77,11 @@ def test_icount_makes_latency_repeatable(digits_build):
     assert max(runs) - min(runs) <= 40, runs
 
 
-def _run_in_qemu(tflite: bytes, tmp_path: Path, n: int = 3, device: str = "qemu"):
+def _run_in_qemu(tflite: bytes, tmp_path: Path, n: int = 3, device: str = "qemu", weights16: bool = False):
     from tinyq.devices import device_class
 
     g = parse_tflite(tflite)
-    plan = plan_memory(g)
+    plan = plan_memory(g, weights16=weights16)
     board = get_board("nano33")
     target = device_class(device).firmware_target
     fw = build_firmware({**emit_model(g, plan, tflite), **emit_firmware(board, target)}, board, target, tmp_path / "fw")
@@ -158,3 +158,7 @@ def test_op_cases_in_qemu_bit_exact(kind, params, tmp_path):
     tflite = test_ops.cached_tflite(["op", kind, sorted(params.items()), test_ops.inspect.getsource(test_ops._model)], make)
     m, _, _ = _run_in_qemu(tflite, tmp_path, n=4)
     assert m.outputs_match, f"inputs {m.mismatched_inputs} differ from TFLM"
+    if kind in ("conv", "fc"):  # the int16-weight inner loops too
+        m, plan, _ = _run_in_qemu(tflite, tmp_path / "w16", n=4, weights16=True)
+        assert any(dict(c.params).get("w16") for c in plan.calls)
+        assert m.outputs_match, f"int16 weights: inputs {m.mismatched_inputs} differ from TFLM"

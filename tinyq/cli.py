@@ -401,9 +401,12 @@ def inspect(model, as_json, plot):
 @_finetune_options
 @click.option("--favour", type=click.Choice(["ram", "speed"]), default="ram", show_default=True,
               help="Where RAM and speed pull apart: take every arena saving, or only those that cost no time.")
+@click.option("--weights", type=click.Choice(["auto", "int8", "int16"]), default="auto", show_default=True,
+              help="Store conv/FC weights as int8, or as int16 pairs (2x their flash, fewer instructions); "
+                   "auto: int16 while a quarter of the flash stays free.")
 @click.option("--json", "as_json", is_flag=True, help="Print the build report as JSON.")
 def build(model, board_id, calib, eval_path, out_dir, mode, max_samples, signature, qat, prune, train_path, epochs,
-          lr, seed, favour, as_json):
+          lr, seed, favour, weights, as_json):
     """Quantize MODEL (Keras .keras/.h5, SavedModel, or an int8 .tflite as it is), check it against
     the board, emit C and compile the firmware."""
     from tinyq import pipeline
@@ -413,7 +416,7 @@ def build(model, board_id, calib, eval_path, out_dir, mode, max_samples, signatu
     try:
         res = pipeline.build(model, board_id, calib, out_dir, eval_path, mode, max_samples,
                              signature=signature, finetune=ft, train_path=train_path, favour=favour,
-                             progress=step)
+                             weights=weights, progress=step)
     finally:
         done()
     r = res.report

@@ -41,7 +41,7 @@ class BuildResult:
 
 def build(model: Path, board_id: str, calib: Path | None, out_dir: Path, eval_path: Path | None = None,
           mode: str = "int8", max_calib: int | None = None, verify_inputs: int = 8, signature: str | None = None,
-          finetune=None, train_path: Path | None = None, favour: str = "ram",
+          finetune=None, train_path: Path | None = None, favour: str = "ram", weights: str = "auto",
           progress: Progress = lambda s: None) -> BuildResult:
     """Quantize, check, plan, emit and compile ``model`` for ``board_id`` into ``out_dir``.
 
@@ -50,6 +50,8 @@ def build(model: Path, board_id: str, calib: Path | None, out_dir: Path, eval_pa
     checked before TensorFlow starts; TensorFlow runs in a worker process.
     ``finetune`` (:class:`tinyq.optimize.FineTune`) fine-tunes on ``train_path`` first (QAT, pruning).
     ``favour`` ("ram" or "speed") is what the memory plan favours where the two pull apart.
+    ``weights``: "int8", "int16" (conv and FC weights as int16 pairs: twice their flash, fewer
+    instructions) or "auto" (int16 when the firmware still leaves a quarter of the board's flash).
     """
     from tinyq import analyze, budget, isolate, load, plan, quantize
     from tinyq.boards import board_file, get_board
@@ -95,7 +97,7 @@ def build(model: Path, board_id: str, calib: Path | None, out_dir: Path, eval_pa
         x_int8 = quantize.quantize_input(samples, graph.input_tensors[0])
     progress("checking ops and memory")
     analysis = analyze.analyze(graph)
-    mem = plan.plan_memory(graph, favour=favour)
+    mem = choose_weights(graph, board, favour, weights)
     fit = budget.check_budget(mem, board)
     progress("emitting C")
     model_files = emit_model(graph, mem, q.tflite, source=Path(model).name)
@@ -158,6 +160,7 @@ def build(model: Path, board_id: str, calib: Path | None, out_dir: Path, eval_pa
             # comparable with TFLM's arena.
             "arena_bytes": mem.ram_bytes,
             "favour": favour,
+            "weights": "int16" if any(dict(c.params).get("w16") for c in mem.kernel_calls) else "int8",
             "activation_bytes": mem.activation_peak_bytes,
             "scratch_bytes": mem.scratch_bytes,
             # Measured by the tflite_micro host interpreter (64-bit pointers: a 32-bit MCU needs somewhat less).
@@ -178,6 +181,28 @@ def build(model: Path, board_id: str, calib: Path | None, out_dir: Path, eval_pa
                                   "baseline": _baseline(q.baseline_tflite)}
         (tmp / MANIFEST).write_text(json.dumps(report, indent=2) + "\n")
     return BuildResult(out_dir, report)
+
+
+#: "auto" stores weights as int16 only while the firmware leaves at least this share of flash free.
+FLASH_KEPT_FREE = 0.25
+WEIGHTS = ("auto", "int8", "int16")
+
+
+def choose_weights(graph, board, favour: str = "ram", weights: str = "auto"):
+    """The memory plan with int8 or int16 weights, as ``weights`` says (see :func:`build`)."""
+    from tinyq import budget, plan
+
+    if weights not in WEIGHTS:
+        raise InputFileError(f"--weights {weights}: one of {', '.join(WEIGHTS)}")
+    if weights == "int8":
+        return plan.plan_memory(graph, favour=favour)
+    wide = plan.plan_memory(graph, favour=favour, weights16=True)
+    if weights == "int16":
+        return wide
+    est = budget.estimate(wide, board)
+    if est.flash_bytes <= (1 - FLASH_KEPT_FREE) * est.flash_limit:
+        return wide
+    return plan.plan_memory(graph, favour=favour)
 
 
 def _baseline(tflite: bytes) -> dict:

@@ -200,14 +200,31 @@ def fuse_conv_add(graph: Graph, steps: list[Step]) -> list[Step]:
 FAVOURS = ("ram", "speed")
 
 
+#: Kernels with an int16-weight variant (the _w16 functions of tq_m4.S / tq_conv.c).
+W16_KERNELS = ("tq_conv2d_s8", "tq_conv2d_add_s8", "tq_fully_connected_s8")
+
+
+def with_int16_weights(st: Step) -> Step:
+    """``st`` with its weights stored as int16 pairs, if its kernel has that variant."""
+    from tinyq.ops import ConstArray
+    from tinyq.ops.layout import int16_words
+
+    c = st.call
+    if c.function not in W16_KERNELS or dict(c.params).get("w16"):
+        return st
+    arrays = tuple(ConstArray(a.name, a.ctype, int16_words(a.values)) if a.name == "w" else a for a in c.arrays)
+    return replace(st, call=replace(c, arrays=arrays, params=c.params + (("w16", 1),)))
+
+
 def plan_memory(graph: Graph, fuse: bool = True, inplace: bool = True, band: bool = True,
-                favour: str = "ram") -> MemoryPlan:
+                favour: str = "ram", weights16: bool = False) -> MemoryPlan:
     """Lower every op (fusing conv + ADD where it saves memory, running conv chains by rows where that
     lowers the arena) and lay out the activations in one arena.
 
     ``fuse=False, inplace=False, band=False`` gives the plain greedy plan (every tensor a buffer of
     its own), the baseline the benchmarks compare against. ``favour="speed"`` skips the savings that
     cost instructions (KWS: 8,768 B arena and 3.89 M instructions, or 9,408 B and 3.69 M).
+    ``weights16`` stores conv and FC weights as int16 pairs: twice their flash, fewer instructions.
     """
     if favour not in FAVOURS:
         raise ValueError(f"favour must be one of {FAVOURS}")
@@ -217,6 +234,8 @@ def plan_memory(graph: Graph, fuse: bool = True, inplace: bool = True, band: boo
         steps = fuse_conv_add(graph, steps)
     if not inplace:
         steps = [replace(st, overwrites=()) for st in steps]
+    if weights16:
+        steps = [with_int16_weights(st) for st in steps]
     plan = place(graph, steps)
     if band:
         plan = band_chains(graph, plan)

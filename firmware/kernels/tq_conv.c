@@ -28,12 +28,24 @@ void tq_mm_2x4(const uint32_t *w, const int32_t *cols, uint32_t k_pairs, int32_t
     for (int i = 0; i < 8; ++i) acc[i] = s[i];
 }
 
-void tq_conv_tile(const tq_conv_tile_t *t) {
+void tq_mm_2x4_w16(const uint32_t *w, const int32_t *cols, uint32_t k_pairs, int32_t acc[8]) {
+    int32_t s[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+    for (uint32_t j = 0; j < k_pairs; ++j, cols += 4, w += 2) {
+        for (int n = 0; n < 4; ++n) {
+            s[n] = tq_smlad((int32_t)w[0], cols[n], s[n]);
+            s[4 + n] = tq_smlad((int32_t)w[1], cols[n], s[4 + n]);
+        }
+    }
+    for (int i = 0; i < 8; ++i) acc[i] = s[i];
+}
+
+static void conv_tile(const tq_conv_tile_t *t, int w16) {
     const uint32_t k_pairs = (uint32_t)(t->cols_end - t->cols) / 4;
     const uint32_t *w = t->w;
-    for (uint32_t i = 0; i < t->pairs; ++i, w += k_pairs) {
+    for (uint32_t i = 0; i < t->pairs; ++i, w += k_pairs * (w16 ? 2u : 1u)) {
         int32_t acc[8];
-        tq_mm_2x4(w, t->cols, k_pairs, acc);
+        if (w16) tq_mm_2x4_w16(w, t->cols, k_pairs, acc);
+        else tq_mm_2x4(w, t->cols, k_pairs, acc);
         int8_t *o = t->out + 2 * i;
         const tq_chan_t *q = t->chan + 2 * i;
         for (int n = 0; n < 4; ++n) {
@@ -42,6 +54,9 @@ void tq_conv_tile(const tq_conv_tile_t *t) {
         }
     }
 }
+
+void tq_conv_tile(const tq_conv_tile_t *t) { conv_tile(t, 0); }
+void tq_conv_tile_w16(const tq_conv_tile_t *t) { conv_tile(t, 1); }
 
 void tq_expand(const int8_t *src, int32_t *col, uint32_t words) {
     for (uint32_t i = 0; i < words; ++i, col += 8) {
@@ -59,6 +74,18 @@ void tq_mv_4x1(const uint32_t *w, const int32_t *vec, uint32_t k_pairs, int32_t 
         s[1] = tq_smlad(tq_sxtb16_ror8(w[j]), vec[j], s[1]);
         s[2] = tq_smlad(tq_sxtb16(w2[j]), vec[j], s[2]);
         s[3] = tq_smlad(tq_sxtb16_ror8(w2[j]), vec[j], s[3]);
+    }
+    for (int i = 0; i < 4; ++i) acc[i] = s[i];
+}
+
+void tq_mv_4x1_w16(const uint32_t *w, const int32_t *vec, uint32_t k_pairs, int32_t acc[4]) {
+    int32_t s[4] = {0, 0, 0, 0};
+    const uint32_t *w2 = w + 2 * k_pairs;  /* the second channel pair */
+    for (uint32_t j = 0; j < k_pairs; ++j) {
+        s[0] = tq_smlad((int32_t)w[2 * j], vec[j], s[0]);
+        s[1] = tq_smlad((int32_t)w[2 * j + 1], vec[j], s[1]);
+        s[2] = tq_smlad((int32_t)w2[2 * j], vec[j], s[2]);
+        s[3] = tq_smlad((int32_t)w2[2 * j + 1], vec[j], s[3]);
     }
     for (int i = 0; i < 4; ++i) acc[i] = s[i];
 }
@@ -194,7 +221,7 @@ static void im2col_group(const tq_conv_params_t *p, const int8_t *in, int n, int
 static inline __attribute__((always_inline)) void conv_body(const tq_conv_params_t *p, const int8_t *in,
                                                             const uint32_t *filter, int8_t *out, int fast, int full,
                                                             const tq_addtab_params_t *add, const int8_t *skip) {
-    const int n_pix = p->out_h * p->out_w, out_c = p->out_c, P = p->k_pairs, out_w = p->out_w;
+    const int n_pix = p->out_h * p->out_w, out_c = p->out_c, P = p->k_pairs, out_w = p->out_w, w16 = p->w16;
     const int32_t zp = p->output_offset, lo = p->act_min, hi = p->act_max;
     int32_t *cols = (int32_t *)p->scratch;
     /* Scratch: the 4 columns, the byte row (unaligned channel counts: 2P + 4 bytes), the
@@ -220,13 +247,15 @@ static inline __attribute__((always_inline)) void conv_body(const tq_conv_params
         if (fast && full && out_c >= 2) {
             /* The common case, all in the inner loop's registers. */
             const tq_conv_tile_t tile = {w, cols, cols + 4 * P, p->chan, dst, out_c, (uint32_t)out_c / 2};
-            tq_conv_tile(&tile);
+            if (w16) tq_conv_tile_w16(&tile);
+            else tq_conv_tile(&tile);
             c = out_c & ~1;
-            w += (int32_t)c / 2 * P;
+            w += (int32_t)c / 2 * P * (w16 ? 2 : 1);
         }
-        for (; c < out_c; c += 2, w += P) {
+        for (; c < out_c; c += 2, w += P * (w16 ? 2 : 1)) {
             int32_t acc[8];
-            tq_mm_2x4(w, cols, (uint32_t)P, acc);
+            if (w16) tq_mm_2x4_w16(w, cols, (uint32_t)P, acc);
+            else tq_mm_2x4(w, cols, (uint32_t)P, acc);
             const tq_chan_t *q = p->chan + c;
             for (int i = 0; i < n; ++i) dst[c + i * out_c] = rq(acc[i], q, fast, full, zp, lo, hi);
             if (c + 1 == out_c) break;  /* the odd last channel: its partner row is padding */
@@ -282,9 +311,10 @@ static inline __attribute__((always_inline)) void fc_body(const tq_fc_params_t *
             vec[k / 2 + 1] = tq_sxtb16_ror8(v);
         }
         const uint32_t *w = filter;
-        for (int c = 0; c < n_out; c += 4, w += 2 * P) {
+        for (int c = 0; c < n_out; c += 4, w += 2 * P * (p->w16 ? 2 : 1)) {
             int32_t acc[4];
-            tq_mv_4x1(w, vec, (uint32_t)P, acc);
+            if (p->w16) tq_mv_4x1_w16(w, vec, (uint32_t)P, acc);
+            else tq_mv_4x1(w, vec, (uint32_t)P, acc);
             const int m = n_out - c < 4 ? n_out - c : 4;
             for (int i = 0; i < m; ++i) o[c + i] = rq(acc[i], p->chan + c + i, fast, full, zp, lo, hi);
         }

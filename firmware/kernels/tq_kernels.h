@@ -88,6 +88,7 @@ typedef struct {
     int32_t act_min, act_max;
     const tq_chan_t *chan;       /* per output channel */
     void *scratch;               /* conv: 4 im2col columns (+ a byte row); depthwise 3x3: sums + patch */
+    uint8_t w16;                 /* conv: weights stored as int16 pairs (twice the flash, no SXTB16) */
     uint8_t small_patch;         /* 3x3 depthwise: border pixels this many groups of 4 channels at
                                   * a time through a 36-byte-a-group patch (0: all; less scratch,
                                   * a little slower) */
@@ -102,6 +103,7 @@ typedef struct {
     int32_t act_min, act_max;
     const tq_chan_t *chan;       /* per output channel (per-tensor: all equal multipliers) */
     int32_t *scratch;            /* k_pairs words: the input row as int16 pairs */
+    uint8_t w16;                 /* weights stored as int16 pairs (twice the flash, no SXTB16) */
 } tq_fc_params_t;
 
 typedef struct {
@@ -255,6 +257,8 @@ void tq_fully_connected_s8(const tq_fc_params_t *p, const int8_t *in, const uint
 /* acc[0..3] = channel c . columns 0..3, acc[4..7] = channel c+1 . columns 0..3, over
  * k_pairs (even, >= 2) K-pairs; cols holds 4 words per K-pair, one per column. */
 void tq_mm_2x4(const uint32_t *w, const int32_t *cols, uint32_t k_pairs, int32_t acc[8]);
+/* The same with int16 weights: two words a K-pair, channel c's pair then channel c+1's. */
+void tq_mm_2x4_w16(const uint32_t *w, const int32_t *cols, uint32_t k_pairs, int32_t acc[8]);
 /* words (>= 1) words of src into one im2col column: col[8i] and col[8i + 4] from word i. */
 void tq_expand(const int8_t *src, int32_t *col, uint32_t words);
 /* Every channel pair of a group of 4 pixels, requantized (fast path, full int8 range) and
@@ -268,8 +272,11 @@ typedef struct {
     uint32_t pairs;              /* >= 1 */
 } tq_conv_tile_t;
 void tq_conv_tile(const tq_conv_tile_t *t);
+void tq_conv_tile_w16(const tq_conv_tile_t *t);
 /* acc[0..3] = channels c..c+3 . the vector, over k_pairs (even, >= 2) K-pairs. */
 void tq_mv_4x1(const uint32_t *w, const int32_t *vec, uint32_t k_pairs, int32_t acc[4]);
+/* The same with int16 weights (two words a K-pair for each channel pair). */
+void tq_mv_4x1_w16(const uint32_t *w, const int32_t *vec, uint32_t k_pairs, int32_t acc[4]);
 /* 3x3 depthwise sums of one output pixel, every channel: rows[ky] points at tap (ky, 0) of
  * channel 0, taps of a row are col_step bytes apart. */
 typedef struct {

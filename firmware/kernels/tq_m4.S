@@ -39,11 +39,16 @@
     .endif
     .endm
 
-    .macro MM_PAIR first=0
+    .macro MM_PAIR first=0, w16=0
+    .if \w16                            @ weights already int16 pairs: one LDM, no SXTB16
+    ldmia   r0!, {r10, r11}
+    ldmia   r1!, {r12, lr}
+    .else
     ldr     r11, [r0], #4
     ldmia   r1!, {r12, lr}
     sxtb16  r10, r11
     sxtb16  r11, r11, ror #8
+    .endif
     DUAL    \first, r2, r10, r12
     DUAL    \first, r6, r11, r12
     DUAL    \first, r3, r10, lr
@@ -55,39 +60,44 @@
     DUAL    \first, r9, r11, lr
     .endm
 
-    .macro MM_KLOOP end                 @ all K-pairs; [sp, #end] holds the columns' end
-    MM_PAIR first=1                     @ K-pair 0 starts the sums (SMUAD)
-    MM_PAIR                             @ K-pair 1
+    .macro MM_KLOOP end, w16=0          @ all K-pairs; [sp, #end] holds the columns' end
+    MM_PAIR 1, \w16                     @ K-pair 0 starts the sums (SMUAD)
+    MM_PAIR 0, \w16                     @ K-pair 1
     ldr     r12, [sp, #\end]
     subs    r12, r12, r1                @ bytes left: 32 per two K-pairs
     beq     3f
     tst     r12, #32                    @ an odd number of K-pair pairs: two now, then fours
     beq     2f
-    MM_PAIR
-    MM_PAIR
+    MM_PAIR 0, \w16
+    MM_PAIR 0, \w16
     ldr     r12, [sp, #\end]
     cmp     r1, r12
     beq     3f
-2:  MM_PAIR
-    MM_PAIR
-    MM_PAIR
-    MM_PAIR
+2:  MM_PAIR 0, \w16
+    MM_PAIR 0, \w16
+    MM_PAIR 0, \w16
+    MM_PAIR 0, \w16
     ldr     r12, [sp, #\end]
     cmp     r1, r12
     bne     2b
 3:
     .endm
 
-    FUNC    tq_mm_2x4
+    .macro MM_2X4 name, w16
+    FUNC    \name
     push    {r4-r11, lr}
     add     r2, r1, r2, lsl #4          @ end of the columns
     push    {r2, r3}                    @ [sp] end, [sp, #4] acc
-    MM_KLOOP 0
+    MM_KLOOP 0, \w16
     ldr     r12, [sp, #4]
     stmia   r12, {r2-r9}
     add     sp, sp, #8
     pop     {r4-r11, pc}
-    .size   tq_mm_2x4, . - tq_mm_2x4
+    .size   \name, . - \name
+    .endm
+
+    MM_2X4  tq_mm_2x4, 0
+    MM_2X4  tq_mm_2x4_w16, 1            @ weights as int16 pairs (two words a K-pair)
 
 /* ---- tq_conv_tile(const tq_conv_tile_t *t) ----
  * Every full channel pair of one group of 4 pixels: the tq_mm_2x4 sums, requantized on
@@ -108,13 +118,14 @@
     REQUANT \acc, r10, r11, r12, lr, r1
     .endm
 
-    FUNC    tq_conv_tile
+    .macro CONV_TILE name, w16
+    FUNC    \name
     push    {r4-r11, lr}
     ldmia   r0, {r1-r7}
     push    {r1-r7}
 5:  ldr     r0, [sp]
     ldr     r1, [sp, #4]
-    MM_KLOOP 8
+    MM_KLOOP 8, \w16
     str     r0, [sp]                    @ the next pair's weights follow
     ldr     r0, [sp, #12]
     ldmia   r0!, {r10, r11, r12, lr}    @ channel c
@@ -149,7 +160,11 @@
     bne     5b
     add     sp, sp, #28
     pop     {r4-r11, pc}
-    .size   tq_conv_tile, . - tq_conv_tile
+    .size   \name, . - \name
+    .endm
+
+    CONV_TILE tq_conv_tile, 0
+    CONV_TILE tq_conv_tile_w16, 1
 
 /* ---- tq_expand(const int8_t *src, int32_t *col, uint32_t words) ----
  * One im2col column: each input word becomes its two int16 K-pairs, 8 words apart in the
@@ -182,7 +197,15 @@
  * two vector words, r11/r12 a weight word and its expansion. 21 instructions per
  * two K-pairs (16 MACs). */
 
-    .macro MV_PAIR vec
+    .macro MV_PAIR vec, w16
+    .if \w16                            @ int16 pairs: (c, c+1) then (c+2, c+3), one LDM each
+    ldmia   r0!, {r11, r12}
+    smlad   r5, r11, \vec, r5
+    smlad   r6, r12, \vec, r6
+    ldmia   r4!, {r11, r12}
+    smlad   r7, r11, \vec, r7
+    smlad   r8, r12, \vec, r8
+    .else
     ldr     r11, [r0], #4
     sxtb16  r12, r11
     sxtb16  r11, r11, ror #8
@@ -193,17 +216,23 @@
     sxtb16  r11, r11, ror #8
     smlad   r7, r12, \vec, r7
     smlad   r8, r11, \vec, r8
+    .endif
     .endm
 
-    .macro MV_2PAIRS
+    .macro MV_2PAIRS w16
     ldmia   r1!, {r9, r10}
-    MV_PAIR r9
-    MV_PAIR r10
+    MV_PAIR r9, \w16
+    MV_PAIR r10, \w16
     .endm
 
-    FUNC    tq_mv_4x1
+    .macro MV_4X1 name, w16
+    FUNC    \name
     push    {r4-r11, lr}
+    .if \w16
+    add     r4, r0, r2, lsl #3          @ the second channel pair's weights (two words a K-pair)
+    .else
     add     r4, r0, r2, lsl #2          @ the second channel pair's weights
+    .endif
     add     r2, r1, r2, lsl #2          @ end of the vector
     movs    r5, #0
     movs    r6, #0
@@ -212,16 +241,20 @@
     sub     r12, r2, r1
     tst     r12, #8                     @ an odd number of K-pair pairs: two now, then fours
     beq     2f
-    MV_2PAIRS
+    MV_2PAIRS \w16
     cmp     r1, r2
     beq     3f
-2:  MV_2PAIRS
-    MV_2PAIRS
+2:  MV_2PAIRS \w16
+    MV_2PAIRS \w16
     cmp     r1, r2
     bne     2b
 3:  stmia   r3, {r5-r8}
     pop     {r4-r11, pc}
-    .size   tq_mv_4x1, . - tq_mv_4x1
+    .size   \name, . - \name
+    .endm
+
+    MV_4X1  tq_mv_4x1, 0
+    MV_4X1  tq_mv_4x1_w16, 1
 
 /* ---- tq_dw3x3_sums(const tq_dw_taps_t *taps, const int16_t *w, uint32_t groups, int32_t *sums) ----
  * 3x3 depthwise sums of one pixel, four channels a group. r0-r2 the three input rows

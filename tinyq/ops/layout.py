@@ -46,6 +46,20 @@ def pair_rows(w2d: np.ndarray, row_multiple: int = 2) -> tuple[int, ...]:
     return tuple(int(v) for v in words)
 
 
+def int16_words(words) -> tuple[int, ...]:
+    """``pair_rows`` words with each expanded to the two int16-pair words SXTB16 and SXTB16 ROR 8 make of
+    it (channel c's pair, then channel c+1's): the layout of the _w16 kernels, which load the pairs
+    with one LDM instead of expanding them on every use. Twice the flash."""
+    out = []
+    for v in words:
+        v = int(v) & 0xFFFFFFFF
+        b = [(v >> (8 * i)) & 0xFF for i in range(4)]
+        s8 = [x - 256 if x >= 128 else x for x in b]
+        out.append((s8[0] & 0xFFFF) | ((s8[2] & 0xFFFF) << 16))
+        out.append((s8[1] & 0xFFFF) | ((s8[3] & 0xFFFF) << 16))
+    return tuple(out)
+
+
 def depthwise3x3_words(w: np.ndarray, chan=None) -> tuple[int, ...]:
     """Depthwise weights [1, 3, 3, C] (C a multiple of 4) as words of int16 pairs, per group of 4 channels.
 
