@@ -226,8 +226,9 @@ class _Epochs:
                 logs = logs or {}
                 history.append({"epoch": epoch + 1, "loss": round(float(logs.get("loss", 0.0)), 5),
                                 "accuracy": round(float(logs.get("accuracy", 0.0)), 5)})
-                progress(f"{what}: epoch {epoch + 1}/{epochs}, loss {logs.get('loss', 0.0):.4f}, "
-                         f"train accuracy {logs.get('accuracy', 0.0):.2%}")
+                done = round(20 * (epoch + 1) / epochs)
+                progress(f"{what} [{'#' * done}{'.' * (20 - done)}] epoch {epoch + 1}/{epochs}, "
+                         f"loss {logs.get('loss', 0.0):.4f}, train accuracy {logs.get('accuracy', 0.0):.2%}")
 
         return Cb()
 

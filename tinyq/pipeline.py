@@ -178,7 +178,7 @@ def build(model: Path, board_id: str, calib: Path | None, out_dir: Path, eval_pa
         }
         if q.finetune is not None:
             report["finetune"] = {**q.finetune, "keras_model": FINETUNED_MODEL,
-                                  "baseline": _baseline(q.baseline_tflite)}
+                                  "baseline": _baseline(q.baseline_tflite, board, favour, weights)}
         (tmp / MANIFEST).write_text(json.dumps(report, indent=2) + "\n")
     return BuildResult(out_dir, report)
 
@@ -205,13 +205,14 @@ def choose_weights(graph, board, favour: str = "ram", weights: str = "auto"):
     return plan.plan_memory(graph, favour=favour)
 
 
-def _baseline(tflite: bytes) -> dict:
-    """Size, MACs and arena of the post-training int8 model of the model as given (what fine-tuning is measured against)."""
-    from tinyq import analyze, plan
+def _baseline(tflite: bytes, board, favour: str, weights: str) -> dict:
+    """Size, MACs and arena of the post-training int8 model of the model as given (what fine-tuning is
+    measured against), planned as the build plans its own model."""
+    from tinyq import analyze
     from tinyq.graph import parse_tflite
 
     g = parse_tflite(tflite, "post-training int8 model")
-    mem = plan.plan_memory(g)
+    mem = choose_weights(g, board, favour, weights)
     return {"int8_bytes": len(tflite), "weights_bytes": mem.weight_bytes, "macs": analyze.analyze(g, gate=False).macs,
             "arena_bytes": mem.ram_bytes}
 
