@@ -131,14 +131,16 @@ def test_kernel_scratch_sizes_agree_between_python_and_c(tmp_path, zoo):
         # As lowered, as the planner chose (small patches), and band stages (which run one row at a time).
         stages = {id(s) for st in lowered for s in st.call.stages}
         calls = [lower(g, op) for op in g.operators] + [s for st in lowered for s in (st.call.stages or (st.call,))]
+        calls += [st.call for st in lowered if st.call.function == "tq_conv2d_add_s8"]
         for c in calls:
-            if c.function in ("tq_conv2d_s8", "tq_depthwise3x3_s8"):
+            if c.function in ("tq_conv2d_s8", "tq_depthwise3x3_s8", "tq_conv2d_add_s8"):
                 p = dict(c.params)
                 if id(c) in stages:
                     p["out_h"] = 1
                 fields = [p[k] for k in ("in_c", "out_h", "out_w", "out_c", "k_pairs", "dil_w", "fast",
                                          "act_min", "act_max")] + [p.get("small_patch", 0)]
-                rows.append(" ".join(str(v) for v in [int(c.function == "tq_conv2d_s8"), *fields]))
+                kind = {"tq_depthwise3x3_s8": 0, "tq_conv2d_s8": 1, "tq_conv2d_add_s8": 2}[c.function]
+                rows.append(" ".join(str(v) for v in [kind, *fields]))
                 want.append(c.scratch_bytes)
     harness = tmp_path / "s.c"
     harness.write_text(r"""
@@ -152,7 +154,8 @@ int main(void) {
         p.in_c = (uint16_t)in_c; p.out_h = (uint16_t)out_h; p.out_w = (uint16_t)out_w; p.out_c = (uint16_t)out_c;
         p.k_pairs = (uint16_t)k_pairs; p.dil_w = (uint16_t)dil_w; p.fast = (uint8_t)fast;
         p.act_min = lo; p.act_max = hi; p.small_patch = (uint8_t)small;
-        printf("%u\n", conv ? tq_conv2d_scratch_bytes(&p) : tq_depthwise3x3_scratch_bytes(&p));
+        printf("%u\n", conv == 2 ? tq_conv2d_add_scratch_bytes(&p)
+                        : conv ? tq_conv2d_scratch_bytes(&p) : tq_depthwise3x3_scratch_bytes(&p));
     }
     return 0;
 }
