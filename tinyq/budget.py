@@ -57,7 +57,7 @@ def estimate(plan: MemoryPlan, board: Board) -> Budget:
     return Budget(flash, board.memory.flash_bytes, ram, board.memory.ram_bytes, breakdown)
 
 
-def check_budget(plan: MemoryPlan, board: Board) -> Budget:
+def check_budget(plan: MemoryPlan, board: Board, favour: str = "ram") -> Budget:
     """Raise :class:`BudgetError` with the numbers and the biggest contributors when it does not fit."""
     b = estimate(plan, board)
     g = plan.graph
@@ -74,6 +74,10 @@ def check_budget(plan: MemoryPlan, board: Board) -> Budget:
             f"{board.memory.stack_bytes:,} B + I/O {b.breakdown['io_buffers']:,} B; live at the peak, op "
             f"{plan.peak_op}: {', '.join(f'{t.name} {t.shape} {t.nbytes:,} B' for t in live)})")
     if problems:
-        raise BudgetError(f"the model does not fit {board.id}: " + "; ".join(problems),
-                          hint="use fewer channels or a smaller input, or a board with more memory")
+        hint = "use fewer channels or a smaller input, or a board with more memory"
+        if b.flash_bytes > b.flash_limit and any(dict(c.params).get("w16") for c in plan.kernel_calls):
+            hint = "build with --weights int8 (int16 weights take twice the flash); or " + hint
+        elif b.ram_bytes > b.ram_limit and favour == "speed":
+            hint = "leave out --favour speed (row bands lower the arena); or " + hint
+        raise BudgetError(f"the model does not fit {board.id}: " + "; ".join(problems), hint=hint)
     return b

@@ -98,7 +98,7 @@ def build(model: Path, board_id: str, calib: Path | None, out_dir: Path, eval_pa
     progress("checking ops and memory")
     analysis = analyze.analyze(graph)
     mem = choose_weights(graph, board, favour, weights)
-    fit = budget.check_budget(mem, board)
+    fit = budget.check_budget(mem, board, favour)
     progress("emitting C")
     model_files = emit_model(graph, mem, q.tflite, source=Path(model).name)
 
