@@ -257,3 +257,68 @@ def test_kws_fits_8800_with_small_patches_and_its_input_inside_the_first_output(
     assert plan.offsets[first.inputs[0]] - plan.offsets[first.outputs[0]] == first.call.end_overlay > 0
     assert plan.arena_bytes <= 8_800
     assert all(dict(st.call.params).get("small_patch") for st in plan.steps if st.name == "DEPTHWISE_CONV_2D")
+
+
+# --- the placement's three parts, on hand-made graphs ---------------------------------------------------
+
+def _step(name, ins, outs, **call):
+    from tinyq.ops import KernelCall
+    from tinyq.plan import Step
+
+    c = KernelCall(function=name, params_type=None, params=(), args=(), **call)
+    return Step(name, (0,), tuple(ins), tuple(outs), c, c.overwrites)
+
+
+def test_lifetimes_views_share_their_input_and_io_spans_the_model():
+    from tinyq.plan import lifetimes
+
+    # t0 -conv-> t1 -reshape(view)-> t2 -fc-> t3
+    steps = [_step("conv", [0], [1]), _step("reshape", [1], [2], alias=True), _step("fc", [2], [3])]
+    lt = lifetimes([0], [3], steps)
+    assert lt.find(2) == lt.find(1)
+    r = lt.find(1)
+    assert (lt.first[r], lt.last[r]) == (0, 2) and sorted(lt.members[r]) == [1, 2]
+    assert (lt.first[0], lt.last[0]) == (-1, 0) and (lt.first[3], lt.last[3]) == (2, 3)
+
+
+def test_alias_writes_in_place_only_over_an_input_that_dies_there():
+    from tinyq.plan import alias, lifetimes
+
+    size = {0: 64, 1: 64, 2: 64, 3: 64, 4: 64}.__getitem__
+    # t1 = relu(t0) may overwrite t0 (t0 dies there); t3 = relu(t1) may not overwrite t1 (t2 still reads it)
+    steps = [_step("relu", [0], [1], overwrites=(0,), inplace_scratch=8),
+             _step("relu", [1], [3], overwrites=(1,)), _step("add", [1, 3], [4])]
+    lt = lifetimes([0], [4], steps)
+    out = alias(lt, steps, size)
+    assert lt.find(1) == lt.find(0) and lt.find(3) != lt.find(1)
+    assert out[0].call.scratch_bytes == 8  # the in-place ring it asked for
+    # A bigger output never goes over a smaller input.
+    steps = [_step("relu", [0], [1], overwrites=(0,))]
+    lt = lifetimes([0], [1], steps)
+    alias(lt, steps, {0: 32, 1: 64}.__getitem__)
+    assert lt.find(1) != lt.find(0)
+
+
+def test_alias_puts_an_input_inside_its_output_at_the_proven_displacement():
+    from tinyq.plan import alias, lifetimes
+
+    steps = [_step("conv", [0], [1], end_overlay=40)]
+    lt = lifetimes([0], [1], steps)
+    alias(lt, steps, {0: 24, 1: 64}.__getitem__)
+    assert lt.find(0) == lt.find(1) and lt.disp == {0: 40}
+    # Not when it would stick out of the output.
+    lt = lifetimes([0], [1], steps)
+    alias(lt, steps, {0: 32, 1: 64}.__getitem__)
+    assert lt.find(0) != lt.find(1) and not lt.disp
+
+
+def test_placement_is_greedy_by_size_over_lifetimes():
+    from tinyq.plan import placement
+
+    sizes = {"a": 100, "b": 60, "c": 50, "d": 40}
+    first = {"a": 0, "b": 1, "c": 2, "d": 0}
+    last = {"a": 1, "b": 2, "c": 3, "d": 3}
+    off = placement(sizes, first, last)
+    # a first at 0; b overlaps a's life at step 1: above it; c starts after a died: a's place;
+    # d lives through all: above everything it meets.
+    assert off == {"a": 0, "b": 100, "c": 0, "d": 160}

@@ -328,86 +328,99 @@ def band_chains(graph: Graph, plan: MemoryPlan, rounds: int = 3) -> MemoryPlan:
     return plan
 
 
-def place(graph: Graph, steps: list[Step]) -> MemoryPlan:
-    """Lifetimes, aliasing (views, in-place steps) and placement of ``steps``' tensors and scratch."""
-    lowered = tuple(steps)
-    steps = list(steps)
-    n_ops = len(steps)
+@dataclass
+class Lifetimes:
+    """Buffers (groups of tensors sharing one place) with the first and last step each is live in.
 
-    # Union aliased tensors (output shares its input's buffer).
-    root = {}
+    A group is named by one of its tensors (its root). ``disp`` places a tensor that many bytes
+    into its group's buffer (0 for most).
+    """
 
-    def find(t: int) -> int:
-        while root.get(t, t) != t:
-            t = root[t]
+    root: dict[int, int]
+    first: dict[int, int]
+    last: dict[int, int]
+    members: dict[int, list[int]]
+    disp: dict[int, int]
+
+    def find(self, t: int) -> int:
+        while self.root.get(t, t) != t:
+            t = self.root[t]
         return t
 
+    def merge(self, into: int, other: int) -> None:
+        """Make group ``other`` part of group ``into``: one buffer, live over both lifetimes."""
+        self.root[other] = into
+        self.last[into] = max(self.last[into], self.last.pop(other))
+        self.first[into] = min(self.first[into], self.first.pop(other))
+        self.members[into].extend(self.members.pop(other))
+
+
+def lifetimes(inputs, outputs, steps: list[Step]) -> Lifetimes:
+    """Every tensor's group and live range: views (RESHAPE) share their input's group; the model
+    input is live from step -1, its output until after the last step."""
+    lt = Lifetimes({}, {}, {}, {}, {})
     for st in steps:
         if st.call.alias:
-            root[find(st.outputs[0])] = find(st.inputs[0])
-
-    first: dict[int, int] = {}
-    last: dict[int, int] = {}
-    members: dict[int, list[int]] = {}
+            lt.root[lt.find(st.outputs[0])] = lt.find(st.inputs[0])
 
     def touch(t: int, step: int) -> None:
-        r = find(t)
-        first[r] = min(first.get(r, step), step)
-        last[r] = max(last.get(r, step), step)
-        if t not in members.setdefault(r, []):
-            members[r].append(t)
+        r = lt.find(t)
+        lt.first[r] = min(lt.first.get(r, step), step)
+        lt.last[r] = max(lt.last.get(r, step), step)
+        if t not in lt.members.setdefault(r, []):
+            lt.members[r].append(t)
 
-    for t in graph.inputs:
+    for t in inputs:
         touch(t, -1)
     for i, st in enumerate(steps):
         for t in st.inputs:
             touch(t, i)
         for t in st.outputs:
             touch(t, i)
-    for t in graph.outputs:
-        touch(t, n_ops)
+    for t in outputs:
+        touch(t, len(steps))
+    return lt
 
-    # In place: a step may write its output over an input it declared it can (element-wise
-    # reads, or a conv that has read what it overwrites) when that input dies there and is
-    # no smaller, so the two share one buffer.
+
+def alias(lt: Lifetimes, steps: list[Step], nbytes) -> list[Step]:
+    """Merge outputs into inputs they may overwrite; returns the steps with in-place scratch added.
+
+    In place: a step may write its output over an input it declared it can (element-wise reads,
+    or a conv that has read what it overwrites) when that input dies there and is no smaller.
+    Inside: a conv whose input dies there may have it in its output buffer's last bytes
+    (``end_overlay``: the kernel never writes over an input row it still reads, proven at lowering).
+    """
+    steps = list(steps)
     for i, st in enumerate(steps):
-        out = find(st.outputs[0])
+        out = lt.find(st.outputs[0])
         for t in st.overwrites:
-            r = find(t)
-            if r != out and last[r] == i and graph.tensors[st.outputs[0]].nbytes <= graph.tensors[t].nbytes:
-                root[out] = r
-                last[r] = max(last[r], last.pop(out))
-                first.pop(out)
-                members[r].extend(members.pop(out))
+            r = lt.find(t)
+            if r != out and lt.last[r] == i and nbytes(st.outputs[0]) <= nbytes(t):
+                lt.merge(r, out)
                 if st.call.inplace_scratch:
                     steps[i] = replace(st, call=replace(st.call, scratch_bytes=st.call.scratch_bytes
                                                         + st.call.inplace_scratch))
                 break
-    # The input inside the output: a conv whose input dies there may have it in its output buffer's
-    # last bytes (the kernel never writes over an input row it still reads; proven at lowering).
-    disp: dict[int, int] = {}
     for i, st in enumerate(steps):
         d = st.call.end_overlay
         if not d or len(st.inputs) != 1:
             continue
-        out, r = find(st.outputs[0]), find(st.inputs[0])
-        if r == out or last[r] != i or first[out] != i:
+        out, r = lt.find(st.outputs[0]), lt.find(st.inputs[0])
+        if r == out or lt.last[r] != i or lt.first[out] != i:
             continue
-        if any(disp.get(t, 0) for t in members[r]) or max(graph.tensors[t].nbytes for t in members[r]) + d > \
-                graph.tensors[st.outputs[0]].nbytes:
+        if any(lt.disp.get(t, 0) for t in lt.members[r]) or max(nbytes(t) for t in lt.members[r]) + d > \
+                nbytes(st.outputs[0]):
             continue
-        for t in members[r]:
-            disp[t] = d
-        root[out] = r
-        last[r] = max(last[r], last.pop(out))
-        first.pop(out)
-        members[r].extend(members.pop(out))
-    sizes = {r: _align(max(graph.tensors[t].nbytes + disp.get(t, 0) for t in ts)) for r, ts in members.items()}
-    # Each step's scratch is a buffer of its own that lives for that step only (ids below 0).
-    for i, st in enumerate(steps):
-        if st.call.scratch_bytes:
-            r = -(i + 1)
-            sizes[r], first[r], last[r], members[r] = _align(st.call.scratch_bytes), i, i, []
+        for t in lt.members[r]:
+            lt.disp[t] = d
+        lt.merge(r, out)
+    return steps
+
+
+def placement(sizes: dict[int, int], first: dict[int, int], last: dict[int, int]) -> dict[int, int]:
+    """Offsets for buffers of ``sizes`` live over [first, last]: greedy by size, each at the lowest
+    offset where it overlaps no buffer already placed that is live at the same time (TFLM's
+    strategy)."""
     order = sorted(sizes, key=lambda r: (-sizes[r], first[r], r))
     placed: list[tuple[int, int, int, int]] = []  # offset, size, first, last
     offset_of: dict[int, int] = {}
@@ -420,6 +433,23 @@ def place(graph: Graph, steps: list[Step]) -> MemoryPlan:
             off = max(off, o + s)
         offset_of[r] = off
         placed.append((off, sizes[r], first[r], last[r]))
+    return offset_of
+
+
+def place(graph: Graph, steps: list[Step]) -> MemoryPlan:
+    """Lifetimes, aliasing (views, in-place steps) and placement of ``steps``' tensors and scratch."""
+    lowered = tuple(steps)
+    n_ops = len(steps)
+    lt = lifetimes(graph.inputs, graph.outputs, list(steps))
+    steps = alias(lt, list(steps), lambda t: graph.tensors[t].nbytes)
+    first, last, members, disp = lt.first, lt.last, lt.members, lt.disp
+    sizes = {r: _align(max(graph.tensors[t].nbytes + disp.get(t, 0) for t in ts)) for r, ts in members.items()}
+    # Each step's scratch is a buffer of its own that lives for that step only (ids below 0).
+    for i, st in enumerate(steps):
+        if st.call.scratch_bytes:
+            r = -(i + 1)
+            sizes[r], first[r], last[r], members[r] = _align(st.call.scratch_bytes), i, i, []
+    offset_of = placement(sizes, first, last)
 
     buffers = tuple(
         Buffer(tuple(sorted(members[r])), sizes[r], first[r], last[r], offset_of[r])
