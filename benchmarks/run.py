@@ -100,11 +100,13 @@ def official(name: str, cycles: bool) -> dict:
 def seeded(name: str, cycles: bool) -> dict:
     """A seeded-weight copy from benchmarks/models.py, saved and built from its .keras like a user's model."""
     from benchmarks import models
+    from tinyq.tfenv import quiet
 
     with tempfile.TemporaryDirectory() as tmp:
-        model = models.build(name)
-        path, calib = Path(tmp) / f"{name}.keras", Path(tmp) / "calib.npy"
-        model.save(path)
+        with quiet():  # TensorFlow's start-up notes would bury the progress bar
+            model = models.build(name)
+            path, calib = Path(tmp) / f"{name}.keras", Path(tmp) / "calib.npy"
+            model.save(path)
         np.save(calib, models.calibration_data(model))
         return {"model": name, **measure(path, calib, Path(tmp) / "b", cycles)}
 
