@@ -442,6 +442,12 @@ def build(model, board_id, calib, eval_path, out_dir, mode, max_samples, signatu
                    f"{b['weights_bytes']:,} B, {r['macs']:,} vs {b['macs']:,} MACs, "
                    f"arena {r['arena_bytes']:,} vs {b['arena_bytes']:,} B")
     click.echo(f"  ops: {', '.join(f'{k} x{v}' for k, v in sorted(r['ops'].items()))}; {r['macs']:,} MACs")
+    layout = ("int16 pairs (faster; --weights int8 halves them)" if r.get("weights") == "int16"
+              else "int8")
+    click.echo(f"  weights in flash: {r['weights_bytes']:,} B as {layout}")
+    for b in r.get("bands", []):
+        click.echo(f"  row band at step {b['step']}: {b['name']} ({b['window_bytes']:,} B of windows, "
+                   f"{b['row_copies']} rows moved, nothing recomputed)")
     tflm = f" (TFLM's host interpreter reports {r['tflm_arena_bytes']:,} B)" if r.get("tflm_arena_bytes") else ""
     click.echo(f"  arena: {r['arena_bytes']:,} B{tflm}; plan drawn in {res.out_dir / r['memory']['plot']}")
     for t, f in r["firmware"].items():
