@@ -442,7 +442,7 @@ def build(model, board_id, calib, eval_path, out_dir, mode, max_samples, signatu
                    f"{b['weights_bytes']:,} B, {r['macs']:,} vs {b['macs']:,} MACs, "
                    f"arena {r['arena_bytes']:,} vs {b['arena_bytes']:,} B")
     click.echo(f"  ops: {', '.join(f'{k} x{v}' for k, v in sorted(r['ops'].items()))}; {r['macs']:,} MACs")
-    layout = ("int16 pairs (faster; --weights int8 halves them)" if r.get("weights") == "int16"
+    layout = ("int16 pairs (faster; --weights int8 takes about half)" if r.get("weights") == "int16"
               else "int8")
     click.echo(f"  weights in flash: {r['weights_bytes']:,} B as {layout}")
     for b in r.get("bands", []):
