@@ -17,10 +17,9 @@ from dataclasses import dataclass, replace
 
 from tinyq.graph import Graph
 from tinyq.ops import KernelCall, lower
-from tinyq.ops.lower_ops import add_table_params, conv_scratch_bytes, depthwise3x3_scratch_bytes
-
-#: Offsets are multiples of this: word-aligned int8 rows allow 32-bit loads.
-ALIGN = 4
+from tinyq.ops.layout import align as _align
+from tinyq.ops.lower_ops import (add_table_params, conv_scratch_bytes, depthwise3x3_fused,
+                                 depthwise3x3_scratch_bytes)
 
 
 @dataclass(frozen=True)
@@ -135,10 +134,6 @@ class MemoryPlan:
                 "peak_step": self.peak_op}
 
 
-def _align(n: int) -> int:
-    return (n + ALIGN - 1) // ALIGN * ALIGN
-
-
 def _steps(graph: Graph) -> list[Step]:
     """Lower every operator to a step."""
     steps = []
@@ -246,8 +241,7 @@ def plan_memory(graph: Graph, fuse: bool = True, inplace: bool = True, band: boo
 
 def _with_small_patch(st: Step, groups: int) -> Step:
     p = dict(st.call.params)
-    fused = p.get("chan") == "NULL"  # the requantization rides in the weight stream
-    scratch = depthwise3x3_scratch_bytes(p["in_c"], p["dil_w"], fused, small_patch=groups)
+    scratch = depthwise3x3_scratch_bytes(p["in_c"], p["dil_w"], depthwise3x3_fused(p), small_patch=groups)
     return replace(st, call=replace(st.call, params=st.call.params + (("small_patch", groups),), scratch_bytes=scratch))
 
 

@@ -391,7 +391,8 @@ static void __attribute__((noinline)) dw_border_groups(const tq_conv_params_t *p
                                                        uint32_t *patch, uint32_t pad4) {
     const int C = p->in_c, in_h = p->in_h, in_w = p->in_w, dil_h = p->dil_h, dil_w = p->dil_w;
     const int groups = C / 4, chunk = p->small_patch;
-    const uint32_t stride = fused ? 34u : 18u;  /* words of one group in the weight stream */
+    /* Words of one group in the weight stream: 9 taps of two words, then (fused) its 4 channels' parameters. */
+    const uint32_t stride = 18u + (fused ? (uint32_t)(4 * sizeof(tq_chan_t) / sizeof(uint32_t)) : 0u);
     /* Where each tap reads (NULL: outside, the zero point), found once for all groups. */
     const int8_t *src[9];
     for (int ky = 0; ky < 3; ++ky) {

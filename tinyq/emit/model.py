@@ -96,13 +96,13 @@ def _call_consts(call, prefix: str, pname: str, scratch: int | None) -> tuple[li
 def _band_op(graph: Graph, plan: MemoryPlan, index: int, step) -> dict:
     """A tq_band_run step: each stage's constants and params (its scratch after the windows), and the
     stage table pointing at them and at the windows in the arena."""
+    from tinyq.ops.band import window_offsets
+
     call = step.call
     base = plan.scratch_offsets[index]
     arrays, structs, rows = [], [], []
-    offset = base
-    window_bytes = sum(_align4(w * dict(s.params)["out_w"] * dict(s.params)["out_c"])
-                       for s, w in zip(call.stages, call.windows) if w)
-    for k, (stage, rows_held) in enumerate(zip(call.stages, call.windows)):
+    *offsets, window_bytes = window_offsets([dict(st.params) for st in call.stages], call.windows)
+    for k, (stage, rows_held, at) in enumerate(zip(call.stages, call.windows, offsets)):
         prefix = f"op{index}s{k}"
         a, struct = _call_consts(stage, prefix, f"{prefix}_p", base + window_bytes)
         arrays += a
@@ -113,12 +113,7 @@ def _band_op(graph: Graph, plan: MemoryPlan, index: int, step) -> dict:
                             "fields": _resolve(stage.params2[1], prefix, base + window_bytes)})
             add = f"&{prefix}_s"
         filt = _tensor_expr(graph, plan, stage.args[1], False, prefix)
-        if rows_held:
-            prm = dict(stage.params)
-            buf = f"ARENA(int8_t, {offset})"
-            offset += _align4(rows_held * prm["out_w"] * prm["out_c"])
-        else:
-            buf = "NULL"
+        buf = f"ARENA(int8_t, {base + at})" if at is not None else "NULL"
         fn = "tq_conv2d_s8" if stage.function == "tq_conv2d_add_s8" else stage.function  # unused with an ADD
         rows.append(f"{{{fn}, &{prefix}_p, {filt}, {buf}, {rows_held}, {add}}},")
     table = {"cname": f"op{index}_stages", "ctype": "tq_band_stage_t", "count": len(rows), "rows": rows}
@@ -126,10 +121,6 @@ def _band_op(graph: Graph, plan: MemoryPlan, index: int, step) -> dict:
     return {"index": index, "name": step.name, "arrays": arrays, "structs": structs, "tables": [table],
             "call": f"tq_band_run(op{index}_stages, {len(rows)}u, {_tensor_expr(graph, plan, x, False, '')}, "
                     f"{_tensor_expr(graph, plan, skip, False, '')}, {_tensor_expr(graph, plan, y, True, '')})"}
-
-
-def _align4(n: int) -> int:
-    return (n + 3) // 4 * 4
 
 
 def emit_model(graph: Graph, plan: MemoryPlan, tflite: bytes, source: str = "model.tflite") -> dict[str, str]:

@@ -16,13 +16,13 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 
 from tinyq.ops import KernelCall
+from tinyq.ops.layout import align
 from tinyq.ops.lower_ops import conv_scratch_bytes
 
 #: Kernels a band stage can call: whole-tensor kernels that take narrowed row parameters.
 BAND_KERNELS = ("tq_conv2d_s8", "tq_depthwise3x3_s8")
 #: TQ_BAND_MAX_STAGES in tq_kernels.h.
 MAX_STAGES = 8
-ALIGN = 4
 
 
 @dataclass(frozen=True)
@@ -90,12 +90,17 @@ def simulate(params: list[dict]) -> BandFacts:
             lo_next = _rows_needed(params[0], nxt)[0]
             if (r + 1) * out_row > lo_next * in_row:
                 overlay_ok = False
-    sizes = [_align(w * params[k]["out_w"] * params[k]["out_c"]) for k, w in enumerate(windows) if w]
-    return BandFacts(windows, sum(sizes), copies, overlay_ok)
+    return BandFacts(windows, window_offsets(params, windows)[-1], copies, overlay_ok)
 
 
-def _align(n: int) -> int:
-    return (n + ALIGN - 1) // ALIGN * ALIGN
+def window_offsets(params: list[dict], windows) -> list[int]:
+    """Where each stage's output window starts in the band's scratch (None: the last stage writes the
+    chain's output), then the windows' total; the stages' own scratch follows them."""
+    out, at = [], 0
+    for p, rows in zip(params, windows):
+        out.append(at if rows else None)
+        at += align(rows * p["out_w"] * p["out_c"]) if rows else 0
+    return out + [at]
 
 
 def band_call(calls: list[KernelCall]) -> tuple[KernelCall, BandFacts]:

@@ -16,6 +16,15 @@ INT32_MAX = (1 << 31) - 1
 MAX_FAST_SHIFT = 22
 
 
+#: Arena offsets and windows are multiples of this: word-aligned int8 rows allow 32-bit loads.
+ALIGN = 4
+
+
+def align(n: int) -> int:
+    """``n`` rounded up to a multiple of ALIGN."""
+    return (n + ALIGN - 1) // ALIGN * ALIGN
+
+
 def padded_k(k: int) -> int:
     """The patch length rounded up to a multiple of 4 (whole SXTB16 words)."""
     return (k + 3) // 4 * 4

@@ -57,13 +57,18 @@ def conv_end_overlay(p: dict, in_bytes: int, out_bytes: int) -> int:
     row = p["in_w"] * p["in_c"]
     groups = range(0, n, 4)
     # The first input row each group's windows read (rows, not bytes: conservative).
+    # Groups go in pixel order, so these never decrease: the next group's is the least any later reads.
     lo = [max(0, (g // p["out_w"]) * p["stride_h"] - p["pad_h"]) for g in groups]
-    later = [min(lo[i + 1:], default=p["in_h"]) for i in range(len(lo))]
-    for i, g in enumerate(groups):
-        end = min(g + 4, n) * p["out_c"]
-        if i < len(lo) - 1 and end > d + later[i] * row:
+    for i, g in enumerate(groups[:-1]):
+        if min(g + 4, n) * p["out_c"] > d + lo[i + 1] * row:
             return 0
     return d
+
+
+def depthwise3x3_fused(params: dict) -> bool:
+    """Whether tq_depthwise3x3_s8 requantizes in its inner loop (the parameters ride in the weight
+    stream): the fast path with the full int8 range, the rule tq_depthwise3x3_s8 applies too."""
+    return bool(params["fast"]) and (params["act_min"], params["act_max"]) == (-128, 127)
 
 
 def depthwise3x3_scratch_bytes(in_c: int, dil_w: int, fused: bool, small_patch: int = 0) -> int:
@@ -114,7 +119,7 @@ def lower_conv(graph: Graph, op: Operator) -> KernelCall:
     consumed = (bias.index,) if bias is not None else ()
     if depthwise and (k_h, k_w, dm) == (3, 3, 1) and in_c % 4 == 0:
         # Fast path with the full int8 range: the parameters ride in the weight stream.
-        fused = fast and (act_min, act_max) == (-128, 127)
+        fused = depthwise3x3_fused(dict(params))
         words = depthwise3x3_words(w.data, chan if fused else None)
         # Sums (unless requantized in the inner loop), a 3x3 patch, and a row of zero points
         # as long as a kernel row reaches.
