@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from tinyq.errors import CalibrationError, FineTuneError
+from tinyq.errors import FineTuneError
 
 #: Activations that keep a zero a zero: a removed channel must be exactly 0 all the way to its readers.
 _ZERO_KEEPING = {"linear", "relu", "relu6", "tanh", "elu", "selu", "swish", "silu", "gelu", "softsign",
@@ -203,44 +203,32 @@ def _loss(model, x: np.ndarray):
     return tfk.losses.SparseCategoricalCrossentropy(from_logits=not probs)
 
 
-def _labels(train, classes: int) -> np.ndarray:
-    if train.y is None:
-        raise CalibrationError(f"{train.source}: the training data has no labels",
-                               hint="give an .npz with x (samples) and y (class ids or one-hot rows)")
-    if int(train.y.max()) >= classes:
-        raise CalibrationError(f"{train.source}: label {int(train.y.max())} but the model has {classes} outputs")
-    return train.y.astype(np.int64)
+def _epoch_callback(what: str, epochs: int, history: list):
+    """A Keras callback (tf-keras is imported only here) that records and reports each epoch."""
+    from tinyq.isolate import progress
+
+    class Epochs(_tfk().callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            logs = logs or {}
+            history.append({"epoch": epoch + 1, "loss": round(float(logs.get("loss", 0.0)), 5),
+                            "accuracy": round(float(logs.get("accuracy", 0.0)), 5)})
+            done = round(20 * (epoch + 1) / epochs)
+            progress(f"{what} [{'#' * done}{'.' * (20 - done)}] epoch {epoch + 1}/{epochs}, "
+                     f"loss {logs.get('loss', 0.0):.4f}, train accuracy {logs.get('accuracy', 0.0):.2%}")
+
+    return Epochs()
 
 
-class _Epochs:
-    """A Keras callback (made lazily: tf-keras is imported only here) that reports each epoch."""
-
-    @staticmethod
-    def make(what: str, epochs: int, history: list):
-        from tinyq.isolate import progress
-
-        tfk = _tfk()
-
-        class Cb(tfk.callbacks.Callback):
-            def on_epoch_end(self, epoch, logs=None):
-                logs = logs or {}
-                history.append({"epoch": epoch + 1, "loss": round(float(logs.get("loss", 0.0)), 5),
-                                "accuracy": round(float(logs.get("accuracy", 0.0)), 5)})
-                done = round(20 * (epoch + 1) / epochs)
-                progress(f"{what} [{'#' * done}{'.' * (20 - done)}] epoch {epoch + 1}/{epochs}, "
-                         f"loss {logs.get('loss', 0.0):.4f}, train accuracy {logs.get('accuracy', 0.0):.2%}")
-
-        return Cb()
-
-
-def _fit(model, x, y, opts: FineTune, what: str, extra_callbacks=()) -> list:
+def _fit(model, train, opts: FineTune, what: str, extra_callbacks=()) -> list:
+    """Fine-tune ``model`` on ``train`` (its labels were checked against the model by the caller)."""
     tfk = _tfk()
+    x = train.x.astype(np.float32)
     steps = opts.epochs * int(np.ceil(len(x) / opts.batch_size))
     model.compile(tfk.optimizers.Adam(tfk.optimizers.schedules.CosineDecay(opts.lr, steps)),
                   _loss(model, x), metrics=["accuracy"])
     history: list = []
-    model.fit(x.astype(np.float32), y, epochs=opts.epochs, batch_size=opts.batch_size, shuffle=True, verbose=0,
-              callbacks=[*extra_callbacks, _Epochs.make(what, opts.epochs, history)])
+    model.fit(x, train.y.astype(np.int64), epochs=opts.epochs, batch_size=opts.batch_size, shuffle=True,
+              verbose=0, callbacks=[*extra_callbacks, _epoch_callback(what, opts.epochs, history)])
     return history
 
 
@@ -260,9 +248,8 @@ def qat(model, train, opts: FineTune):
         raise FineTuneError(f"quantization-aware training cannot wrap this model: {msg}",
                                 hint="tfmot supports Conv, Dense, DepthwiseConv, BatchNormalization, pooling and "
                                      "common activations; replace the layer it names") from e
-    y = _labels(train, int(np.prod(model.output_shape[1:])))
     note("quantization-aware training")
-    history = _fit(qmodel, train.x, y, opts, "QAT")
+    history = _fit(qmodel, train, opts, "QAT")
     return qmodel, history
 
 
@@ -308,8 +295,7 @@ def _activation_name(layer) -> str:
     act = getattr(layer, "activation", None)
     if act is None:
         return "linear"
-    name = getattr(act, "__name__", str(act))
-    return name
+    return getattr(act, "__name__", str(act))
 
 
 def _readers(layer) -> list:
@@ -351,9 +337,7 @@ def _group(model, producer) -> _Group | None:
                 return None
             if kind == "DepthwiseConv2D" and layer.depth_multiplier != 1:
                 return None
-            if kind == "Activation" and _activation_name(layer) not in _ZERO_KEEPING:
-                return None
-            if kind == "DepthwiseConv2D" and _activation_name(layer) not in _ZERO_KEEPING:
+            if kind in ("Activation", "DepthwiseConv2D") and _activation_name(layer) not in _ZERO_KEEPING:
                 return None
         else:
             return None  # Add, Concatenate, Reshape, Softmax...: channels mix or the layout changes
@@ -423,7 +407,6 @@ def prune(model, train, opts: FineTune):
         raise FineTuneError("no layer of this model can lose filters: every Conv2D/Dense output feeds an "
                                 "Add, a Concatenate, a reshape or the model's output",
                                 hint="pruning removes whole filters; leave out --prune for this model")
-    y = _labels(train, int(np.prod(model.output_shape[1:])))
     _seed(opts.seed)
     steps_per_epoch = int(np.ceil(len(train.x) / opts.batch_size))
     total = opts.epochs * steps_per_epoch
@@ -437,22 +420,23 @@ def prune(model, train, opts: FineTune):
         step = 0
 
         def on_train_batch_begin(self, batch, logs=None):
-            s = Masks.step
+            # New masks on the schedule's steps; between them the weights are still masked from the
+            # end of the last step.
+            s = self.step
             if s <= end:
                 due, sparsity = sched(s)
                 if bool(due) or s == end:
                     for g in groups:
                         g.mask = _choose(g, opts.prune if s == end else float(sparsity))
-            for g in groups:
-                _apply(g)
+                        _apply(g)
 
         def on_train_batch_end(self, batch, logs=None):
-            Masks.step += 1
-            for g in groups:
+            self.step += 1
+            for g in groups:  # the optimizer moved the masked weights: back to 0
                 _apply(g)
 
     note("pruning filters while fine-tuning")
-    history = _fit(model, train.x, y, opts, "pruning", [Masks()])
+    history = _fit(model, train, opts, "pruning", [Masks()])
     for g in groups:
         if g.mask.sum() > len(g.mask) - round(opts.prune * len(g.mask)):  # too few steps to reach it
             g.mask = _choose(g, opts.prune)

@@ -447,8 +447,7 @@ def evaluate(float_tflite: bytes, quant_tflite: bytes, data: Dataset, mode: str,
     acc_f = acc_q = None
     if data.y is not None and yf.ndim >= 2:
         labels = data.y[: len(x)]
-        acc_f = float(np.mean(yf.reshape(len(x), -1).argmax(1) == labels))
-        acc_q = float(np.mean(yq.reshape(len(x), -1).argmax(1) == labels))
+        acc_f, acc_q = _top1(yf, labels), _top1(yq, labels)
     agree = float(np.mean(yf.reshape(len(x), -1).argmax(1) == yq.reshape(len(x), -1).argmax(1)))
     return QuantReport(
         mode=mode,
@@ -563,12 +562,10 @@ def _finetuned(src: _Source, inputs: LoadedInputs, calib: np.ndarray, ft: "FineT
     history: dict[str, list] = {}
     pruned: tuple = ()
     ref_float = fbytes
-    pruned_acc = None
+    pruned_float = b""
     if ft.prune is not None:
         model, pruned, history["pruning"] = optimize.prune(model, train, ft)
-        ref_float = _convert(_keras_source(model, tfk, src.loader), None, "float")
-        if data is not None and data.y is not None:
-            pruned_acc = _top1(ref_float, data, eval_samples)
+        pruned_float = ref_float = _convert(_keras_source(model, tfk, src.loader), None, "float")
     if ft.qat:
         base = model
         model, history["qat"] = optimize.qat(model, train, ft)
@@ -580,12 +577,17 @@ def _finetuned(src: _Source, inputs: LoadedInputs, calib: np.ndarray, ft: "FineT
         with _quiet():
             optimize.save_keras(model, path)
         keras_bytes = path.read_bytes()
-    report = None
+    report = pruned_acc = None
     if data is not None:
         from tinyq.isolate import note
 
         note("comparing the fine-tuned int8 model with float")
         report = evaluate(ref_float, final, data, "int8", eval_samples)
+        if pruned_float and data.y is not None:
+            # Without QAT the comparison above already ran the pruned float model.
+            pruned_acc = (report.float_accuracy if ref_float is pruned_float
+                          else _top1(np.stack([_Runner(pruned_float).run(s) for s in data.x[:eval_samples]]),
+                                     data.y))
     sample = data.x if data is not None else calib
     ptq_layers = ptq.layers if ptq is not None else per_layer_error(fbytes, qbytes, sample[:32])
     final_layers = report.layers if report is not None else per_layer_error(ref_float, final, sample[:32])
@@ -600,11 +602,9 @@ def _finetuned(src: _Source, inputs: LoadedInputs, calib: np.ndarray, ft: "FineT
                           table, keras_bytes, qbytes)
 
 
-def _top1(tflite: bytes, data: Dataset, max_samples: int) -> float:
-    r = _Runner(tflite)
-    x = data.x[:max_samples]
-    out = np.stack([r.run(s) for s in x]).reshape(len(x), -1)
-    return float(np.mean(out.argmax(1) == data.y[: len(x)]))
+def _top1(outputs: np.ndarray, labels: np.ndarray) -> float:
+    """Top-1 accuracy of model outputs (one row a sample) against the labels of those samples."""
+    return float(np.mean(outputs.reshape(len(outputs), -1).argmax(1) == labels[: len(outputs)]))
 
 
 def final_name(ft: "FineTune") -> str:
@@ -718,7 +718,6 @@ def _int8_report(tflite: bytes, x: np.ndarray, y: np.ndarray | None) -> QuantRep
     """The int8 model alone on the host (TFLM): its top-1 where labels are given."""
     from tinyq.reference import run_reference
 
-    out = run_reference(tflite, x).reshape(len(x), -1)
-    acc = float(np.mean(out.argmax(1) == y[: len(x)])) if y is not None else None
+    acc = _top1(run_reference(tflite, x), y) if y is not None else None
     return QuantReport(mode="int8", float_bytes=0, quant_bytes=len(tflite), samples=len(x), float_accuracy=None,
                        quant_accuracy=acc, agreement=None, mean_abs_error=None, max_abs_error=None)
