@@ -26,7 +26,7 @@ def _shrunk(board, **memory):
 def digits_files(digits_tflite):
     g = parse_tflite(digits_tflite)
     plan = plan_memory(g)
-    return g, plan, emit_model(g, plan, digits_tflite)
+    return g, plan, emit_model(plan, digits_tflite)
 
 
 @pytest.mark.parametrize("target,origin", [("board", 0x10000), ("qemu", 0x0)])

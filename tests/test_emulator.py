@@ -84,7 +84,7 @@ def _run_in_qemu(tflite: bytes, tmp_path: Path, n: int = 3, device: str = "qemu"
     plan = plan_memory(g, weights16=weights16)
     board = get_board("nano33")
     target = device_class(device).firmware_target
-    fw = build_firmware({**emit_model(g, plan, tflite), **emit_firmware(board, target)}, board, target, tmp_path / "fw")
+    fw = build_firmware({**emit_model(plan, tflite), **emit_firmware(board, target)}, board, target, tmp_path / "fw")
     t = g.input_tensors[0]
     x = np.clip(np.round(np.random.default_rng(5).normal(size=(n, *t.shape)) / t.quant.scale[0]) + t.quant.zero_point[0],
                 -128, 127).astype(np.int8)

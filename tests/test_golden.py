@@ -31,7 +31,7 @@ def _emitted() -> dict[str, str]:
     tflite = MODEL.read_bytes()
     g = load_tflite(MODEL)
     board = get_board("nano33")
-    files = {f"model/{k}": v for k, v in emit_model(g, plan_memory(g), tflite, source="tiny_int8.tflite").items()}
+    files = {f"model/{k}": v for k, v in emit_model(plan_memory(g), tflite, source="tiny_int8.tflite").items()}
     files.update({f"firmware/{k}": v for k, v in emit_firmware(board, "board").items()})
     files.update({f"tflm/{k}": v for k, v in emit_tflm(g, tflite, board, TflmReference(tflite).arena.total,
                                                        source="tiny_int8.tflite").items()})

@@ -157,11 +157,11 @@ def test_op_bit_exact_with_tflm(kind, params):
     ref = TflmReference(tflite)
     x = np.random.default_rng(2).integers(-128, 128, (20, *g.input_tensors[0].shape)).astype(np.int8)
     want = np.stack([ref.run(s) for s in x])
-    got = run_generated(emit_model(g, plan_memory(g), tflite), x, g.output_tensors[0].shape)
+    got = run_generated(emit_model(plan_memory(g), tflite), x, g.output_tensors[0].shape)
     np.testing.assert_array_equal(got, want)
     if kind in ("conv", "fc"):
         # The same with the weights stored as int16 pairs (the _w16 kernels).
         plan16 = plan_memory(g, weights16=True)
         assert any(dict(c.params).get("w16") for c in plan16.calls)
-        got16 = run_generated(emit_model(g, plan16, tflite), x, g.output_tensors[0].shape)
+        got16 = run_generated(emit_model(plan16, tflite), x, g.output_tensors[0].shape)
         np.testing.assert_array_equal(got16, want)

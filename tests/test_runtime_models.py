@@ -27,7 +27,7 @@ def _check_bit_exact(tflite: bytes, n: int = 100, seed: int = 0, inputs: np.ndar
     ref = TflmReference(tflite)
     x = _inputs(g, n, seed) if inputs is None else inputs
     want = np.stack([ref.run(s) for s in x])
-    got = run_generated(emit_model(g, plan, tflite), x, g.output_tensors[0].shape)
+    got = run_generated(emit_model(plan, tflite), x, g.output_tensors[0].shape)
     mismatched = int(np.sum(np.any(got.reshape(n, -1) != want.reshape(n, -1), axis=1)))
     assert mismatched == 0, f"{mismatched} of {n} inputs differ from TFLM"
     assert plan.activation_peak_bytes <= ref.arena.head  # activations: never more than TFLM's planner

@@ -156,8 +156,9 @@ def _kernels(graph) -> dict[int, str]:
             for i, stage in zip(layers, st.call.stages):
                 out[i] = f"{stage.function} (row band)"
             out.update({i: "tq_conv2d_add_s8 (row band)" for i in st.ops if i not in out})
-        else:
-            out.update({i: st.call.function for i in st.ops})
+        else:  # an op lowered to two steps (a subsampled strided 1x1 conv) names both kernels
+            for i in st.ops:
+                out[i] = f"{out[i]} + {st.call.function}" if i in out else st.call.function
     return out
 
 

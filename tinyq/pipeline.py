@@ -100,7 +100,7 @@ def build(model: Path, board_id: str, calib: Path | None, out_dir: Path, eval_pa
     mem = choose_weights(graph, board, favour, weights)
     fit = budget.check_budget(mem, board, favour)
     progress("emitting C")
-    model_files = emit_model(graph, mem, q.tflite, source=Path(model).name)
+    model_files = emit_model(mem, q.tflite, source=Path(model).name)
 
     progress("running the TFLM reference and the generated C on the host")
     ref = TflmReference(q.tflite)

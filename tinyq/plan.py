@@ -15,11 +15,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-from tinyq.graph import Graph
+from tinyq.graph import Graph, Tensor
 from tinyq.ops import KernelCall, lower
 from tinyq.ops.layout import align as _align
 from tinyq.ops.lower_ops import (add_table_params, conv_scratch_bytes, depthwise3x3_fused,
-                                 depthwise3x3_scratch_bytes)
+                                 depthwise3x3_scratch_bytes, strided_pointwise, subsample_call)
 
 
 @dataclass(frozen=True)
@@ -224,19 +224,63 @@ def plan_memory(graph: Graph, fuse: bool = True, inplace: bool = True, band: boo
     if favour not in FAVOURS:
         raise ValueError(f"favour must be one of {FAVOURS}")
     band = band and favour == "ram"
+
+    def lowered(g: Graph, steps: list[Step]) -> MemoryPlan:
+        if fuse:
+            steps = fuse_conv_add(g, steps)
+        if not inplace:
+            steps = [replace(st, overwrites=()) for st in steps]
+        if weights16:
+            steps = [with_int16_weights(st) for st in steps]
+        plan = place(g, steps)
+        if band:
+            plan = band_chains(g, plan)
+        if inplace and favour == "ram":
+            plan = small_patches(g, plan)
+        return plan
+
     steps = _steps(graph)
-    if fuse:
-        steps = fuse_conv_add(graph, steps)
-    if not inplace:
-        steps = [replace(st, overwrites=()) for st in steps]
-    if weights16:
-        steps = [with_int16_weights(st) for st in steps]
-    plan = place(graph, steps)
-    if band:
-        plan = band_chains(graph, plan)
-    if inplace and favour == "ram":
-        plan = small_patches(graph, plan)
+    plan = lowered(graph, steps)
+    if inplace:
+        # A strided 1x1 conv (a residual block's projection) may read a subsampled copy of its input,
+        # taken early, so the full input can die sooner: kept only where the arena shrinks.
+        for op in graph.operators:
+            if not strided_pointwise(graph, op) or op.inputs[0] in graph.outputs:
+                continue
+            g2, steps2 = split_strided_pointwise(plan.graph, steps, op.index)
+            trial = lowered(g2, steps2)
+            if trial.arena_bytes < plan.arena_bytes:
+                plan, steps = trial, steps2
     return plan
+
+
+def split_strided_pointwise(graph: Graph, steps: list[Step], op_index: int) -> tuple[Graph, list[Step]]:
+    """Run the strided 1x1 CONV_2D ``op_index`` at stride 1 on ``x[::s_h, ::s_w]``, a copy taken
+    right after its input ``x`` is made (a SUBSAMPLE step). Bit for bit the same outputs: a 1x1
+    window never pads, so the conv reads exactly those pixels.
+
+    Why: in a residual block whose projection is a strided 1x1 conv, the whole block input stays
+    live until the projection runs; with the copy (a quarter of the bytes at stride 2) it dies at
+    the main branch's first conv, whose output (a row band's) may then go over it. Official IC
+    ResNet-8: 28,416 -> 24,320 B. Returns the graph with the copy's tensor added, and the steps.
+    """
+    op = graph.operators[op_index]
+    x, y = graph.tensors[op.inputs[0]], graph.tensors[op.outputs[0]]
+    s_h, s_w = op.options.get("stride_h", 1), op.options.get("stride_w", 1)
+    xs = Tensor(len(graph.tensors), f"{x.name}[::{s_h},::{s_w}]", (x.shape[0], y.shape[1], y.shape[2], x.shape[3]),
+                x.dtype, x.quant)
+    g2 = replace(graph, tensors=graph.tensors + (xs,))
+    call = lower(g2, replace(op, inputs=(xs.index, *op.inputs[1:]),
+                             options={**op.options, "stride_h": 1, "stride_w": 1}))
+    out = []
+    for st in steps:
+        if st.ops == (op_index,):
+            st = Step(st.name, st.ops, (xs.index,), st.outputs, call, tuple(t for t in call.overwrites if t == xs.index))
+        out.append(st)
+    producer = next((i for i, st in enumerate(out) if x.index in st.outputs), -1)
+    out.insert(producer + 1, Step("SUBSAMPLE", (op_index,), (x.index,), (xs.index,),
+                                  subsample_call(x, xs, s_h, s_w)))
+    return g2, out
 
 
 def _with_small_patch(st: Step, groups: int) -> Step:

@@ -290,6 +290,8 @@ void tq_dw3x3_rq(const tq_dw_taps_t *taps, const uint32_t *w, uint32_t groups, i
 
 void tq_max_pool_s8(const tq_pool_params_t *p, const int8_t *in, int8_t *out);
 void tq_avg_pool_s8(const tq_pool_params_t *p, const int8_t *in, int8_t *out);
+/* out = in[::stride_h, ::stride_w] (k_h = k_w = 1, no padding). */
+void tq_subsample_s8(const tq_pool_params_t *p, const int8_t *in, int8_t *out);
 void tq_add_s8(const tq_addtab_params_t *p, const int8_t *in1, const int8_t *in2, int8_t *out);
 /* n elements of a table ADD (out may be in2). */
 void tq_add_run(const tq_addtab_params_t *p, const int8_t *in1, const int8_t *in2, int8_t *out, uint32_t n);

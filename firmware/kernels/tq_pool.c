@@ -31,6 +31,21 @@ void tq_max_pool_s8(const tq_pool_params_t *p, const int8_t *in, int8_t *out) {
     }
 }
 
+/* Every stride-th pixel of every stride-th row (a 1x1 window, no padding): the input of a strided
+ * 1x1 convolution, taken while the full tensor is still live so that the convolution can run
+ * later at stride 1 on a quarter of the bytes (tinyq.plan.split_strided_pointwise). */
+void tq_subsample_s8(const tq_pool_params_t *p, const int8_t *in, int8_t *out) {
+    const int32_t c_n = p->c, row = (int32_t)p->in_w * c_n, step = (int32_t)p->stride_w * c_n;
+    for (int oy = 0; oy < p->out_h; ++oy) {
+        const int8_t *x = in + (int32_t)oy * p->stride_h * row;
+        for (int ox = 0; ox < p->out_w; ++ox, x += step, out += c_n) {
+            int32_t c = 0;
+            for (; c + 4 <= c_n; c += 4) tq_store32(out + c, tq_load32(x + c));
+            for (; c < c_n; ++c) out[c] = x[c];
+        }
+    }
+}
+
 /* Round half away from zero, as TFLite's reference AveragePool. */
 static inline int8_t avg_out(int32_t sum, int32_t count, const tq_pool_params_t *p) {
     const int32_t avg = sum > 0 ? (sum + count / 2) / count : (sum - count / 2) / count;

@@ -123,8 +123,10 @@ def _band_op(graph: Graph, plan: MemoryPlan, index: int, step) -> dict:
                     f"{_tensor_expr(graph, plan, skip, False, '')}, {_tensor_expr(graph, plan, y, True, '')})"}
 
 
-def emit_model(graph: Graph, plan: MemoryPlan, tflite: bytes, source: str = "model.tflite") -> dict[str, str]:
-    """Render tq_model.h, tq_model.c, tq_weights.h and tq_weights.c for ``graph`` laid out by ``plan``."""
+def emit_model(plan: MemoryPlan, tflite: bytes, source: str = "model.tflite") -> dict[str, str]:
+    """Render tq_model.h, tq_model.c, tq_weights.h and tq_weights.c for the model ``plan`` lays out
+    (its graph: the model's, plus any tensor a lowering pass added)."""
+    graph = plan.graph
     model_id = hashlib.sha256(tflite).hexdigest()[:12]
     consts = sorted({i for c in plan.kernel_calls for i in c.args
                      if isinstance(i, int) and i >= 0 and graph.tensors[i].is_constant})

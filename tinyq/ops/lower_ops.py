@@ -210,6 +210,32 @@ def lower_pool(graph: Graph, op: Operator) -> KernelCall:
     )
 
 
+def strided_pointwise(graph: Graph, op: Operator) -> bool:
+    """A CONV_2D with a 1x1 kernel and a stride above 1: it reads only every stride-th pixel of
+    its input (a 1x1 window never pads), so it can run at stride 1 on those pixels."""
+    if op.opcode != "CONV_2D":
+        return False
+    w = graph.tensors[op.inputs[1]]
+    o = op.options
+    return tuple(w.shape[1:3]) == (1, 1) and (o.get("stride_h", 1), o.get("stride_w", 1)) != (1, 1)
+
+
+def subsample_call(x: Tensor, y: Tensor, s_h: int, s_w: int) -> KernelCall:
+    """``y = x[::s_h, ::s_w]`` (tq_subsample_s8): the pixels a strided 1x1 conv reads."""
+    in_h, in_w, c = _hwc(x)
+    out_h, out_w, _ = _hwc(y)
+    return KernelCall(
+        function="tq_subsample_s8",
+        params_type="tq_pool_params_t",
+        params=(
+            ("in_h", in_h), ("in_w", in_w), ("c", c), ("out_h", out_h), ("out_w", out_w),
+            ("k_h", 1), ("k_w", 1), ("stride_h", s_h), ("stride_w", s_w), ("pad_h", 0), ("pad_w", 0),
+            ("act_min", -128), ("act_max", 127),
+        ),
+        args=(x.index, y.index),
+    )
+
+
 def _shape4(shape) -> tuple[int, ...]:
     return (1,) * (4 - len(shape)) + tuple(shape)
 
