@@ -90,6 +90,20 @@ void tq_mv_4x1_w16(const uint32_t *w, const int32_t *vec, uint32_t k_pairs, int3
     for (int i = 0; i < 4; ++i) acc[i] = s[i];
 }
 
+static void fc_tile(const tq_fc_tile_t *t, int w16) {
+    const uint32_t k_pairs = (uint32_t)(t->vec_end - t->vec);
+    const uint32_t *w = t->w;
+    for (uint32_t i = 0; i < t->groups; ++i, w += 2 * k_pairs * (w16 ? 2u : 1u)) {
+        int32_t acc[4];
+        if (w16) tq_mv_4x1_w16(w, t->vec, k_pairs, acc);
+        else tq_mv_4x1(w, t->vec, k_pairs, acc);
+        for (int n = 0; n < 4; ++n) t->out[4 * i + n] = (int8_t)tq_ssat8(tq_rq_fast(acc[n], t->chan + 4 * i + n));
+    }
+}
+
+void tq_fc_tile(const tq_fc_tile_t *t) { fc_tile(t, 0); }
+void tq_fc_tile_w16(const tq_fc_tile_t *t) { fc_tile(t, 1); }
+
 static inline int32_t lane(uint32_t word, int hi) { return (int16_t)(uint16_t)(hi ? word >> 16 : word & 0xFFFFu); }
 
 /* One group of 4 channels: 9 taps, each two words (w0 w2, w1 w3); returns the advanced stream. */
@@ -311,7 +325,16 @@ static inline __attribute__((always_inline)) void fc_body(const tq_fc_params_t *
             vec[k / 2 + 1] = tq_sxtb16_ror8(v);
         }
         const uint32_t *w = filter;
-        for (int c = 0; c < n_out; c += 4, w += 2 * P * (p->w16 ? 2 : 1)) {
+        int c = 0;
+        if (fast && full && n_out >= 4) {
+            /* The common case, all in the inner loop's registers. */
+            const tq_fc_tile_t tile = {w, vec, vec + P, p->chan, o, (uint32_t)n_out / 4};
+            if (p->w16) tq_fc_tile_w16(&tile);
+            else tq_fc_tile(&tile);
+            c = n_out & ~3;
+            w += c / 2 * P * (p->w16 ? 2 : 1);
+        }
+        for (; c < n_out; c += 4, w += 2 * P * (p->w16 ? 2 : 1)) {
             int32_t acc[4];
             if (p->w16) tq_mv_4x1_w16(w, vec, (uint32_t)P, acc);
             else tq_mv_4x1(w, vec, (uint32_t)P, acc);

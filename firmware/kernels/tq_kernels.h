@@ -277,6 +277,18 @@ void tq_conv_tile_w16(const tq_conv_tile_t *t);
 void tq_mv_4x1(const uint32_t *w, const int32_t *vec, uint32_t k_pairs, int32_t acc[4]);
 /* The same with int16 weights (two words a K-pair for each channel pair). */
 void tq_mv_4x1_w16(const uint32_t *w, const int32_t *vec, uint32_t k_pairs, int32_t acc[4]);
+/* Every group of 4 channels of one FULLY_CONNECTED row (groups >= 1): the tq_mv_4x1 sums,
+ * requantized on the fast path with the full int8 range, stored to out[0 .. 4 * groups). */
+typedef struct {
+    const uint32_t *w;
+    const int32_t *vec;
+    const int32_t *vec_end;      /* vec + k_pairs */
+    const tq_chan_t *chan;
+    int8_t *out;
+    uint32_t groups;
+} tq_fc_tile_t;
+void tq_fc_tile(const tq_fc_tile_t *t);
+void tq_fc_tile_w16(const tq_fc_tile_t *t);
 /* 3x3 depthwise sums of one output pixel, every channel: rows[ky] points at tap (ky, 0) of
  * channel 0, taps of a row are col_step bytes apart. */
 typedef struct {
