@@ -66,6 +66,16 @@ void tq_expand(const int8_t *src, int32_t *col, uint32_t words) {
     }
 }
 
+void tq_expand4(const int8_t *src, int32_t step, int32_t *cols, uint32_t words) {
+    for (uint32_t i = 0; i < words; ++i, cols += 8) {
+        for (int n = 0; n < 4; ++n) {
+            const uint32_t x = tq_load32(src + n * step + 4 * i);
+            cols[n] = tq_sxtb16(x);
+            cols[4 + n] = tq_sxtb16_ror8(x);
+        }
+    }
+}
+
 void tq_mv_4x1(const uint32_t *w, const int32_t *vec, uint32_t k_pairs, int32_t acc[4]) {
     int32_t s[4] = {0, 0, 0, 0};
     const uint32_t *w2 = w + k_pairs;  /* the second channel pair */
@@ -201,6 +211,23 @@ static void im2col_group(const tq_conv_params_t *p, const int8_t *in, int n, int
             continue;
         }
         const uint32_t words = (uint32_t)in_c / 4;
+        if (i == 0 && n == 4 && cols_ok && d_w == 1 && ox + 3 < out_w && ix0 + 3 * s_w + k_w <= in_w) {
+            /* Four pixels of one row whose kernel rows are all inside the input's columns (most
+             * groups): each kernel row is four runs s_w * in_c bytes apart, expanded together. */
+            const uint32_t pad4 = 0x01010101u * (uint8_t)pad;
+            const int32_t pad_lo = tq_sxtb16(pad4), pad_hi = tq_sxtb16_ror8(pad4);
+            for (int ky = 0; ky < k_h; ++ky, col += 8 * words * k_w) {
+                const int iy = iy0 + d_h * ky;
+                if (iy >= 0 && iy < in_h) {
+                    tq_expand4(in + iy * row_bytes + ix0 * in_c, s_w * in_c, col, words * k_w);
+                } else {
+                    for (uint32_t q = 0; q < words * k_w; ++q) {
+                        for (int m = 0; m < 4; ++m) { col[8 * q + m] = pad_lo; col[8 * q + 4 + m] = pad_hi; }
+                    }
+                }
+            }
+            return;
+        }
         if (cols_ok) {
             /* The whole kernel row is inside: its taps are one run of k_w * in_c bytes. */
             for (int ky = 0; ky < k_h; ++ky, col += 8 * words * k_w) {
@@ -248,7 +275,8 @@ static inline __attribute__((always_inline)) void conv_body(const tq_conv_params
     for (int pix = 0; pix < n_pix; pix += 4) {
         const int n = n_pix - pix < 4 ? n_pix - pix : 4;
         if (pointwise) {
-            for (int i = 0; i < n; ++i) tq_expand(in + (int32_t)(pix + i) * p->in_c, cols + i, (uint32_t)p->in_c / 4);
+            if (n == 4) tq_expand4(in + (int32_t)pix * p->in_c, p->in_c, cols, (uint32_t)p->in_c / 4);
+            else for (int i = 0; i < n; ++i) tq_expand(in + (int32_t)(pix + i) * p->in_c, cols + i, (uint32_t)p->in_c / 4);
         } else {
             im2col_group(p, in, n, pix / out_w, pix % out_w, cols, row);
         }

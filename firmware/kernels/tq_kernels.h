@@ -261,6 +261,9 @@ void tq_mm_2x4(const uint32_t *w, const int32_t *cols, uint32_t k_pairs, int32_t
 void tq_mm_2x4_w16(const uint32_t *w, const int32_t *cols, uint32_t k_pairs, int32_t acc[8]);
 /* words (>= 1) words of src into one im2col column: col[8i] and col[8i + 4] from word i. */
 void tq_expand(const int8_t *src, int32_t *col, uint32_t words);
+/* All four columns at once, from four runs `step` bytes apart (four pixels of one row): each
+ * input word's two K-pairs for the four columns are 8 consecutive words, stored by one STM. */
+void tq_expand4(const int8_t *src, int32_t step, int32_t *cols, uint32_t words);
 /* Every channel pair of a group of 4 pixels, requantized (fast path, full int8 range) and
  * stored: out[n * out_stride + c] for pixel n, channel c. */
 typedef struct {
