@@ -156,6 +156,54 @@ static inline __attribute__((always_inline)) int8_t rq(int32_t acc, const tq_cha
 
 /* ---- CONV_2D ---- */
 
+/* The columns of 4 pixels of one output row whose kernel rows all lie inside the input's columns
+ * (most groups): 1 when done, 0 to leave the group to im2col_group. Kept apart, with little
+ * state, because the general function's setup alone costs about 80 instructions a group.
+ * Whole-word channels: each kernel row is four runs s_w * in_c bytes apart, expanded together
+ * (rows outside the input read the zero point). Other channel counts (a first layer's 1-3):
+ * each pixel's kernel rows copied a word at a time into `row`, then expanded, when every row
+ * is inside and the last word read is inside the input. */
+static int __attribute__((noinline)) im2col_row4(const tq_conv_params_t *p, const int8_t *in, int oy, int ox,
+                                                 int32_t *cols, int8_t *row) {
+    const int in_c = p->in_c, in_w = p->in_w, in_h = p->in_h, k_w = p->k_w, k_h = p->k_h, s_w = p->stride_w;
+    const int ix0 = ox * s_w - p->pad_w, iy0 = oy * p->stride_h - p->pad_h, d_h = p->dil_h;
+    if (p->dil_w != 1 || ox + 3 >= p->out_w || ix0 < 0 || ix0 + 3 * s_w + k_w > in_w) return 0;
+    const int32_t row_bytes = (int32_t)in_w * in_c, step = (int32_t)s_w * in_c;
+    const int8_t *src = in + ix0 * in_c;
+    if (in_c & 3) {
+        const int span = k_w * in_c, span_words = (span + 3) / 4;
+        const int iy_last = iy0 + (k_h - 1) * d_h;
+        if (iy0 < 0 || iy_last >= in_h ||
+            (int32_t)iy_last * row_bytes + (ix0 + 3 * s_w) * in_c + 4 * span_words > (int32_t)in_h * row_bytes) {
+            return 0;
+        }
+        src += (int32_t)iy0 * row_bytes;
+        for (int n = 0; n < 4; ++n, src += step) {
+            const int8_t *x = src;
+            int8_t *r = row;
+            for (int ky = 0; ky < k_h; ++ky, x += d_h * row_bytes, r += span) {
+                for (int k = 0; k < span_words; ++k) tq_store32(r + 4 * k, tq_load32(x + 4 * k));
+            }
+            tq_expand(row, cols + n, (uint32_t)p->k_pairs / 2);  /* bytes past the patch meet zero weights */
+        }
+        return 1;
+    }
+    const uint32_t words = (uint32_t)(k_w * in_c) / 4;
+    const uint32_t pad4 = 0x01010101u * (uint8_t)p->pad_value;
+    const int32_t pad_lo = tq_sxtb16(pad4), pad_hi = tq_sxtb16_ror8(pad4);
+    for (int ky = 0; ky < k_h; ++ky, cols += 8 * words) {
+        const int iy = iy0 + d_h * ky;
+        if (iy >= 0 && iy < in_h) {
+            tq_expand4(src + (int32_t)iy * row_bytes, step, cols, words);
+        } else {
+            for (uint32_t q = 0; q < words; ++q) {
+                for (int m = 0; m < 4; ++m) { cols[8 * q + m] = pad_lo; cols[8 * q + 4 + m] = pad_hi; }
+            }
+        }
+    }
+    return 1;
+}
+
 /* The im2col columns of pixels pix0 .. pix0+n-1, whose first is at (oy, ox): each patch in
  * (ky, kx, c) order. With a channel count that is a multiple of 4 every tap is whole words,
  * expanded straight from the input. Otherwise the patch is first assembled as bytes in
@@ -211,23 +259,6 @@ static void im2col_group(const tq_conv_params_t *p, const int8_t *in, int n, int
             continue;
         }
         const uint32_t words = (uint32_t)in_c / 4;
-        if (i == 0 && n == 4 && cols_ok && d_w == 1 && ox + 3 < out_w && ix0 + 3 * s_w + k_w <= in_w) {
-            /* Four pixels of one row whose kernel rows are all inside the input's columns (most
-             * groups): each kernel row is four runs s_w * in_c bytes apart, expanded together. */
-            const uint32_t pad4 = 0x01010101u * (uint8_t)pad;
-            const int32_t pad_lo = tq_sxtb16(pad4), pad_hi = tq_sxtb16_ror8(pad4);
-            for (int ky = 0; ky < k_h; ++ky, col += 8 * words * k_w) {
-                const int iy = iy0 + d_h * ky;
-                if (iy >= 0 && iy < in_h) {
-                    tq_expand4(in + iy * row_bytes + ix0 * in_c, s_w * in_c, col, words * k_w);
-                } else {
-                    for (uint32_t q = 0; q < words * k_w; ++q) {
-                        for (int m = 0; m < 4; ++m) { col[8 * q + m] = pad_lo; col[8 * q + 4 + m] = pad_hi; }
-                    }
-                }
-            }
-            return;
-        }
         if (cols_ok) {
             /* The whole kernel row is inside: its taps are one run of k_w * in_c bytes. */
             for (int ky = 0; ky < k_h; ++ky, col += 8 * words * k_w) {
@@ -277,7 +308,7 @@ static inline __attribute__((always_inline)) void conv_body(const tq_conv_params
         if (pointwise) {
             if (n == 4) tq_expand4(in + (int32_t)pix * p->in_c, p->in_c, cols, (uint32_t)p->in_c / 4);
             else for (int i = 0; i < n; ++i) tq_expand(in + (int32_t)(pix + i) * p->in_c, cols + i, (uint32_t)p->in_c / 4);
-        } else {
+        } else if (n < 4 || !im2col_row4(p, in, pix / out_w, pix % out_w, cols, row)) {
             im2col_group(p, in, n, pix / out_w, pix % out_w, cols, row);
         }
         int8_t *o = out + (int32_t)pix * out_c;

@@ -310,6 +310,8 @@ void tq_subsample_s8(const tq_pool_params_t *p, const int8_t *in, int8_t *out);
 void tq_add_s8(const tq_addtab_params_t *p, const int8_t *in1, const int8_t *in2, int8_t *out);
 /* n elements of a table ADD (out may be in2). */
 void tq_add_run(const tq_addtab_params_t *p, const int8_t *in1, const int8_t *in2, int8_t *out, uint32_t n);
+/* The fast path with the full int8 range, 4 * quads elements (quads >= 1; tq_m4.S or plain C). */
+void tq_add_fast(const tq_addtab_params_t *p, const int8_t *in1, const int8_t *in2, int8_t *out, uint32_t quads);
 void tq_softmax_s8(const tq_softmax_params_t *p, const int8_t *in, int8_t *out);
 void tq_copy_s8(uint32_t size, const int8_t *in, int8_t *out);
 

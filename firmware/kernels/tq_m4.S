@@ -112,7 +112,7 @@
  * the fast path with the full int8 range (tq_rq_fast: add, add, SMMLAR, ASR, SSAT) and
  * stored. The tile is copied to the stack and updated there:
  * [sp] w, [sp, #4] cols, [sp, #8] cols end, [sp, #12] chan, [sp, #16] out, [sp, #20] out
- * stride, [sp, #24] channel pairs left. */
+ * stride, [sp, #24] out + 2 * pairs (where the last pair's pixel-0 bytes end). */
 
     .macro REQUANT acc, bias, rnd, mult, shift, tmp   @ tq_rq_fast, then saturate to int8
     add     \acc, \bias, \acc, lsl #1   @ 2 * (sum + bias)
@@ -130,6 +130,7 @@
     FUNC    \name
     push    {r4-r11, lr}
     ldmia   r0, {r1-r7}
+    add     r7, r5, r7, lsl #1          @ pairs -> the end of the output's first row: out + 2 * pairs
     push    {r1-r7}
 5:  ldr     r0, [sp]
     ldr     r1, [sp, #4]
@@ -149,22 +150,18 @@
     RQ      r9
     ldr     r0, [sp, #16]               @ pixel 0, channel c
     ldr     r1, [sp, #20]
-    strb    r2, [r0]
-    strb    r6, [r0, #1]
-    add     r10, r0, r1
-    strb    r3, [r10]
-    strb    r7, [r10, #1]
-    add     r10, r10, r1
-    strb    r4, [r10]
-    strb    r8, [r10, #1]
-    add     r10, r10, r1
-    strb    r5, [r10]
-    strb    r9, [r10, #1]
-    adds    r0, r0, #2
+    bfi     r2, r6, #8, #8              @ each pixel's two channels: one halfword
+    bfi     r3, r7, #8, #8
+    bfi     r4, r8, #8, #8
+    bfi     r5, r9, #8, #8
+    add     r10, r0, r1, lsl #1
+    strh    r4, [r10]
+    strh    r5, [r10, r1]
+    strh    r3, [r0, r1]
+    strh    r2, [r0], #2
     str     r0, [sp, #16]
-    ldr     r0, [sp, #24]
-    subs    r0, r0, #1
-    str     r0, [sp, #24]
+    ldr     r1, [sp, #24]
+    cmp     r0, r1
     bne     5b
     add     sp, sp, #28
     pop     {r4-r11, pc}
@@ -436,5 +433,53 @@
     DW_RQ   r8
     DW_NEXT
     .size   tq_dw3x3_rq, . - tq_dw3x3_rq
+
+/* ---- tq_add_fast(const tq_addtab_params_t *p, const int8_t *in1, const int8_t *in2, int8_t *out,
+ *                  uint32_t quads) ----
+ * Same-shape ADD by tables (tq_add_run's fast path with the full int8 range), four elements a
+ * turn: one word of each input, each byte sign-extended in place (SXTB ROR) as its table index.
+ * r1 / r2 / r3 in1 / in2 / out, r5 / r6 the tables, r7-r9 rnd, mult, shift (tq_kernels.h holds
+ * the offsets), [sp] the end of in1. 10 instructions an element. */
+
+    .macro ADD_ONE rot, off
+    .if \rot
+    sxtb    r12, r10, ror #\rot
+    sxtb    lr, r11, ror #\rot
+    .else
+    sxtb    r12, r10
+    sxtb    lr, r11
+    .endif
+    ldr     r12, [r5, r12, lsl #2]
+    ldr     lr, [r6, lr, lsl #2]
+    add     r12, r12, lr                @ the doubled sum: tq_rq_fast_x2's input
+    add     lr, r7, r12, asr #31
+    smmlar  r12, r12, r8, lr
+    asr     r12, r12, r9
+    ssat    r12, #8, r12
+    strb    r12, [r3, #\off]
+    .endm
+
+    FUNC    tq_add_fast
+    push    {r4-r11, lr}
+    ldr     r12, [sp, #36]              @ quads: the fifth argument, above the 9 registers pushed
+    add     r12, r1, r12, lsl #2
+    push    {r12}
+    ldr     r5, [r0, #4]                @ t1
+    ldr     r6, [r0, #8]                @ t2
+    add     r0, r0, #16
+    ldmia   r0, {r7-r9}                 @ out.rnd, out.mult, out.shift
+1:  ldr     r10, [r1], #4
+    ldr     r11, [r2], #4
+    ADD_ONE 0, 0
+    ADD_ONE 8, 1
+    ADD_ONE 16, 2
+    ADD_ONE 24, 3
+    adds    r3, r3, #4
+    ldr     r12, [sp]
+    cmp     r1, r12
+    bne     1b
+    add     sp, sp, #4
+    pop     {r4-r11, pc}
+    .size   tq_add_fast, . - tq_add_fast
 
 #endif

@@ -1,6 +1,16 @@
 /* Pooling, ADD and copies, int8. */
 #include "tq_kernels.h"
 
+#include <stddef.h>
+
+#ifdef TQ_DSP
+/* tq_add_fast (tq_m4.S) reads t1, t2 and out.rnd/mult/shift at these offsets (32-bit pointers). */
+_Static_assert(offsetof(tq_addtab_params_t, t1) == 4 && offsetof(tq_addtab_params_t, t2) == 8 &&
+                   offsetof(tq_addtab_params_t, out) + offsetof(tq_chan_t, rnd) == 16 &&
+                   offsetof(tq_addtab_params_t, out) + offsetof(tq_chan_t, shift) == 24,
+               "tq_add_fast's offsets");
+#endif
+
 /* The pooling window of output index o along one axis, clipped to the input:
  * input start i0, filter taps [f0, f1). */
 static inline void window(int o, int stride, int pad, int k, int in, int *i0, int *f0, int *f1) {
@@ -117,9 +127,19 @@ static inline __attribute__((always_inline)) void add_body(const tq_addtab_param
     }
 }
 
+#ifndef TQ_DSP
+void tq_add_fast(const tq_addtab_params_t *p, const int8_t *in1, const int8_t *in2, int8_t *out, uint32_t quads) {
+    add_body(p, in1, in2, out, 4 * quads, 1, 1);
+}
+#endif
+
 void tq_add_run(const tq_addtab_params_t *p, const int8_t *in1, const int8_t *in2, int8_t *out, uint32_t n) {
     const int full = p->act_min == -128 && p->act_max == 127;
-    if (p->fast && full) add_body(p, in1, in2, out, n, 1, 1);
+    if (p->fast && full) {
+        const uint32_t done = n & ~3u;
+        if (done) tq_add_fast(p, in1, in2, out, done / 4);
+        add_body(p, in1 + done, in2 + done, out + done, n - done, 1, 1);
+    }
     else if (p->fast) add_body(p, in1, in2, out, n, 1, 0);
     else add_body(p, in1, in2, out, n, 0, 0);
 }
