@@ -156,48 +156,75 @@ static inline __attribute__((always_inline)) int8_t rq(int32_t acc, const tq_cha
 
 /* ---- CONV_2D ---- */
 
-/* The columns of 4 pixels of one output row whose kernel rows all lie inside the input's columns
- * (most groups): 1 when done, 0 to leave the group to im2col_group. Kept apart, with little
- * state, because the general function's setup alone costs about 80 instructions a group.
- * Whole-word channels: each kernel row is four runs s_w * in_c bytes apart, expanded together
- * (rows outside the input read the zero point). Other channel counts (a first layer's 1-3):
- * each pixel's kernel rows copied a word at a time into `row`, then expanded, when every row
- * is inside and the last word read is inside the input. */
+/* The columns of 4 pixels of one output row (most groups): 1 when done, 0 to leave the group to
+ * im2col_group. Kept apart, with little state, because the general function's setup alone
+ * costs about 80 instructions a group.
+ * Whole-word channels: a kernel row inside the input for all four pixels is four runs
+ * s_w * in_c bytes apart, expanded together; a row above or below the input reads the zero
+ * point; at the left and right borders each pixel's taps are expanded one by one.
+ * Other channel counts (a first layer's 1-3), only when every tap is inside and the last word
+ * read is too: each pixel's kernel rows copied a word at a time into its patch in `row`, then
+ * the four patches expanded together. */
 static int __attribute__((noinline)) im2col_row4(const tq_conv_params_t *p, const int8_t *in, int oy, int ox,
                                                  int32_t *cols, int8_t *row) {
     const int in_c = p->in_c, in_w = p->in_w, in_h = p->in_h, k_w = p->k_w, k_h = p->k_h, s_w = p->stride_w;
     const int ix0 = ox * s_w - p->pad_w, iy0 = oy * p->stride_h - p->pad_h, d_h = p->dil_h;
-    if (p->dil_w != 1 || ox + 3 >= p->out_w || ix0 < 0 || ix0 + 3 * s_w + k_w > in_w) return 0;
+    if (p->dil_w != 1 || ox + 3 >= p->out_w) return 0;
+    const int inside = ix0 >= 0 && ix0 + 3 * s_w + k_w <= in_w;
     const int32_t row_bytes = (int32_t)in_w * in_c, step = (int32_t)s_w * in_c;
-    const int8_t *src = in + ix0 * in_c;
     if (in_c & 3) {
-        const int span = k_w * in_c, span_words = (span + 3) / 4;
-        const int iy_last = iy0 + (k_h - 1) * d_h;
-        if (iy0 < 0 || iy_last >= in_h ||
+        const int span = k_w * in_c, span_words = (span + 3) / 4, iy_last = iy0 + (k_h - 1) * d_h;
+        if (!inside || iy0 < 0 || iy_last >= in_h ||
             (int32_t)iy_last * row_bytes + (ix0 + 3 * s_w) * in_c + 4 * span_words > (int32_t)in_h * row_bytes) {
             return 0;
         }
-        src += (int32_t)iy0 * row_bytes;
+        const int8_t *src = in + (int32_t)iy0 * row_bytes + ix0 * in_c;
+        const int32_t row_step = (int32_t)d_h * row_bytes, patch = 2 * p->k_pairs;
         for (int n = 0; n < 4; ++n, src += step) {
             const int8_t *x = src;
-            int8_t *r = row;
-            for (int ky = 0; ky < k_h; ++ky, x += d_h * row_bytes, r += span) {
-                for (int k = 0; k < span_words; ++k) tq_store32(r + 4 * k, tq_load32(x + 4 * k));
+            int8_t *r = row + n * patch;  /* a row's overhang lands where the next row or patch goes */
+            for (int ky = 0; ky < k_h; ++ky, x += row_step, r += span) {
+                int k = 0;
+                for (; k + 2 <= span_words; k += 2) {
+                    const uint32_t a = tq_load32(x + 4 * k), b = tq_load32(x + 4 * k + 4);
+                    tq_store32(r + 4 * k, a);
+                    tq_store32(r + 4 * k + 4, b);
+                }
+                if (k < span_words) tq_store32(r + 4 * k, tq_load32(x + 4 * k));
             }
-            tq_expand(row, cols + n, (uint32_t)p->k_pairs / 2);  /* bytes past the patch meet zero weights */
         }
+        tq_expand4(row, patch, cols, (uint32_t)p->k_pairs / 2);  /* bytes past a patch meet zero weights */
         return 1;
     }
-    const uint32_t words = (uint32_t)(k_w * in_c) / 4;
+    const uint32_t tap_words = (uint32_t)in_c / 4, words = tap_words * (uint32_t)k_w;
     const uint32_t pad4 = 0x01010101u * (uint8_t)p->pad_value;
     const int32_t pad_lo = tq_sxtb16(pad4), pad_hi = tq_sxtb16_ror8(pad4);
     for (int ky = 0; ky < k_h; ++ky, cols += 8 * words) {
         const int iy = iy0 + d_h * ky;
-        if (iy >= 0 && iy < in_h) {
-            tq_expand4(src + (int32_t)iy * row_bytes, step, cols, words);
-        } else {
+        if (iy < 0 || iy >= in_h) {
             for (uint32_t q = 0; q < words; ++q) {
                 for (int m = 0; m < 4; ++m) { cols[8 * q + m] = pad_lo; cols[8 * q + 4 + m] = pad_hi; }
+            }
+            continue;
+        }
+        const int8_t *r = in + (int32_t)iy * row_bytes;
+        if (inside) {
+            tq_expand4(r + ix0 * in_c, step, cols, words);
+            continue;
+        }
+        for (int n = 0; n < 4; ++n) {
+            const int ixn = ix0 + n * s_w;
+            if (ixn >= 0 && ixn + k_w <= in_w) {
+                tq_expand(r + ixn * in_c, cols + n, words);
+                continue;
+            }
+            for (int kx = 0; kx < k_w; ++kx) {
+                int32_t *col = cols + n + 8 * (uint32_t)kx * tap_words;
+                if (ixn + kx >= 0 && ixn + kx < in_w) {
+                    tq_expand(r + (ixn + kx) * in_c, col, tap_words);
+                } else {
+                    for (uint32_t j = 0; j < tap_words; ++j) { col[8 * j] = pad_lo; col[8 * j + 4] = pad_hi; }
+                }
             }
         }
     }
@@ -296,10 +323,10 @@ static inline __attribute__((always_inline)) void conv_body(const tq_conv_params
     const int n_pix = p->out_h * p->out_w, out_c = p->out_c, P = p->k_pairs, out_w = p->out_w, w16 = p->w16;
     const int32_t zp = p->output_offset, lo = p->act_min, hi = p->act_max;
     int32_t *cols = (int32_t *)p->scratch;
-    /* Scratch: the 4 columns, the byte row (unaligned channel counts: 2P + 4 bytes), the
-     * output of a partial group or of a fused ADD's group (4 pixels). */
+    /* Scratch: the 4 columns, the byte patches (unaligned channel counts: 4 of 2P bytes, then 4
+     * bytes of slack), the output of a partial group or of a fused ADD's group (4 pixels). */
     int8_t *row = (int8_t *)(cols + 4 * P);
-    int8_t *tail_out = row + ((p->in_c & 3) ? 2 * P + 4 : 0);
+    int8_t *tail_out = row + ((p->in_c & 3) ? 8 * P + 4 : 0);
     /* 1x1, stride 1, no padding, whole words: pixel i's patch is input pixel i. */
     const int pointwise = p->k_h == 1 && p->k_w == 1 && p->stride_h == 1 && p->stride_w == 1 && p->pad_h == 0 &&
                           p->pad_w == 0 && (p->in_c & 3) == 0 && p->in_h == p->out_h && p->in_w == p->out_w;

@@ -237,12 +237,12 @@ void tq_conv2d_add_s8(const tq_conv_params_t *p, const tq_addtab_params_t *add, 
  * (tinyq.ops.lower_ops.conv_scratch_bytes and depthwise3x3_scratch_bytes; tests/test_plan.py holds
  * them equal for every lowered op). `fused`: tq_depthwise3x3_s8 requantizes in the inner loop. */
 static inline uint32_t tq_conv2d_scratch_bytes(const tq_conv_params_t *p) {
-    return 16u * p->k_pairs + (p->in_c % 4 ? 2u * p->k_pairs + 4u : 0u)
+    return 16u * p->k_pairs + (p->in_c % 4 ? 8u * p->k_pairs + 4u : 0u)
            + (((uint32_t)p->out_h * p->out_w) % 4 ? 4u * p->out_c : 0u);
 }
 /* tq_conv2d_add_s8: every group of 4 pixels goes through the tail buffer. */
 static inline uint32_t tq_conv2d_add_scratch_bytes(const tq_conv_params_t *p) {
-    return 16u * p->k_pairs + (p->in_c % 4 ? 2u * p->k_pairs + 4u : 0u) + 4u * p->out_c;
+    return 16u * p->k_pairs + (p->in_c % 4 ? 8u * p->k_pairs + 4u : 0u) + 4u * p->out_c;
 }
 static inline uint32_t tq_depthwise3x3_scratch_bytes(const tq_conv_params_t *p) {
     const int fused = p->fast && p->act_min == -128 && p->act_max == 127;

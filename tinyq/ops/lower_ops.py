@@ -37,9 +37,10 @@ def _act(op: Operator, out: Tensor) -> tuple[int, int]:
 
 def conv_scratch_bytes(in_c: int, out_c: int, k_pairs: int, out_pixels: int, add: bool = False) -> int:
     """tq_conv2d_s8's scratch (the C side: tq_conv2d_scratch_bytes in tq_kernels.h; a test holds them equal):
-    4 int16 columns a K-pair, a byte row for border rows of unaligned channel counts, and the
-    output of a partial group of pixels, or of every group with a fused ADD (see conv_body)."""
-    return 16 * k_pairs + (2 * k_pairs + 4 if in_c % 4 else 0) + (4 * out_c if add or out_pixels % 4 else 0)
+    4 int16 columns a K-pair, for unaligned channel counts 4 byte patches (one a pixel of a group)
+    and 4 bytes of slack, and the output of a partial group of pixels, or of every group with a
+    fused ADD (see conv_body)."""
+    return 16 * k_pairs + (8 * k_pairs + 4 if in_c % 4 else 0) + (4 * out_c if add or out_pixels % 4 else 0)
 
 
 def conv_end_overlay(p: dict, in_bytes: int, out_bytes: int) -> int:
