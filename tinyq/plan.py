@@ -18,7 +18,7 @@ from dataclasses import dataclass, replace
 from tinyq.graph import Graph, Tensor
 from tinyq.ops import KernelCall, lower
 from tinyq.ops.layout import align as _align
-from tinyq.ops.lower_ops import (add_table_params, conv_scratch_bytes, depthwise3x3_fused,
+from tinyq.ops.lower_ops import (add_table_params, conv_scratch_bytes, conv_tile_biased, depthwise3x3_fused,
                                  depthwise3x3_scratch_bytes, strided_pointwise, subsample_call)
 
 
@@ -200,15 +200,21 @@ W16_KERNELS = ("tq_conv2d_s8", "tq_conv2d_add_s8", "tq_fully_connected_s8")
 
 
 def with_int16_weights(st: Step) -> Step:
-    """``st`` with its weights stored as int16 pairs, if its kernel has that variant."""
+    """``st`` with its weights stored as int16 pairs, if its kernel has that variant: w16 = 1, or for a
+    conv whose every channel pair runs in the requantizing tile, w16 = 2 (layout.tile_stream: the
+    biases ride in the stream, one add less an output)."""
     from tinyq.ops import ConstArray
-    from tinyq.ops.layout import int16_words
+    from tinyq.ops.layout import int16_words, tile_stream
 
     c = st.call
-    if c.function not in W16_KERNELS or dict(c.params).get("w16"):
+    p = dict(c.params)
+    if c.function not in W16_KERNELS or p.get("w16"):
         return st
-    arrays = tuple(ConstArray(a.name, a.ctype, int16_words(a.values)) if a.name == "w" else a for a in c.arrays)
-    return replace(st, call=replace(c, arrays=arrays, params=c.params + (("w16", 1),)))
+    mode = 2 if c.function != "tq_fully_connected_s8" and conv_tile_biased(p) else 1
+    chan = next((a.values for a in c.arrays if a.name == "chan"), None)
+    arrays = tuple(ConstArray(a.name, a.ctype, tile_stream(int16_words(a.values), chan) if mode == 2
+                              else int16_words(a.values)) if a.name == "w" else a for a in c.arrays)
+    return replace(st, call=replace(c, arrays=arrays, params=c.params + (("w16", mode),)))
 
 
 def plan_memory(graph: Graph, fuse: bool = True, inplace: bool = True, band: bool = True,

@@ -58,6 +58,21 @@ static void conv_tile(const tq_conv_tile_t *t, int w16) {
 void tq_conv_tile(const tq_conv_tile_t *t) { conv_tile(t, 0); }
 void tq_conv_tile_w16(const tq_conv_tile_t *t) { conv_tile(t, 1); }
 
+void tq_conv_tile_w16b(const tq_conv_tile_t *t) {
+    const uint32_t k_pairs = (uint32_t)(t->cols_end - t->cols) / 4;
+    const uint32_t *w = t->w;
+    for (uint32_t i = 0; i < t->pairs; ++i, w += 8 + 2 * k_pairs) {
+        int32_t acc[8];
+        tq_mm_2x4_w16(w + 8, t->cols, k_pairs, acc);
+        int8_t *o = t->out + 2 * i;
+        const tq_chan_t *q = t->chan + 2 * i;
+        for (int n = 0; n < 4; ++n) {  /* acc + bias wraps as the SMLAD chain does */
+            o[n * t->out_stride] = (int8_t)tq_ssat8(tq_rq_fast_x2((int32_t)((uint32_t)acc[n] + w[n]), q));
+            o[n * t->out_stride + 1] = (int8_t)tq_ssat8(tq_rq_fast_x2((int32_t)((uint32_t)acc[4 + n] + w[4 + n]), q + 1));
+        }
+    }
+}
+
 void tq_expand(const int8_t *src, int32_t *col, uint32_t words) {
     for (uint32_t i = 0; i < words; ++i, col += 8) {
         const uint32_t x = tq_load32(src + 4 * i);
@@ -347,7 +362,8 @@ static inline __attribute__((always_inline)) void conv_body(const tq_conv_params
         if (fast && full && out_c >= 2) {
             /* The common case, all in the inner loop's registers. */
             const tq_conv_tile_t tile = {w, cols, cols + 4 * P, p->chan, dst, out_c, (uint32_t)out_c / 2};
-            if (w16) tq_conv_tile_w16(&tile);
+            if (w16 == 2) tq_conv_tile_w16b(&tile);  /* an even out_c: every pair, nothing left below */
+            else if (w16) tq_conv_tile_w16(&tile);
             else tq_conv_tile(&tile);
             c = out_c & ~1;
             w += (int32_t)c / 2 * P * (w16 ? 2 : 1);

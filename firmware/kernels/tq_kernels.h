@@ -88,7 +88,9 @@ typedef struct {
     int32_t act_min, act_max;
     const tq_chan_t *chan;       /* per output channel */
     void *scratch;               /* conv: 4 im2col columns (+ a byte row); depthwise 3x3: sums + patch */
-    uint8_t w16;                 /* conv: weights stored as int16 pairs (twice the flash, no SXTB16) */
+    uint8_t w16;                 /* conv: weights stored as int16 pairs (twice the flash, no SXTB16);
+                                  * 2: the biased tile stream (tinyq.ops.layout.tile_stream): each
+                                  * channel pair's weights doubled, after 8 words of its biases */
     uint8_t small_patch;         /* 3x3 depthwise: border pixels this many groups of 4 channels at
                                   * a time through a 36-byte-a-group patch (0: all; less scratch,
                                   * a little slower) */
@@ -276,6 +278,8 @@ typedef struct {
 } tq_conv_tile_t;
 void tq_conv_tile(const tq_conv_tile_t *t);
 void tq_conv_tile_w16(const tq_conv_tile_t *t);
+/* The biased tile stream (w16 = 2): the sums start at the biases and come out doubled. */
+void tq_conv_tile_w16b(const tq_conv_tile_t *t);
 /* acc[0..3] = channels c..c+3 . the vector, over k_pairs (even, >= 2) K-pairs. */
 void tq_mv_4x1(const uint32_t *w, const int32_t *vec, uint32_t k_pairs, int32_t acc[4]);
 /* The same with int16 weights (two words a K-pair for each channel pair). */

@@ -61,7 +61,12 @@
     .endm
 
     .macro MM_KLOOP end, w16=0          @ all K-pairs; [sp, #end] holds the columns' end
+    .if \w16 == 2                       @ the biased stream: the sums start at the biases
+    ldmia   r0!, {r2-r9}
+    MM_PAIR 0, \w16
+    .else
     MM_PAIR 1, \w16                     @ K-pair 0 starts the sums (SMUAD)
+    .endif
     MM_PAIR 0, \w16                     @ K-pair 1
     ldr     r12, [sp, #\end]
     subs    r12, r12, r1                @ bytes left: 16 a K-pair, a multiple of 32
@@ -122,8 +127,15 @@
     ssat    \acc, #8, \acc
     .endm
 
-    .macro RQ acc                       @ r10-lr: the channel's bias, rnd, mult, shift
+    .macro RQ acc, w16=0                @ r10-lr: the channel's bias, rnd, mult, shift
+    .if \w16 == 2                       @ acc is already 2 * (sum + bias): tq_rq_fast_x2
+    add     r1, r11, \acc, asr #31
+    smmlar  \acc, \acc, r12, r1
+    asr     \acc, \acc, lr
+    ssat    \acc, #8, \acc
+    .else
     REQUANT \acc, r10, r11, r12, lr, r1
+    .endif
     .endm
 
     .macro CONV_TILE name, w16
@@ -138,16 +150,16 @@
     str     r0, [sp]                    @ the next pair's weights follow
     ldr     r0, [sp, #12]
     ldmia   r0!, {r10, r11, r12, lr}    @ channel c
-    RQ      r2
-    RQ      r3
-    RQ      r4
-    RQ      r5
+    RQ      r2, \w16
+    RQ      r3, \w16
+    RQ      r4, \w16
+    RQ      r5, \w16
     ldmia   r0!, {r10, r11, r12, lr}    @ channel c + 1
     str     r0, [sp, #12]
-    RQ      r6
-    RQ      r7
-    RQ      r8
-    RQ      r9
+    RQ      r6, \w16
+    RQ      r7, \w16
+    RQ      r8, \w16
+    RQ      r9, \w16
     ldr     r0, [sp, #16]               @ pixel 0, channel c
     ldr     r1, [sp, #20]
     bfi     r2, r6, #8, #8              @ each pixel's two channels: one halfword
@@ -170,6 +182,7 @@
 
     CONV_TILE tq_conv_tile, 0
     CONV_TILE tq_conv_tile_w16, 1
+    CONV_TILE tq_conv_tile_w16b, 2           @ the biased stream: 4 instructions an output's requantization
 
 /* ---- tq_expand(const int8_t *src, int32_t *col, uint32_t words) ----
  * One im2col column: each input word becomes its two int16 K-pairs, 8 words apart in the

@@ -69,6 +69,24 @@ def int16_words(words) -> tuple[int, ...]:
     return tuple(out)
 
 
+def tile_stream(words16, chan) -> tuple[int, ...]:
+    """``int16_words`` of a conv whose every channel pair runs in the requantizing tile (w16 = 2):
+    each pair's weights doubled and led by 8 words, its channels' ``bias`` four times each.
+
+    The tile loads those 8 words into its accumulators with one LDM, so a sum comes out as
+    2 * acc + bias, tq_rq_fast_x2's input, without an add per output (int8 weights doubled fit
+    int16; the value is the one tq_rq_fast forms, wrapping alike, so the results are the same)."""
+    out: list[int] = []
+    per_pair = len(words16) // (len(chan) // 2)
+    for i in range(len(chan) // 2):
+        out += [int(chan[2 * i][0]) & 0xFFFFFFFF] * 4 + [int(chan[2 * i + 1][0]) & 0xFFFFFFFF] * 4
+        for v in words16[i * per_pair:(i + 1) * per_pair]:
+            lo, hi = v & 0xFFFF, v >> 16
+            lo, hi = (lo - 0x10000 if lo >= 0x8000 else lo), (hi - 0x10000 if hi >= 0x8000 else hi)
+            out.append(((2 * lo) & 0xFFFF) | (((2 * hi) & 0xFFFF) << 16))
+    return tuple(out)
+
+
 def depthwise3x3_words(w: np.ndarray, chan=None) -> tuple[int, ...]:
     """Depthwise weights [1, 3, 3, C] (C a multiple of 4) as words of int16 pairs, per group of 4 channels.
 

@@ -72,6 +72,13 @@ def depthwise3x3_fused(params: dict) -> bool:
     return bool(params["fast"]) and (params["act_min"], params["act_max"]) == (-128, 127)
 
 
+def conv_tile_biased(params: dict) -> bool:
+    """Whether a conv with int16 weights takes the biased tile stream (layout.tile_stream, w16 = 2):
+    every channel pair goes through the requantizing tile (the fast path with the full int8 range,
+    an even channel count), the rule conv_body applies too."""
+    return depthwise3x3_fused(params) and params["out_c"] % 2 == 0
+
+
 def depthwise3x3_scratch_bytes(in_c: int, dil_w: int, fused: bool, small_patch: int = 0) -> int:
     """tq_depthwise3x3_s8's scratch (C: tq_depthwise3x3_scratch_bytes): the sums (unless requantized in
     the inner loop), a 3x3 patch, and a row of zero points as long as a kernel row reaches; with
