@@ -51,6 +51,20 @@ def test_depthwise_and_pointwise_run_in_place(plans):
     assert plan.arena_bytes < 25 * 5 * 64 + 2048 < greedy.arena_bytes
 
 
+def test_depthwise_border_columns_read_weight_streams_of_their_own(plans):
+    """KWS's 25x5 maps: 2 pixels in 5 are border columns. They run the interior kernel on a window
+    moved inside the input, with streams whose outside tap weighs 0 and whose bias holds its
+    zero-point term (bit-exactness: test_ops' depthwise cases, on the host and in QEMU)."""
+    _, plan, _ = plans["kws_ds_cnn"]
+    dw = [st.call for st in plan.steps if st.call.function == "tq_depthwise3x3_s8"]
+    assert len(dw) == 4
+    for c in dw:
+        p, arrays = dict(c.params), {a.name: a for a in c.arrays}
+        assert (p["w_left"], p["w_right"]) == ("@wl", "@wr")
+        assert len(arrays["wl"].values) == len(arrays["w"].values) == len(arrays["wr"].values)
+        assert arrays["wl"].values != arrays["w"].values != arrays["wr"].values
+
+
 def test_scratch_is_planned_inside_the_arena_for_its_step_only(plans):
     _, plan, _ = plans["ic_resnet8"]
     scratch = [b for b in plan.buffers if not b.tensors]

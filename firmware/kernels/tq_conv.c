@@ -533,11 +533,18 @@ static void __attribute__((noinline)) dw_border_groups(const tq_conv_params_t *p
         for (int ky = 0; ky < 3; ++ky) taps.rows[ky] = (const int8_t *)(patch + ky * 3 * n);
         uint32_t *d = patch;
         for (int t = 0; t < 9; ++t, d += n) {
-            if (src[t]) {
-                const int8_t *x = src[t] + 4 * g;
-                for (int j = 0; j < n; ++j) d[j] = tq_load32(x + 4 * j);
-            } else {
+            if (!src[t]) {
                 for (int j = 0; j < n; ++j) d[j] = pad4;
+                continue;
+            }
+            const int8_t *x = src[t] + 4 * g;
+            switch (n) {  /* the counts the planner picks, unrolled (a loop costs twice the instructions) */
+            case 4: d[3] = tq_load32(x + 12); /* fall through */
+            case 3: d[2] = tq_load32(x + 8); /* fall through */
+            case 2: d[1] = tq_load32(x + 4); /* fall through */
+            case 1: d[0] = tq_load32(x); break;
+            default:
+                for (int j = 0; j < n; ++j) d[j] = tq_load32(x + 4 * j);
             }
         }
         if (fused) tq_dw3x3_rq(&taps, filter + stride * (uint32_t)g, (uint32_t)n, o + 4 * g);
@@ -600,6 +607,18 @@ void tq_depthwise3x3_s8(const tq_conv_params_t *p, const int8_t *in, const uint3
                 continue;
             }
             const int ix0 = ox * sw - p->pad_w;
+            const uint32_t *edge = !rows_ok ? NULL : ix0 < 0 ? p->w_left : ix0 + 2 * dil_w >= in_w ? p->w_right : NULL;
+            if (edge) {
+                /* A border column the host gave a stream of its own: the window moved inside. */
+                const int8_t *x = in + ((int32_t)iy0 * in_w + (ix0 < 0 ? 0 : in_w - 3)) * C;
+                const int32_t row_step = (int32_t)dil_h * in_w * C;
+                taps.rows[0] = x;
+                taps.rows[1] = x + row_step;
+                taps.rows[2] = x + 2 * row_step;
+                taps.col_step = C;
+                tq_dw3x3_rq(&taps, edge, (uint32_t)C / 4, o);
+                continue;
+            }
             if (small) {
                 dw_border_groups(p, in, iy0, ix0, filter, sums, o, fused, (uint32_t *)(void *)patch, pad4);
                 continue;

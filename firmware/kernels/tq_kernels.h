@@ -94,6 +94,11 @@ typedef struct {
     uint8_t small_patch;         /* 3x3 depthwise: border pixels this many groups of 4 channels at
                                   * a time through a 36-byte-a-group patch (0: all; less scratch,
                                   * a little slower) */
+    /* 3x3 depthwise requantizing in its inner loop: the weight streams of its left and right border
+     * columns (NULL: none), for a window shifted to the input's first / last 3 columns with the
+     * tap that would fall outside weighted 0 and its zero-point term in the bias
+     * (tinyq.ops.layout.depthwise3x3_edge), so those pixels need no patch. */
+    const uint32_t *w_left, *w_right;
 } tq_conv_params_t;
 
 typedef struct {

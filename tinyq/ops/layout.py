@@ -109,6 +109,26 @@ def depthwise3x3_words(w: np.ndarray, chan=None) -> tuple[int, ...]:
     return tuple(out)
 
 
+def depthwise3x3_edge(w: np.ndarray, chan, input_zp: int, side: str) -> tuple[int, ...]:
+    """The fused weight stream (``depthwise3x3_words`` with ``chan``) of a 3x3 depthwise layer's left
+    or right border column, where one kernel column falls outside the input (padding 1, dilation 1).
+
+    The kernel reads those pixels through a window moved inside, onto the input's first
+    (``side="left"``) or last three columns: the taps shift one column, the one that would read
+    padding gets weight 0, and its contribution (the input zero point times its weights, doubled
+    as the fast path's bias is) goes into the bias. The sum is the padded one, exactly, and no
+    patch is gathered."""
+    k = np.asarray(w, dtype=np.int64).reshape(3, 3, -1)
+    shifted = np.zeros_like(k)
+    if side == "left":   # columns -1, 0, 1 -> 0, 1, 2: column -1 is padding
+        shifted[:, 0:2], pad_col = k[:, 1:3], k[:, 0]
+    else:                # columns W-2, W-1, W -> W-3, W-2, W-1: column W is padding
+        shifted[:, 1:3], pad_col = k[:, 0:2], k[:, 2]
+    extra = 2 * input_zp * pad_col.sum(axis=0)
+    chan2 = [(int(b) + int(e), r, m, sh) for (b, r, m, sh), e in zip(chan, extra)]
+    return depthwise3x3_words(shifted.reshape(1, 3, 3, -1), chan2)
+
+
 #: Row-major tap indices in the order tq_dw3x3_sums reads them.
 DW3X3_TAP_ORDER = [2, 1, 0, 5, 4, 3, 8, 7, 6]
 

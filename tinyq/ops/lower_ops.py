@@ -8,7 +8,8 @@ import numpy as np
 
 from tinyq.graph import Graph, Operator, Tensor
 from tinyq.ops import ConstArray, KernelCall, lowering
-from tinyq.ops.layout import channel_params, depthwise3x3_words, fast_ok, fast_rnd, padded_k, pair_rows
+from tinyq.ops.layout import (channel_params, depthwise3x3_edge, depthwise3x3_words, fast_ok, fast_rnd, padded_k,
+                              pair_rows)
 from tinyq.ops.quant import (
     activation_range,
     tflite_round,
@@ -79,6 +80,22 @@ def conv_tile_biased(params: dict) -> bool:
     return depthwise3x3_fused(params) and params["out_c"] % 2 == 0
 
 
+#: Border columns get weight streams of their own (depthwise3x3_edge) up to this output width: there
+#: they are at least 1 pixel in 8, and the stream costs the layer's weight flash again.
+EDGE_STREAM_MAX_W = 16
+
+
+def depthwise3x3_edges(params: dict) -> tuple[str, ...]:
+    """The sides ("left", "right") whose border column a fused 3x3 depthwise reads through a stream of
+    its own: one kernel column outside the input, dilation 1, an input at least 3 wide, an output
+    at least 2 wide (one pixel is not both) and at most EDGE_STREAM_MAX_W."""
+    p = params
+    if not depthwise3x3_fused(p) or p["dil_w"] != 1 or p["in_w"] < 3 or not 2 <= p["out_w"] <= EDGE_STREAM_MAX_W:
+        return ()
+    right_out = (p["out_w"] - 1) * p["stride_w"] - p["pad_w"] + 3 - p["in_w"]
+    return tuple(side for side, ok in (("left", p["pad_w"] == 1), ("right", right_out == 1)) if ok)
+
+
 def depthwise3x3_scratch_bytes(in_c: int, dil_w: int, fused: bool, small_patch: int = 0) -> int:
     """tq_depthwise3x3_s8's scratch (C: tq_depthwise3x3_scratch_bytes): the sums (unless requantized in
     the inner loop), a 3x3 patch, and a row of zero points as long as a kernel row reaches; with
@@ -123,6 +140,7 @@ def lower_conv(graph: Graph, op: Operator) -> KernelCall:
                and in_c % 4 == 0 and out_c <= in_c)
     inplace_scratch = 0
     end_overlay = 0
+    edge_arrays: tuple[ConstArray, ...] = ()
     chan_array = ConstArray("chan", "tq_chan_t", chan)
     consumed = (bias.index,) if bias is not None else ()
     if depthwise and (k_h, k_w, dm) == (3, 3, 1) and in_c % 4 == 0:
@@ -140,6 +158,10 @@ def lower_conv(graph: Graph, op: Operator) -> KernelCall:
         if fused:
             chan_array = None
             params = tuple((f, "NULL" if f == "chan" else v) for f, v in params)
+            edges = depthwise3x3_edges(dict(params))
+            edge_arrays = tuple(ConstArray(f"w{side[0]}", "uint32_t", depthwise3x3_edge(w.data, chan, zp_in, side))
+                                for side in edges)
+            params += tuple((f"w_{side}", f"@w{side[0]}") for side in edges)
     elif depthwise:
         function, filt, scratch = "tq_depthwise_conv2d_s8", None, 0
     else:
@@ -154,7 +176,7 @@ def lower_conv(graph: Graph, op: Operator) -> KernelCall:
         params_type="tq_conv_params_t",
         params=params if scratch else tuple((f, "NULL" if f == "scratch" else v) for f, v in params),
         args=(x.index, "@w" if filt else w.index, y.index),
-        arrays=tuple(a for a in (chan_array, filt) if a is not None),
+        arrays=tuple(a for a in (chan_array, filt) if a is not None) + edge_arrays,
         macs=macs,
         scratch_bytes=scratch,
         consumes=consumed + ((w.index,) if filt else ()),

@@ -77,6 +77,20 @@ static const uint32_t op1_w[34] __attribute__((aligned(4))) = {
     0x696ecbf8u, 0x00000009u, 0xffffcc00u, 0xffff7d00u, 0x68bad35cu, 0x00000009u, 0xffff0800u, 0xffff7d00u,
     0x7235cf51u, 0x00000009u,
 };
+static const uint32_t op1_wl[34] __attribute__((aligned(4))) = {
+    0x00000000u, 0x00000000u, 0xff8bffa9u, 0x0001ffecu, 0x004d0001u, 0x0041ff9du, 0x00000000u, 0x00000000u,
+    0x006bffe6u, 0x003c0063u, 0xffd4ffd5u, 0xff98007fu, 0x00000000u, 0x00000000u, 0xffe7ffe4u, 0xff81ffafu,
+    0x0034ffeeu, 0xffb3005au, 0xffff3700u, 0xffff7d00u, 0x742b5311u, 0x00000009u, 0x00007400u, 0xffff7d00u,
+    0x696ecbf8u, 0x00000009u, 0x00003200u, 0xffff7d00u, 0x68bad35cu, 0x00000009u, 0xffff4a00u, 0xffff7d00u,
+    0x7235cf51u, 0x00000009u,
+};
+static const uint32_t op1_wr[34] __attribute__((aligned(4))) = {
+    0x004d0001u, 0x0041ff9du, 0x0031004fu, 0xffdd006au, 0x00000000u, 0x00000000u, 0xffd4ffd5u, 0xff98007fu,
+    0xffe8ffccu, 0x005bffdcu, 0x00000000u, 0x00000000u, 0x0034ffeeu, 0xffb3005au, 0xff81007fu, 0xff860058u,
+    0x00000000u, 0x00000000u, 0x00005e00u, 0xffff7d00u, 0x742b5311u, 0x00000009u, 0x00011400u, 0xffff7d00u,
+    0x696ecbf8u, 0x00000009u, 0xffffef00u, 0xffff7d00u, 0x68bad35cu, 0x00000009u, 0xffff4a00u, 0xffff7d00u,
+    0x7235cf51u, 0x00000009u,
+};
 static const tq_conv_params_t op1_p = {
     .in_h = 6,
     .in_w = 6,
@@ -101,6 +115,8 @@ static const tq_conv_params_t op1_p = {
     .act_max = 127,
     .chan = NULL,
     .scratch = (void *)(tq_arena + 144),
+    .w_left = op1_wl,
+    .w_right = op1_wr,
 };
 
 /* op 2: ADD */
