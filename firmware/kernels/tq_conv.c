@@ -330,6 +330,23 @@ static void im2col_group(const tq_conv_params_t *p, const int8_t *in, int n, int
     }
 }
 
+/* The biased tile stream (w16 = 2) dotted with column 0 only: every channel pair of one pixel,
+ * requantized and stored to out[0 .. 2 * pairs). */
+static void __attribute__((noinline)) conv_pixel_w16b(const uint32_t *w, const int32_t *cols, uint32_t k_pairs,
+                                                      uint32_t pairs, const tq_chan_t *chan, int8_t *out) {
+    for (uint32_t i = 0; i < pairs; ++i, w += 8 + 2 * k_pairs, chan += 2, out += 2) {
+        int32_t a0 = (int32_t)w[0], a1 = (int32_t)w[4];  /* the pair's biases lead its stream */
+        const uint32_t *v = w + 8;
+        const int32_t *x = cols;
+        for (uint32_t j = k_pairs; j > 0; --j, v += 2, x += 4) {
+            a0 = tq_smlad((int32_t)v[0], *x, a0);
+            a1 = tq_smlad((int32_t)v[1], *x, a1);
+        }
+        out[0] = (int8_t)tq_ssat8(tq_rq_fast_x2(a0, chan));
+        out[1] = (int8_t)tq_ssat8(tq_rq_fast_x2(a1, chan + 1));
+    }
+}
+
 static inline __attribute__((always_inline)) void conv_body(const tq_conv_params_t *p, const int8_t *in,
                                                             const uint32_t *filter, int8_t *out, int fast, int full,
                                                             const tq_addtab_params_t *add, const int8_t *skip) {
@@ -357,7 +374,11 @@ static inline __attribute__((always_inline)) void conv_body(const tq_conv_params
         int8_t *dst = (add || n < 4) ? tail_out : o;
         const uint32_t *w = filter;
         int c = 0;
-        if (fast && full && out_c >= 2) {
+        if (n == 1 && w16 == 2) {
+            /* A lone last pixel (a 3x3 map, KWS's 125): one column, not a tile of four. */
+            conv_pixel_w16b(w, cols, (uint32_t)P, (uint32_t)out_c / 2, p->chan, dst);
+            c = out_c;
+        } else if (fast && full && out_c >= 2) {
             /* The common case, all in the inner loop's registers. */
             const tq_conv_tile_t tile = {w, cols, cols + 4 * P, p->chan, dst, out_c, (uint32_t)out_c / 2};
             if (w16 == 2) tq_conv_tile_w16b(&tile);  /* an even out_c: every pair, nothing left below */
