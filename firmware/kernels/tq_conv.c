@@ -131,32 +131,35 @@ void tq_fc_tile_w16(const tq_fc_tile_t *t) { fc_tile(t, 1); }
 
 static inline int32_t lane(uint32_t word, int hi) { return (int16_t)(uint16_t)(hi ? word >> 16 : word & 0xFFFFu); }
 
-/* One group of 4 channels: 9 taps, each two words (w0 w2, w1 w3); returns the advanced stream. */
+/* One group of 4 channels: 9 taps, each two words (w0 w2, w1 w3), added to s[]; returns the advanced
+ * stream. */
 static const uint32_t *dw_group(const tq_dw_taps_t *taps, const uint32_t *w, uint32_t g, int32_t s[4]) {
-    s[0] = s[1] = s[2] = s[3] = 0;
     for (int ky = 0; ky < 3; ++ky) {
         for (int kx = 2; kx >= 0; --kx, w += 2) {  /* right to left, as tq_m4.S */
             const int8_t *x = taps->rows[ky] + 4 * g + kx * taps->col_step;
-            s[0] += x[0] * lane(w[0], 0);
-            s[2] += x[2] * lane(w[0], 1);
-            s[1] += x[1] * lane(w[1], 0);
-            s[3] += x[3] * lane(w[1], 1);
+            s[0] = (int32_t)((uint32_t)s[0] + (uint32_t)(x[0] * lane(w[0], 0)));
+            s[2] = (int32_t)((uint32_t)s[2] + (uint32_t)(x[2] * lane(w[0], 1)));
+            s[1] = (int32_t)((uint32_t)s[1] + (uint32_t)(x[1] * lane(w[1], 0)));
+            s[3] = (int32_t)((uint32_t)s[3] + (uint32_t)(x[3] * lane(w[1], 1)));
         }
     }
     return w;
 }
 
 void tq_dw3x3_sums(const tq_dw_taps_t *taps, const uint32_t *w, uint32_t groups, int32_t *sums) {
-    for (uint32_t g = 0; g < groups; ++g, sums += 4) w = dw_group(taps, w, g, sums);
+    for (uint32_t g = 0; g < groups; ++g, sums += 4) {
+        sums[0] = sums[1] = sums[2] = sums[3] = 0;
+        w = dw_group(taps, w, g, sums);
+    }
 }
 
 void tq_dw3x3_rq(const tq_dw_taps_t *taps, const uint32_t *w, uint32_t groups, int8_t *out) {
     for (uint32_t g = 0; g < groups; ++g) {
-        int32_t s[4];
-        w = dw_group(taps, w, g, s);
-        for (int c = 0; c < 4; ++c, w += 4) {
-            const tq_chan_t q = {(int32_t)w[0], (int32_t)w[1], (int32_t)w[2], (int32_t)w[3]};
-            *out++ = (int8_t)tq_ssat8(tq_rq_fast(s[c], &q));
+        int32_t s[4] = {(int32_t)w[0], (int32_t)w[1], (int32_t)w[2], (int32_t)w[3]};  /* the biases */
+        w = dw_group(taps, w + 4, g, s);  /* doubled taps: s is 2 * (sum + bias) */
+        for (int c = 0; c < 4; ++c, w += 3) {
+            const tq_chan_t q = {0, (int32_t)w[0], (int32_t)w[1], (int32_t)w[2]};
+            *out++ = (int8_t)tq_ssat8(tq_rq_fast_x2(s[c], &q));
         }
     }
 }

@@ -230,9 +230,9 @@ static inline int8_t tq_out8(int32_t y, int full, int32_t lo, int32_t hi) {
  * K-pair) holding w[c][ka] w[c+1][ka] w[c][kb] w[c+1][kb], so SXTB16 and SXTB16 ROR 8
  * give each channel's two weights as int16 lanes. Padding (channels, K) is zero.
  * The 3x3 depthwise weights are words of int16 pairs (w[c], w[c+2]) (w[c+1], w[c+3]) per
- * 4 channels and tap (tinyq.ops.layout.depthwise3x3_words), followed by the 4 channels'
- * tq_chan_t where the layer requantizes on the fast path with the full int8 range; the
- * generic depthwise takes TFLite's [1, k_h, k_w, out_c] as it is.
+ * 4 channels and tap (tinyq.ops.layout.depthwise3x3_words); where the layer requantizes on
+ * the fast path with the full int8 range they are doubled, between the 4 channels' biases and
+ * their rnd, mult, shift. The generic depthwise takes TFLite's [1, k_h, k_w, out_c] as it is.
  */
 
 void tq_conv2d_s8(const tq_conv_params_t *p, const int8_t *in, const uint32_t *filter, int8_t *out);
@@ -308,8 +308,9 @@ typedef struct {
     int32_t col_step;
 } tq_dw_taps_t;
 void tq_dw3x3_sums(const tq_dw_taps_t *taps, const uint32_t *w, uint32_t groups, int32_t *sums);
-/* The same, requantized (fast path, full int8 range) and stored to out[0..4*groups): each
- * group's weights are followed by its 4 channels' tq_chan_t in the stream. */
+/* The same, requantized (fast path, full int8 range) and stored to out[0..4*groups): each group's
+ * stream is its 4 channels' biases, its taps doubled, then each channel's rnd, mult, shift
+ * (tinyq.ops.layout.depthwise3x3_words with chan). */
 void tq_dw3x3_rq(const tq_dw_taps_t *taps, const uint32_t *w, uint32_t groups, int8_t *out);
 
 void tq_max_pool_s8(const tq_pool_params_t *p, const int8_t *in, int8_t *out);

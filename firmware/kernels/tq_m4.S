@@ -386,8 +386,13 @@
     HALF    \first, tt, r8, r9, r12
     .endm
 
-    .macro DW_GROUP                     @ the 9 taps of one group of 4 channels
+    .macro DW_GROUP biased=0            @ the 9 taps of one group of 4 channels
+    .if \biased                         @ the sums start at the group's biases
+    ldmia   r4!, {r5-r8}
+    DW_TAP  0, ldr r9, [r0, r3, lsl #1]
+    .else
     DW_TAP  1, ldr r9, [r0, r3, lsl #1]
+    .endif
     DW_TAP  0, ldr r9, [r0, r3]
     DW_TAP  0, ldr r9, [r0], #4
     DW_TAP  0, ldr r9, [r1, r3, lsl #1]
@@ -427,19 +432,23 @@
     .size   tq_dw3x3_sums, . - tq_dw3x3_sums
 
 /* ---- tq_dw3x3_rq(const tq_dw_taps_t *taps, const uint32_t *w, uint32_t groups, int8_t *out) ----
- * The same sums, requantized (fast path, full int8 range) and stored: each group's 9 taps
- * of weights are followed by its 4 channels' tq_chan_t in the same stream, so one LDM from
- * the weight pointer brings a channel's parameters. 7 instructions an output. */
+ * The same sums, requantized (fast path, full int8 range) and stored. Each group's stream
+ * starts with its 4 channels' biases (one LDM starts the sums there), then its 9 taps doubled,
+ * then each channel's rnd, mult, shift (one LDM each): a sum comes out as 2 * (sum + bias),
+ * tq_rq_fast_x2's input. 6 instructions an output. */
 
-    .macro DW_RQ acc
-    ldmia   r4!, {r9-r12}               @ bias, rnd, mult, shift
-    REQUANT \acc, r9, r10, r11, r12, r9
+    .macro DW_RQ acc                    @ acc is 2 * (sum + bias): tq_rq_fast_x2
+    ldmia   r4!, {r10-r12}              @ rnd, mult, shift
+    add     r9, r10, \acc, asr #31
+    smmlar  \acc, \acc, r11, r9
+    asr     \acc, \acc, r12
+    ssat    \acc, #8, \acc
     strb    \acc, [lr], #1
     .endm
 
     FUNC    tq_dw3x3_rq
     DW_SETUP 136
-1:  DW_GROUP
+1:  DW_GROUP 1
     DW_RQ   r5
     DW_RQ   r6
     DW_RQ   r7

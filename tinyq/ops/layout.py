@@ -93,19 +93,24 @@ def depthwise3x3_words(w: np.ndarray, chan=None) -> tuple[int, ...]:
     For channels 4g..4g+3 and each tap: (w[c], w[c+2]) and (w[c+1], w[c+3]), the words
     SMLABB/SMLATT pair with SXTB16 and SXTB16 ROR 8 of the input word. Taps come in the
     order the kernel reads them: each row right to left, so that its last load can
-    advance the row pointer. With ``chan`` (the layer's tq_chan_t rows), each group's
-    taps are followed by its 4 channels' parameters, for tq_dw3x3_rq.
+    advance the row pointer. With ``chan`` (the layer's tq_chan_t rows: fast path, full
+    int8 range), for tq_dw3x3_rq, each group's taps are doubled and come between its 4
+    channels' biases (which the sums start from: one LDM) and their rnd, mult and shift,
+    so a sum is 2 * (acc + bias) with no add (34 words a group either way).
     """
     taps = np.asarray(w, dtype=np.int64).reshape(9, -1)[DW3X3_TAP_ORDER]  # (tap, C)
+    if chan is not None:
+        taps = 2 * taps  # the sums come out doubled: tq_rq_fast_x2's input (fits int16)
     c = taps.shape[1]
     lanes = taps.T.reshape(c // 4, 4, 9)[:, [0, 2, 1, 3], :].transpose(0, 2, 1)  # (g, tap, lane)
     u16 = lanes & 0xFFFF
     words = (u16[:, :, 0::2] | (u16[:, :, 1::2] << 16)).reshape(c // 4, 18)  # (g, tap * 2)
     out = []
     for g in range(c // 4):
+        rows = chan[4 * g : 4 * g + 4] if chan is not None else ()
+        out.extend(int(row[0]) & 0xFFFFFFFF for row in rows)  # the biases: where the sums start
         out.extend(int(v) for v in words[g])
-        if chan is not None:
-            out.extend(int(v) & 0xFFFFFFFF for row in chan[4 * g : 4 * g + 4] for v in row)
+        out.extend(int(v) & 0xFFFFFFFF for row in rows for v in row[1:])  # rnd, mult, shift
     return tuple(out)
 
 
