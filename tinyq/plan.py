@@ -224,7 +224,7 @@ def plan_memory(graph: Graph, fuse: bool = True, inplace: bool = True, band: boo
 
     ``fuse=False, inplace=False, band=False`` gives the plain greedy plan (every tensor a buffer of
     its own), the baseline the benchmarks compare against. ``favour="speed"`` skips the savings that
-    cost instructions (official KWS: 8,768 B arena and 3.58 M instructions, or 9,408 B and 3.39 M).
+    cost instructions (official KWS: 8,768 B arena and 3.13 M instructions, or 9,408 B and 3.09 M).
     ``weights16`` stores conv and FC weights as int16 pairs: twice their flash, fewer instructions.
     """
     if favour not in FAVOURS:

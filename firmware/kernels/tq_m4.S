@@ -242,7 +242,7 @@
  * (c, c+1) / (c+2, c+3), r1 the vector, r2 its end, r5-r8 the sums, r9/r10 two vector
  * words, r3 r11 r12 lr the weights of two K-pairs (acc waits on the stack). Each
  * weight stream is read two K-pairs an LDM: 11 instructions, 21 cycles per two K-pairs
- * (16 MACs) with int16 weights; 15 instructions with int8 weights (SXTB16 on each). */
+ * (16 MACs) with int16 weights; 19 instructions with int8 weights (SXTB16 on each). */
 
     .macro MV_SMLAD w16, s0, s1, wa, wb, t0, t1   @ channels (s0, s1) += weights . vec words r9, r10
     .if \w16                            @ wa wb: K-pair 0 of both channels, t0 t1: K-pair 1
