@@ -449,6 +449,11 @@ def build(model, board_id, calib, eval_path, out_dir, mode, max_samples, signatu
     for b in r.get("bands", []):
         click.echo(f"  row band at step {b['step']}: {b['name']} ({b['window_bytes']:,} B of windows, "
                    f"{b['row_copies']} rows moved, nothing recomputed)")
+    for layer in r.get("layers", []):
+        if layer["op"] == "SUBSAMPLE":
+            shape = "x".join(str(d) for d in layer["output_shape"][1:])
+            click.echo(f"  subsampled copy at step {layer['step']}: op {layer['ops'][0]} (a strided 1x1 conv) reads "
+                       f"{shape} taken early, so its full input dies sooner")
     tflm = f" (TFLM's host interpreter reports {r['tflm_arena_bytes']:,} B)" if r.get("tflm_arena_bytes") else ""
     click.echo(f"  arena: {r['arena_bytes']:,} B{tflm}; plan drawn in {res.out_dir / r['memory']['plot']}")
     for t, f in r["firmware"].items():
