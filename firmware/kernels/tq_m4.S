@@ -60,7 +60,7 @@
     DUAL    \first, r9, r11, lr
     .endm
 
-    .macro MM_KLOOP end, w16=0          @ all K-pairs; [sp, #end] holds the columns' end
+    .macro MM_KLOOP end, w16=0, long=1  @ all K-pairs; [sp, #end] holds the columns' end
     .if \w16 == 2                       @ the biased stream: the sums start at the biases
     ldmia   r0!, {r2-r9}
     MM_PAIR 0, \w16
@@ -71,25 +71,41 @@
     ldr     r12, [sp, #\end]
     subs    r12, r12, r1                @ bytes left: 16 a K-pair, a multiple of 32
     beq     3f
-    tst     r12, #32                    @ two K-pairs, then four, then eights (3 instructions a loop)
-    beq     4f
+    tst     r12, #32                    @ two K-pairs, then (long) four, eight, then sixteens a turn
+    beq     4f                          @ (3 instructions of loop per 16 K-pairs); else fours
     MM_PAIR 0, \w16
     MM_PAIR 0, \w16
     ldr     r12, [sp, #\end]
     subs    r12, r12, r1
     beq     3f
-4:  tst     r12, #64
-    beq     2f
+4:
+    .if \long
+    tst     r12, #64
+    beq     6f
     .rept 4
+    MM_PAIR 0, \w16
+    .endr
+    ldr     r12, [sp, #\end]
+    subs    r12, r12, r1
+    beq     3f
+6:  tst     r12, #128
+    beq     2f
+    .rept 8
     MM_PAIR 0, \w16
     .endr
     ldr     r12, [sp, #\end]
     cmp     r1, r12
     beq     3f
 2:
-    .rept 8
+    .rept 16
     MM_PAIR 0, \w16
     .endr
+    .else
+2:
+    .rept 4
+    MM_PAIR 0, \w16
+    .endr
+    .endif
     ldr     r12, [sp, #\end]
     cmp     r1, r12
     bne     2b
@@ -101,7 +117,7 @@
     push    {r4-r11, lr}
     add     r2, r1, r2, lsl #4          @ end of the columns
     push    {r2, r3}                    @ [sp] end, [sp, #4] acc
-    MM_KLOOP 0, \w16
+    MM_KLOOP 0, \w16, 0                 @ the slow paths' loop: short, little code
     ldr     r12, [sp, #4]
     stmia   r12, {r2-r9}
     add     sp, sp, #8
