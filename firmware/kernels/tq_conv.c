@@ -153,6 +153,15 @@ void tq_dw3x3_sums(const tq_dw_taps_t *taps, const uint32_t *w, uint32_t groups,
     }
 }
 
+void tq_dw3x3_rq_row(const tq_dw_taps_t *taps, const uint32_t *w, uint32_t groups, int8_t *out, uint32_t pixels,
+                     int32_t step) {
+    tq_dw_taps_t t = *taps;
+    for (uint32_t i = 0; i < pixels; ++i, out += 4 * groups) {
+        tq_dw3x3_rq(&t, w, groups, out);
+        for (int k = 0; k < 3; ++k) t.rows[k] += step;
+    }
+}
+
 void tq_dw3x3_rq(const tq_dw_taps_t *taps, const uint32_t *w, uint32_t groups, int8_t *out) {
     for (uint32_t g = 0; g < groups; ++g) {
         int32_t s[4] = {(int32_t)w[0], (int32_t)w[1], (int32_t)w[2], (int32_t)w[3]};  /* the biases */
@@ -620,6 +629,12 @@ void tq_depthwise3x3_s8(const tq_conv_params_t *p, const int8_t *in, const uint3
                 taps.rows[1] = x + row_step;
                 taps.rows[2] = x + 2 * row_step;
                 taps.col_step = dil_w * C;
+                if (fused) {  /* the whole run in one call: no call and setup a pixel */
+                    tq_dw3x3_rq_row(&taps, filter, (uint32_t)C / 4, o, (uint32_t)(ox_hi - ox), step);
+                    o += (ox_hi - ox - 1) * C;
+                    ox = ox_hi - 1;
+                    continue;
+                }
                 for (; ox < ox_hi; ++ox, o += C) {
                     dw_pixel(p, &taps, filter, sums, o, fused);
                     taps.rows[0] += step;

@@ -312,6 +312,9 @@ void tq_dw3x3_sums(const tq_dw_taps_t *taps, const uint32_t *w, uint32_t groups,
  * stream is its 4 channels' biases, its taps doubled, then each channel's rnd, mult, shift
  * (tinyq.ops.layout.depthwise3x3_words with chan). */
 void tq_dw3x3_rq(const tq_dw_taps_t *taps, const uint32_t *w, uint32_t groups, int8_t *out);
+/* tq_dw3x3_rq for `pixels` (>= 1) pixels of a row, the taps `step` bytes further each time. */
+void tq_dw3x3_rq_row(const tq_dw_taps_t *taps, const uint32_t *w, uint32_t groups, int8_t *out, uint32_t pixels,
+                     int32_t step);
 
 void tq_max_pool_s8(const tq_pool_params_t *p, const int8_t *in, int8_t *out);
 void tq_avg_pool_s8(const tq_pool_params_t *p, const int8_t *in, int8_t *out);

@@ -472,6 +472,49 @@
     DW_NEXT
     .size   tq_dw3x3_rq, . - tq_dw3x3_rq
 
+/* ---- tq_dw3x3_rq_row(const tq_dw_taps_t *taps, const uint32_t *w, uint32_t groups, int8_t *out,
+ *                      uint32_t pixels, int32_t step) ----
+ * tq_dw3x3_rq over a run of pixels: after each pixel the weights start again and the row
+ * pointers (moved 4 bytes a group) move on to the next pixel's taps. 9 instructions a pixel
+ * instead of a call. [sp] the weights, [sp, #4] step - 4 * groups, [sp, #8] the weights' end,
+ * [sp, #12] pixels left. */
+
+    FUNC    tq_dw3x3_rq_row
+    push    {r4-r11, lr}
+    ldr     r12, [sp, #36]              @ pixels: the fifth argument, above the 9 registers pushed
+    ldr     r9, [sp, #40]               @ step: the sixth
+    mov     r4, r1
+    mov     lr, r3
+    movs    r3, #136
+    mul     r3, r2, r3
+    sub     r9, r9, r2, lsl #2
+    add     r10, r1, r3
+    push    {r1, r9, r10, r12}
+    ldr     r3, [r0, #12]               @ col_step
+    ldr     r1, [r0, #4]
+    ldr     r2, [r0, #8]
+    ldr     r0, [r0]
+1:  DW_GROUP 1
+    DW_RQ   r5
+    DW_RQ   r6
+    DW_RQ   r7
+    DW_RQ   r8
+    ldr     r9, [sp, #8]
+    cmp     r4, r9
+    bne     1b
+    ldr     r4, [sp]
+    ldr     r9, [sp, #4]
+    add     r0, r0, r9
+    add     r1, r1, r9
+    add     r2, r2, r9
+    ldr     r9, [sp, #12]
+    subs    r9, r9, #1
+    str     r9, [sp, #12]
+    bne     1b
+    add     sp, sp, #16
+    pop     {r4-r11, pc}
+    .size   tq_dw3x3_rq_row, . - tq_dw3x3_rq_row
+
 /* ---- tq_add_fast(const tq_addtab_params_t *p, const int8_t *in1, const int8_t *in2, int8_t *out,
  *                  uint32_t quads) ----
  * Same-shape ADD by tables (tq_add_run's fast path with the full int8 range), four elements a
