@@ -148,14 +148,8 @@ def test_op_cases_in_qemu_bit_exact(kind, params, tmp_path):
     C twins the host runs) with every tail: pixel counts not a multiple of 4, odd channel
     counts, unaligned channel counts, FC widths not a multiple of 4."""
     import test_ops
-    from tinyq.quantize import quantize_keras
 
-    def make():
-        m = test_ops._model(kind, params)
-        calib = np.random.default_rng(1).normal(size=(32, *m.inputs[0].shape[1:])).astype(np.float32)
-        return quantize_keras(m, calib)
-
-    tflite = test_ops.cached_tflite(["op", kind, sorted(params.items()), test_ops.inspect.getsource(test_ops._model)], make)
+    tflite = test_ops.op_tflite(kind, params)
     m, _, _ = _run_in_qemu(tflite, tmp_path, n=4)
     assert m.outputs_match, f"inputs {m.mismatched_inputs} differ from TFLM"
     if kind in ("conv", "fc"):  # the int16-weight inner loops too
