@@ -172,10 +172,11 @@ def test_op_bit_exact_with_tflm(kind, params):
     want = np.stack([ref.run(s) for s in x])
     got = run_generated(emit_model(plan_memory(g), tflite), x, g.output_tensors[0].shape)
     np.testing.assert_array_equal(got, want)
-    if kind in ("conv", "fc"):
-        # The same with the weights stored as int16 pairs (the _w16 kernels).
+    if kind in ("conv", "fc", "dw"):
+        # The same in the layout that spends flash on speed: conv and FC weights as int16 pairs (the _w16
+        # kernels), 3x3 depthwise border columns with streams of their own.
         plan16 = plan_memory(g, weights16=True)
-        assert any(dict(c.params).get("w16") for c in plan16.calls)
+        assert kind == "dw" or any(dict(c.params).get("w16") for c in plan16.calls)
         got16 = run_generated(emit_model(plan16, tflite), x, g.output_tensors[0].shape)
         np.testing.assert_array_equal(got16, want)
 
@@ -188,5 +189,5 @@ def test_depthwise_border_streams_where_one_column_is_outside(params, sides):
     """TensorFlow pads an even width at stride 2 on the right only; an input 2 wide cannot hold the moved
     window; an output wider than 16 keeps its flash (border columns are few there)."""
     g = parse_tflite(op_tflite("dw", params))
-    (dw,) = [c for c in plan_memory(g).kernel_calls if c.function == "tq_depthwise3x3_s8"]
+    (dw,) = [c for c in plan_memory(g, weights16=True).kernel_calls if c.function == "tq_depthwise3x3_s8"]
     assert tuple(side for side in ("left", "right") if f"w_{side}" in dict(dw.params)) == sides

@@ -55,9 +55,13 @@ def test_depthwise_border_columns_read_weight_streams_of_their_own(plans):
     """KWS's 25x5 maps: 2 pixels in 5 are border columns. They run the interior kernel on a window
     moved inside the input, with streams whose outside tap weighs 0 and whose bias holds its
     zero-point term (bit-exactness: test_ops' depthwise cases, on the host and in QEMU)."""
-    _, plan, _ = plans["kws_ds_cnn"]
+    g, compact, _ = plans["kws_ds_cnn"]
+    plan = plan_memory(g, band=False, weights16=True)  # the layout that spends flash on speed
     dw = [st.call for st in plan.steps if st.call.function == "tq_depthwise3x3_s8"]
     assert len(dw) == 4
+    # The compact layout (--weights int8) keeps the flash: its border pixels go through a patch.
+    assert not any(a.name in ("wl", "wr") for st in compact.steps for a in st.call.arrays)
+    assert plan.weight_bytes > compact.weight_bytes
     for c in dw:
         p, arrays = dict(c.params), {a.name: a for a in c.arrays}
         assert (p["w_left"], p["w_right"]) == ("@wl", "@wr")

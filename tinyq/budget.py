@@ -75,8 +75,9 @@ def check_budget(plan: MemoryPlan, board: Board, favour: str = "ram") -> Budget:
             f"{plan.peak_op}: {', '.join(f'{t.name} {t.shape} {t.nbytes:,} B' for t in live)})")
     if problems:
         hint = "use fewer channels or a smaller input, or a board with more memory"
-        if b.flash_bytes > b.flash_limit and any(dict(c.params).get("w16") for c in plan.kernel_calls):
-            hint = "build with --weights int8 (int16 weights take twice the flash); or " + hint
+        if b.flash_bytes > b.flash_limit and any(dict(c.params).get("w16") or dict(c.params).get("w_left")
+                                                 or dict(c.params).get("w_right") for c in plan.kernel_calls):
+            hint = "build with --weights int8 (int16 weights and depthwise border streams take more flash); or " + hint
         elif b.ram_bytes > b.ram_limit and favour == "speed":
             hint = "leave out --favour speed (row bands lower the arena); or " + hint
         raise BudgetError(f"the model does not fit {board.id}: " + "; ".join(problems), hint=hint)

@@ -217,6 +217,16 @@ def with_int16_weights(st: Step) -> Step:
     return replace(st, call=replace(c, arrays=arrays, params=c.params + (("w16", mode),)))
 
 
+def without_edge_streams(st: Step) -> Step:
+    """``st`` without weight streams for 3x3 depthwise border columns (the compact layout: those pixels go
+    through a patch instead)."""
+    c = st.call
+    if not any(f in ("w_left", "w_right") for f, _ in c.params):
+        return st
+    return replace(st, call=replace(c, params=tuple((f, v) for f, v in c.params if f not in ("w_left", "w_right")),
+                                    arrays=tuple(a for a in c.arrays if a.name not in ("wl", "wr"))))
+
+
 def plan_memory(graph: Graph, fuse: bool = True, inplace: bool = True, band: bool = True,
                 favour: str = "ram", weights16: bool = False) -> MemoryPlan:
     """Lower every op (fusing conv + ADD where it saves memory, running conv chains by rows where that
@@ -224,8 +234,10 @@ def plan_memory(graph: Graph, fuse: bool = True, inplace: bool = True, band: boo
 
     ``fuse=False, inplace=False, band=False`` gives the plain greedy plan (every tensor a buffer of
     its own), the baseline the benchmarks compare against. ``favour="speed"`` skips the savings that
-    cost instructions (official KWS: 8,768 B arena and 3.13 M instructions, or 9,408 B and 3.09 M).
-    ``weights16`` stores conv and FC weights as int16 pairs: twice their flash, fewer instructions.
+    cost instructions (official KWS: 8,768 B arena and 3.12 M instructions, or 9,408 B and 3.08 M).
+    ``weights16`` is the layout that spends flash on speed: conv and FC weights as int16 pairs (twice
+    their flash), and 3x3 depthwise border columns with weight streams of their own (the layer's
+    weights again per side); without it the weights take their smallest form.
     """
     if favour not in FAVOURS:
         raise ValueError(f"favour must be one of {FAVOURS}")
@@ -236,8 +248,7 @@ def plan_memory(graph: Graph, fuse: bool = True, inplace: bool = True, band: boo
             steps = fuse_conv_add(g, steps)
         if not inplace:
             steps = [replace(st, overwrites=()) for st in steps]
-        if weights16:
-            steps = [with_int16_weights(st) for st in steps]
+        steps = [with_int16_weights(st) if weights16 else without_edge_streams(st) for st in steps]
         plan = place(g, steps)
         if band:
             plan = band_chains(g, plan)

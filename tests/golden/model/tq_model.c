@@ -77,20 +77,6 @@ static const uint32_t op1_w[34] __attribute__((aligned(4))) = {
     0x00000009u, 0xffff7d00u, 0x696ecbf8u, 0x00000009u, 0xffff7d00u, 0x68bad35cu, 0x00000009u, 0xffff7d00u,
     0x7235cf51u, 0x00000009u,
 };
-static const uint32_t op1_wl[34] __attribute__((aligned(4))) = {
-    0xffff3700u, 0x00007400u, 0x00003200u, 0xffff4a00u, 0x00000000u, 0x00000000u, 0xff16ff52u, 0x0002ffd8u,
-    0x009a0002u, 0x0082ff3au, 0x00000000u, 0x00000000u, 0x00d6ffccu, 0x007800c6u, 0xffa8ffaau, 0xff3000feu,
-    0x00000000u, 0x00000000u, 0xffceffc8u, 0xff02ff5eu, 0x0068ffdcu, 0xff6600b4u, 0xffff7d00u, 0x742b5311u,
-    0x00000009u, 0xffff7d00u, 0x696ecbf8u, 0x00000009u, 0xffff7d00u, 0x68bad35cu, 0x00000009u, 0xffff7d00u,
-    0x7235cf51u, 0x00000009u,
-};
-static const uint32_t op1_wr[34] __attribute__((aligned(4))) = {
-    0x00005e00u, 0x00011400u, 0xffffef00u, 0xffff4a00u, 0x009a0002u, 0x0082ff3au, 0x0062009eu, 0xffba00d4u,
-    0x00000000u, 0x00000000u, 0xffa8ffaau, 0xff3000feu, 0xffd0ff98u, 0x00b6ffb8u, 0x00000000u, 0x00000000u,
-    0x0068ffdcu, 0xff6600b4u, 0xff0200feu, 0xff0c00b0u, 0x00000000u, 0x00000000u, 0xffff7d00u, 0x742b5311u,
-    0x00000009u, 0xffff7d00u, 0x696ecbf8u, 0x00000009u, 0xffff7d00u, 0x68bad35cu, 0x00000009u, 0xffff7d00u,
-    0x7235cf51u, 0x00000009u,
-};
 static const tq_conv_params_t op1_p = {
     .in_h = 6,
     .in_w = 6,
@@ -115,8 +101,6 @@ static const tq_conv_params_t op1_p = {
     .act_max = 127,
     .chan = NULL,
     .scratch = (void *)(tq_arena + 144),
-    .w_left = op1_wl,
-    .w_right = op1_wr,
 };
 
 /* op 2: ADD */
