@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 from tinyq.boards import Board
 from tinyq.errors import BudgetError
+from tinyq.ops.lower_ops import has_edge_streams
 from tinyq.plan import MemoryPlan
 
 #: Kernels + runtime + start-up: measured 25.8 KB for the digits example on the QEMU twin (flash less
@@ -75,8 +76,8 @@ def check_budget(plan: MemoryPlan, board: Board, favour: str = "ram") -> Budget:
             f"{plan.peak_op}: {', '.join(f'{t.name} {t.shape} {t.nbytes:,} B' for t in live)})")
     if problems:
         hint = "use fewer channels or a smaller input, or a board with more memory"
-        if b.flash_bytes > b.flash_limit and any(dict(c.params).get("w16") or dict(c.params).get("w_left")
-                                                 or dict(c.params).get("w_right") for c in plan.kernel_calls):
+        if b.flash_bytes > b.flash_limit and any(dict(c.params).get("w16") or has_edge_streams(c)
+                                                 for c in plan.kernel_calls):
             hint = "build with --weights int8 (int16 weights and depthwise border streams take more flash); or " + hint
         elif b.ram_bytes > b.ram_limit and favour == "speed":
             hint = "leave out --favour speed (row bands lower the arena); or " + hint

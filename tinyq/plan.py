@@ -18,8 +18,9 @@ from dataclasses import dataclass, replace
 from tinyq.graph import Graph, Tensor
 from tinyq.ops import KernelCall, lower
 from tinyq.ops.layout import align as _align
-from tinyq.ops.lower_ops import (add_table_params, conv_scratch_bytes, conv_tile_biased, depthwise3x3_fused,
-                                 depthwise3x3_scratch_bytes, strided_pointwise, subsample_call)
+from tinyq.ops.lower_ops import (EDGE_STREAMS, add_table_params, conv_scratch_bytes, conv_tile_biased,
+                                 depthwise3x3_fused, depthwise3x3_scratch_bytes, has_edge_streams, strided_pointwise,
+                                 subsample_call)
 
 
 @dataclass(frozen=True)
@@ -134,15 +135,16 @@ class MemoryPlan:
                 "peak_step": self.peak_op}
 
 
+def _step(graph: Graph, op) -> Step:
+    """``op`` lowered to a step."""
+    call = lower(graph, op)
+    acts = tuple(t for t in op.inputs if t >= 0 and not graph.tensors[t].is_constant)
+    return Step(op.opcode, (op.index,), acts, tuple(op.outputs), call, tuple(t for t in call.overwrites if t in acts))
+
+
 def _steps(graph: Graph) -> list[Step]:
     """Lower every operator to a step."""
-    steps = []
-    for op in graph.operators:
-        call = lower(graph, op)
-        acts = tuple(t for t in op.inputs if t >= 0 and not graph.tensors[t].is_constant)
-        steps.append(Step(op.opcode, (op.index,), acts, tuple(op.outputs), call,
-                          tuple(t for t in call.overwrites if t in acts)))
-    return steps
+    return [_step(graph, op) for op in graph.operators]
 
 
 def fuse_conv_add(graph: Graph, steps: list[Step]) -> list[Step]:
@@ -212,7 +214,7 @@ def with_int16_weights(st: Step) -> Step:
         return st
     mode = 2 if c.function != "tq_fully_connected_s8" and conv_tile_biased(p) else 1
     chan = next((a.values for a in c.arrays if a.name == "chan"), None)
-    arrays = tuple(ConstArray(a.name, a.ctype, tile_stream(int16_words(a.values), chan) if mode == 2
+    arrays = tuple(ConstArray(a.name, a.ctype, tile_stream(int16_words(a.values, scale=2), chan) if mode == 2
                               else int16_words(a.values)) if a.name == "w" else a for a in c.arrays)
     return replace(st, call=replace(c, arrays=arrays, params=c.params + (("w16", mode),)))
 
@@ -221,10 +223,11 @@ def without_edge_streams(st: Step) -> Step:
     """``st`` without weight streams for 3x3 depthwise border columns (the compact layout: those pixels go
     through a patch instead)."""
     c = st.call
-    if not any(f in ("w_left", "w_right") for f, _ in c.params):
+    if not has_edge_streams(c):
         return st
-    return replace(st, call=replace(c, params=tuple((f, v) for f, v in c.params if f not in ("w_left", "w_right")),
-                                    arrays=tuple(a for a in c.arrays if a.name not in ("wl", "wr"))))
+    fields, arrays = zip(*EDGE_STREAMS.values())
+    return replace(st, call=replace(c, params=tuple((f, v) for f, v in c.params if f not in fields),
+                                    arrays=tuple(a for a in c.arrays if a.name not in arrays)))
 
 
 def plan_memory(graph: Graph, fuse: bool = True, inplace: bool = True, band: bool = True,
@@ -279,7 +282,7 @@ def split_strided_pointwise(graph: Graph, steps: list[Step], op_index: int) -> t
     Why: in a residual block whose projection is a strided 1x1 conv, the whole block input stays
     live until the projection runs; with the copy (a quarter of the bytes at stride 2) it dies at
     the main branch's first conv, whose output (a row band's) may then go over it. Official IC
-    ResNet-8: 28,416 -> 24,320 B. Returns the graph with the copy's tensor added, and the steps.
+    ResNet-8: 28,416 -> 24,576 B. Returns the graph with the copy's tensor added, and the steps.
     """
     op = graph.operators[op_index]
     x, y = graph.tensors[op.inputs[0]], graph.tensors[op.outputs[0]]
@@ -287,13 +290,9 @@ def split_strided_pointwise(graph: Graph, steps: list[Step], op_index: int) -> t
     xs = Tensor(len(graph.tensors), f"{x.name}[::{s_h},::{s_w}]", (x.shape[0], y.shape[1], y.shape[2], x.shape[3]),
                 x.dtype, x.quant)
     g2 = replace(graph, tensors=graph.tensors + (xs,))
-    call = lower(g2, replace(op, inputs=(xs.index, *op.inputs[1:]),
+    conv = _step(g2, replace(op, inputs=(xs.index, *op.inputs[1:]),
                              options={**op.options, "stride_h": 1, "stride_w": 1}))
-    out = []
-    for st in steps:
-        if st.ops == (op_index,):
-            st = Step(st.name, st.ops, (xs.index,), st.outputs, call, tuple(t for t in call.overwrites if t == xs.index))
-        out.append(st)
+    out = [conv if st.ops == (op_index,) else st for st in steps]
     producer = next((i for i, st in enumerate(out) if x.index in st.outputs), -1)
     out.insert(producer + 1, Step("SUBSAMPLE", (op_index,), (x.index,), (xs.index,),
                                   subsample_call(x, xs, s_h, s_w)))

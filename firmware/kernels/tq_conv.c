@@ -39,39 +39,30 @@ void tq_mm_2x4_w16(const uint32_t *w, const int32_t *cols, uint32_t k_pairs, int
     for (int i = 0; i < 8; ++i) acc[i] = s[i];
 }
 
+/* w16: 0 int8 weights, 1 int16 pairs, 2 the biased tile stream (each pair's 8 bias words, then its
+ * weights doubled: the sums plus the biases are tq_rq_fast_x2's input). */
 static void conv_tile(const tq_conv_tile_t *t, int w16) {
     const uint32_t k_pairs = (uint32_t)(t->cols_end - t->cols) / 4;
+    const uint32_t lead = w16 == 2 ? 8u : 0u;  /* the bias words before each pair's weights */
     const uint32_t *w = t->w;
-    for (uint32_t i = 0; i < t->pairs; ++i, w += k_pairs * (w16 ? 2u : 1u)) {
+    for (uint32_t i = 0; i < t->pairs; ++i, w += lead + k_pairs * (w16 ? 2u : 1u)) {
         int32_t acc[8];
-        if (w16) tq_mm_2x4_w16(w, t->cols, k_pairs, acc);
+        if (w16) tq_mm_2x4_w16(w + lead, t->cols, k_pairs, acc);
         else tq_mm_2x4(w, t->cols, k_pairs, acc);
         int8_t *o = t->out + 2 * i;
         const tq_chan_t *q = t->chan + 2 * i;
-        for (int n = 0; n < 4; ++n) {
-            o[n * t->out_stride] = (int8_t)tq_ssat8(tq_rq_fast(acc[n], q));
-            o[n * t->out_stride + 1] = (int8_t)tq_ssat8(tq_rq_fast(acc[4 + n], q + 1));
+        for (int n = 0; n < 8; ++n) {  /* acc[n]: pixel n % 4, channel 2i + n / 4 */
+            /* acc + bias wraps as the SMLAD chain that starts from the bias does */
+            const int32_t y = lead ? tq_rq_fast_x2((int32_t)((uint32_t)acc[n] + w[n]), q + n / 4)
+                                   : tq_rq_fast(acc[n], q + n / 4);
+            o[(n % 4) * t->out_stride + n / 4] = (int8_t)tq_ssat8(y);
         }
     }
 }
 
 void tq_conv_tile(const tq_conv_tile_t *t) { conv_tile(t, 0); }
 void tq_conv_tile_w16(const tq_conv_tile_t *t) { conv_tile(t, 1); }
-
-void tq_conv_tile_w16b(const tq_conv_tile_t *t) {
-    const uint32_t k_pairs = (uint32_t)(t->cols_end - t->cols) / 4;
-    const uint32_t *w = t->w;
-    for (uint32_t i = 0; i < t->pairs; ++i, w += 8 + 2 * k_pairs) {
-        int32_t acc[8];
-        tq_mm_2x4_w16(w + 8, t->cols, k_pairs, acc);
-        int8_t *o = t->out + 2 * i;
-        const tq_chan_t *q = t->chan + 2 * i;
-        for (int n = 0; n < 4; ++n) {  /* acc + bias wraps as the SMLAD chain does */
-            o[n * t->out_stride] = (int8_t)tq_ssat8(tq_rq_fast_x2((int32_t)((uint32_t)acc[n] + w[n]), q));
-            o[n * t->out_stride + 1] = (int8_t)tq_ssat8(tq_rq_fast_x2((int32_t)((uint32_t)acc[4 + n] + w[4 + n]), q + 1));
-        }
-    }
-}
+void tq_conv_tile_w16b(const tq_conv_tile_t *t) { conv_tile(t, 2); }
 
 void tq_expand(const int8_t *src, int32_t *col, uint32_t words) {
     for (uint32_t i = 0; i < words; ++i, col += 8) {
@@ -614,6 +605,8 @@ void tq_depthwise3x3_s8(const tq_conv_params_t *p, const int8_t *in, const uint3
     const int inplace = out == in;
     const int32_t row_bytes = (int32_t)out_w * C;
     int8_t *ring = small ? zp_row : zp_row + (2 * dil_w + 1) * C;
+    /* A window's next kernel row, and the next pixel's window, in input bytes. */
+    const int32_t row_step = (int32_t)dil_h * in_w * C, step = (int32_t)sw * C;
     tq_dw_taps_t taps;
     for (int oy = 0; oy < p->out_h; ++oy) {
         const int iy0 = oy * p->stride_h - p->pad_h;
@@ -624,7 +617,6 @@ void tq_depthwise3x3_s8(const tq_conv_params_t *p, const int8_t *in, const uint3
         for (int ox = 0; ox < out_w; ++ox, o += C) {
             if (rows_ok && ox == ox_lo && ox_lo < ox_hi) {
                 const int8_t *x = in + ((int32_t)iy0 * in_w + ox * sw - p->pad_w) * C;
-                const int32_t row_step = (int32_t)dil_h * in_w * C, step = (int32_t)sw * C;
                 taps.rows[0] = x;
                 taps.rows[1] = x + row_step;
                 taps.rows[2] = x + 2 * row_step;
@@ -650,7 +642,6 @@ void tq_depthwise3x3_s8(const tq_conv_params_t *p, const int8_t *in, const uint3
             if (edge) {
                 /* A border column the host gave a stream of its own: the window moved inside. */
                 const int8_t *x = in + ((int32_t)iy0 * in_w + (ix0 < 0 ? 0 : in_w - 3)) * C;
-                const int32_t row_step = (int32_t)dil_h * in_w * C;
                 taps.rows[0] = x;
                 taps.rows[1] = x + row_step;
                 taps.rows[2] = x + 2 * row_step;

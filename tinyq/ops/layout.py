@@ -55,35 +55,34 @@ def pair_rows(w2d: np.ndarray, row_multiple: int = 2) -> tuple[int, ...]:
     return tuple(int(v) for v in words)
 
 
-def int16_words(words) -> tuple[int, ...]:
+def int16_words(words, scale: int = 1) -> tuple[int, ...]:
     """``pair_rows`` words with each expanded to the two int16-pair words SXTB16 and SXTB16 ROR 8 make of
     it (channel c's pair, then channel c+1's): the layout of the _w16 kernels, which load the pairs
-    with one LDM instead of expanding them on every use. Twice the flash."""
+    with one LDM instead of expanding them on every use. Twice the flash. ``scale`` 2 doubles every
+    weight (int8 doubled fits int16), for ``tile_stream``."""
     out = []
     for v in words:
         v = int(v) & 0xFFFFFFFF
         b = [(v >> (8 * i)) & 0xFF for i in range(4)]
-        s8 = [x - 256 if x >= 128 else x for x in b]
+        s8 = [scale * (x - 256 if x >= 128 else x) for x in b]
         out.append((s8[0] & 0xFFFF) | ((s8[2] & 0xFFFF) << 16))
         out.append((s8[1] & 0xFFFF) | ((s8[3] & 0xFFFF) << 16))
     return tuple(out)
 
 
-def tile_stream(words16, chan) -> tuple[int, ...]:
-    """``int16_words`` of a conv whose every channel pair runs in the requantizing tile (w16 = 2):
-    each pair's weights doubled and led by 8 words, its channels' ``bias`` four times each.
+def tile_stream(doubled16, chan) -> tuple[int, ...]:
+    """The layout of a conv whose every channel pair runs in the requantizing tile (w16 = 2): each
+    pair's doubled int16 weights (``int16_words(words, scale=2)``) led by 8 words, its channels'
+    ``bias`` four times each.
 
     The tile loads those 8 words into its accumulators with one LDM, so a sum comes out as
-    2 * acc + bias, tq_rq_fast_x2's input, without an add per output (int8 weights doubled fit
-    int16; the value is the one tq_rq_fast forms, wrapping alike, so the results are the same)."""
+    2 * acc + bias, tq_rq_fast_x2's input, without an add per output (the value is the one
+    tq_rq_fast forms, wrapping alike, so the results are the same)."""
     out: list[int] = []
-    per_pair = len(words16) // (len(chan) // 2)
+    per_pair = len(doubled16) // (len(chan) // 2)
     for i in range(len(chan) // 2):
         out += [int(chan[2 * i][0]) & 0xFFFFFFFF] * 4 + [int(chan[2 * i + 1][0]) & 0xFFFFFFFF] * 4
-        for v in words16[i * per_pair:(i + 1) * per_pair]:
-            lo, hi = v & 0xFFFF, v >> 16
-            lo, hi = (lo - 0x10000 if lo >= 0x8000 else lo), (hi - 0x10000 if hi >= 0x8000 else hi)
-            out.append(((2 * lo) & 0xFFFF) | (((2 * hi) & 0xFFFF) << 16))
+        out += doubled16[i * per_pair:(i + 1) * per_pair]
     return tuple(out)
 
 

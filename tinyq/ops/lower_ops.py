@@ -83,6 +83,13 @@ def conv_tile_biased(params: dict) -> bool:
 #: Border columns get weight streams of their own (depthwise3x3_edge) up to this output width: there
 #: they are at least 1 pixel in 8, and the stream costs the layer's weight flash again.
 EDGE_STREAM_MAX_W = 16
+#: Each side's tq_conv_params_t field and the name of the call's ConstArray holding its stream.
+EDGE_STREAMS = {"left": ("w_left", "wl"), "right": ("w_right", "wr")}
+
+
+def has_edge_streams(call: KernelCall) -> bool:
+    """Whether ``call`` carries weight streams for border columns (depthwise3x3_edge)."""
+    return any(f == field for f, _ in call.params for field, _ in EDGE_STREAMS.values())
 
 
 def depthwise3x3_edges(params: dict) -> tuple[str, ...]:
@@ -159,9 +166,9 @@ def lower_conv(graph: Graph, op: Operator) -> KernelCall:
             chan_array = None
             params = tuple((f, "NULL" if f == "chan" else v) for f, v in params)
             edges = depthwise3x3_edges(dict(params))
-            edge_arrays = tuple(ConstArray(f"w{side[0]}", "uint32_t", depthwise3x3_edge(w.data, chan, zp_in, side))
-                                for side in edges)
-            params += tuple((f"w_{side}", f"@w{side[0]}") for side in edges)
+            edge_arrays = tuple(ConstArray(EDGE_STREAMS[side][1], "uint32_t",
+                                           depthwise3x3_edge(w.data, chan, zp_in, side)) for side in edges)
+            params += tuple((EDGE_STREAMS[side][0], "@" + EDGE_STREAMS[side][1]) for side in edges)
     elif depthwise:
         function, filt, scratch = "tq_depthwise_conv2d_s8", None, 0
     else:
