@@ -58,8 +58,17 @@ static inline int32_t tq_sxtb16_ror8(uint32_t x) {
     __asm__("sxtb16 %0, %1, ror #8" : "=r"(r) : "r"(x));
     return r;
 }
+/* acc + the lanes of tq_sxtb16(x) / tq_sxtb16_ror8(x), halfword-wise, in one instruction (SXTAB16). */
+static inline int32_t tq_sxtab16(int32_t acc, uint32_t x) { return __sxtab16(acc, (int32_t)x); }
+static inline int32_t tq_sxtab16_ror8(int32_t acc, uint32_t x) {
+    int32_t r;
+    __asm__("sxtab16 %0, %1, %2, ror #8" : "=r"(r) : "r"(acc), "r"(x));
+    return r;
+}
 #else
 static inline int32_t tq_sxtb16_ror8(uint32_t x) { return tq_sxtb16(tq_ror8(x)); }
+static inline int32_t tq_sxtab16(int32_t acc, uint32_t x) { return tq_sadd16(acc, tq_sxtb16(x)); }
+static inline int32_t tq_sxtab16_ror8(int32_t acc, uint32_t x) { return tq_sadd16(acc, tq_sxtb16_ror8(x)); }
 #endif
 
 /* SMMLAR: acc + the high word of a*b, rounded (0x80000000 added to the 64-bit sum). */
