@@ -77,11 +77,11 @@ def test_icount_makes_latency_repeatable(digits_build):
     assert max(runs) - min(runs) <= 40, runs
 
 
-def _run_in_qemu(tflite: bytes, tmp_path: Path, n: int = 3, device: str = "qemu", weights16: bool = False):
+def _run_in_qemu(tflite: bytes, tmp_path: Path, n: int = 3, device: str = "qemu", **plan_options):
     from tinyq.devices import device_class
 
     g = parse_tflite(tflite)
-    plan = plan_memory(g, weights16=weights16)
+    plan = plan_memory(g, **plan_options)
     board = get_board("nano33")
     target = device_class(device).firmware_target
     fw = build_firmware({**emit_model(plan, tflite), **emit_firmware(board, target)}, board, target, tmp_path / "fw")
@@ -150,9 +150,15 @@ def test_op_cases_in_qemu_bit_exact(kind, params, tmp_path):
     import test_ops
 
     tflite = test_ops.op_tflite(kind, params)
-    m, _, _ = _run_in_qemu(tflite, tmp_path, n=4)
+    # A depthwise case runs each kernel the planner may pick: windowed, then (below) channel-planar.
+    windowed = {"dw_planes": False} if kind == "dw" else {}
+    m, _, _ = _run_in_qemu(tflite, tmp_path, n=4, **windowed)
     assert m.outputs_match, f"inputs {m.mismatched_inputs} differ from TFLM"
     if kind in ("conv", "fc", "dw"):  # the int16-weight inner loops and the depthwise border streams too
-        m, plan, _ = _run_in_qemu(tflite, tmp_path / "w16", n=4, weights16=True)
+        m, plan, _ = _run_in_qemu(tflite, tmp_path / "w16", n=4, weights16=True, **windowed)
         assert kind == "dw" or any(dict(c.params).get("w16") for c in plan.calls)
         assert m.outputs_match, f"the fast layout: inputs {m.mismatched_inputs} differ from TFLM"
+    if kind == "dw" and test_ops.planar_applies(tflite):
+        m, plan, _ = _run_in_qemu(tflite, tmp_path / "planar", n=4, dw_planes=True)
+        assert any(c.function == "tq_depthwise3x3_plane_s8" for c in plan.calls)
+        assert m.outputs_match, f"channel-planar: inputs {m.mismatched_inputs} differ from TFLM"

@@ -170,15 +170,31 @@ def test_op_bit_exact_with_tflm(kind, params):
     ref = TflmReference(tflite)
     x = np.random.default_rng(2).integers(-128, 128, (20, *g.input_tensors[0].shape)).astype(np.int8)
     want = np.stack([ref.run(s) for s in x])
-    got = run_generated(emit_model(plan_memory(g), tflite), x, g.output_tensors[0].shape)
+    # A depthwise case runs each kernel the planner may pick: windowed, then (below) channel-planar.
+    windowed = {"dw_planes": False} if kind == "dw" else {}
+    got = run_generated(emit_model(plan_memory(g, **windowed), tflite), x, g.output_tensors[0].shape)
     np.testing.assert_array_equal(got, want)
     if kind in ("conv", "fc", "dw"):
         # The same in the layout that spends flash on speed: conv and FC weights as int16 pairs (the _w16
         # kernels), 3x3 depthwise border columns with streams of their own.
-        plan16 = plan_memory(g, weights16=True)
+        plan16 = plan_memory(g, weights16=True, **windowed)
         assert kind == "dw" or any(dict(c.params).get("w16") for c in plan16.calls)
         got16 = run_generated(emit_model(plan16, tflite), x, g.output_tensors[0].shape)
         np.testing.assert_array_equal(got16, want)
+    if kind == "dw" and planar_applies(tflite):
+        planes = plan_memory(g, dw_planes=True)
+        assert any(c.function == "tq_depthwise3x3_plane_s8" for c in planes.calls)
+        got_planes = run_generated(emit_model(planes, tflite), x, g.output_tensors[0].shape)
+        np.testing.assert_array_equal(got_planes, want)
+
+
+def planar_applies(tflite: bytes) -> bool:
+    """Whether a case's depthwise layer can run channel-planar (3x3, depth multiplier 1, dilation 1, the
+    fast path with the full int8 range): then the planar run must not be skipped."""
+    from tinyq.ops.lower_ops import depthwise3x3_plane_call
+
+    g = parse_tflite(tflite)
+    return any(depthwise3x3_plane_call(g, op) is not None for op in g.operators)
 
 
 EDGE_SIDES = [("left", "right"), ("left", "right"), ("right",), ("left", "right"), (), ()]
@@ -189,5 +205,6 @@ def test_depthwise_border_streams_where_one_column_is_outside(params, sides):
     """TensorFlow pads an even width at stride 2 on the right only; an input 2 wide cannot hold the moved
     window; an output wider than 16 keeps its flash (border columns are few there)."""
     g = parse_tflite(op_tflite("dw", params))
-    (dw,) = [c for c in plan_memory(g, weights16=True).kernel_calls if c.function == "tq_depthwise3x3_s8"]
+    (dw,) = [c for c in plan_memory(g, weights16=True, dw_planes=False).kernel_calls
+             if c.function == "tq_depthwise3x3_s8"]
     assert tuple(side for side in ("left", "right") if f"w_{side}" in dict(dw.params)) == sides

@@ -45,8 +45,12 @@ def test_depthwise_and_pointwise_run_in_place(plans):
     assert len(dw) == 4 and len(pw) == 4
     for st in dw + pw:
         assert plan.offsets[st.outputs[0]] == plan.offsets[st.inputs[0]]
-    # The depthwise steps got their row ring (2 rows of 5 x 64) on top of their scratch.
-    assert all(st.call.scratch_bytes >= 2 * 5 * 64 for st in dw)
+    # The depthwise steps run channel-planar: one channel's plane for scratch (25 + 3 int16 down a
+    # column, 5 + 2 columns), no ring of rows held back.
+    assert all(st.call.function == "tq_depthwise3x3_plane_s8" and st.call.scratch_bytes == 2 * 28 * 7 for st in dw)
+    # Windowed, they get their row ring (2 rows of 5 x 64) on top of their scratch.
+    windowed = plan_memory(g, dw_planes=False)
+    assert all(st.call.scratch_bytes >= 2 * 5 * 64 for st in windowed.steps if st.name == "DEPTHWISE_CONV_2D")
     # One 25x5x64 activation tensor at a time, plus scratch: well under the greedy plan.
     assert plan.arena_bytes < 25 * 5 * 64 + 2048 < greedy.arena_bytes
 
@@ -56,7 +60,7 @@ def test_depthwise_border_columns_read_weight_streams_of_their_own(plans):
     moved inside the input, with streams whose outside tap weighs 0 and whose bias holds its
     zero-point term (bit-exactness: test_ops' depthwise cases, on the host and in QEMU)."""
     g, compact, _ = plans["kws_ds_cnn"]
-    plan = plan_memory(g, band=False, weights16=True)  # the layout that spends flash on speed
+    plan = plan_memory(g, band=False, weights16=True, dw_planes=False)  # the flash-for-speed layout, windowed
     dw = [st.call for st in plan.steps if st.call.function == "tq_depthwise3x3_s8"]
     assert len(dw) == 4
     # The compact layout (--weights int8) keeps the flash: its border pixels go through a patch.
@@ -104,7 +108,9 @@ def test_vww_runs_its_first_stage_by_rows_and_fits_32k():
     first = plan.steps[0]
     assert plan.offsets[first.outputs[0]] == plan.offsets[first.inputs[0]]
     assert whole.arena_bytes == 55_360 and plan.arena_bytes <= 32_768
-    assert plan.macs == whole.macs and plan.weight_bytes == whole.weight_bytes
+    assert plan.macs == whole.macs
+    # Bands run the layers' own kernels (here all windowed: the weights are the same bytes).
+    assert plan_memory(g, band=False, dw_planes=False).weight_bytes == plan_memory(g, dw_planes=False).weight_bytes
 
 
 @needs_mlperf
@@ -174,7 +180,10 @@ def test_kernel_scratch_sizes_agree_between_python_and_c(tmp_path, zoo):
     if MLPERF.is_dir():
         graphs += [load_tflite(MLPERF / f) for f in ("kws_ref_model.tflite", "vww_96_int8.tflite",
                                                    "pretrainedResnet_quant.tflite")]
+    from dataclasses import replace
+
     from tinyq.ops import lower
+    from tinyq.ops.lower_ops import depthwise3x3_plane_call, depthwise3x3_plane_scratch_bytes
 
     rows, want = [], []
     for g in graphs:
@@ -183,14 +192,21 @@ def test_kernel_scratch_sizes_agree_between_python_and_c(tmp_path, zoo):
         stages = {id(s) for st in lowered for s in st.call.stages}
         calls = [lower(g, op) for op in g.operators] + [s for st in lowered for s in (st.call.stages or (st.call,))]
         calls += [st.call for st in lowered if st.call.function == "tq_conv2d_add_s8"]
+        # Every depthwise layer channel-planar too, both ways round.
+        calls += [replace(c, params=c.params + (("transposed", t),)) for op in g.operators
+                  if (c := depthwise3x3_plane_call(g, op)) for t in (0, 1)]
         for c in calls:
-            if c.function in ("tq_conv2d_s8", "tq_depthwise3x3_s8", "tq_conv2d_add_s8"):
+            if c.function in ("tq_conv2d_s8", "tq_depthwise3x3_s8", "tq_conv2d_add_s8", "tq_depthwise3x3_plane_s8"):
                 p = dict(c.params)
                 if id(c) in stages:
                     p["out_h"] = 1
                 fields = [p[k] for k in ("in_c", "out_h", "out_w", "out_c", "k_pairs", "dil_w", "fast",
-                                         "act_min", "act_max")] + [p.get("small_patch", 0)]
-                kind = {"tq_depthwise3x3_s8": 0, "tq_conv2d_s8": 1, "tq_conv2d_add_s8": 2}[c.function]
+                                         "act_min", "act_max", "stride_h", "stride_w")]
+                fields += [p.get("small_patch", 0), p.get("transposed", 0)]
+                kind = {"tq_depthwise3x3_s8": 0, "tq_conv2d_s8": 1, "tq_conv2d_add_s8": 2,
+                        "tq_depthwise3x3_plane_s8": 3}[c.function]
+                if kind == 3:
+                    c = replace(c, scratch_bytes=depthwise3x3_plane_scratch_bytes(p))
                 rows.append(" ".join(str(v) for v in [kind, *fields]))
                 want.append(c.scratch_bytes)
     harness = tmp_path / "s.c"
@@ -198,14 +214,16 @@ def test_kernel_scratch_sizes_agree_between_python_and_c(tmp_path, zoo):
 #include <stdio.h>
 #include "tq_kernels.h"
 int main(void) {
-    int conv, in_c, out_h, out_w, out_c, k_pairs, dil_w, fast, lo, hi, small;
-    while (scanf("%d %d %d %d %d %d %d %d %d %d %d", &conv, &in_c, &out_h, &out_w, &out_c, &k_pairs, &dil_w,
-                 &fast, &lo, &hi, &small) == 11) {
+    int conv, in_c, out_h, out_w, out_c, k_pairs, dil_w, fast, lo, hi, s_h, s_w, small, transposed;
+    while (scanf("%d %d %d %d %d %d %d %d %d %d %d %d %d %d", &conv, &in_c, &out_h, &out_w, &out_c, &k_pairs,
+                 &dil_w, &fast, &lo, &hi, &s_h, &s_w, &small, &transposed) == 14) {
         tq_conv_params_t p = {0};
         p.in_c = (uint16_t)in_c; p.out_h = (uint16_t)out_h; p.out_w = (uint16_t)out_w; p.out_c = (uint16_t)out_c;
         p.k_pairs = (uint16_t)k_pairs; p.dil_w = (uint16_t)dil_w; p.fast = (uint8_t)fast;
         p.act_min = lo; p.act_max = hi; p.small_patch = (uint8_t)small;
-        printf("%u\n", conv == 2 ? tq_conv2d_add_scratch_bytes(&p)
+        p.stride_h = (uint16_t)s_h; p.stride_w = (uint16_t)s_w; p.transposed = (uint8_t)transposed;
+        printf("%u\n", conv == 3 ? tq_depthwise3x3_plane_scratch_bytes(&p)
+                        : conv == 2 ? tq_conv2d_add_scratch_bytes(&p)
                         : conv ? tq_conv2d_scratch_bytes(&p) : tq_depthwise3x3_scratch_bytes(&p));
     }
     return 0;
@@ -216,7 +234,7 @@ int main(void) {
                     str(exe)], check=True)
     got = subprocess.run([str(exe)], input="\n".join(rows) + "\n", capture_output=True, text=True,
                          check=True).stdout.split()
-    assert len(want) > 40 and [int(v) for v in got] == want
+    assert len(want) > 40 and sum(r.startswith("3 ") for r in rows) > 10 and [int(v) for v in got] == want
 
 
 # --- the variants the planner may pick, forced, against TFLM on the host ------------------------------
@@ -272,7 +290,7 @@ def test_small_border_patches_are_bit_exact(chain, groups):
     from tinyq.plan import _with_small_patch, place
 
     tflite, g = chain
-    steps = list(plan_memory(g, band=False).lowered)
+    steps = list(plan_memory(g, band=False, dw_planes=False).lowered)
     dw = [i for i, st in enumerate(steps) if st.call.function == "tq_depthwise3x3_s8"]
     assert len(dw) == 2
     plan = place(g, [_with_small_patch(st, groups) if i in dw else st for i, st in enumerate(steps)])
@@ -298,7 +316,9 @@ def test_every_band_is_bit_exact(chain, first, last):
 
 
 @needs_mlperf
-def test_kws_fits_8800_with_small_patches_and_its_input_inside_the_first_output():
+def test_kws_fits_8800_with_its_input_inside_the_first_output():
+    """Official KWS: one 25x5x64 tensor (8,000 B) and the largest scratch. Its depthwise layers run
+    channel-planar (faster, a 392-byte plane); windowed, they fit only through small border patches."""
     from tinyq.graph import load_tflite
 
     g = load_tflite(MLPERF / "kws_ref_model.tflite")
@@ -307,7 +327,26 @@ def test_kws_fits_8800_with_small_patches_and_its_input_inside_the_first_output(
     # The 49x10 input sits in the last bytes of the first conv's 25x5x64 output.
     assert plan.offsets[first.inputs[0]] - plan.offsets[first.outputs[0]] == first.call.end_overlay > 0
     assert plan.arena_bytes <= 8_800
-    assert all(dict(st.call.params).get("small_patch") for st in plan.steps if st.name == "DEPTHWISE_CONV_2D")
+    dw = [st.call for st in plan.steps if st.name == "DEPTHWISE_CONV_2D"]
+    assert len(dw) == 4 and all(c.function == "tq_depthwise3x3_plane_s8" and dict(c.params)["transposed"] for c in dw)
+    windowed = plan_memory(g, dw_planes=False)
+    assert windowed.arena_bytes == plan.arena_bytes
+    assert all(dict(st.call.params).get("small_patch") for st in windowed.steps if st.name == "DEPTHWISE_CONV_2D")
+
+
+@needs_mlperf
+def test_depthwise_kernel_is_chosen_by_its_instructions():
+    """The planner's model of both depthwise kernels picks channel-planar for VWW's stride-1 layers and
+    keeps the windowed kernel for stride 2 (each output gathers 4 inputs) and for the 3x3 maps."""
+    from tinyq.graph import load_tflite
+
+    g = load_tflite(MLPERF / "vww_96_int8.tflite")
+    plan = plan_memory(g)
+    dw = [(dict(st.call.params), st.call.function) for st in plan.steps if st.name == "DEPTHWISE_CONV_2D"]
+    planar = {(p["out_w"], p["stride_w"]) for p, f in dw if f == "tq_depthwise3x3_plane_s8"}
+    windowed = {(p["out_w"], p["stride_w"]) for p, f in dw if f == "tq_depthwise3x3_s8"}
+    assert planar == {(24, 1), (12, 1), (6, 1)} and windowed == {(12, 2), (6, 2), (3, 2), (3, 1)}
+    assert plan.arena_bytes <= 32_768
 
 
 # --- the placement's three parts, on hand-made graphs ---------------------------------------------------

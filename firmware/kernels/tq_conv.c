@@ -12,6 +12,8 @@
  * as int16 lanes, which is exactly what SXTB16 and SXTB16 ROR 8 make of the word
  * x[4g..4g+3]: no repacking. cols[4 * j + n] is K-pair j of column n.
  */
+#include <stddef.h>
+
 #include "tq_kernels.h"
 
 #ifndef TQ_DSP
@@ -163,6 +165,45 @@ void tq_dw3x3_rq(const tq_dw_taps_t *taps, const uint32_t *w, uint32_t groups, i
         }
     }
 }
+
+void tq_dw3x3_plane(const tq_dw_plane_t *t) {
+    for (int32_t v = 0; v < t->n_v; ++v) {
+        int16_t *d = (int16_t *)(void *)((char *)t->dst + v * t->row_bytes);
+        for (int32_t u = 0; u < t->n_u; ++u) d[u] = t->src[v * t->dv + u * t->du];
+    }
+    const int32_t row = t->row_bytes / 2, pairs = t->pair_bytes / 4, outputs = pairs + t->single_bytes / 4;
+    const tq_chan_t q = {0, t->rnd, t->mult, t->shift};
+    const int16_t *first = t->p;
+    int8_t *o_first = t->out;
+    for (int32_t r = 0; r < t->rows; ++r) {
+        const int16_t *x = first;
+        int8_t *o = o_first;
+        for (int32_t i = 0; i < outputs; ++i, x += 2) {  /* a pair (stride 1) or one output: two halfwords on */
+            uint32_t a0 = (uint32_t)t->bias, a1 = (uint32_t)t->bias;
+            for (int k = 0; k < 3; ++k) {
+                const int16_t *z = x + k * row;
+                const int32_t k0 = lane(t->w[2 * k], 0), k1 = lane(t->w[2 * k], 1), k2 = lane(t->w[2 * k + 1], 0);
+                a0 += (uint32_t)(z[0] * k0) + (uint32_t)(z[1] * k1) + (uint32_t)(z[2] * k2);
+                a1 += (uint32_t)(z[1] * k0) + (uint32_t)(z[2] * k1) + (uint32_t)(z[3] * k2);
+            }
+            *o = (int8_t)tq_ssat8(tq_rq_fast_x2((int32_t)a0, &q));
+            o += t->out_step;
+            if (i < pairs) {
+                *o = (int8_t)tq_ssat8(tq_rq_fast_x2((int32_t)a1, &q));
+                o += t->out_step;
+            }
+        }
+        first = (const int16_t *)(const void *)((const char *)first + t->next_row);
+        o_first += t->out_next_row;
+    }
+}
+#else
+/* tq_m4.S reads the frame by these offsets. */
+_Static_assert(offsetof(tq_dw_plane_t, out_step) == 20 && offsetof(tq_dw_plane_t, p) == 24 &&
+                   offsetof(tq_dw_plane_t, rows) == 32 && offsetof(tq_dw_plane_t, next_row) == 44 &&
+                   offsetof(tq_dw_plane_t, row_bytes) == 52 && offsetof(tq_dw_plane_t, w) == 56 &&
+                   offsetof(tq_dw_plane_t, src) == 60 && sizeof(tq_dw_plane_t) == 84,
+               "tq_dw3x3_plane's frame offsets");
 #endif
 
 /* Requantize, add the zero point, clamp. `fast` and `full` (the activation range is all of
@@ -685,5 +726,44 @@ void tq_depthwise3x3_s8(const tq_conv_params_t *p, const int8_t *in, const uint3
         for (int r = p->out_h - dil_h - 1 > 0 ? p->out_h - dil_h - 1 : 0; r < p->out_h; ++r) {
             tq_copy_s8((uint32_t)row_bytes, ring + r % (dil_h + 1) * row_bytes, out + r * row_bytes);
         }
+    }
+}
+
+void tq_depthwise3x3_plane_s8(const tq_conv_params_t *p, const int8_t *in, const uint32_t *filter, int8_t *out) {
+    /* u: along a plane row (the width, or the height when transposed); v: across. */
+    const int C = p->in_c, t = p->transposed;
+    const int in_u = t ? p->in_h : p->in_w, in_v = t ? p->in_w : p->in_h;
+    const int out_u = t ? p->out_h : p->out_w, out_v = t ? p->out_w : p->out_h;
+    const int s_u = t ? p->stride_h : p->stride_w, s_v = t ? p->stride_w : p->stride_h;
+    const int pad_u = t ? p->pad_h : p->pad_w, pad_v = t ? p->pad_w : p->pad_h;
+    const int pw = (int)tq_dw_plane_width((uint32_t)out_u, (uint32_t)s_u), ph = (out_v - 1) * s_v + 3;
+    const int32_t in_row = (int32_t)p->in_w * C, out_row = (int32_t)p->out_w * C;
+    int16_t *plane = (int16_t *)p->scratch;
+    /* The zero points around the inputs, once: each channel rewrites only the inputs. */
+    for (int i = 0; i < ph * pw; ++i) plane[i] = p->pad_value;
+    tq_dw_plane_t f;
+    /* The inputs the plane holds: its rows and columns that are not padding. */
+    f.n_v = in_v < ph - pad_v ? in_v : ph - pad_v;
+    f.n_u = in_u < pw - pad_u ? in_u : pw - pad_u;
+    f.du = t ? in_row : C;
+    f.dv = t ? C : in_row;
+    f.dst = plane + pad_v * pw + pad_u;
+    f.out_step = t ? out_row : C;
+    f.p = plane;
+    f.rows = out_v;
+    f.pair_bytes = s_u == 1 ? 4 * (out_u / 2) : 0;
+    f.single_bytes = s_u == 1 ? 4 * (out_u & 1) : 4 * out_u;
+    f.next_row = 2 * s_v * pw;
+    f.out_next_row = t ? C : out_row;
+    f.row_bytes = 2 * pw;
+    for (int c = 0; c < C; ++c, filter += 10) {
+        f.src = in + c;
+        f.bias = f.bias_again = (int32_t)filter[0];
+        f.rnd = (int32_t)filter[1];
+        f.mult = (int32_t)filter[2];
+        f.shift = (int32_t)filter[3];
+        f.w = filter + 4;
+        f.out = out + c;
+        tq_dw3x3_plane(&f);
     }
 }

@@ -99,6 +99,9 @@ typedef struct {
      * tap that would fall outside weighted 0 and its zero-point term in the bias
      * (tinyq.ops.layout.depthwise3x3_edge), so those pixels need no patch. */
     const uint32_t *w_left, *w_right;
+    /* tq_depthwise3x3_plane_s8: 1 the planes run down the columns (the sliding window's long axis
+     * is the height), 0 along the rows. */
+    uint8_t transposed;
 } tq_conv_params_t;
 
 typedef struct {
@@ -256,7 +259,28 @@ static inline uint32_t tq_depthwise3x3_scratch_bytes(const tq_conv_params_t *p) 
     return (fused ? 0u : 4u * p->in_c) + (p->small_patch ? 36u * p->small_patch
                                                         : 9u * p->in_c + (2u * p->dil_w + 1u) * p->in_c);
 }
+/* The channel-planar 3x3 depthwise (tq_depthwise3x3_plane_s8) works along plane rows: the output's
+ * width, or its height when `transposed`. Each plane row holds the inputs one output row's window
+ * slides over, as int16, padded with the zero point: (out - 1) * stride + 3 of them, rounded up so
+ * that every window's two-word load stays inside the row. */
+static inline uint32_t tq_dw_plane_width(uint32_t out, uint32_t stride) {
+    return stride == 1 ? out + 2u + (out & 1u) : 2u * out + 2u;
+}
+/* Its scratch: one channel's plane, (out_v - 1) * stride_v + 3 rows of tq_dw_plane_width. */
+static inline uint32_t tq_depthwise3x3_plane_scratch_bytes(const tq_conv_params_t *p) {
+    const uint32_t t = p->transposed, out_u = t ? p->out_h : p->out_w, out_v = t ? p->out_w : p->out_h;
+    const uint32_t s_u = t ? p->stride_h : p->stride_w, s_v = t ? p->stride_w : p->stride_h;
+    return 2u * ((out_v - 1u) * s_v + 3u) * tq_dw_plane_width(out_u, s_u);
+}
 void tq_depthwise_conv2d_s8(const tq_conv_params_t *p, const int8_t *in, const int8_t *filter, int8_t *out);
+/* 3x3 depthwise, one channel at a time (dilation 1, stride 1 or 2, the fast path with the full int8
+ * range): the channel's inputs are gathered into an int16 plane in scratch, zero points around, and
+ * the window slides along its rows two outputs at a time, a kernel row of both in one two-word load
+ * and four MACs (tq_dw3x3_plane). Its weights (tinyq.ops.layout.depthwise3x3_planes) are per channel:
+ * bias, rnd, mult, shift, then for each kernel row (a kernel column when transposed) the doubled taps
+ * as int16 pairs (k0, k1) (k2, k1). `out` may be `in`: channel c's outputs land only on channel c's
+ * bytes, which its plane already holds. */
+void tq_depthwise3x3_plane_s8(const tq_conv_params_t *p, const int8_t *in, const uint32_t *filter, int8_t *out);
 void tq_depthwise3x3_s8(const tq_conv_params_t *p, const int8_t *in, const uint32_t *filter, int8_t *out);
 void tq_fully_connected_s8(const tq_fc_params_t *p, const int8_t *in, const uint32_t *filter, int8_t *out);
 
@@ -315,6 +339,30 @@ void tq_dw3x3_rq(const tq_dw_taps_t *taps, const uint32_t *w, uint32_t groups, i
 /* tq_dw3x3_rq for `pixels` (>= 1) pixels of a row, the taps `step` bytes further each time. */
 void tq_dw3x3_rq_row(const tq_dw_taps_t *taps, const uint32_t *w, uint32_t groups, int8_t *out, uint32_t pixels,
                      int32_t step);
+
+/* One channel of tq_depthwise3x3_plane_s8 (tq_m4.S on a Cortex-M4, plain C elsewhere): its inputs
+ * gathered into the plane (n_v rows of n_u, from src, du / dv bytes apart along / across a plane
+ * row, to dst, row_bytes apart), then `rows` output rows of pair_bytes / 4 pairs of outputs
+ * (stride 1) and single_bytes / 4 single outputs (stride 1: the odd last one; stride 2: all).
+ * The layout is the assembly's stack frame, copied whole (tq_conv.c checks the offsets). */
+typedef struct {
+    int32_t bias, bias_again;    /* 2 * the folded bias, twice: one LDRD starts both sums */
+    int32_t rnd, mult, shift;    /* tq_rq_fast_x2 */
+    int32_t out_step;            /* bytes from one output to the next along a plane row */
+    const int16_t *p;            /* the first output's window: its first plane row */
+    int8_t *out;
+    int32_t rows;                /* >= 1 */
+    int32_t pair_bytes, single_bytes;  /* plane bytes the pairs, then the single outputs, move on */
+    int32_t next_row;            /* plane bytes from one output row's first window to the next's */
+    int32_t out_next_row;        /* output bytes from one output row's first output to the next's */
+    int32_t row_bytes;           /* a plane row */
+    const uint32_t *w;           /* 6 words: the kernel rows' (k0, k1) (k2, k1), doubled */
+    const int8_t *src;           /* the gather */
+    int32_t du, dv;
+    int16_t *dst;
+    int32_t n_u, n_v;            /* >= 1 */
+} tq_dw_plane_t;
+void tq_dw3x3_plane(const tq_dw_plane_t *t);
 
 void tq_max_pool_s8(const tq_pool_params_t *p, const int8_t *in, int8_t *out);
 void tq_avg_pool_s8(const tq_pool_params_t *p, const int8_t *in, int8_t *out);

@@ -563,4 +563,146 @@
     pop     {r4-r11, pc}
     .size   tq_add_fast, . - tq_add_fast
 
+/* ---- tq_dw3x3_plane(const tq_dw_plane_t *t) ----
+ * One channel of tq_depthwise3x3_plane_s8: its inputs into the plane, then along each plane row
+ * two outputs at a time: one two-word load per kernel row gives x0..x3, and (k0 k1) . (x0 x1) +
+ * k2 x2 is the first output, k0 x1 + (k1 k2) . (x2 x3) the second (SMLAD, SMLABB; SMLATB, SMLADX):
+ * 34 instructions a pair, 21 a single output. r0-r5 the kernel rows' weights, r6/r7 the loaded words, r8/r9 the sums,
+ * r10 / r11 the window's first and second plane rows, r12 the output, lr where the run
+ * ends. The frame is the tq_dw_plane_t, copied (tq_conv.c checks its offsets). */
+
+    .macro PLANE_LOAD k                 @ kernel row k's four inputs into r6, r7; the window moves on
+    .if \k == 0
+    ldrd    r6, r7, [r10], #4
+    .elseif \k == 1
+    ldrd    r6, r7, [r11], #4
+    .else                               @ row 2 is as far below row 1 as row 1 is below row 0
+    rsb     r6, r10, r11, lsl #1
+    ldrd    r6, r7, [r6, #-4]
+    .endif
+    .endm
+
+    FUNC    tq_dw3x3_plane
+    push    {r4-r11, lr}
+    sub     sp, sp, #84
+    mov     r12, sp
+    ldmia   r0!, {r1-r8}                @ bias, bias, rnd, mult, shift, out_step, p, out
+    stmia   r12!, {r1-r8}
+    ldmia   r0!, {r1-r8}                @ rows, pair_bytes, single_bytes, next_row, out_next_row, row_bytes, w, src
+    stmia   r12!, {r1-r8}
+    ldmia   r0, {r1-r5}                 @ du, dv, dst, n_u, n_v
+    stmia   r12, {r1-r5}
+    mov     r0, r8
+    mov     r11, r6
+    lsl     r9, r1, #1
+    add     r2, r9, r1                  @ 3 du (dv stays in the frame)
+/* The gather: a plane row at a time (r0 its first input, r3 its first int16), four inputs a turn
+ * (two sign-extending loads a word: 11 instructions per 4 inputs). */
+7:  mov     r6, r0
+    mov     r8, r3
+    subs    r10, r4, #4
+    blo     9f
+8:  ldrsb   r12, [r6]
+    ldrsb   lr, [r6, r1]
+    ldrsb   r7, [r6, r9]
+    pkhbt   r12, r12, lr, lsl #16
+    ldrsb   lr, [r6, r2]
+    str     r12, [r8], #8               @ plane rows may start at an odd halfword: STR, not STRD
+    pkhbt   r7, r7, lr, lsl #16
+    str     r7, [r8, #-4]
+    add     r6, r6, r9, lsl #1
+    subs    r10, r10, #4
+    bhs     8b
+9:  adds    r10, r10, #4
+    beq     11f
+10: ldrsb   r12, [r6]
+    add     r6, r6, r1
+    strh    r12, [r8], #2
+    subs    r10, r10, #1
+    bne     10b
+11: ldr     r7, [sp, #68]               @ dv
+    add     r0, r0, r7
+    add     r3, r3, r11
+    subs    r5, r5, #1
+    bne     7b
+    ldr     r7, [sp, #56]               @ the weights
+    ldmia   r7, {r0-r5}
+2:  ldrd    r10, r12, [sp, #24]         @ a plane row: its first window and output
+    ldr     r11, [sp, #52]              @ the window's second row
+    add     r11, r10, r11
+    ldr     lr, [sp, #36]               @ pair_bytes
+    add     lr, r10, lr
+    cmp     r10, lr
+    beq     4f
+3:  ldrd    r8, r9, [sp]                @ both sums start at the bias
+    PLANE_LOAD 0
+    smlad   r8, r6, r0, r8
+    smlatb  r9, r6, r0, r9
+    smlabb  r8, r7, r1, r8
+    smladx  r9, r7, r1, r9
+    PLANE_LOAD 1
+    smlad   r8, r6, r2, r8
+    smlatb  r9, r6, r2, r9
+    smlabb  r8, r7, r3, r8
+    smladx  r9, r7, r3, r9
+    PLANE_LOAD 2
+    smlad   r8, r6, r4, r8
+    smlatb  r9, r6, r4, r9
+    smlabb  r8, r7, r5, r8
+    smladx  r9, r7, r5, r9
+    ldrd    r6, r7, [sp, #8]            @ rnd, mult: tq_rq_fast_x2
+    add     r6, r6, r8, asr #31
+    smmlar  r8, r8, r7, r6
+    ldr     r6, [sp, #8]
+    add     r6, r6, r9, asr #31
+    smmlar  r9, r9, r7, r6
+    ldr     r6, [sp, #16]               @ shift
+    asr     r8, r8, r6
+    asr     r9, r9, r6
+    ssat    r8, #8, r8
+    ssat    r9, #8, r9
+    ldr     r7, [sp, #20]               @ out_step
+    strb    r8, [r12]
+    strb    r9, [r12, r7]
+    add     r12, r12, r7, lsl #1
+    cmp     r10, lr
+    bne     3b
+4:  ldr     lr, [sp, #40]               @ single_bytes
+    add     lr, r10, lr
+    cmp     r10, lr
+    beq     6f
+5:  ldr     r8, [sp]
+    PLANE_LOAD 0
+    smlad   r8, r6, r0, r8
+    smlabb  r8, r7, r1, r8
+    PLANE_LOAD 1
+    smlad   r8, r6, r2, r8
+    smlabb  r8, r7, r3, r8
+    PLANE_LOAD 2
+    smlad   r8, r6, r4, r8
+    smlabb  r8, r7, r5, r8
+    ldrd    r6, r7, [sp, #8]
+    add     r6, r6, r8, asr #31
+    smmlar  r8, r8, r7, r6
+    ldr     r6, [sp, #16]
+    asr     r8, r8, r6
+    ssat    r8, #8, r8
+    ldr     r7, [sp, #20]
+    strb    r8, [r12]
+    add     r12, r12, r7
+    cmp     r10, lr
+    bne     5b
+6:  ldrd    r6, r7, [sp, #24]           @ the next plane row: p, out
+    ldrd    r8, r9, [sp, #44]           @ next_row, out_next_row
+    add     r6, r6, r8
+    add     r7, r7, r9
+    strd    r6, r7, [sp, #24]
+    ldr     r6, [sp, #32]               @ rows left
+    subs    r6, r6, #1
+    str     r6, [sp, #32]
+    bne     2b
+    add     sp, sp, #84
+    pop     {r4-r11, pc}
+    .size   tq_dw3x3_plane, . - tq_dw3x3_plane
+
 #endif

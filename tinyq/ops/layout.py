@@ -133,6 +133,25 @@ def depthwise3x3_edge(w: np.ndarray, chan, input_zp: int, side: str) -> tuple[in
     return depthwise3x3_words(shifted.reshape(1, 3, 3, -1), chan2)
 
 
+def depthwise3x3_planes(w: np.ndarray, chan, transposed: bool = False) -> tuple[int, ...]:
+    """Depthwise weights [1, 3, 3, C] for tq_depthwise3x3_plane_s8 (any C; ``chan``: the layer's tq_chan_t
+    rows, fast path, full int8 range): per channel its bias, rnd, mult and shift, then for each
+    kernel row (each kernel column when ``transposed``: the planes run down the columns) its taps
+    k0, k1, k2 doubled, as the int16 pairs (k0, k1) and (k2, k1). With the inputs (x0, x1) (x2, x3)
+    of one two-word load, SMLAD with the first and SMLABB with the second make one output, SMLATB
+    with the first and SMLADX with the second the next (10 words a channel)."""
+    k = 2 * np.asarray(w, dtype=np.int64).reshape(3, 3, -1)  # (ky, kx, C), doubled: tq_rq_fast_x2's input
+    if transposed:
+        k = k.transpose(1, 0, 2)
+    u16 = k & 0xFFFF
+    out: list[int] = []
+    for c, row in enumerate(chan):
+        out.extend(int(v) & 0xFFFFFFFF for v in row)
+        for r in range(3):
+            out += [int(u16[r, 0, c] | (u16[r, 1, c] << 16)), int(u16[r, 2, c] | (u16[r, 1, c] << 16))]
+    return tuple(out)
+
+
 #: Row-major tap indices in the order tq_dw3x3_sums reads them.
 DW3X3_TAP_ORDER = [2, 1, 0, 5, 4, 3, 8, 7, 6]
 

@@ -8,8 +8,8 @@ import numpy as np
 
 from tinyq.graph import Graph, Operator, Tensor
 from tinyq.ops import ConstArray, KernelCall, lowering
-from tinyq.ops.layout import (channel_params, depthwise3x3_edge, depthwise3x3_words, fast_ok, fast_rnd, padded_k,
-                              pair_rows)
+from tinyq.ops.layout import (channel_params, depthwise3x3_edge, depthwise3x3_planes, depthwise3x3_words, fast_ok,
+                              fast_rnd, padded_k, pair_rows)
 from tinyq.ops.quant import (
     activation_range,
     tflite_round,
@@ -110,8 +110,80 @@ def depthwise3x3_scratch_bytes(in_c: int, dil_w: int, fused: bool, small_patch: 
     return (0 if fused else 4 * in_c) + (36 * small_patch if small_patch else 9 * in_c + (2 * dil_w + 1) * in_c)
 
 
+def depthwise3x3_plane_ok(params: dict) -> bool:
+    """Whether a 3x3 depthwise (depth multiplier 1) runs channel-planar (tq_depthwise3x3_plane_s8): the
+    fast path with the full int8 range, dilation 1, strides 1 or 2."""
+    p = params
+    return (depthwise3x3_fused(p) and (p["dil_h"], p["dil_w"]) == (1, 1)
+            and p["stride_h"] in (1, 2) and p["stride_w"] in (1, 2))
+
+
+#: Instructions on the M4 (QEMU), for the planner's choice of depthwise kernel. tq_dw3x3_plane
+#: (tq_m4.S): two outputs of a stride-1 plane row, one output (stride 2, or a stride-1 row's odd last
+#: one), a plane row's setup; four gathered inputs, a gathered row's setup; a channel (its call
+#: from C included); a zero point written around the planes once a call.
+PLANE_PAIR, PLANE_SINGLE, PLANE_ROW = 34, 21, 20
+PLANE_GATHER4, PLANE_GATHER1, PLANE_GATHER_ROW = 11, 5, 11
+PLANE_CHANNEL, PLANE_FILL = 41, 3
+#: tq_depthwise3x3_s8 with its inner loop requantizing: a pixel's group of 4 channels, borders
+#: included (measured on the official KWS and VWW layers: 105-121).
+WINDOWED_GROUP = 110
+
+
+def _uv(p: dict, transposed: bool) -> tuple[dict, dict]:
+    """A depthwise layer's (out, in, stride, pad) along a plane row (u) and across (v)."""
+    h = dict(out=p["out_h"], inp=p["in_h"], s=p["stride_h"], pad=p["pad_h"])
+    w = dict(out=p["out_w"], inp=p["in_w"], s=p["stride_w"], pad=p["pad_w"])
+    return (h, w) if transposed else (w, h)
+
+
+def depthwise3x3_plane_instructions(params: dict, transposed: bool | None = None) -> int:
+    """The instructions tq_depthwise3x3_plane_s8 takes for one inference of a layer (a model of the code,
+    within 1 % of QEMU's count on KWS). ``transposed``: as given, or the layer's own setting."""
+    p = params
+    u, v = _uv(p, bool(p.get("transposed", 0)) if transposed is None else transposed)
+    pw, ph = dw_plane_width(u["out"], u["s"]), (v["out"] - 1) * v["s"] + 3
+    n_u, n_v = min(u["inp"], pw - u["pad"]), min(v["inp"], ph - v["pad"])
+    pairs, singles = (u["out"] // 2, u["out"] % 2) if u["s"] == 1 else (0, u["out"])
+    gather = n_v * (PLANE_GATHER_ROW + n_u // 4 * PLANE_GATHER4 + n_u % 4 * PLANE_GATHER1)
+    rows = v["out"] * (PLANE_ROW + pairs * PLANE_PAIR + singles * PLANE_SINGLE)
+    return PLANE_FILL * pw * ph + p["in_c"] * (PLANE_CHANNEL + gather + rows)
+
+
+def depthwise3x3_windowed_instructions(params: dict) -> int:
+    """The same for tq_depthwise3x3_s8 (fused: the fast path with the full int8 range)."""
+    return WINDOWED_GROUP * params["out_h"] * params["out_w"] * -(-params["in_c"] // 4)
+
+
+def depthwise3x3_plane_transposed(params: dict) -> bool:
+    """Whether the planes of a channel-planar depthwise run down the columns: where that takes fewer
+    instructions (KWS's 25x5 maps: rows of 25 outputs, 12 pairs and one single, not of 5)."""
+    return depthwise3x3_plane_instructions(params, True) < depthwise3x3_plane_instructions(params, False)
+
+
+def dw_plane_width(out: int, stride: int) -> int:
+    """A plane row's int16 inputs (C: tq_dw_plane_width): every window of the row, and every two-word load."""
+    return out + 2 + (out & 1) if stride == 1 else 2 * out + 2
+
+
+def depthwise3x3_plane_scratch_bytes(params: dict) -> int:
+    """tq_depthwise3x3_plane_s8's scratch (C: tq_depthwise3x3_plane_scratch_bytes): one channel's plane."""
+    p = params
+    u, v = _uv(p, bool(p.get("transposed", 0)))
+    return 2 * ((v["out"] - 1) * v["s"] + 3) * dw_plane_width(u["out"], u["s"])
+
+
+def depthwise3x3_plane_call(graph: Graph, op: Operator) -> KernelCall | None:
+    """``op`` (a DEPTHWISE_CONV_2D) lowered to the channel-planar kernel, or None where it does not apply.
+    The planner picks between it and the windowed tq_depthwise3x3_s8 (tinyq.plan.planar_depthwise)."""
+    if op.opcode != "DEPTHWISE_CONV_2D":
+        return None
+    call = lower_conv(graph, op, planar=True)
+    return call if call.function == "tq_depthwise3x3_plane_s8" else None
+
+
 @lowering("CONV_2D", "DEPTHWISE_CONV_2D")
-def lower_conv(graph: Graph, op: Operator) -> KernelCall:
+def lower_conv(graph: Graph, op: Operator, planar: bool = False) -> KernelCall:
     (x, w, *rest), y = _io(graph, op)
     bias = rest[0] if rest else None
     in_h, in_w, in_c = _hwc(x)
@@ -150,7 +222,16 @@ def lower_conv(graph: Graph, op: Operator) -> KernelCall:
     edge_arrays: tuple[ConstArray, ...] = ()
     chan_array = ConstArray("chan", "tq_chan_t", chan)
     consumed = (bias.index,) if bias is not None else ()
-    if depthwise and (k_h, k_w, dm) == (3, 3, 1) and in_c % 4 == 0:
+    if planar and depthwise and (k_h, k_w, dm) == (3, 3, 1) and depthwise3x3_plane_ok(dict(params)):
+        # One channel at a time through an int16 plane: in place whatever the stride (a channel's
+        # outputs land only on its own bytes, which its plane already holds).
+        transposed = int(depthwise3x3_plane_transposed(dict(params)))
+        params += (("transposed", transposed),)
+        params = tuple((f, "NULL" if f == "chan" else v) for f, v in params)
+        function, chan_array, inplace = "tq_depthwise3x3_plane_s8", None, True
+        filt = ConstArray("w", "uint32_t", depthwise3x3_planes(w.data, chan, bool(transposed)))
+        scratch = depthwise3x3_plane_scratch_bytes(dict(params))
+    elif depthwise and (k_h, k_w, dm) == (3, 3, 1) and in_c % 4 == 0:
         # Fast path with the full int8 range: the parameters ride in the weight stream.
         fused = depthwise3x3_fused(dict(params))
         words = depthwise3x3_words(w.data, chan if fused else None)
