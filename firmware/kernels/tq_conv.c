@@ -331,9 +331,25 @@ static void im2col_group(const tq_conv_params_t *p, const int8_t *in, int n, int
                     continue;
                 }
                 int k = 0;
+                if (iy < 0 || iy >= in_h) {  /* a row above or below the input */
+                    for (; k < span; ++k) r[k] = pad;
+                    continue;
+                }
+                if (d_w == 1) {
+                    /* The row's taps are one run, clipped at the left or right border (a first layer's
+                     * edge pixels): the bytes inside, zero points around them. */
+                    const int8_t *x = in + iy * row_bytes;
+                    const int off = ix0 * in_c;
+                    const int lo = (ix0 >= 0 ? 0 : -ix0 < k_w ? -ix0 : k_w) * in_c;
+                    const int hi = (ix0 + k_w <= in_w ? k_w : in_w - ix0 > lo / in_c ? in_w - ix0 : lo / in_c) * in_c;
+                    for (; k < lo; ++k) r[k] = pad;
+                    for (; k < hi; ++k) r[k] = x[off + k];
+                    for (; k < span; ++k) r[k] = pad;
+                    continue;
+                }
                 for (int kx = 0; kx < k_w; ++kx) {
                     const int ix = ix0 + d_w * kx;
-                    const int ok = iy >= 0 && iy < in_h && ix >= 0 && ix < in_w;
+                    const int ok = ix >= 0 && ix < in_w;
                     const int8_t *x = in + iy * row_bytes + ix * in_c;
                     for (int c = 0; c < in_c; ++c) r[k++] = ok ? x[c] : pad;
                 }
@@ -382,9 +398,11 @@ static void __attribute__((noinline)) conv_pixel_w16b(const uint32_t *w, const i
         int32_t a0 = (int32_t)w[0], a1 = (int32_t)w[4];  /* the pair's biases lead its stream */
         const uint32_t *v = w + 8;
         const int32_t *x = cols;
-        for (uint32_t j = k_pairs; j > 0; --j, v += 2, x += 4) {
-            a0 = tq_smlad((int32_t)v[0], *x, a0);
-            a1 = tq_smlad((int32_t)v[1], *x, a1);
+        for (uint32_t j = k_pairs / 2; j > 0; --j, v += 4, x += 8) {  /* k_pairs is even: two a turn */
+            a0 = tq_smlad((int32_t)v[0], x[0], a0);
+            a1 = tq_smlad((int32_t)v[1], x[0], a1);
+            a0 = tq_smlad((int32_t)v[2], x[4], a0);
+            a1 = tq_smlad((int32_t)v[3], x[4], a1);
         }
         out[0] = (int8_t)tq_ssat8(tq_rq_fast_x2(a0, chan));
         out[1] = (int8_t)tq_ssat8(tq_rq_fast_x2(a1, chan + 1));
