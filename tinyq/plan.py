@@ -349,7 +349,7 @@ def planar_depthwise(graph: Graph, plan: MemoryPlan, every: bool = False, keep_a
     ``keep_arena``, the arena does not grow.
 
     Why a choice: the planar kernel gathers each channel into an int16 plane, then makes two
-    outputs from one two-word load a kernel row (34 instructions a pair against 55 in the
+    outputs from one two-word load a kernel row (33 instructions a pair against 55 in the
     windowed kernel); the gather costs about 3 instructions an input, which stride 2 reads four
     of an output, and each channel a call. Official KWS: 220 K -> 173 K a layer; VWW's stride-2
     layers stay windowed. Its scratch is one channel's plane, and it runs in place at any stride,

@@ -567,7 +567,7 @@
  * One channel of tq_depthwise3x3_plane_s8: its inputs into the plane, then along each plane row
  * two outputs at a time: one two-word load per kernel row gives x0..x3, and (k0 k1) . (x0 x1) +
  * k2 x2 is the first output, k0 x1 + (k1 k2) . (x2 x3) the second (SMLAD, SMLABB; SMLATB, SMLADX):
- * 34 instructions a pair, 21 a single output. r0-r5 the kernel rows' weights, r6/r7 the loaded words, r8/r9 the sums,
+ * 33 instructions a pair, 20 a single output. r0-r5 the kernel rows' weights, r6/r7 the loaded words, r8/r9 the sums,
  * r10 / r11 the window's first and second plane rows, r12 the output, lr where the run
  * ends. The frame is the tq_dw_plane_t, copied (tq_conv.c checks its offsets). */
 
@@ -656,12 +656,11 @@
     ldr     r6, [sp, #8]
     add     r6, r6, r9, asr #31
     smmlar  r9, r9, r7, r6
-    ldr     r6, [sp, #16]               @ shift
+    ldrd    r6, r7, [sp, #16]           @ shift, out_step
     asr     r8, r8, r6
     asr     r9, r9, r6
     ssat    r8, #8, r8
     ssat    r9, #8, r9
-    ldr     r7, [sp, #20]               @ out_step
     strb    r8, [r12]
     strb    r9, [r12, r7]
     add     r12, r12, r7, lsl #1
@@ -684,10 +683,9 @@
     ldrd    r6, r7, [sp, #8]
     add     r6, r6, r8, asr #31
     smmlar  r8, r8, r7, r6
-    ldr     r6, [sp, #16]
+    ldrd    r6, r7, [sp, #16]
     asr     r8, r8, r6
     ssat    r8, #8, r8
-    ldr     r7, [sp, #20]
     strb    r8, [r12]
     add     r12, r12, r7
     cmp     r10, lr

@@ -122,7 +122,7 @@ def depthwise3x3_plane_ok(params: dict) -> bool:
 #: (tq_m4.S): two outputs of a stride-1 plane row, one output (stride 2, or a stride-1 row's odd last
 #: one), a plane row's setup; four gathered inputs, a gathered row's setup; a channel (its call
 #: from C included); a zero point written around the planes once a call.
-PLANE_PAIR, PLANE_SINGLE, PLANE_ROW = 34, 21, 20
+PLANE_PAIR, PLANE_SINGLE, PLANE_ROW = 33, 20, 20
 PLANE_GATHER4, PLANE_GATHER1, PLANE_GATHER_ROW = 11, 5, 11
 PLANE_CHANNEL, PLANE_FILL = 41, 3
 #: tq_depthwise3x3_s8 with its inner loop requantizing: a pixel's group of 4 channels, borders
