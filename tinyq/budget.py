@@ -15,10 +15,11 @@ from tinyq.errors import BudgetError
 from tinyq.ops.lower_ops import has_edge_streams
 from tinyq.plan import MemoryPlan
 
-#: Kernels + runtime + start-up: measured 25.8 KB for the digits example on the QEMU twin (flash less
-#: weights: conv, depthwise, FC, pools, softmax, fused ADD; the specialised fast paths and their
-#: unrolled loops, the int16-weight and biased-stream tiles, the row-band runner); rounded up.
-CODE_BYTES = 28 * 1024
+#: Kernels + runtime + start-up, on the QEMU twin (flash less weights and op parameters): measured
+#: 28.5 KB for official VWW, which links the most (both 3x3 depthwise kernels, the row-band runner,
+#: conv with its fast paths, unrolled loops and int16-weight tiles, FC, pools, softmax), 23.3 KB for
+#: the digits example; rounded up.
+CODE_BYTES = 30 * 1024
 #: Runtime statics besides the arena and the I/O buffers (run table, timer state).
 STATIC_BYTES = 512
 #: The USB CDC-ACM console of boards that have one (console.usb): measured 3.2 KB of code and
