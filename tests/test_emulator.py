@@ -77,7 +77,8 @@ def test_icount_makes_latency_repeatable(digits_build):
     assert max(runs) - min(runs) <= 40, runs
 
 
-def _run_in_qemu(tflite: bytes, tmp_path: Path, n: int = 3, device: str = "qemu", **plan_options):
+def _run_in_qemu(tflite: bytes, tmp_path: Path, n: int = 3, device: str = "qemu", per_layer: bool = False,
+                 **plan_options):
     from tinyq.devices import device_class
 
     g = parse_tflite(tflite)
@@ -91,7 +92,7 @@ def _run_in_qemu(tflite: bytes, tmp_path: Path, n: int = 3, device: str = "qemu"
     ref = TflmReference(tflite)
     expected = np.stack([ref.run(s) for s in x])
     with open_device(device, board, fw.elf) as dev:
-        report = drive(dev.transport, x, runs=1, warmup=0)
+        report = drive(dev.transport, x, runs=1, warmup=0, per_layer=per_layer)
     return evaluate(report, expected, board.chip.clock_hz, dev.clock), plan, fw
 
 
@@ -162,3 +163,29 @@ def test_op_cases_in_qemu_bit_exact(kind, params, tmp_path):
         m, plan, _ = _run_in_qemu(tflite, tmp_path / "planar", n=4, dw_planes=True)
         assert any(c.function == "tq_depthwise3x3_plane_s8" for c in plan.calls)
         assert m.outputs_match, f"channel-planar: inputs {m.mismatched_inputs} differ from TFLM"
+
+
+@pytest.mark.parametrize("shape", [(25, 5, 64), (24, 24, 32)])
+def test_depthwise_instruction_models_match_qemu(shape, tmp_path):
+    """The planner picks a 3x3 depthwise kernel from a model of each one's instructions
+    (tinyq.ops.lower_ops); in QEMU, on a KWS-sized layer (its planes run down the columns) and a
+    VWW-sized one (along the rows), the channel-planar model is within 1 % of the count, the
+    windowed one (a fitted figure a pixel's group of channels) within 15 %, and the faster kernel
+    is the one the planner picks. A kernel change that moves its cost must move its model too."""
+    import test_ops
+    from tinyq.ops.lower_ops import depthwise3x3_plane_instructions, depthwise3x3_windowed_instructions
+
+    h, w, c = shape
+    tflite = test_ops.op_tflite("dw", dict(h=h, w=w, c=c, k=3, strides=1, dilation=1, padding="same", act=None,
+                                           mult=1))
+    measured = {}
+    for planes in (True, False):
+        m, plan, _ = _run_in_qemu(tflite, tmp_path / str(planes), n=1, per_layer=True, dw_planes=planes)
+        (call,) = [c for c in plan.kernel_calls if "depthwise" in c.function]
+        p = dict(call.params)
+        model = depthwise3x3_plane_instructions(p) if planes else depthwise3x3_windowed_instructions(p)
+        (layer,) = [n for op, n in m.layers if op == "DEPTHWISE_CONV_2D"]  # the layer alone, not the I/O copies
+        assert m.outputs_match and abs(layer - model) < (0.01 if planes else 0.15) * model, (call.function, layer)
+        measured[call.function] = layer
+    chosen = [c.function for c in plan_memory(parse_tflite(tflite)).kernel_calls if "depthwise" in c.function]
+    assert chosen == [min(measured, key=measured.get)]
