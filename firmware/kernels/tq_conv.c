@@ -392,15 +392,16 @@ static void im2col_group(const tq_conv_params_t *p, const int8_t *in, int n, int
 
 /* The biased tile stream (w16 = 2) dotted with column 0 only: every channel pair of one pixel,
  * requantized and stored to out[0 .. 2 * pairs). Two pairs at a time, so each column word loaded
- * meets four channels' weights (k_pairs is even: two K-pairs a turn). */
+ * meets four channels' weights (k_pairs is even: two K-pairs a turn); an odd last pair runs as
+ * both, its second results dropped. */
 static void __attribute__((noinline)) conv_pixel_w16b(const uint32_t *w, const int32_t *cols, uint32_t k_pairs,
                                                       uint32_t pairs, const tq_chan_t *chan, int8_t *out) {
     const uint32_t stride = 8 + 2 * k_pairs;  /* a pair's stream: its 8 bias words, then its weights */
-    uint32_t i = 0;
-    for (; i + 2 <= pairs; i += 2, w += 2 * stride, chan += 4, out += 4) {
+    for (uint32_t i = 0; i < pairs; i += 2, w += 2 * stride, chan += 4, out += 4) {
+        const uint32_t *w2 = i + 1 < pairs ? w + stride : w;
         /* Scalars, not an array: GCC keeps them in registers. */
-        int32_t a0 = (int32_t)w[0], a1 = (int32_t)w[4], b0 = (int32_t)w[stride], b1 = (int32_t)w[stride + 4];
-        const uint32_t *v = w + 8, *u = w + stride + 8;
+        int32_t a0 = (int32_t)w[0], a1 = (int32_t)w[4], b0 = (int32_t)w2[0], b1 = (int32_t)w2[4];
+        const uint32_t *v = w + 8, *u = w2 + 8;
         const int32_t *x = cols;
         for (uint32_t j = k_pairs / 2; j > 0; --j, v += 4, u += 4, x += 8) {
             a0 = tq_smlad((int32_t)v[0], x[0], a0);
@@ -414,21 +415,10 @@ static void __attribute__((noinline)) conv_pixel_w16b(const uint32_t *w, const i
         }
         out[0] = (int8_t)tq_ssat8(tq_rq_fast_x2(a0, chan));
         out[1] = (int8_t)tq_ssat8(tq_rq_fast_x2(a1, chan + 1));
-        out[2] = (int8_t)tq_ssat8(tq_rq_fast_x2(b0, chan + 2));
-        out[3] = (int8_t)tq_ssat8(tq_rq_fast_x2(b1, chan + 3));
-    }
-    if (i < pairs) {
-        int32_t a0 = (int32_t)w[0], a1 = (int32_t)w[4];
-        const uint32_t *v = w + 8;
-        const int32_t *x = cols;
-        for (uint32_t j = k_pairs / 2; j > 0; --j, v += 4, x += 8) {
-            a0 = tq_smlad((int32_t)v[0], x[0], a0);
-            a1 = tq_smlad((int32_t)v[1], x[0], a1);
-            a0 = tq_smlad((int32_t)v[2], x[4], a0);
-            a1 = tq_smlad((int32_t)v[3], x[4], a1);
+        if (w2 != w) {
+            out[2] = (int8_t)tq_ssat8(tq_rq_fast_x2(b0, chan + 2));
+            out[3] = (int8_t)tq_ssat8(tq_rq_fast_x2(b1, chan + 3));
         }
-        out[0] = (int8_t)tq_ssat8(tq_rq_fast_x2(a0, chan));
-        out[1] = (int8_t)tq_ssat8(tq_rq_fast_x2(a1, chan + 1));
     }
 }
 
