@@ -135,20 +135,28 @@
  * [sp] w, [sp, #4] cols, [sp, #8] cols end, [sp, #12] chan, [sp, #16] out, [sp, #20] out
  * stride, [sp, #24] out + 2 * pairs (where the last pair's pixel-0 bytes end). */
 
-    .macro REQUANT acc, bias, rnd, mult, shift, tmp   @ tq_rq_fast, then saturate to int8
-    add     \acc, \bias, \acc, lsl #1   @ 2 * (sum + bias)
-    add     \tmp, \rnd, \acc, asr #31   @ rnd - [sum < 0] (tmp may be bias: read above)
+    .macro COUNTDOWN reg, off, target   @ the counter at [sp, #off] less one; on to target while not 0
+    ldr     \reg, [sp, #\off]
+    subs    \reg, \reg, #1
+    str     \reg, [sp, #\off]
+    bne     \target
+    .endm
+
+    .macro REQUANT_X2 acc, rnd, mult, shift, tmp   @ acc = 2 * (sum + bias): tq_rq_fast_x2, saturated to int8
+    add     \tmp, \rnd, \acc, asr #31   @ rnd - [sum < 0] (tmp may be rnd)
     smmlar  \acc, \acc, \mult, \tmp
     asr     \acc, \acc, \shift
     ssat    \acc, #8, \acc
     .endm
 
+    .macro REQUANT acc, bias, rnd, mult, shift, tmp   @ tq_rq_fast, then saturate to int8
+    add     \acc, \bias, \acc, lsl #1   @ 2 * (sum + bias) (tmp may be bias: read here)
+    REQUANT_X2 \acc, \rnd, \mult, \shift, \tmp
+    .endm
+
     .macro RQ acc, w16=0                @ r10-lr: the channel's bias, rnd, mult, shift
-    .if \w16 == 2                       @ acc is already 2 * (sum + bias): tq_rq_fast_x2
-    add     r1, r11, \acc, asr #31
-    smmlar  \acc, \acc, r12, r1
-    asr     \acc, \acc, lr
-    ssat    \acc, #8, \acc
+    .if \w16 == 2                       @ acc is already 2 * (sum + bias)
+    REQUANT_X2 \acc, r11, r12, lr, r1
     .else
     REQUANT \acc, r10, r11, r12, lr, r1
     .endif
@@ -361,10 +369,7 @@
     strb    r7, [r0], #1
     strb    r8, [r0], #1
     str     r0, [sp, #16]
-    ldr     r0, [sp, #20]
-    subs    r0, r0, #1
-    str     r0, [sp, #20]
-    bne     5b
+    COUNTDOWN r0, 20, 5b
     add     sp, sp, #24
     pop     {r4-r11, pc}
     .size   \name, . - \name
@@ -455,10 +460,7 @@
 
     .macro DW_RQ acc                    @ acc is 2 * (sum + bias): tq_rq_fast_x2
     ldmia   r4!, {r10-r12}              @ rnd, mult, shift
-    add     r9, r10, \acc, asr #31
-    smmlar  \acc, \acc, r11, r9
-    asr     \acc, \acc, r12
-    ssat    \acc, #8, \acc
+    REQUANT_X2 \acc, r10, r11, r12, r9
     strb    \acc, [lr], #1
     .endm
 
@@ -507,10 +509,7 @@
     add     r0, r0, r9
     add     r1, r1, r9
     add     r2, r2, r9
-    ldr     r9, [sp, #12]
-    subs    r9, r9, #1
-    str     r9, [sp, #12]
-    bne     1b
+    COUNTDOWN r9, 12, 1b
     add     sp, sp, #16
     pop     {r4-r11, pc}
     .size   tq_dw3x3_rq_row, . - tq_dw3x3_rq_row
@@ -533,10 +532,7 @@
     ldr     r12, [r5, r12, lsl #2]
     ldr     lr, [r6, lr, lsl #2]
     add     r12, r12, lr                @ the doubled sum: tq_rq_fast_x2's input
-    add     lr, r7, r12, asr #31
-    smmlar  r12, r12, r8, lr
-    asr     r12, r12, r9
-    ssat    r12, #8, r12
+    REQUANT_X2 r12, r7, r8, r9, lr
     .if \last
     strb    r12, [r3], #4
     .else
@@ -650,7 +646,7 @@
     smlatb  r9, r6, r4, r9
     smlabb  r8, r7, r5, r8
     smladx  r9, r7, r5, r9
-    ldrd    r6, r7, [sp, #8]            @ rnd, mult: tq_rq_fast_x2
+    ldrd    r6, r7, [sp, #8]            @ rnd, mult: REQUANT_X2 split around the loads (two free registers)
     add     r6, r6, r8, asr #31
     smmlar  r8, r8, r7, r6
     ldr     r6, [sp, #8]
@@ -695,10 +691,7 @@
     add     r6, r6, r8
     add     r7, r7, r9
     strd    r6, r7, [sp, #24]
-    ldr     r6, [sp, #32]               @ rows left
-    subs    r6, r6, #1
-    str     r6, [sp, #32]
-    bne     2b
+    COUNTDOWN r6, 32, 2b                @ rows left
     add     sp, sp, #84
     pop     {r4-r11, pc}
     .size   tq_dw3x3_plane, . - tq_dw3x3_plane
