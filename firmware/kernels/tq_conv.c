@@ -340,8 +340,10 @@ static void im2col_group(const tq_conv_params_t *p, const int8_t *in, int n, int
                      * edge pixels): the bytes inside, zero points around them. */
                     const int8_t *x = in + iy * row_bytes;
                     const int off = ix0 * in_c;
-                    const int lo = (ix0 >= 0 ? 0 : -ix0 < k_w ? -ix0 : k_w) * in_c;
-                    const int hi = (ix0 + k_w <= in_w ? k_w : in_w - ix0 > lo / in_c ? in_w - ix0 : lo / in_c) * in_c;
+                    /* The taps [tap_lo, tap_hi) are inside the input. */
+                    const int tap_lo = ix0 >= 0 ? 0 : -ix0 < k_w ? -ix0 : k_w;
+                    const int tap_hi = ix0 + k_w <= in_w ? k_w : in_w - ix0 > tap_lo ? in_w - ix0 : tap_lo;
+                    const int lo = tap_lo * in_c, hi = tap_hi * in_c;
                     for (; k < lo; ++k) r[k] = pad;
                     for (; k < hi; ++k) r[k] = x[off + k];
                     for (; k < span; ++k) r[k] = pad;
