@@ -237,6 +237,29 @@ int main(void) {
     assert len(want) > 40 and sum(r.startswith("3 ") for r in rows) > 10 and [int(v) for v in got] == want
 
 
+def test_layout_constants_agree_between_python_and_c(tmp_path):
+    """The facts the weight layouts and the band runner share with C, stated once each side."""
+    import subprocess
+
+    from tinyq.hostrun import KERNELS_DIR
+    from tinyq.ops import band, layout
+
+    harness = tmp_path / "k.c"
+    harness.write_text('#include <stdio.h>\n#include "tq_kernels.h"\nint main(void) {\n'
+                       '    printf("%u %u %u\\n", TQ_TILE_LEAD_WORDS, TQ_TILE_TAIL_WORDS, (unsigned)TQ_BAND_MAX_STAGES);\n'
+                       '    return 0;\n}\n')
+    exe = tmp_path / "k"
+    subprocess.run(["gcc", "-std=c99", "-Wall", "-Wextra", "-Werror", "-I", str(KERNELS_DIR), str(harness), "-o",
+                    str(exe)], check=True)
+    got = [int(v) for v in subprocess.run([str(exe)], capture_output=True, text=True, check=True).stdout.split()]
+    assert got == [layout.TILE_LEAD_WORDS, layout.TILE_TAIL_WORDS, band.MAX_STAGES]
+    # The stream itself: per pair, the biases, the weights, then rnd, mult, shift of each channel.
+    chan = [(10, 11, 12, 13), (20, 21, 22, 23), (30, 31, 32, 33), (40, 41, 42, 43)]
+    s = layout.tile_stream((1, 2, 3, 4), chan)
+    assert s == (10,) * 4 + (20,) * 4 + (1, 2) + (11, 12, 13, 21, 22, 23) + (30,) * 4 + (40,) * 4 + (3, 4) + (
+        31, 32, 33, 41, 42, 43)
+
+
 # --- the variants the planner may pick, forced, against TFLM on the host ------------------------------
 
 def _chain_model():

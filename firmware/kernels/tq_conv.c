@@ -42,21 +42,30 @@ void tq_mm_2x4_w16(const uint32_t *w, const int32_t *cols, uint32_t k_pairs, int
 }
 
 /* w16: 0 int8 weights, 1 int16 pairs, 2 the biased tile stream (each pair's 8 bias words, then its
- * weights doubled: the sums plus the biases are tq_rq_fast_x2's input). */
+ * weights doubled: the sums plus the biases are tq_rq_fast_x2's input; then its two channels' rnd,
+ * mult and shift, which the requantization reads from the stream as tq_m4.S does). */
 static void conv_tile(const tq_conv_tile_t *t, int w16) {
     const uint32_t k_pairs = (uint32_t)(t->cols_end - t->cols) / 4;
-    const uint32_t lead = w16 == 2 ? 8u : 0u;  /* the bias words before each pair's weights */
+    const uint32_t lead = w16 == 2 ? TQ_TILE_LEAD_WORDS : 0u;  /* the bias words before each pair's weights */
+    const uint32_t tail = w16 == 2 ? TQ_TILE_TAIL_WORDS : 0u;  /* its parameters after them */
     const uint32_t *w = t->w;
-    for (uint32_t i = 0; i < t->pairs; ++i, w += lead + k_pairs * (w16 ? 2u : 1u)) {
+    for (uint32_t i = 0; i < t->pairs; ++i, w += lead + k_pairs * (w16 ? 2u : 1u) + tail) {
         int32_t acc[8];
         if (w16) tq_mm_2x4_w16(w + lead, t->cols, k_pairs, acc);
         else tq_mm_2x4(w, t->cols, k_pairs, acc);
         int8_t *o = t->out + 2 * i;
         const tq_chan_t *q = t->chan + 2 * i;
+        const uint32_t *params = w + lead + 2 * k_pairs;  /* w16 == 2: rnd, mult, shift; twice */
         for (int n = 0; n < 8; ++n) {  /* acc[n]: pixel n % 4, channel 2i + n / 4 */
-            /* acc + bias wraps as the SMLAD chain that starts from the bias does */
-            const int32_t y = lead ? tq_rq_fast_x2((int32_t)((uint32_t)acc[n] + w[n]), q + n / 4)
-                                   : tq_rq_fast(acc[n], q + n / 4);
+            int32_t y;
+            if (lead) {
+                const uint32_t *r = params + 3 * (n / 4);
+                const tq_chan_t s = {0, (int32_t)r[0], (int32_t)r[1], (int32_t)r[2]};
+                /* acc + bias wraps as the SMLAD chain that starts from the bias does */
+                y = tq_rq_fast_x2((int32_t)((uint32_t)acc[n] + w[n]), &s);
+            } else {
+                y = tq_rq_fast(acc[n], q + n / 4);
+            }
             o[(n % 4) * t->out_stride + n / 4] = (int8_t)tq_ssat8(y);
         }
     }
@@ -398,12 +407,13 @@ static void im2col_group(const tq_conv_params_t *p, const int8_t *in, int n, int
  * both, its second results dropped. */
 static void __attribute__((noinline)) conv_pixel_w16b(const uint32_t *w, const int32_t *cols, uint32_t k_pairs,
                                                       uint32_t pairs, const tq_chan_t *chan, int8_t *out) {
-    const uint32_t stride = 8 + 2 * k_pairs;  /* a pair's stream: its 8 bias words, then its weights */
+    /* a pair's stream: its bias words, its weights, its parameters (read here from chan, the same values) */
+    const uint32_t stride = TQ_TILE_LEAD_WORDS + 2 * k_pairs + TQ_TILE_TAIL_WORDS;
     for (uint32_t i = 0; i < pairs; i += 2, w += 2 * stride, chan += 4, out += 4) {
         const uint32_t *w2 = i + 1 < pairs ? w + stride : w;
         /* Scalars, not an array: GCC keeps them in registers. */
         int32_t a0 = (int32_t)w[0], a1 = (int32_t)w[4], b0 = (int32_t)w2[0], b1 = (int32_t)w2[4];
-        const uint32_t *v = w + 8, *u = w2 + 8;
+        const uint32_t *v = w + TQ_TILE_LEAD_WORDS, *u = w2 + TQ_TILE_LEAD_WORDS;
         const int32_t *x = cols;
         for (uint32_t j = k_pairs / 2; j > 0; --j, v += 4, u += 4, x += 8) {
             a0 = tq_smlad((int32_t)v[0], x[0], a0);

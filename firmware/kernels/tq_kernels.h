@@ -307,7 +307,11 @@ typedef struct {
 } tq_conv_tile_t;
 void tq_conv_tile(const tq_conv_tile_t *t);
 void tq_conv_tile_w16(const tq_conv_tile_t *t);
-/* The biased tile stream (w16 = 2): the sums start at the biases and come out doubled. */
+/* The biased tile stream (w16 = 2): the sums start at the biases and come out doubled. Each channel
+ * pair's words: its two biases four times each, its doubled int16 weights, its two channels' rnd,
+ * mult and shift (layout.TILE_LEAD_WORDS / TILE_TAIL_WORDS in Python; a test compares them). */
+#define TQ_TILE_LEAD_WORDS 8u
+#define TQ_TILE_TAIL_WORDS 6u
 void tq_conv_tile_w16b(const tq_conv_tile_t *t);
 /* acc[0..3] = channels c..c+3 . the vector, over k_pairs (even, >= 2) K-pairs. */
 void tq_mv_4x1(const uint32_t *w, const int32_t *vec, uint32_t k_pairs, int32_t acc[4]);

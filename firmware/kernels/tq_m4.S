@@ -60,13 +60,10 @@
     DUAL    \first, r9, r11, lr
     .endm
 
+    .equ    MM_PAIR_BYTES, 44           @ an int16-weight MM_PAIR: three LDM.W, eight SMLAD, all 32-bit
+
     .macro MM_KLOOP end, w16=0, long=1  @ all K-pairs; [sp, #end] holds the columns' end
-    .if \w16 == 2                       @ the biased stream: the sums start at the biases
-    ldmia   r0!, {r2-r9}
-    MM_PAIR 0, \w16
-    .else
     MM_PAIR 1, \w16                     @ K-pair 0 starts the sums (SMUAD)
-    .endif
     MM_PAIR 0, \w16                     @ K-pair 1
     ldr     r12, [sp, #\end]
     subs    r12, r12, r1                @ bytes left: 16 a K-pair, a multiple of 32
@@ -206,7 +203,73 @@
 
     CONV_TILE tq_conv_tile, 0
     CONV_TILE tq_conv_tile_w16, 1
-    CONV_TILE tq_conv_tile_w16b, 2           @ the biased stream: 4 instructions an output's requantization
+
+/* ---- tq_conv_tile_w16b(const tq_conv_tile_t *t) ----
+ * tq_conv_tile on the biased stream (layout.tile_stream): each channel pair's 8 bias words, its
+ * doubled int16 weights, then its two channels' rnd, mult and shift. The sums start at the biases
+ * (one LDM) and come out as tq_rq_fast_x2's input, so an output's requantization is 4 instructions;
+ * the weight pointer runs on through the pair's parameters into the next pair's biases.
+ * The K-loop is entered part way into its 16 unrolled K-pairs (computed once a call), so a tile
+ * spends 2 instructions before its K-pairs and 3 every 16 after. [sp] w, [sp, #4] cols, [sp, #8]
+ * cols end, [sp, #12] chan (unused), [sp, #16] out, [sp, #20] out stride, [sp, #24] out + 2 * pairs,
+ * [sp, #28] the K-loop's entry. */
+
+    FUNC    tq_conv_tile_w16b
+    push    {r4-r11, lr}
+    ldmia   r0, {r1-r7}
+    add     r7, r5, r7, lsl #1          @ pairs -> the end of the output's first row: out + 2 * pairs
+    sub     r8, r3, r2                  @ 16 bytes a K-pair: enter (K-pairs - 1) % 16 + 1 pairs before 1f
+    sub     r8, r8, #16
+    and     r8, r8, #(15 * 16)
+    add     r8, r8, #16
+    lsr     r8, r8, #4
+    mov     r9, #MM_PAIR_BYTES
+    adr     r10, 1f
+    mls     r8, r8, r9, r10
+    orr     r8, r8, #1                  @ a Thumb address for BX
+    push    {r1-r8}
+    mov     r0, r1
+5:  ldr     r1, [sp, #4]
+    ldmia   r0!, {r2-r9}                @ the sums start at the biases
+    ldr     r12, [sp, #28]
+    bx      r12
+0:
+    .rept 16
+    MM_PAIR 0, 2
+    .endr
+1:  .if (1b - 0b) != 16 * MM_PAIR_BYTES
+    .error "MM_PAIR is not MM_PAIR_BYTES long: the K-loop's entry would be wrong"
+    .endif
+    ldr     r12, [sp, #8]
+    cmp     r1, r12
+    bne     0b
+    ldmia   r0!, {r11, r12, lr}         @ channel c: rnd, mult, shift
+    RQ      r2, 2
+    RQ      r3, 2
+    RQ      r4, 2
+    RQ      r5, 2
+    ldmia   r0!, {r11, r12, lr}         @ channel c + 1
+    RQ      r6, 2
+    RQ      r7, 2
+    RQ      r8, 2
+    RQ      r9, 2
+    ldrd    r10, r11, [sp, #16]         @ pixel 0, channel c; the output's stride
+    bfi     r2, r6, #8, #8              @ each pixel's two channels: one halfword
+    bfi     r3, r7, #8, #8
+    bfi     r4, r8, #8, #8
+    bfi     r5, r9, #8, #8
+    add     r12, r10, r11, lsl #1
+    strh    r4, [r12]
+    strh    r5, [r12, r11]
+    strh    r3, [r10, r11]
+    strh    r2, [r10], #2
+    str     r10, [sp, #16]
+    ldr     r12, [sp, #24]
+    cmp     r10, r12
+    bne     5b
+    add     sp, sp, #32
+    pop     {r4-r11, pc}
+    .size   tq_conv_tile_w16b, . - tq_conv_tile_w16b
 
 /* ---- tq_expand(const int8_t *src, int32_t *col, uint32_t words) ----
  * One im2col column: each input word becomes its two int16 K-pairs, 8 words apart in the

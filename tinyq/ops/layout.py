@@ -70,19 +70,31 @@ def int16_words(words, scale: int = 1) -> tuple[int, ...]:
     return tuple(out)
 
 
+#: The biased tile stream's words before each channel pair's weights (its biases, 4 times each) and after
+#: them (its channels' rnd, mult, shift): TQ_TILE_LEAD_WORDS / TQ_TILE_TAIL_WORDS in tq_kernels.h.
+TILE_LEAD_WORDS = 8
+TILE_TAIL_WORDS = 6
+
+
 def tile_stream(doubled16, chan) -> tuple[int, ...]:
     """The layout of a conv whose every channel pair runs in the requantizing tile (w16 = 2): each
     pair's doubled int16 weights (``int16_words(words, scale=2)``) led by 8 words, its channels'
-    ``bias`` four times each.
+    ``bias`` four times each, and followed by 6, their ``rnd, mult, shift`` in turn.
 
     The tile loads those 8 words into its accumulators with one LDM, so a sum comes out as
     2 * acc + bias, tq_rq_fast_x2's input, without an add per output (the value is the one
-    tq_rq_fast forms, wrapping alike, so the results are the same)."""
+    tq_rq_fast forms, wrapping alike, so the results are the same). The parameters after the
+    weights are where the weight pointer already is when the tile requantizes: one LDM each
+    channel, and the pointer runs on into the next pair's biases (no reload of either pointer).
+    """
     out: list[int] = []
     per_pair = len(doubled16) // (len(chan) // 2)
     for i in range(len(chan) // 2):
-        out += [int(chan[2 * i][0]) & 0xFFFFFFFF] * 4 + [int(chan[2 * i + 1][0]) & 0xFFFFFFFF] * 4
+        rows = chan[2 * i:2 * i + 2]
+        out += [int(row[0]) & 0xFFFFFFFF for row in rows for _ in range(TILE_LEAD_WORDS // 2)]
         out += doubled16[i * per_pair:(i + 1) * per_pair]
+        out += [int(v) & 0xFFFFFFFF for row in rows for v in row[1:]]
+    assert len(out) == len(chan) // 2 * (TILE_LEAD_WORDS + per_pair + TILE_TAIL_WORDS)
     return tuple(out)
 
 
