@@ -96,6 +96,15 @@ def _run_in_qemu(tflite: bytes, tmp_path: Path, n: int = 3, device: str = "qemu"
     return evaluate(report, expected, board.chip.clock_hz, dev.clock), plan, fw
 
 
+def test_resnet_blocks_by_winograd_in_qemu(zoo, tmp_path):
+    """ResNet-8's 3x3 stride-1 convs by Winograd F(2, 3) on the device: in row bands, one with the
+    residual ADD fused into its last stage (the sum written over the skip tensor row by row)."""
+    m, plan, _ = _run_in_qemu(zoo("ic_resnet8"), tmp_path, n=2, weights16=True, wino=True)
+    wino = [st for st in plan.steps for c in (st.call.stages or (st.call,)) if dict(c.params).get("w16") == 3]
+    assert any(st.name.startswith("BAND:") and st.name.endswith("CONV_2D+ADD") for st in wino)
+    assert m.outputs_match, f"inputs {m.mismatched_inputs} differ from TFLM"
+
+
 @pytest.mark.parametrize("name", ["kws_ds_cnn", "ic_resnet8", "ad_fc_autoencoder",
                                   pytest.param("vww_mobilenet_v1_025", marks=pytest.mark.slow)])
 def test_mlperf_architectures_in_qemu_bit_exact(zoo, name, tmp_path):
@@ -159,6 +168,10 @@ def test_op_cases_in_qemu_bit_exact(kind, params, tmp_path):
         m, plan, _ = _run_in_qemu(tflite, tmp_path / "w16", n=4, weights16=True, **windowed)
         assert kind == "dw" or any(dict(c.params).get("w16") for c in plan.calls)
         assert m.outputs_match, f"the fast layout: inputs {m.mismatched_inputs} differ from TFLM"
+    if kind == "conv" and test_ops.winograd_applies(tflite):
+        m, plan, _ = _run_in_qemu(tflite, tmp_path / "wino", n=4, weights16=True, wino=True)
+        assert any(dict(c.params).get("w16") == 3 for c in plan.calls)
+        assert m.outputs_match, f"Winograd: inputs {m.mismatched_inputs} differ from TFLM"
     if kind == "dw" and test_ops.planar_applies(tflite):
         m, plan, _ = _run_in_qemu(tflite, tmp_path / "planar", n=4, dw_planes=True)
         assert any(c.function == "tq_depthwise3x3_plane_s8" for c in plan.calls)

@@ -136,13 +136,17 @@ EXTRA = [
     ("conv", dict(h=9, w=9, c=3, filters=6, k=3, strides=1, dilation=2, padding="same", act=None, bias=True)),
     ("conv", dict(h=7, w=6, c=4, filters=3, k=3, strides=2, dilation=1, padding="same", act="relu", bias=False)),
 ]
+# 3x3 stride-1 convs the Winograd kernel takes (w16 = 3: widths a multiple of 8, input channels of 4):
+# one group of pixels a row, two, and a map 2 rows high (both kernel rows outside at once).
+WINO = [("conv", dict(h=h, w=w, c=c, filters=f, k=3, strides=1, dilation=1, padding="same", act=None, bias=b))
+        for h, w, c, f, b in [(5, 8, 4, 2, True), (6, 16, 8, 6, False), (2, 8, 12, 4, True)]]
 # 3x3 depthwise border columns through weight streams of their own (tinyq.ops.layout.depthwise3x3_edge):
 # both sides at stride 1 and 2, the right side only (stride 2, even width), a 3-wide input, and maps that
 # take none (an input 2 wide, an output 17 wide).
 DW_EDGES = [("dw", dict(h=h, w=w, c=c, k=3, strides=s, dilation=1, padding="same", act=a, mult=1))
             for h, w, c, s, a in [(5, 5, 8, 1, None), (7, 7, 4, 2, "relu"), (7, 6, 4, 2, None), (3, 3, 4, 1, "relu"),
                                   (4, 2, 4, 1, None), (4, 17, 4, 1, "relu")]]
-CASES = _cases() + EXTRA + DW_EDGES
+CASES = _cases() + EXTRA + DW_EDGES + WINO
 
 
 def op_tflite(kind: str, params: dict) -> bytes:
@@ -181,6 +185,11 @@ def test_op_bit_exact_with_tflm(kind, params):
         assert kind == "dw" or any(dict(c.params).get("w16") for c in plan16.calls)
         got16 = run_generated(emit_model(plan16, tflite), x, g.output_tensors[0].shape)
         np.testing.assert_array_equal(got16, want)
+    if kind == "conv" and winograd_applies(tflite):
+        # And by Winograd F(2, 3), where the planner may pick it.
+        wino = plan_memory(g, weights16=True, wino=True)
+        assert any(dict(c.params).get("w16") == 3 for c in wino.calls)
+        np.testing.assert_array_equal(run_generated(emit_model(wino, tflite), x, g.output_tensors[0].shape), want)
     if kind == "dw" and planar_applies(tflite):
         planes = plan_memory(g, dw_planes=True)
         assert any(c.function == "tq_depthwise3x3_plane_s8" for c in planes.calls)
@@ -195,6 +204,15 @@ def planar_applies(tflite: bytes) -> bool:
 
     g = parse_tflite(tflite)
     return any(depthwise3x3_plane_call(g, op) is not None for op in g.operators)
+
+
+def winograd_applies(tflite: bytes) -> bool:
+    """Whether a case's conv can run by Winograd F(2, 3) (then that run must not be skipped)."""
+    from tinyq.ops import lower
+    from tinyq.ops.lower_ops import conv_winograd_ok
+
+    g = parse_tflite(tflite)
+    return any(conv_winograd_ok(dict(lower(g, op).params)) for op in g.operators if op.opcode == "CONV_2D")
 
 
 EDGE_SIDES = [("left", "right"), ("left", "right"), ("right",), ("left", "right"), (), ()]

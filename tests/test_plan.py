@@ -187,7 +187,7 @@ def test_kernel_scratch_sizes_agree_between_python_and_c(tmp_path, zoo):
 
     rows, want = [], []
     for g in graphs:
-        lowered = plan_memory(g).lowered
+        lowered = plan_memory(g).lowered + plan_memory(g, weights16=True, wino=True).lowered
         # As lowered, as the planner chose (small patches), and band stages (which run one row at a time).
         stages = {id(s) for st in lowered for s in st.call.stages}
         calls = [lower(g, op) for op in g.operators] + [s for st in lowered for s in (st.call.stages or (st.call,))]
@@ -202,7 +202,7 @@ def test_kernel_scratch_sizes_agree_between_python_and_c(tmp_path, zoo):
                     p["out_h"] = 1
                 fields = [p[k] for k in ("in_c", "out_h", "out_w", "out_c", "k_pairs", "dil_w", "fast",
                                          "act_min", "act_max", "stride_h", "stride_w")]
-                fields += [p.get("small_patch", 0), p.get("transposed", 0)]
+                fields += [p.get("small_patch", 0), p.get("transposed", 0), p.get("w16", 0)]
                 kind = {"tq_depthwise3x3_s8": 0, "tq_conv2d_s8": 1, "tq_conv2d_add_s8": 2,
                         "tq_depthwise3x3_plane_s8": 3}[c.function]
                 if kind == 3:
@@ -214,14 +214,15 @@ def test_kernel_scratch_sizes_agree_between_python_and_c(tmp_path, zoo):
 #include <stdio.h>
 #include "tq_kernels.h"
 int main(void) {
-    int conv, in_c, out_h, out_w, out_c, k_pairs, dil_w, fast, lo, hi, s_h, s_w, small, transposed;
-    while (scanf("%d %d %d %d %d %d %d %d %d %d %d %d %d %d", &conv, &in_c, &out_h, &out_w, &out_c, &k_pairs,
-                 &dil_w, &fast, &lo, &hi, &s_h, &s_w, &small, &transposed) == 14) {
+    int conv, in_c, out_h, out_w, out_c, k_pairs, dil_w, fast, lo, hi, s_h, s_w, small, transposed, w16;
+    while (scanf("%d %d %d %d %d %d %d %d %d %d %d %d %d %d %d", &conv, &in_c, &out_h, &out_w, &out_c, &k_pairs,
+                 &dil_w, &fast, &lo, &hi, &s_h, &s_w, &small, &transposed, &w16) == 15) {
         tq_conv_params_t p = {0};
         p.in_c = (uint16_t)in_c; p.out_h = (uint16_t)out_h; p.out_w = (uint16_t)out_w; p.out_c = (uint16_t)out_c;
         p.k_pairs = (uint16_t)k_pairs; p.dil_w = (uint16_t)dil_w; p.fast = (uint8_t)fast;
         p.act_min = lo; p.act_max = hi; p.small_patch = (uint8_t)small;
         p.stride_h = (uint16_t)s_h; p.stride_w = (uint16_t)s_w; p.transposed = (uint8_t)transposed;
+        p.w16 = (uint8_t)w16;
         printf("%u\n", conv == 3 ? tq_depthwise3x3_plane_scratch_bytes(&p)
                         : conv == 2 ? tq_conv2d_add_scratch_bytes(&p)
                         : conv ? tq_conv2d_scratch_bytes(&p) : tq_depthwise3x3_scratch_bytes(&p));
@@ -234,7 +235,8 @@ int main(void) {
                     str(exe)], check=True)
     got = subprocess.run([str(exe)], input="\n".join(rows) + "\n", capture_output=True, text=True,
                          check=True).stdout.split()
-    assert len(want) > 40 and sum(r.startswith("3 ") for r in rows) > 10 and [int(v) for v in got] == want
+    assert len(want) > 40 and sum(r.startswith("3 ") for r in rows) > 10 and sum(r.endswith(" 3") for r in rows) > 4
+    assert [int(v) for v in got] == want
 
 
 def test_layout_constants_agree_between_python_and_c(tmp_path):

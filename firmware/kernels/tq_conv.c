@@ -75,6 +75,62 @@ void tq_conv_tile(const tq_conv_tile_t *t) { conv_tile(t, 0); }
 void tq_conv_tile_w16(const tq_conv_tile_t *t) { conv_tile(t, 1); }
 void tq_conv_tile_w16b(const tq_conv_tile_t *t) { conv_tile(t, 2); }
 
+/* Winograd F(2, 3) tile: per channel pair, four phases over the same columns' transformed inputs
+ * (layout.WINO_PHASES: positions 1, 2, 0, 3). From the biases b: T = b + M1, U = T + M2, E = U + M0
+ * is twice the even outputs' sums plus b; 2T - U + (-M3) = b + M1 - M2 - M3 the odd ones'. Sums
+ * wrap as SMLAD's do; the final values are the direct conv's, which the fast path proved fit. */
+static void wino_store(const tq_wino_tile_t *t, const uint32_t *acc, const uint32_t *params, uint32_t i, int odd) {
+    for (int n = 0; n < 8; ++n) {  /* acc[n]: pixel pair n % 4, channel 2i + n / 4 */
+        const uint32_t *r = params + 3 * (n / 4);
+        const tq_chan_t q = {0, (int32_t)r[0], (int32_t)r[1], (int32_t)r[2]};
+        t->out[(2 * (n % 4) + odd) * t->out_stride + 2 * (int32_t)i + n / 4] =
+            (int8_t)tq_ssat8(tq_rq_fast_x2((int32_t)acc[n], &q));
+    }
+}
+
+void tq_wino_tile(const tq_wino_tile_t *t) {
+    const uint32_t kp = t->k_pairs, phase = 2 * kp;  /* a phase's weight words */
+    const uint32_t *w = t->w;
+    for (uint32_t i = 0; i < t->pairs; ++i, w += TQ_TILE_LEAD_WORDS + 4 * phase + TQ_TILE_TAIL_WORDS) {
+        uint32_t a[8], tt[8], u[8];
+        int32_t m[8];
+        for (int n = 0; n < 8; ++n) a[n] = w[n];
+        const uint32_t *v = w + TQ_TILE_LEAD_WORDS;
+        for (int ph = 0; ph < 4; ++ph, v += phase) {
+            tq_mm_2x4_w16(v, t->cols + 4 * kp * (uint32_t)ph, kp, m);
+            if (ph == 3)
+                for (int n = 0; n < 8; ++n) a[n] = 2u * tt[n] - u[n];
+            for (int n = 0; n < 8; ++n) a[n] += (uint32_t)m[n];
+            if (ph == 0)
+                for (int n = 0; n < 8; ++n) tt[n] = a[n];
+            else if (ph == 1)
+                for (int n = 0; n < 8; ++n) u[n] = a[n];
+            else
+                wino_store(t, a, w + TQ_TILE_LEAD_WORDS + 4 * phase, i, ph == 3);  /* the parameters */
+        }
+    }
+}
+
+void tq_wino_row(tq_wino_row_t *t) {
+    const int8_t *px = t->px, *left = t->left, *right = t->right;
+    for (uint32_t q = 0; q < t->words; ++q, px += 4, left += t->left_step, right += t->right_step) {
+        for (int lane = 0; lane < 2; ++lane) {
+            int32_t w[10];
+            for (int32_t k = 0; k < 10; ++k) {
+                const uint32_t d = tq_load32(k == 0 ? left : k == 9 ? right : px + (k - 1) * t->c);
+                w[k] = lane ? tq_sxtb16_ror8(d) : tq_sxtb16(d);
+            }
+            for (int n = 0; n < 4; ++n) {  /* pair n: inputs 2n .. 2n + 3; positions in phase order 1, 2, 0, 3 */
+                const int32_t *x = w + 2 * n;
+                *t->d[0]++ = tq_sadd16(x[1], x[2]);
+                *t->d[1]++ = tq_ssub16(x[2], x[1]);
+                *t->d[2]++ = tq_ssub16(x[0], x[2]);
+                *t->d[3]++ = tq_ssub16(x[1], x[3]);
+            }
+        }
+    }
+}
+
 void tq_expand(const int8_t *src, int32_t *col, uint32_t words) {
     for (uint32_t i = 0; i < words; ++i, col += 8) {
         const uint32_t x = tq_load32(src + 4 * i);
@@ -492,9 +548,68 @@ static inline __attribute__((always_inline)) void conv_body(const tq_conv_params
     }
 }
 
+/* The Winograd conv's input transform for output row y, pixels x0 .. x0 + 7 (4 pairs: the tile's
+ * columns): for each kernel row r and input word q (channels 4q .. 4q + 3), the inputs d0..d3 at
+ * x - 1 .. x + 2 of each pair (x even; the zero point outside the input, as the direct conv's
+ * padded taps read: the bias holds the zero point's terms), as int16 lanes (c, c+2) and (c+1, c+3),
+ * give the positions (d0 - d2, d1 + d2, d2 - d1, d1 - d3), stored in phase order 1, 2, 0, 3
+ * (layout.WINO_PHASES). |d| <= 128: the lanes cannot overflow. */
+static void wino_transform(const tq_conv_params_t *p, const int8_t *in, int32_t y, int32_t x0, int32_t *v,
+                           uint32_t kp) {
+    const int32_t C = p->in_c, W = p->in_w, H = p->in_h;
+    /* A padding word: what pixels outside the input read (the zero point's bytes). */
+    const uint32_t pad = (uint32_t)(uint8_t)p->pad_value * 0x01010101u;
+    tq_wino_row_t t = {0, C, (uint32_t)C / 4, 0, 0, 0, 0, {v, v + 4 * kp, v + 8 * kp, v + 12 * kp}};
+    for (int32_t r = 0; r < 3; ++r) {
+        const int32_t iy = y - p->pad_h + r;
+        if (iy < 0 || iy >= H) {
+            /* A kernel row outside the input: every input the pad, so position 1 is 2 pad and the rest 0. */
+            const int32_t p1 = tq_sadd16(tq_sxtb16(pad), tq_sxtb16(pad));
+            for (uint32_t i = 0; i < 8u * (uint32_t)C / 4; ++i) {  /* 2 lanes x 4 columns a word */
+                *t.d[0]++ = p1;
+                *t.d[1]++ = 0;
+                *t.d[2]++ = 0;
+                *t.d[3]++ = 0;
+            }
+            continue;
+        }
+        /* Pixels x0 - 1 .. x0 + 8: the first and last may be outside (pad_w is 1). */
+        t.px = in + (iy * W + x0) * C;
+        t.left = x0 == 0 ? (const int8_t *)&pad : t.px - C;
+        t.left_step = x0 == 0 ? 0 : 4;
+        t.right = x0 + 8 >= W ? (const int8_t *)&pad : t.px + 8 * C;
+        t.right_step = x0 + 8 >= W ? 0 : 4;
+        tq_wino_row(&t);
+    }
+}
+
+/* A 3x3 stride-1 conv by Winograd F(2, 3) along the rows (w16 = 3; the planner picks it only with the
+ * fast path and the full int8 range, in_c a multiple of 4, out_c even, the width a multiple of 8,
+ * one column of padding each side): 4 multiplies a kernel row where the direct conv takes 6. */
+static void conv_wino(const tq_conv_params_t *p, const int8_t *in, const uint32_t *filter, int8_t *out,
+                      const tq_addtab_params_t *add, const int8_t *skip) {
+    const int32_t W = p->out_w, out_c = p->out_c;
+    const uint32_t kp = 3u * p->in_c / 2u;
+    int32_t *v = (int32_t *)p->scratch;
+    int8_t *tail = (int8_t *)(v + 16u * kp);
+    for (int32_t y = 0; y < p->out_h; ++y) {
+        for (int32_t x0 = 0; x0 < W; x0 += 8) {
+            wino_transform(p, in, y, x0, v, kp);
+            const int32_t at = (y * W + x0) * out_c;
+            const tq_wino_tile_t tile = {filter, v, kp, add ? tail : out + at, out_c, (uint32_t)out_c / 2};
+            tq_wino_tile(&tile);
+            if (add) tq_add_run(add, tail, skip + at, out + at, 8u * (uint32_t)out_c);
+        }
+    }
+}
+
 static void conv(const tq_conv_params_t *p, const int8_t *in, const uint32_t *filter, int8_t *out,
                  const tq_addtab_params_t *add, const int8_t *skip) {
     const int full = p->act_min == -128 && p->act_max == 127;
+    if (p->w16 == 3) {
+        conv_wino(p, in, filter, out, add, skip);
+        return;
+    }
     if (p->fast && full) conv_body(p, in, filter, out, 1, 1, add, skip);
     else if (p->fast) conv_body(p, in, filter, out, 1, 0, add, skip);
     else conv_body(p, in, filter, out, 0, 0, add, skip);

@@ -90,7 +90,9 @@ typedef struct {
     void *scratch;               /* conv: 4 im2col columns (+ a byte row); depthwise 3x3: sums + patch */
     uint8_t w16;                 /* conv: weights stored as int16 pairs (twice the flash, no SXTB16);
                                   * 2: the biased tile stream (tinyq.ops.layout.tile_stream): each
-                                  * channel pair's weights doubled, after 8 words of its biases */
+                                  * channel pair's weights doubled, after 8 words of its biases;
+                                  * 3: a 3x3 stride-1 conv by Winograd F(2, 3) along the rows
+                                  * (tinyq.ops.layout.winograd_stream, tq_wino_tile) */
     uint8_t small_patch;         /* 3x3 depthwise: border pixels this many groups of 4 channels at
                                   * a time through a 36-byte-a-group patch (0: all; less scratch,
                                   * a little slower) */
@@ -246,12 +248,20 @@ void tq_conv2d_add_s8(const tq_conv_params_t *p, const tq_addtab_params_t *add, 
 /* The scratch each kernel reads through p->scratch, in bytes: the C statement of what the host plans
  * (tinyq.ops.lower_ops.conv_scratch_bytes and depthwise3x3_scratch_bytes; tests/test_plan.py holds
  * them equal for every lowered op). `fused`: tq_depthwise3x3_s8 requantizes in the inner loop. */
+/* The Winograd conv (w16 = 3): a group of 8 output pixels' transformed inputs, 4 phases of
+ * 3 * in_c / 2 K-pairs of 4 columns (96 bytes an input channel), and with a fused ADD the group's
+ * output before the sum. */
+static inline uint32_t tq_conv2d_wino_scratch_bytes(const tq_conv_params_t *p, int add) {
+    return 96u * p->in_c + (add ? 8u * p->out_c : 0u);
+}
 static inline uint32_t tq_conv2d_scratch_bytes(const tq_conv_params_t *p) {
+    if (p->w16 == 3) return tq_conv2d_wino_scratch_bytes(p, 0);
     return 16u * p->k_pairs + (p->in_c % 4 ? 8u * p->k_pairs + 4u : 0u)
            + (((uint32_t)p->out_h * p->out_w) % 4 ? 4u * p->out_c : 0u);
 }
 /* tq_conv2d_add_s8: every group of 4 pixels goes through the tail buffer. */
 static inline uint32_t tq_conv2d_add_scratch_bytes(const tq_conv_params_t *p) {
+    if (p->w16 == 3) return tq_conv2d_wino_scratch_bytes(p, 1);
     return 16u * p->k_pairs + (p->in_c % 4 ? 8u * p->k_pairs + 4u : 0u) + 4u * p->out_c;
 }
 static inline uint32_t tq_depthwise3x3_scratch_bytes(const tq_conv_params_t *p) {
@@ -313,6 +323,32 @@ void tq_conv_tile_w16(const tq_conv_tile_t *t);
 #define TQ_TILE_LEAD_WORDS 8u
 #define TQ_TILE_TAIL_WORDS 6u
 void tq_conv_tile_w16b(const tq_conv_tile_t *t);
+/* The Winograd tile (w16 = 3): every channel pair of a group of 4 output pixel pairs, from its
+ * transformed inputs (4 phases of k_pairs K-pairs, 4 columns each: the group's pairs), requantized
+ * and stored: out[x * out_stride + c] for pixel x (0..7) of the group, channel c. */
+typedef struct {
+    const uint32_t *w;           /* the first pair's stream (tinyq.ops.layout.winograd_stream) */
+    const int32_t *cols;         /* the transformed inputs, phase after phase */
+    uint32_t k_pairs;            /* a phase's: 3 * in_c / 2 */
+    int8_t *out;
+    int32_t out_stride;
+    uint32_t pairs;              /* >= 1 */
+} tq_wino_tile_t;
+void tq_wino_tile(const tq_wino_tile_t *t);
+/* The Winograd conv's input transform of one kernel row for a group (tq_conv.c's wino_transform):
+ * for each input word, the inputs of pixels x0 - 1 .. x0 + 8 as int16 lanes (c, c+2), then
+ * (c+1, c+3), give each pixel pair's 4 positions, one to each phase's next word (d0..d3, moved on).
+ * Pixels x0 .. x0 + 7 are px + c * (0 .. 7); pixel x0 - 1's word is read at left and x0 + 8's at
+ * right, which move on by left_step / right_step a word (4, or 0 for a padding word). */
+typedef struct {
+    const int8_t *px;            /* pixel x0, input word 0 */
+    int32_t c;                   /* bytes a pixel */
+    uint32_t words;              /* in_c / 4 */
+    const int8_t *left, *right;
+    int32_t left_step, right_step;
+    int32_t *d[4];
+} tq_wino_row_t;
+void tq_wino_row(tq_wino_row_t *t);
 /* acc[0..3] = channels c..c+3 . the vector, over k_pairs (even, >= 2) K-pairs. */
 void tq_mv_4x1(const uint32_t *w, const int32_t *vec, uint32_t k_pairs, int32_t acc[4]);
 /* The same with int16 weights (two words a K-pair for each channel pair). */

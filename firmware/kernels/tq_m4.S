@@ -271,6 +271,226 @@
     pop     {r4-r11, pc}
     .size   tq_conv_tile_w16b, . - tq_conv_tile_w16b
 
+/* ---- tq_wino_tile(const tq_wino_tile_t *t) ----
+ * The Winograd F(2, 3) tile (tq_conv.c's conv_wino; the C twin there says what it computes): per
+ * channel pair, four phases of k_pairs K-pairs over the group's transformed inputs, the sums carried
+ * from phase to phase: T = biases + M1 and U = T + M2 are kept on the stack, E = U + M0 is requantized
+ * to the even pixels, then 2T - U + (-M3) to the odd ones. One unrolled K-loop for all phases (entered
+ * part way, as tq_conv_tile_w16b's), a counter choosing what follows each. Frame: [sp] cols,
+ * [sp, #4] a phase's column bytes, [sp, #8] the phase's end, [sp, #12] the K-loop's entry, [sp, #16]
+ * out (the pair's channels, pixel 0), [sp, #20] out stride, [sp, #24] out + 2 * pairs, [sp, #28] a
+ * phase's weight bytes, [sp, #32] phases done, [sp, #36] T, [sp, #68] U, [sp, #100] the columns of
+ * phase 3. */
+
+    FUNC    tq_wino_tile
+    push    {r4-r11, lr}
+    sub     sp, sp, #104
+    ldmia   r0, {r1-r6}                 @ w, cols, k_pairs, out, out_stride, pairs
+    mov     r0, r1
+    str     r2, [sp]
+    lsl     r7, r3, #4
+    str     r7, [sp, #4]
+    lsl     r7, r3, #3
+    str     r7, [sp, #28]
+    sub     r7, r3, #1                  @ enter (k_pairs - 1) % 16 + 1 pairs before 1f
+    and     r7, r7, #15
+    add     r7, r7, #1
+    mov     r8, #MM_PAIR_BYTES
+    adr     r9, 1f
+    mls     r7, r7, r8, r9
+    orr     r7, r7, #1                  @ a Thumb address for BX
+    str     r7, [sp, #12]
+    add     r6, r4, r6, lsl #1
+    strd    r4, r5, [sp, #16]
+    str     r6, [sp, #24]
+5:  ldr     r1, [sp]                    @ a channel pair
+    ldmia   r0!, {r2-r9}                @ the sums start at the biases
+    mov     r12, #0
+    str     r12, [sp, #32]
+6:  ldr     r12, [sp, #4]               @ a phase
+    add     r12, r1, r12
+    str     r12, [sp, #8]
+    ldr     r12, [sp, #12]
+    bx      r12
+0:
+    .rept 16
+    MM_PAIR 0, 2
+    .endr
+1:  .if (1b - 0b) != 16 * MM_PAIR_BYTES
+    .error "MM_PAIR is not MM_PAIR_BYTES long: the K-loop's entry would be wrong"
+    .endif
+    ldr     r12, [sp, #8]
+    cmp     r1, r12
+    bne     0b
+    ldr     r12, [sp, #32]
+    add     r12, r12, #1
+    str     r12, [sp, #32]
+    cmp     r12, #2
+    bhi     3f
+    add     r10, sp, #36                @ after phase 1: T; after phase 2: U
+    it      eq
+    addeq   r10, sp, #68
+    stmia   r10, {r2-r9}
+    b       6b
+3:  cmp     r12, #3
+    bne     4f
+    str     r1, [sp, #100]              @ after phase 3: E, the even pixels
+    ldr     r10, [sp, #28]
+    add     r10, r0, r10                @ the pair's parameters follow phase 4's weights
+    ldmia   r10!, {r11, r12, lr}
+    RQ      r2, 2
+    RQ      r3, 2
+    RQ      r4, 2
+    RQ      r5, 2
+    ldmia   r10, {r11, r12, lr}
+    RQ      r6, 2
+    RQ      r7, 2
+    RQ      r8, 2
+    RQ      r9, 2
+    ldrd    r10, r11, [sp, #16]
+    bfi     r2, r6, #8, #8              @ each pixel's two channels: one halfword
+    bfi     r3, r7, #8, #8
+    bfi     r4, r8, #8, #8
+    bfi     r5, r9, #8, #8
+    strh    r2, [r10]                   @ pixels 0, 2, 4, 6
+    strh    r3, [r10, r11, lsl #1]
+    add     r12, r10, r11, lsl #2
+    strh    r4, [r12]
+    strh    r5, [r12, r11, lsl #1]
+    add     r12, sp, #36                @ 2T - U: where phase 4 starts
+    ldmia   r12, {r2-r9}
+    ldr     r10, [sp, #68]
+    rsb     r2, r10, r2, lsl #1
+    ldr     r10, [sp, #72]
+    rsb     r3, r10, r3, lsl #1
+    ldr     r10, [sp, #76]
+    rsb     r4, r10, r4, lsl #1
+    ldr     r10, [sp, #80]
+    rsb     r5, r10, r5, lsl #1
+    ldr     r10, [sp, #84]
+    rsb     r6, r10, r6, lsl #1
+    ldr     r10, [sp, #88]
+    rsb     r7, r10, r7, lsl #1
+    ldr     r10, [sp, #92]
+    rsb     r8, r10, r8, lsl #1
+    ldr     r10, [sp, #96]
+    rsb     r9, r10, r9, lsl #1
+    ldr     r1, [sp, #100]
+    b       6b
+4:  ldmia   r0!, {r11, r12, lr}         @ after phase 4: the odd pixels; the stream runs on
+    RQ      r2, 2
+    RQ      r3, 2
+    RQ      r4, 2
+    RQ      r5, 2
+    ldmia   r0!, {r11, r12, lr}
+    RQ      r6, 2
+    RQ      r7, 2
+    RQ      r8, 2
+    RQ      r9, 2
+    ldrd    r10, r11, [sp, #16]
+    bfi     r2, r6, #8, #8
+    bfi     r3, r7, #8, #8
+    bfi     r4, r8, #8, #8
+    bfi     r5, r9, #8, #8
+    add     r12, r10, r11               @ pixels 1, 3, 5, 7
+    strh    r2, [r12]
+    strh    r3, [r12, r11, lsl #1]
+    add     r12, r12, r11, lsl #2
+    strh    r4, [r12]
+    strh    r5, [r12, r11, lsl #1]
+    add     r10, r10, #2
+    str     r10, [sp, #16]
+    ldr     r12, [sp, #24]
+    cmp     r10, r12
+    bne     5b
+    add     sp, sp, #104
+    pop     {r4-r11, pc}
+    .size   tq_wino_tile, . - tq_wino_tile
+
+/* ---- tq_wino_row(tq_wino_row_t *t) ----
+ * The Winograd conv's input transform of one kernel row (tq_conv.c's C twin says what; tq_kernels.h
+ * the fields). Per input word and lane: 10 loads, 10 sign extensions, and for each of the 4 pixel
+ * pairs the 4 positions stored to their phases (d0..d3 post-incremented): 56 instructions. r0 the
+ * pixel x0's word, r1 bytes a pixel, r2-r5 d0..d3, r6-r9 the pair's inputs, r10 the walk along the
+ * row, r11 / r12 pixel x0 - 1's and x0 + 8's words, lr the position. Frame: [sp] t, [sp, #4] words
+ * left, [sp, #8] left_step, [sp, #12] right_step. */
+
+    .macro WSX lane, r                  @ lane 0: bytes 0, 2 as int16 lanes; lane 1: bytes 1, 3
+    .if \lane
+    sxtb16  \r, \r, ror #8
+    .else
+    sxtb16  \r, \r
+    .endif
+    .endm
+
+    .macro WPOS x0, x1, x2, x3          @ positions 1, 2, 0, 3 of one pair, to phases 0-3
+    sadd16  lr, \x1, \x2
+    str     lr, [r2], #4
+    ssub16  lr, \x2, \x1
+    str     lr, [r3], #4
+    ssub16  lr, \x0, \x2
+    str     lr, [r4], #4
+    ssub16  lr, \x1, \x3
+    str     lr, [r5], #4
+    .endm
+
+    .macro WLANE lane
+    ldr     r6, [r11]                   @ pixel x0 - 1
+    ldr     r7, [r0]                    @ x0
+    add     r10, r0, r1
+    ldr     r8, [r10]                   @ x0 + 1
+    ldr     r9, [r10, r1]               @ x0 + 2
+    add     r10, r10, r1, lsl #1
+    WSX     \lane, r6
+    WSX     \lane, r7
+    WSX     \lane, r8
+    WSX     \lane, r9
+    WPOS    r6, r7, r8, r9
+    ldr     r6, [r10]                   @ x0 + 3
+    ldr     r7, [r10, r1]               @ x0 + 4
+    add     r10, r10, r1, lsl #1
+    WSX     \lane, r6
+    WSX     \lane, r7
+    WPOS    r8, r9, r6, r7
+    ldr     r8, [r10]                   @ x0 + 5
+    ldr     r9, [r10, r1]               @ x0 + 6
+    add     r10, r10, r1, lsl #1
+    WSX     \lane, r8
+    WSX     \lane, r9
+    WPOS    r6, r7, r8, r9
+    ldr     r6, [r10]                   @ x0 + 7
+    ldr     r7, [r12]                   @ x0 + 8
+    WSX     \lane, r6
+    WSX     \lane, r7
+    WPOS    r8, r9, r6, r7
+    .endm
+
+    FUNC    tq_wino_row
+    push    {r4-r11, lr}
+    sub     sp, sp, #16
+    str     r0, [sp]
+    ldrd    r2, r3, [r0, #20]           @ left_step, right_step
+    strd    r2, r3, [sp, #8]
+    ldr     r2, [r0, #8]                @ words
+    str     r2, [sp, #4]
+    ldrd    r11, r12, [r0, #12]         @ left, right
+    add     lr, r0, #28
+    ldmia   lr, {r2-r5}                 @ d0..d3
+    ldrd    r0, r1, [r0]                @ px, c
+1:  WLANE   0
+    WLANE   1
+    add     r0, r0, #4
+    ldrd    r6, r7, [sp, #8]
+    add     r11, r11, r6
+    add     r12, r12, r7
+    COUNTDOWN r6, 4, 1b
+    ldr     r0, [sp]
+    add     r0, r0, #28
+    stmia   r0, {r2-r5}                 @ the phases' pointers, moved on
+    add     sp, sp, #16
+    pop     {r4-r11, pc}
+    .size   tq_wino_row, . - tq_wino_row
+
 /* ---- tq_expand(const int8_t *src, int32_t *col, uint32_t words) ----
  * One im2col column: each input word becomes its two int16 K-pairs, 8 words apart in the
  * 4-column layout. 6 instructions a word. */

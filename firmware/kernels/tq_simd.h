@@ -34,6 +34,8 @@ static inline int32_t tq_sxtb16(uint32_t x) { return __sxtb16((int32_t)x); }
 static inline int32_t tq_smlad(int32_t a, int32_t b, int32_t acc) { return __smlad(a, b, acc); }
 /* halfword-wise add */
 static inline int32_t tq_sadd16(int32_t a, int32_t b) { return __sadd16(a, b); }
+/* halfword-wise subtract */
+static inline int32_t tq_ssub16(int32_t a, int32_t b) { return __ssub16(a, b); }
 static inline int32_t tq_smlabb(int32_t a, int32_t b, int32_t acc) { return __smlabb(a, b, acc); }
 static inline int32_t tq_smlatt(int32_t a, int32_t b, int32_t acc) { return __smlatt(a, b, acc); }
 #else
@@ -47,6 +49,7 @@ static inline int32_t tq_smlad(int32_t a, int32_t b, int32_t acc) {
     return (int32_t)((uint32_t)acc + (uint32_t)(tq_lo(a) * tq_lo(b)) + (uint32_t)(tq_hi(a) * tq_hi(b)));
 }
 static inline int32_t tq_sadd16(int32_t a, int32_t b) { return tq_pack(tq_lo(a) + tq_lo(b), tq_hi(a) + tq_hi(b)); }
+static inline int32_t tq_ssub16(int32_t a, int32_t b) { return tq_pack(tq_lo(a) - tq_lo(b), tq_hi(a) - tq_hi(b)); }
 static inline int32_t tq_smlabb(int32_t a, int32_t b, int32_t acc) { return (int32_t)((uint32_t)acc + (uint32_t)(tq_lo(a) * tq_lo(b))); }
 static inline int32_t tq_smlatt(int32_t a, int32_t b, int32_t acc) { return (int32_t)((uint32_t)acc + (uint32_t)(tq_hi(a) * tq_hi(b))); }
 #endif

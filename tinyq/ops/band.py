@@ -112,7 +112,7 @@ def band_call(calls: list[KernelCall]) -> tuple[KernelCall, BandFacts]:
     for c, p in zip(calls, params):
         # A stage runs its kernel on one row at a time: the conv's scratch for one row of pixels.
         scratch = (conv_scratch_bytes(p["in_c"], p["out_c"], p["k_pairs"], p["out_w"],
-                                      add=c.function == "tq_conv2d_add_s8")
+                                      add=c.function == "tq_conv2d_add_s8", wino=p.get("w16") == 3)
                    if c.function != "tq_depthwise3x3_s8" else c.scratch_bytes)
         stages.append(replace(c, scratch_bytes=scratch, overwrites=(), inplace_scratch=0))
     x, y = calls[0].args[0], calls[-1].args[-1]

@@ -98,6 +98,48 @@ def tile_stream(doubled16, chan) -> tuple[int, ...]:
     return tuple(out)
 
 
+#: The Winograd stream's phases, in the order the tile runs them: F(2, 3) positions 1, 2, 0, 3 (see
+#: winograd_stream). tq_conv.c's transform stores its positions in this order (TQ_WINO_PHASES).
+WINO_PHASES = (1, 2, 0, 3)
+
+
+def winograd_stream(w: np.ndarray, chan) -> tuple[int, ...]:
+    """A 3x3 stride-1 conv's weights [out_c, 3, 3, in_c] (in_c a multiple of 4, out_c even) for the
+    Winograd tile (w16 = 3): F(2, 3) along each kernel row, so two neighbouring outputs of a row take
+    4 multiplies a kernel row and input channel where they took 6.
+
+    For kernel row g = (g0, g1, g2) of one channel, the four filter positions are scaled by 2 so that
+    they are integers: (2 g0, g0 + g1 + g2, g0 - g1 + g2, 2 g2) (|u| <= 381, an int16). With the
+    input transform (d0 - d2, d1 + d2, d2 - d1, d1 - d3) of the four inputs x-1 .. x+2 and
+    M_i = the sum over kernel rows and channels of the products at position i, the two outputs are
+    exactly (M0 + M1 + M2) / 2 and (M1 - M2 - M3) / 2: twice the sums, which is what the fast
+    requantization takes (tq_rq_fast_x2), so nothing is divided.
+
+    Each channel pair: its biases (TILE_LEAD_WORDS, as tile_stream), then a phase per position in
+    WINO_PHASES order (position 3 negated: the tile only adds), each phase's K-pairs in the order
+    kernel row, input word, then (c, c+2) before (c+1, c+3) (SXTB16's lanes), each K-pair two
+    words: channel k's int16 pair, channel k+1's; then the pair's rnd, mult, shift (TILE_TAIL_WORDS).
+    """
+    w = np.asarray(w, dtype=np.int64)
+    out_c, kh, kw, in_c = w.shape
+    assert (kh, kw) == (3, 3) and in_c % 4 == 0 and out_c % 2 == 0
+    g0, g1, g2 = w[:, :, 0, :], w[:, :, 1, :], w[:, :, 2, :]  # (out_c, row, in_c)
+    u = {0: 2 * g0, 1: g0 + g1 + g2, 2: g0 - g1 + g2, 3: -2 * g2}  # position 3 negated
+    c = np.arange(in_c).reshape(in_c // 4, 4)
+    lanes = np.stack([c[:, [0, 2]], c[:, [1, 3]]], axis=1).reshape(-1, 2)  # K-pair -> its two channels
+    out: list[int] = []
+    for k in range(0, out_c, 2):
+        rows = chan[k:k + 2]
+        out += [int(row[0]) & 0xFFFFFFFF for row in rows for _ in range(TILE_LEAD_WORDS // 2)]
+        for phase in WINO_PHASES:
+            v = u[phase][k:k + 2]  # (2, row, in_c)
+            pairs = v[:, :, lanes] & 0xFFFF  # (2, row, K-pair in the row, 2 lanes)
+            words = pairs[..., 0] | (pairs[..., 1] << 16)  # (2, row, K-pair)
+            out += [int(x) for x in words.reshape(2, -1).T.reshape(-1)]  # per K-pair: channel k, k+1
+        out += [int(x) & 0xFFFFFFFF for row in rows for x in row[1:]]
+    return tuple(out)
+
+
 def depthwise3x3_words(w: np.ndarray, chan=None) -> tuple[int, ...]:
     """Depthwise weights [1, 3, 3, C] (C a multiple of 4) as words of int16 pairs, per group of 4 channels.
 

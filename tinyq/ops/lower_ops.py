@@ -36,15 +36,19 @@ def _act(op: Operator, out: Tensor) -> tuple[int, int]:
     return activation_range(op.options.get("fused_activation_function", "NONE"), out.quant.scale[0], out.quant.zero_point[0])
 
 
-def conv_scratch_bytes(in_c: int, out_c: int, k_pairs: int, out_pixels: int, add: bool = False) -> int:
+def conv_scratch_bytes(in_c: int, out_c: int, k_pairs: int, out_pixels: int, add: bool = False,
+                       wino: bool = False) -> int:
     """tq_conv2d_s8's scratch (the C side: tq_conv2d_scratch_bytes in tq_kernels.h; a test holds them equal):
     4 int16 columns a K-pair, for unaligned channel counts 4 byte patches (one a pixel of a group)
     and 4 bytes of slack, and the output of a partial group of pixels, or of every group with a
-    fused ADD (see conv_body)."""
+    fused ADD (see conv_body). ``wino`` (w16 = 3): a group of 8 pixels' transformed inputs, 4 phases
+    of 3 * in_c / 2 K-pairs of 4 columns, and with a fused ADD the group's 8 outputs."""
+    if wino:
+        return 96 * in_c + (8 * out_c if add else 0)
     return 16 * k_pairs + (8 * k_pairs + 4 if in_c % 4 else 0) + (4 * out_c if add or out_pixels % 4 else 0)
 
 
-def conv_end_overlay(p: dict, in_bytes: int, out_bytes: int) -> int:
+def conv_end_overlay(p: dict, in_bytes: int, out_bytes: int, group: int = 4) -> int:
     """Where tq_conv2d_s8's input may sit inside its own output buffer (the displacement, 4-aligned), or 0.
 
     The kernel takes output pixels four at a time, reads their whole input windows into its
@@ -57,12 +61,12 @@ def conv_end_overlay(p: dict, in_bytes: int, out_bytes: int) -> int:
         return 0
     n = p["out_h"] * p["out_w"]
     row = p["in_w"] * p["in_c"]
-    groups = range(0, n, 4)
+    groups = range(0, n, group)  # the Winograd conv takes 8 (conv_winograd_ok)
     # The first input row each group's windows read (rows, not bytes: conservative).
     # Groups go in pixel order, so these never decrease: the next group's is the least any later reads.
     lo = [max(0, (g // p["out_w"]) * p["stride_h"] - p["pad_h"]) for g in groups]
     for i, g in enumerate(groups[:-1]):
-        if min(g + 4, n) * p["out_c"] > d + lo[i + 1] * row:
+        if min(g + group, n) * p["out_c"] > d + lo[i + 1] * row:
             return 0
     return d
 
@@ -78,6 +82,17 @@ def conv_tile_biased(params: dict) -> bool:
     every channel pair goes through the requantizing tile (the fast path with the full int8 range,
     an even channel count), the rule conv_body applies too."""
     return depthwise3x3_fused(params) and params["out_c"] % 2 == 0
+
+
+def conv_winograd_ok(params: dict) -> bool:
+    """Whether a conv can run as Winograd F(2, 3) along its rows (w16 = 3, layout.winograd_stream): 3x3,
+    stride and dilation 1, one column of padding each side (the width kept), a width that is a
+    multiple of 8 (the tile's 4 pairs of pixels), input channels a multiple of 4 (whole words), and
+    the biased tile's requantization (conv_tile_biased)."""
+    p = params
+    return ((p["k_h"], p["k_w"], p["stride_h"], p["stride_w"], p["dil_h"], p["dil_w"]) == (3, 3, 1, 1, 1, 1)
+            and p["pad_w"] == 1 and p["in_w"] == p["out_w"] and p["out_w"] % 8 == 0 and p["in_c"] % 4 == 0
+            and p["depth_multiplier"] in (0, 1) and conv_tile_biased(p))
 
 
 #: Border columns get weight streams of their own (depthwise3x3_edge) up to this output width: there
