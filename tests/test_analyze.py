@@ -88,6 +88,20 @@ def test_inspect_json_and_plot(tmp_path, digits_tflite):
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 5000
 
 
+def test_inspect_names_the_kernels_build_picks_for_a_board(tmp_path, zoo):
+    """With --board, the kernels of the weights' layout `build` picks for that board's flash: ResNet-8's
+    first residual block by Winograd F(2, 3), in a row band; without, those of int8 weights."""
+    model = tmp_path / "ic.tflite"
+    model.write_bytes(zoo("ic_resnet8"))
+    kernels = {}
+    for board in ("nano33", None):
+        r = CliRunner().invoke(cli, ["inspect", str(model), "--json"] + (["--board", board] if board else []))
+        assert r.exit_code == 0, r.output
+        kernels[board] = [l["kernel"] for l in json.loads(r.output)["layers"]]
+    assert "tq_conv2d_s8 (Winograd F(2,3)) (row band)" in kernels["nano33"]
+    assert not any("Winograd" in k for k in kernels[None] if k)
+
+
 def test_inspect_lists_issues_of_a_hybrid_model(tmp_path):
     model = tmp_path / "hybrid.tflite"
     model.write_bytes(_digits("dynamic"))

@@ -145,20 +145,23 @@ def _warn(lines) -> None:
         click.echo(f"warning: {w}", err=True)
 
 
-def _kernels(graph) -> dict[int, str]:
-    """The kernel tinyq will call for each op (a fused step names its kernel on every op it computes)."""
+def _kernels(graph, board=None) -> dict[int, str]:
+    """The kernel tinyq will call for each op (a fused step names its kernel on every op it computes): as
+    `build` plans for ``board`` (its weights' layout chosen for that board's flash), or without one
+    with int8 weights."""
+    from tinyq.pipeline import choose_weights
     from tinyq.plan import plan_memory
 
     out = {}
-    for st in plan_memory(graph).steps:
+    for st in (choose_weights(graph, board) if board is not None else plan_memory(graph)).steps:
         if st.call.stages:  # a row band: each layer's own kernel, run a row at a time
             layers = [i for i in st.ops if graph.operators[i].opcode in ("CONV_2D", "DEPTHWISE_CONV_2D")]
             for i, stage in zip(layers, st.call.stages):
-                out[i] = f"{stage.function} (row band)"
+                out[i] = f"{stage.label} (row band)"
             out.update({i: "tq_conv2d_add_s8 (row band)" for i in st.ops if i not in out})
         else:  # an op lowered to two steps (a subsampled strided 1x1 conv) names both kernels
             for i in st.ops:
-                out[i] = f"{out[i]} + {st.call.function}" if i in out else st.call.function
+                out[i] = f"{out[i]} + {st.call.label}" if i in out else st.call.label
     return out
 
 
@@ -323,7 +326,10 @@ def quantize(model, calib, output, mode, eval_path, report, max_samples, signatu
 @click.argument("model", type=click.Path(path_type=Path))
 @click.option("--json", "as_json", is_flag=True, help="Print everything as JSON.")
 @click.option("--plot", type=click.Path(path_type=Path), default=None, help="Write per-layer weight histograms as a PNG.")
-def inspect(model, as_json, plot):
+@click.option("--board", "board_id", default=None,
+              help="Name the kernels `build` picks for this board (its weight layout depends on the flash); "
+                   "without it, those of int8 weights.")
+def inspect(model, as_json, plot, board_id):
     """Show a .tflite model: ops, tensors, quantization, weights, MACs, and what tinyq cannot run."""
     from tinyq.analyze import TFLITE_KINDS, analyze, tflite_kind
     from tinyq.graph import load_tflite
@@ -332,9 +338,12 @@ def inspect(model, as_json, plot):
     if plot:
         plot = _plot_path(plot, model)
         check_output_file(plot, [model], "plot")
+    from tinyq.boards import get_board
+
+    board = get_board(board_id) if board_id else None
     g = load_tflite(model)
     a = analyze(g, gate=False)
-    kernels = _kernels(g) if not a.issues else {}
+    kernels = _kernels(g, board) if not a.issues else {}
     data = {
         "model": str(model),
         "kind": tflite_kind(g),

@@ -105,7 +105,7 @@ class MemoryPlan:
 
     def layers(self) -> list[dict]:
         """Each step as the reports show it: op(s), the kernel it calls, MACs, output shape, scratch."""
-        return [{"step": i, "op": st.name, "ops": list(st.ops), "kernel": st.call.function, "macs": st.call.macs,
+        return [{"step": i, "op": st.name, "ops": list(st.ops), "kernel": st.call.label, "macs": st.call.macs,
                  "output_shape": list(self.graph.tensors[st.outputs[0]].shape) if st.outputs else [],
                  "scratch_bytes": st.call.scratch_bytes} for i, st in enumerate(self.steps)]
 

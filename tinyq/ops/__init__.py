@@ -75,6 +75,11 @@ class KernelCall:
     stages: tuple["KernelCall", ...] = ()
     windows: tuple[int, ...] = ()
 
+    @property
+    def label(self) -> str:
+        """The kernel as reports name it: the function, and for a conv by Winograd (w16 = 3) that too."""
+        return f"{self.function} (Winograd F(2,3))" if dict(self.params).get("w16") == 3 else self.function
+
 
 Lowering = Callable[[Graph, Operator], KernelCall]
 LOWERINGS: dict[str, Lowering] = {}
