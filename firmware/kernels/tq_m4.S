@@ -62,6 +62,29 @@
 
     .equ    MM_PAIR_BYTES, 44           @ an int16-weight MM_PAIR: three LDM.W, eight SMLAD, all 32-bit
 
+    .macro MM_ENTRY dst, kp, t1, t2     @ dst = where MM_KLOOP16 starts (k_pairs - 1) % 16 + 1 pairs before its end
+    sub     \dst, \kp, #1
+    and     \dst, \dst, #15
+    add     \dst, \dst, #1
+    mov     \t1, #MM_PAIR_BYTES
+    adr     \t2, 1f                      @ the end of the MM_KLOOP16 that follows
+    mls     \dst, \dst, \t1, \t2
+    orr     \dst, \dst, #1                @ a Thumb address for BX
+    .endm
+
+    .macro MM_KLOOP16 end               @ biased-stream K-pairs, 16 a turn, until r1 reaches [sp, #end]; enter by BX
+0:                                      @ to MM_ENTRY's address, so a tile spends 2 instructions before
+    .rept 16                            @ its K-pairs and 3 every 16 after
+    MM_PAIR 0, 2
+    .endr
+1:  .if (1b - 0b) != 16 * MM_PAIR_BYTES
+    .error "MM_PAIR is not MM_PAIR_BYTES long: the K-loop's entry would be wrong"
+    .endif
+    ldr     r12, [sp, #\end]
+    cmp     r1, r12
+    bne     0b
+    .endm
+
     .macro MM_KLOOP end, w16=0, long=1  @ all K-pairs; [sp, #end] holds the columns' end
     MM_PAIR 1, \w16                     @ K-pair 0 starts the sums (SMUAD)
     MM_PAIR 0, \w16                     @ K-pair 1
@@ -159,6 +182,36 @@
     .endif
     .endm
 
+    .macro RQ4 w16, a, b, c, d          @ one channel's four sums
+    RQ      \a, \w16
+    RQ      \b, \w16
+    RQ      \c, \w16
+    RQ      \d, \w16
+    .endm
+
+    .macro RQ_STREAM ptr                @ both channels' sums, their rnd, mult, shift read on from ptr
+    ldmia   \ptr!, {r11, r12, lr}       @ channel c
+    RQ4     2, r2, r3, r4, r5
+    ldmia   \ptr!, {r11, r12, lr}       @ channel c + 1
+    RQ4     2, r6, r7, r8, r9
+    .endm
+
+    .macro STORE_PAIRS o, s, t, post=0  @ 4 pixels s bytes apart from o: channel c (r2-r5) and c + 1 (r6-r9), a halfword each
+    bfi     r2, r6, #8, #8
+    bfi     r3, r7, #8, #8
+    bfi     r4, r8, #8, #8
+    bfi     r5, r9, #8, #8
+    add     \t, \o, \s, lsl #1
+    strh    r4, [\t]
+    strh    r5, [\t, \s]
+    strh    r3, [\o, \s]
+    .if \post
+    strh    r2, [\o], #\post
+    .else
+    strh    r2, [\o]
+    .endif
+    .endm
+
     .macro CONV_TILE name, w16
     FUNC    \name
     push    {r4-r11, lr}
@@ -171,27 +224,13 @@
     str     r0, [sp]                    @ the next pair's weights follow
     ldr     r0, [sp, #12]
     ldmia   r0!, {r10, r11, r12, lr}    @ channel c
-    RQ      r2, \w16
-    RQ      r3, \w16
-    RQ      r4, \w16
-    RQ      r5, \w16
+    RQ4     \w16, r2, r3, r4, r5
     ldmia   r0!, {r10, r11, r12, lr}    @ channel c + 1
     str     r0, [sp, #12]
-    RQ      r6, \w16
-    RQ      r7, \w16
-    RQ      r8, \w16
-    RQ      r9, \w16
+    RQ4     \w16, r6, r7, r8, r9
     ldr     r0, [sp, #16]               @ pixel 0, channel c
     ldr     r1, [sp, #20]
-    bfi     r2, r6, #8, #8              @ each pixel's two channels: one halfword
-    bfi     r3, r7, #8, #8
-    bfi     r4, r8, #8, #8
-    bfi     r5, r9, #8, #8
-    add     r10, r0, r1, lsl #1
-    strh    r4, [r10]
-    strh    r5, [r10, r1]
-    strh    r3, [r0, r1]
-    strh    r2, [r0], #2
+    STORE_PAIRS r0, r1, r10, 2
     str     r0, [sp, #16]
     ldr     r1, [sp, #24]
     cmp     r0, r1
@@ -218,51 +257,19 @@
     push    {r4-r11, lr}
     ldmia   r0, {r1-r7}
     add     r7, r5, r7, lsl #1          @ pairs -> the end of the output's first row: out + 2 * pairs
-    sub     r8, r3, r2                  @ 16 bytes a K-pair: enter (K-pairs - 1) % 16 + 1 pairs before 1f
-    sub     r8, r8, #16
-    and     r8, r8, #(15 * 16)
-    add     r8, r8, #16
-    lsr     r8, r8, #4
-    mov     r9, #MM_PAIR_BYTES
-    adr     r10, 1f
-    mls     r8, r8, r9, r10
-    orr     r8, r8, #1                  @ a Thumb address for BX
+    sub     r8, r3, r2
+    lsr     r8, r8, #4                  @ K-pairs: 16 bytes each
+    MM_ENTRY r8, r8, r9, r10
     push    {r1-r8}
     mov     r0, r1
 5:  ldr     r1, [sp, #4]
     ldmia   r0!, {r2-r9}                @ the sums start at the biases
     ldr     r12, [sp, #28]
     bx      r12
-0:
-    .rept 16
-    MM_PAIR 0, 2
-    .endr
-1:  .if (1b - 0b) != 16 * MM_PAIR_BYTES
-    .error "MM_PAIR is not MM_PAIR_BYTES long: the K-loop's entry would be wrong"
-    .endif
-    ldr     r12, [sp, #8]
-    cmp     r1, r12
-    bne     0b
-    ldmia   r0!, {r11, r12, lr}         @ channel c: rnd, mult, shift
-    RQ      r2, 2
-    RQ      r3, 2
-    RQ      r4, 2
-    RQ      r5, 2
-    ldmia   r0!, {r11, r12, lr}         @ channel c + 1
-    RQ      r6, 2
-    RQ      r7, 2
-    RQ      r8, 2
-    RQ      r9, 2
+    MM_KLOOP16 8
+    RQ_STREAM r0
     ldrd    r10, r11, [sp, #16]         @ pixel 0, channel c; the output's stride
-    bfi     r2, r6, #8, #8              @ each pixel's two channels: one halfword
-    bfi     r3, r7, #8, #8
-    bfi     r4, r8, #8, #8
-    bfi     r5, r9, #8, #8
-    add     r12, r10, r11, lsl #1
-    strh    r4, [r12]
-    strh    r5, [r12, r11]
-    strh    r3, [r10, r11]
-    strh    r2, [r10], #2
+    STORE_PAIRS r10, r11, r12, 2
     str     r10, [sp, #16]
     ldr     r12, [sp, #24]
     cmp     r10, r12
@@ -292,13 +299,7 @@
     str     r7, [sp, #4]
     lsl     r7, r3, #3
     str     r7, [sp, #28]
-    sub     r7, r3, #1                  @ enter (k_pairs - 1) % 16 + 1 pairs before 1f
-    and     r7, r7, #15
-    add     r7, r7, #1
-    mov     r8, #MM_PAIR_BYTES
-    adr     r9, 1f
-    mls     r7, r7, r8, r9
-    orr     r7, r7, #1                  @ a Thumb address for BX
+    MM_ENTRY r7, r3, r8, r9
     str     r7, [sp, #12]
     add     r6, r4, r6, lsl #1
     strd    r4, r5, [sp, #16]
@@ -312,16 +313,7 @@
     str     r12, [sp, #8]
     ldr     r12, [sp, #12]
     bx      r12
-0:
-    .rept 16
-    MM_PAIR 0, 2
-    .endr
-1:  .if (1b - 0b) != 16 * MM_PAIR_BYTES
-    .error "MM_PAIR is not MM_PAIR_BYTES long: the K-loop's entry would be wrong"
-    .endif
-    ldr     r12, [sp, #8]
-    cmp     r1, r12
-    bne     0b
+    MM_KLOOP16 8
     ldr     r12, [sp, #32]
     add     r12, r12, #1
     str     r12, [sp, #32]
@@ -337,67 +329,25 @@
     str     r1, [sp, #100]              @ after phase 3: E, the even pixels
     ldr     r10, [sp, #28]
     add     r10, r0, r10                @ the pair's parameters follow phase 4's weights
-    ldmia   r10!, {r11, r12, lr}
-    RQ      r2, 2
-    RQ      r3, 2
-    RQ      r4, 2
-    RQ      r5, 2
-    ldmia   r10, {r11, r12, lr}
-    RQ      r6, 2
-    RQ      r7, 2
-    RQ      r8, 2
-    RQ      r9, 2
+    RQ_STREAM r10
     ldrd    r10, r11, [sp, #16]
-    bfi     r2, r6, #8, #8              @ each pixel's two channels: one halfword
-    bfi     r3, r7, #8, #8
-    bfi     r4, r8, #8, #8
-    bfi     r5, r9, #8, #8
-    strh    r2, [r10]                   @ pixels 0, 2, 4, 6
-    strh    r3, [r10, r11, lsl #1]
-    add     r12, r10, r11, lsl #2
-    strh    r4, [r12]
-    strh    r5, [r12, r11, lsl #1]
+    lsl     r11, r11, #1
+    STORE_PAIRS r10, r11, r12           @ pixels 0, 2, 4, 6
     add     r12, sp, #36                @ 2T - U: where phase 4 starts
     ldmia   r12, {r2-r9}
-    ldr     r10, [sp, #68]
-    rsb     r2, r10, r2, lsl #1
-    ldr     r10, [sp, #72]
-    rsb     r3, r10, r3, lsl #1
-    ldr     r10, [sp, #76]
-    rsb     r4, r10, r4, lsl #1
-    ldr     r10, [sp, #80]
-    rsb     r5, r10, r5, lsl #1
-    ldr     r10, [sp, #84]
-    rsb     r6, r10, r6, lsl #1
-    ldr     r10, [sp, #88]
-    rsb     r7, r10, r7, lsl #1
-    ldr     r10, [sp, #92]
-    rsb     r8, r10, r8, lsl #1
-    ldr     r10, [sp, #96]
-    rsb     r9, r10, r9, lsl #1
+    .set    at, 68
+    .irp    acc, r2, r3, r4, r5, r6, r7, r8, r9
+    ldr     r10, [sp, #at]
+    rsb     \acc, r10, \acc, lsl #1
+    .set    at, at + 4
+    .endr
     ldr     r1, [sp, #100]
     b       6b
-4:  ldmia   r0!, {r11, r12, lr}         @ after phase 4: the odd pixels; the stream runs on
-    RQ      r2, 2
-    RQ      r3, 2
-    RQ      r4, 2
-    RQ      r5, 2
-    ldmia   r0!, {r11, r12, lr}
-    RQ      r6, 2
-    RQ      r7, 2
-    RQ      r8, 2
-    RQ      r9, 2
+4:  RQ_STREAM r0                        @ after phase 4: the odd pixels; the stream runs on
     ldrd    r10, r11, [sp, #16]
-    bfi     r2, r6, #8, #8
-    bfi     r3, r7, #8, #8
-    bfi     r4, r8, #8, #8
-    bfi     r5, r9, #8, #8
-    add     r12, r10, r11               @ pixels 1, 3, 5, 7
-    strh    r2, [r12]
-    strh    r3, [r12, r11, lsl #1]
-    add     r12, r12, r11, lsl #2
-    strh    r4, [r12]
-    strh    r5, [r12, r11, lsl #1]
+    add     r12, r10, r11
+    lsl     r11, r11, #1
+    STORE_PAIRS r12, r11, lr            @ pixels 1, 3, 5, 7
     add     r10, r10, #2
     str     r10, [sp, #16]
     ldr     r12, [sp, #24]
@@ -434,30 +384,24 @@
     str     lr, [r5], #4
     .endm
 
+    .macro WNEXT lane, x0, x1, x2, x3   @ x2, x3 the next two pixels (r10 moves on by two); the pair x0..x3's positions
+    ldr     \x2, [r10]
+    ldr     \x3, [r10, r1]
+    add     r10, r10, r1, lsl #1
+    WSX     \lane, \x2
+    WSX     \lane, \x3
+    WPOS    \x0, \x1, \x2, \x3
+    .endm
+
     .macro WLANE lane
     ldr     r6, [r11]                   @ pixel x0 - 1
     ldr     r7, [r0]                    @ x0
+    WSX     \lane, r6
+    WSX     \lane, r7
     add     r10, r0, r1
-    ldr     r8, [r10]                   @ x0 + 1
-    ldr     r9, [r10, r1]               @ x0 + 2
-    add     r10, r10, r1, lsl #1
-    WSX     \lane, r6
-    WSX     \lane, r7
-    WSX     \lane, r8
-    WSX     \lane, r9
-    WPOS    r6, r7, r8, r9
-    ldr     r6, [r10]                   @ x0 + 3
-    ldr     r7, [r10, r1]               @ x0 + 4
-    add     r10, r10, r1, lsl #1
-    WSX     \lane, r6
-    WSX     \lane, r7
-    WPOS    r8, r9, r6, r7
-    ldr     r8, [r10]                   @ x0 + 5
-    ldr     r9, [r10, r1]               @ x0 + 6
-    add     r10, r10, r1, lsl #1
-    WSX     \lane, r8
-    WSX     \lane, r9
-    WPOS    r6, r7, r8, r9
+    WNEXT   \lane, r6, r7, r8, r9        @ pixels x0 + 1, x0 + 2
+    WNEXT   \lane, r8, r9, r6, r7        @ x0 + 3, x0 + 4
+    WNEXT   \lane, r6, r7, r8, r9        @ x0 + 5, x0 + 6
     ldr     r6, [r10]                   @ x0 + 7
     ldr     r7, [r12]                   @ x0 + 8
     WSX     \lane, r6
