@@ -77,8 +77,12 @@ class KernelCall:
 
     @property
     def label(self) -> str:
-        """The kernel as reports name it: the function, and for a conv by Winograd (w16 = 3) that too."""
-        return f"{self.function} (Winograd F(2,3))" if dict(self.params).get("w16") == 3 else self.function
+        """The kernel as reports name it: the function, and for a conv by Winograd (w16 = 3) that too (for
+        a row band, in how many of its stages)."""
+        wino = sum(dict(c.params).get("w16") == 3 for c in self.stages or (self,))
+        if not wino:
+            return self.function
+        return f"{self.function} (Winograd F(2,3)" + (f" in {wino} of {len(self.stages)} stages)" if self.stages else ")")
 
 
 Lowering = Callable[[Graph, Operator], KernelCall]
