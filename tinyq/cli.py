@@ -332,14 +332,13 @@ def quantize(model, calib, output, mode, eval_path, report, max_samples, signatu
 def inspect(model, as_json, plot, board_id):
     """Show a .tflite model: ops, tensors, quantization, weights, MACs, and what tinyq cannot run."""
     from tinyq.analyze import TFLITE_KINDS, analyze, tflite_kind
+    from tinyq.boards import get_board
     from tinyq.graph import load_tflite
     from tinyq.outputs import check_output_file
 
     if plot:
         plot = _plot_path(plot, model)
         check_output_file(plot, [model], "plot")
-    from tinyq.boards import get_board
-
     board = get_board(board_id) if board_id else None
     g = load_tflite(model)
     a = analyze(g, gate=False)

@@ -19,9 +19,10 @@ from tinyq.graph import Graph, Tensor
 from tinyq.ops import KernelCall, lower
 from tinyq.ops.layout import align as _align
 from tinyq.ops.lower_ops import (EDGE_STREAMS, add_table_params, conv_end_overlay, conv_scratch_bytes,
-                                 conv_tile_biased, conv_winograd_ok, depthwise3x3_fused, depthwise3x3_plane_call, depthwise3x3_plane_instructions,
-                                 depthwise3x3_scratch_bytes, depthwise3x3_windowed_instructions, has_edge_streams,
-                                 strided_pointwise, subsample_call)
+                                 conv_tile_biased, conv_winograd_ok, depthwise3x3_fused, depthwise3x3_plane_call,
+                                 depthwise3x3_plane_instructions, depthwise3x3_scratch_bytes,
+                                 depthwise3x3_windowed_instructions, has_edge_streams, strided_pointwise,
+                                 subsample_call)
 
 
 @dataclass(frozen=True)
@@ -203,11 +204,11 @@ FAVOURS = ("ram", "speed")
 W16_KERNELS = ("tq_conv2d_s8", "tq_conv2d_add_s8", "tq_fully_connected_s8")
 
 
-def with_int16_weights(st: Step, graph: Graph | None = None, wino: bool = False) -> Step:
+def with_int16_weights(st: Step, graph: Graph, wino: bool = False) -> Step:
     """``st`` with its weights stored as int16 pairs, if its kernel has that variant: w16 = 1, or for a
     conv whose every channel pair runs in the requantizing tile, w16 = 2 (layout.tile_stream: the
-    biases ride in the stream, one add less an output). With ``wino`` (and the ``graph``, whose
-    weights it transforms), a 3x3 stride-1 conv that conv_winograd_ok takes runs by Winograd F(2, 3),
+    biases ride in the stream, one add less an output). With ``wino`` (the weights it transforms are
+    ``graph``'s), a 3x3 stride-1 conv that conv_winograd_ok takes runs by Winograd F(2, 3),
     w16 = 3 (layout.winograd_stream): a third fewer multiplies, 4/3 of the direct conv's scratch and
     1.3 times its int16 weights' flash."""
     from tinyq.ops import ConstArray
@@ -219,7 +220,7 @@ def with_int16_weights(st: Step, graph: Graph | None = None, wino: bool = False)
         return st
     mode = 2 if c.function != "tq_fully_connected_s8" and conv_tile_biased(p) else 1
     chan = next((a.values for a in c.arrays if a.name == "chan"), None)
-    if mode == 2 and wino and graph is not None and conv_winograd_ok(p):
+    if mode == 2 and wino and conv_winograd_ok(p):
         op = graph.operators[st.ops[0]]
         x, w, y = (graph.tensors[t] for t in (op.inputs[0], op.inputs[1], op.outputs[0]))
         arrays = tuple(ConstArray("w", a.ctype, winograd_stream(w.data, chan)) if a.name == "w" else a
@@ -227,7 +228,8 @@ def with_int16_weights(st: Step, graph: Graph | None = None, wino: bool = False)
         add = c.function == "tq_conv2d_add_s8"
         return replace(st, call=replace(
             c, arrays=arrays, params=c.params + (("w16", 3),),
-            scratch_bytes=conv_scratch_bytes(p["in_c"], p["out_c"], p["k_pairs"], p["out_h"] * p["out_w"], add, True),
+            scratch_bytes=conv_scratch_bytes(p["in_c"], p["out_c"], p["k_pairs"], p["out_h"] * p["out_w"], add=add,
+                                             wino=True),
             end_overlay=conv_end_overlay(p, x.nbytes, y.nbytes, group=8) if c.end_overlay else 0))
     arrays = tuple(ConstArray(a.name, a.ctype, tile_stream(int16_words(a.values, scale=2), chan) if mode == 2
                               else int16_words(a.values)) if a.name == "w" else a for a in c.arrays)

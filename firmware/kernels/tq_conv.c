@@ -41,6 +41,12 @@ void tq_mm_2x4_w16(const uint32_t *w, const int32_t *cols, uint32_t k_pairs, int
     for (int i = 0; i < 8; ++i) acc[i] = s[i];
 }
 
+/* A channel's requantization read from a biased stream (its rnd, mult, shift: layout._pair_stream's tail). */
+static inline tq_chan_t stream_chan(const uint32_t *r) {
+    const tq_chan_t q = {0, (int32_t)r[0], (int32_t)r[1], (int32_t)r[2]};
+    return q;
+}
+
 /* w16: 0 int8 weights, 1 int16 pairs, 2 the biased tile stream (each pair's 8 bias words, then its
  * weights doubled: the sums plus the biases are tq_rq_fast_x2's input; then its two channels' rnd,
  * mult and shift, which the requantization reads from the stream as tq_m4.S does). */
@@ -59,8 +65,7 @@ static void conv_tile(const tq_conv_tile_t *t, int w16) {
         for (int n = 0; n < 8; ++n) {  /* acc[n]: pixel n % 4, channel 2i + n / 4 */
             int32_t y;
             if (lead) {
-                const uint32_t *r = params + 3 * (n / 4);
-                const tq_chan_t s = {0, (int32_t)r[0], (int32_t)r[1], (int32_t)r[2]};
+                const tq_chan_t s = stream_chan(params + 3 * (n / 4));
                 /* acc + bias wraps as the SMLAD chain that starts from the bias does */
                 y = tq_rq_fast_x2((int32_t)((uint32_t)acc[n] + w[n]), &s);
             } else {
@@ -81,8 +86,7 @@ void tq_conv_tile_w16b(const tq_conv_tile_t *t) { conv_tile(t, 2); }
  * wrap as SMLAD's do; the final values are the direct conv's, which the fast path proved fit. */
 static void wino_store(const tq_wino_tile_t *t, const uint32_t *acc, const uint32_t *params, uint32_t i, int odd) {
     for (int n = 0; n < 8; ++n) {  /* acc[n]: pixel pair n % 4, channel 2i + n / 4 */
-        const uint32_t *r = params + 3 * (n / 4);
-        const tq_chan_t q = {0, (int32_t)r[0], (int32_t)r[1], (int32_t)r[2]};
+        const tq_chan_t q = stream_chan(params + 3 * (n / 4));
         t->out[(2 * (n % 4) + odd) * t->out_stride + 2 * (int32_t)i + n / 4] =
             (int8_t)tq_ssat8(tq_rq_fast_x2((int32_t)acc[n], &q));
     }

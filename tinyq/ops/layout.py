@@ -87,19 +87,24 @@ def tile_stream(doubled16, chan) -> tuple[int, ...]:
     weights are where the weight pointer already is when the tile requantizes: one LDM each
     channel, and the pointer runs on into the next pair's biases (no reload of either pointer).
     """
-    out: list[int] = []
     per_pair = len(doubled16) // (len(chan) // 2)
-    for i in range(len(chan) // 2):
-        rows = chan[2 * i:2 * i + 2]
-        out += [int(row[0]) & 0xFFFFFFFF for row in rows for _ in range(TILE_LEAD_WORDS // 2)]
-        out += doubled16[i * per_pair:(i + 1) * per_pair]
-        out += [int(v) & 0xFFFFFFFF for row in rows for v in row[1:]]
-    assert len(out) == len(chan) // 2 * (TILE_LEAD_WORDS + per_pair + TILE_TAIL_WORDS)
-    return tuple(out)
+    return tuple(v for i in range(len(chan) // 2)
+                 for v in _pair_stream(chan[2 * i:2 * i + 2], doubled16[i * per_pair:(i + 1) * per_pair]))
+
+
+def _pair_stream(rows, body) -> list[int]:
+    """One channel pair of a biased stream (tile_stream, winograd_stream): its two channels' biases
+    (TILE_LEAD_WORDS, each channel's four times), ``body`` (its weights), then each channel's rnd, mult,
+    shift (TILE_TAIL_WORDS)."""
+    lead = [int(row[0]) & 0xFFFFFFFF for row in rows for _ in range(TILE_LEAD_WORDS // 2)]
+    tail = [int(v) & 0xFFFFFFFF for row in rows for v in row[1:]]
+    assert len(lead) == TILE_LEAD_WORDS and len(tail) == TILE_TAIL_WORDS
+    return lead + [int(v) for v in body] + tail
 
 
 #: The Winograd stream's phases, in the order the tile runs them: F(2, 3) positions 1, 2, 0, 3 (see
-#: winograd_stream). tq_conv.c's transform stores its positions in this order (TQ_WINO_PHASES).
+#: winograd_stream). tq_conv.c's transform (wino_transform, tq_wino_row) stores its positions in this
+#: order; the host and QEMU op tests hold the two to the same outputs.
 WINO_PHASES = (1, 2, 0, 3)
 
 
@@ -129,14 +134,13 @@ def winograd_stream(w: np.ndarray, chan) -> tuple[int, ...]:
     lanes = np.stack([c[:, [0, 2]], c[:, [1, 3]]], axis=1).reshape(-1, 2)  # K-pair -> its two channels
     out: list[int] = []
     for k in range(0, out_c, 2):
-        rows = chan[k:k + 2]
-        out += [int(row[0]) & 0xFFFFFFFF for row in rows for _ in range(TILE_LEAD_WORDS // 2)]
+        body: list[int] = []
         for phase in WINO_PHASES:
             v = u[phase][k:k + 2]  # (2, row, in_c)
             pairs = v[:, :, lanes] & 0xFFFF  # (2, row, K-pair in the row, 2 lanes)
             words = pairs[..., 0] | (pairs[..., 1] << 16)  # (2, row, K-pair)
-            out += [int(x) for x in words.reshape(2, -1).T.reshape(-1)]  # per K-pair: channel k, k+1
-        out += [int(x) & 0xFFFFFFFF for row in rows for x in row[1:]]
+            body += words.reshape(2, -1).T.reshape(-1).tolist()  # per K-pair: channel k, k+1
+        out += _pair_stream(chan[k:k + 2], body)
     return tuple(out)
 
 
