@@ -146,7 +146,16 @@ WINO = [("conv", dict(h=h, w=w, c=c, filters=f, k=3, strides=1, dilation=1, padd
 DW_EDGES = [("dw", dict(h=h, w=w, c=c, k=3, strides=s, dilation=1, padding="same", act=a, mult=1))
             for h, w, c, s, a in [(5, 5, 8, 1, None), (7, 7, 4, 2, "relu"), (7, 6, 4, 2, None), (3, 3, 4, 1, "relu"),
                                   (4, 2, 4, 1, None), (4, 17, 4, 1, "relu")]]
-CASES = _cases() + EXTRA + DW_EDGES + WINO
+# First layers (1-3 input channels): kernel rows of whole words (im2col_words: a KWS-like 5x4 on one channel
+# at stride 2, taps clipped at both sides; 3x2 on two), and of bytes (im2col_bytes: 3x3 on three, stride 2).
+# 21 output pixels leave a lone last one (tq_conv_pixel_w16b), with an odd and an even count of channel pairs.
+FIRST = [("conv", dict(h=h, w=w, c=c, filters=f, k=k, strides=s, dilation=1, padding=pad, act=a, bias=True))
+         for h, w, c, f, k, s, pad, a in [(13, 6, 1, 8, (5, 4), 2, "same", "relu"), (7, 3, 2, 6, (3, 2), 1, "same", None),
+                                          (13, 6, 3, 8, 3, 2, "same", None), (6, 5, 1, 4, (4, 4), 1, "valid", "relu")]]
+# Channel-planar depthwise rows of two quads or more (tq_dw3x3_plane), with a pair, a single, both left over.
+DW_QUADS = [("dw", dict(h=h, w=w, c=c, k=3, strides=1, dilation=1, padding="same", act=a, mult=1))
+            for h, w, c, a in [(3, 10, 4, None), (4, 11, 5, "relu"), (2, 9, 3, None)]]
+CASES = _cases() + EXTRA + DW_EDGES + WINO + FIRST + DW_QUADS
 
 
 def op_tflite(kind: str, params: dict) -> bytes:

@@ -80,6 +80,34 @@ void tq_conv_tile(const tq_conv_tile_t *t) { conv_tile(t, 0); }
 void tq_conv_tile_w16(const tq_conv_tile_t *t) { conv_tile(t, 1); }
 void tq_conv_tile_w16b(const tq_conv_tile_t *t) { conv_tile(t, 2); }
 
+void tq_conv_pixel_w16b(const uint32_t *w, const int32_t *cols, uint32_t k_pairs, uint32_t pairs, int8_t *out) {
+    const uint32_t stride = TQ_TILE_LEAD_WORDS + 2 * k_pairs + TQ_TILE_TAIL_WORDS;  /* a pair's stream */
+    for (uint32_t i = 0; i < pairs; i += 2, w += 2 * stride, out += 4) {
+        const uint32_t *w2 = i + 1 < pairs ? w + stride : w;
+        /* Scalars, not an array: GCC keeps them in registers. Sums from the biases. */
+        int32_t a0 = (int32_t)w[0], a1 = (int32_t)w[4], b0 = (int32_t)w2[0], b1 = (int32_t)w2[4];
+        const uint32_t *v = w + TQ_TILE_LEAD_WORDS, *u = w2 + TQ_TILE_LEAD_WORDS;
+        const int32_t *x = cols;
+        for (uint32_t j = k_pairs / 2; j > 0; --j, v += 4, u += 4, x += 8) {
+            a0 = tq_smlad((int32_t)v[0], x[0], a0);
+            a1 = tq_smlad((int32_t)v[1], x[0], a1);
+            a0 = tq_smlad((int32_t)v[2], x[4], a0);
+            a1 = tq_smlad((int32_t)v[3], x[4], a1);
+            b0 = tq_smlad((int32_t)u[0], x[0], b0);
+            b1 = tq_smlad((int32_t)u[1], x[0], b1);
+            b0 = tq_smlad((int32_t)u[2], x[4], b0);
+            b1 = tq_smlad((int32_t)u[3], x[4], b1);
+        }
+        const tq_chan_t qa0 = stream_chan(v), qa1 = stream_chan(v + 3), qb0 = stream_chan(u), qb1 = stream_chan(u + 3);
+        out[0] = (int8_t)tq_ssat8(tq_rq_fast_x2(a0, &qa0));
+        out[1] = (int8_t)tq_ssat8(tq_rq_fast_x2(a1, &qa1));
+        if (w2 != w) {
+            out[2] = (int8_t)tq_ssat8(tq_rq_fast_x2(b0, &qb0));
+            out[3] = (int8_t)tq_ssat8(tq_rq_fast_x2(b1, &qb1));
+        }
+    }
+}
+
 /* Winograd F(2, 3) tile: per channel pair, four phases over the same columns' transformed inputs
  * (layout.WINO_PHASES: positions 1, 2, 0, 3). From the biases b: T = b + M1, U = T + M2, E = U + M0
  * is twice the even outputs' sums plus b; 2T - U + (-M3) = b + M1 - M2 - M3 the odd ones'. Sums
@@ -357,78 +385,158 @@ static int __attribute__((noinline)) im2col_row4(const tq_conv_params_t *p, cons
     return 1;
 }
 
+/* The bytes [a, b) of a word (a, b clamped to 0..4) as a mask. */
+static inline uint32_t byte_mask(int a, int b) {
+    a = a < 0 ? 0 : a;
+    b = b > 4 ? 4 : b;
+    if (b <= a) return 0u;
+    return (b == 4 ? 0xFFFFFFFFu : (1u << (8 * b)) - 1u) & ~((1u << (8 * a)) - 1u);
+}
+
+/* im2col_bytes when a kernel row is whole words (k_w * in_c a multiple of 4: KWS's 10x4 first
+ * layer on one channel) and dil_w is 1: each row's words go straight into the columns, the taps
+ * past the input's left or right edge masked to the zero point; rows above or below the input
+ * are the zero point. A word position of the rows at a time, so its mask is worked out once a
+ * pixel. 0 when a pixel's words would reach outside the input (the first and last pixels),
+ * before anything is written: im2col_bytes takes the group. */
+static int __attribute__((noinline)) im2col_words(const tq_conv_params_t *p, const int8_t *in, int n, int oy,
+                                                   int ox, int32_t *cols) {
+    const int in_c = p->in_c, in_h = p->in_h, in_w = p->in_w, k_h = p->k_h, k_w = p->k_w, d_h = p->dil_h;
+    const int span = k_w * in_c, words = span / 4;
+    const int32_t row_bytes = (int32_t)in_w * in_c, in_bytes = (int32_t)in_h * row_bytes;
+    const int32_t step = (int32_t)d_h * row_bytes;
+    const uint32_t pad4 = 0x01010101u * (uint8_t)p->pad_value;
+    const int32_t pad_lo = tq_sxtb16(pad4), pad_hi = tq_sxtb16_ror8(pad4);
+    struct { int32_t first; int16_t ky_lo, ky_hi, lo, hi; } px[4];
+    int y = oy, x = ox;
+    for (int i = 0; i < n; ++i, ++x) {
+        if (x == p->out_w) { x = 0; ++y; }
+        const int iy0 = y * p->stride_h - p->pad_h, ix0 = x * p->stride_w - p->pad_w;
+        /* The kernel rows [ky_lo, ky_hi) are inside the input, */
+        int ky_lo = 0, ky_hi = k_h;
+        while (ky_lo < k_h && iy0 + d_h * ky_lo < 0) ++ky_lo;
+        while (ky_hi > ky_lo && iy0 + d_h * (ky_hi - 1) >= in_h) --ky_hi;
+        const int32_t first = (int32_t)(iy0 + d_h * ky_lo) * row_bytes + ix0 * in_c;
+        if (ky_hi > ky_lo && (first < 0 || first + (int32_t)(ky_hi - ky_lo - 1) * step + span > in_bytes)) return 0;
+        /* and their taps [tap_lo, tap_hi): bytes [lo, hi). */
+        const int tap_lo = ix0 >= 0 ? 0 : -ix0 < k_w ? -ix0 : k_w;
+        const int tap_hi = ix0 + k_w <= in_w ? k_w : in_w - ix0 > tap_lo ? in_w - ix0 : tap_lo;
+        px[i].first = first;
+        px[i].ky_lo = (int16_t)ky_lo;
+        px[i].ky_hi = (int16_t)ky_hi;
+        px[i].lo = (int16_t)(tap_lo * in_c);
+        px[i].hi = (int16_t)(tap_hi * in_c);
+    }
+    const int32_t col_row = 8 * words;  /* column words a kernel row takes */
+    for (int i = 0; i < n; ++i) {
+        const int ky_lo = px[i].ky_lo, ky_hi = px[i].ky_hi;
+        for (int k = 0; k < words; ++k) {
+            const uint32_t keep = byte_mask(px[i].lo - 4 * k, px[i].hi - 4 * k), fill = pad4 & ~keep;
+            int32_t *col = cols + i + 8 * k;
+            int ky = 0;
+            for (; ky < ky_lo; ++ky, col += col_row) { col[0] = pad_lo; col[4] = pad_hi; }
+            const int8_t *src = in + px[i].first + 4 * k;
+            for (; ky < ky_hi; ++ky, col += col_row, src += step) {
+                const uint32_t w = (tq_load32(src) & keep) | fill;
+                col[0] = tq_sxtb16(w);
+                col[4] = tq_sxtb16_ror8(w);
+            }
+            for (; ky < k_h; ++ky, col += col_row) { col[0] = pad_lo; col[4] = pad_hi; }
+        }
+    }
+    /* Columns past the patch (k_pairs rounds up) meet zero weights. */
+    return 1;
+}
+
+/* The columns of pixels pix0 .. pix0+n-1 (from (oy, ox), across output rows) when the channel
+ * count is not whole words (a first layer's 1-3): each pixel's patch assembled as bytes in `row`,
+ * 2P bytes apart, then all expanded together. Kernel rows above or below the input are the zero
+ * point. With dil_w 1 a kernel row inside is one run of k_w * in_c input bytes: copied a word
+ * at a time (its overhang is overwritten by the next row, or lands in the next patch or `row`'s
+ * 4 bytes of slack), then the taps past the input's left or right edge set to the zero point a
+ * byte at a time. Those are a tap or two (KWS's 10x4 first layer clips one at 2 of every 5
+ * pixels), which a memset call costs more than: hence the attribute that keeps GCC from turning
+ * the byte loops into one. A pixel whose rows' words would reach outside the input (the first
+ * and last) and dil_w > 1 go tap by tap. */
+static void __attribute__((noinline, optimize("no-tree-loop-distribute-patterns")))
+im2col_bytes(const tq_conv_params_t *p, const int8_t *in, int n, int oy, int ox, int32_t *cols, int8_t *row) {
+    const int in_c = p->in_c, in_h = p->in_h, in_w = p->in_w, k_h = p->k_h, k_w = p->k_w, d_h = p->dil_h;
+    const int span = k_w * in_c, span_words = (span + 3) / 4, patch = 2 * p->k_pairs;
+    const int32_t row_bytes = (int32_t)in_w * in_c, in_bytes = (int32_t)in_h * row_bytes;
+    const int32_t step = (int32_t)d_h * row_bytes;
+    const int8_t pad = p->pad_value;
+    const uint32_t pad4 = 0x01010101u * (uint8_t)pad;
+    for (int i = 0; i < n; ++i, ++ox) {
+        if (ox == p->out_w) { ox = 0; ++oy; }
+        const int iy0 = oy * p->stride_h - p->pad_h, ix0 = ox * p->stride_w - p->pad_w;
+        /* The kernel rows [ky_lo, ky_hi) are inside the input. */
+        int ky_lo = 0, ky_hi = k_h;
+        while (ky_lo < k_h && iy0 + d_h * ky_lo < 0) ++ky_lo;
+        while (ky_hi > ky_lo && iy0 + d_h * (ky_hi - 1) >= in_h) --ky_hi;
+        const int32_t first = (int32_t)(iy0 + d_h * ky_lo) * row_bytes + ix0 * in_c;
+        const int32_t end = first + (int32_t)(ky_hi - ky_lo - 1) * step + 4 * span_words;
+        int8_t *r = row + i * patch;
+        int ky = 0;
+        for (; ky < ky_lo; ++ky, r += span) {
+            for (int k = 0; k < span_words; ++k) tq_store32(r + 4 * k, pad4);
+        }
+        if (p->dil_w == 1 && first >= 0 && end <= in_bytes) {
+            /* The taps [lo, hi) of every kernel row are inside the input. */
+            const int tap_lo = ix0 >= 0 ? 0 : -ix0 < k_w ? -ix0 : k_w;
+            const int tap_hi = ix0 + k_w <= in_w ? k_w : in_w - ix0 > tap_lo ? in_w - ix0 : tap_lo;
+            const int lo = tap_lo * in_c, hi = tap_hi * in_c;
+            const int8_t *x = in + first;
+            int8_t *const r0 = r;
+            for (; ky < ky_hi; ++ky, r += span, x += step) {
+                for (int k = 0; k < span_words; ++k) tq_store32(r + 4 * k, tq_load32(x + 4 * k));
+            }
+            if (lo > 0 || hi < span) {  /* after all the rows: a row's overhang only reaches the next */
+                for (int8_t *q = r0; q < r; q += span) {
+                    for (int k = 0; k < lo; ++k) q[k] = pad;
+                    for (int k = hi; k < span; ++k) q[k] = pad;
+                }
+            }
+        } else {
+            for (; ky < ky_hi; ++ky, r += span) {
+                const int iy = iy0 + d_h * ky;
+                for (int kx = 0, k = 0; kx < k_w; ++kx) {
+                    const int ix = ix0 + p->dil_w * kx, ok = ix >= 0 && ix < in_w;
+                    const int8_t *x = in + iy * row_bytes + ix * in_c;
+                    for (int c = 0; c < in_c; ++c) r[k++] = ok ? x[c] : pad;
+                }
+            }
+        }
+        for (; ky < k_h; ++ky, r += span) {
+            for (int k = 0; k < span_words; ++k) tq_store32(r + 4 * k, pad4);
+        }
+    }
+    /* Bytes past a patch meet zero weights. */
+    const uint32_t words = (uint32_t)p->k_pairs / 2;
+    if (n == 4) tq_expand4(row, patch, cols, words);
+    else for (int i = 0; i < n; ++i) tq_expand(row + i * patch, cols + i, words);
+}
+
 /* The im2col columns of pixels pix0 .. pix0+n-1, whose first is at (oy, ox): each patch in
  * (ky, kx, c) order. With a channel count that is a multiple of 4 every tap is whole words,
- * expanded straight from the input. Otherwise the patch is first assembled as bytes in
- * `row`: each kernel row (k_w * in_c bytes, contiguous in the input when dil_w is 1) copied
- * a word at a time (unaligned; a row's overhang is overwritten by the next row, and `row`
- * has 4 bytes of slack), border rows gathered with the zero point. The layer's constants
+ * expanded straight from the input; other counts go to im2col_bytes. The layer's constants
  * are read once a group. */
 static void im2col_group(const tq_conv_params_t *p, const int8_t *in, int n, int oy, int ox, int32_t *cols,
                          int8_t *row) {
+    if (p->in_c & 3) {
+        if ((p->k_w * p->in_c & 3) || p->dil_w != 1 || !im2col_words(p, in, n, oy, ox, cols)) {
+            im2col_bytes(p, in, n, oy, ox, cols, row);
+        }
+        return;
+    }
     const int in_c = p->in_c, in_h = p->in_h, in_w = p->in_w, k_h = p->k_h, k_w = p->k_w;
     const int out_w = p->out_w, s_h = p->stride_h, s_w = p->stride_w, d_h = p->dil_h, d_w = p->dil_w;
     const int8_t pad = p->pad_value;
-    const int32_t row_bytes = (int32_t)in_w * in_c, in_bytes = (int32_t)in_h * row_bytes;
-    const int span = k_w * in_c;
+    const int32_t row_bytes = (int32_t)in_w * in_c;
     for (int i = 0; i < n; ++i, ++ox) {
         if (ox == out_w) { ox = 0; ++oy; }
         int32_t *col = cols + i;
         const int iy0 = oy * s_h - p->pad_h, ix0 = ox * s_w - p->pad_w;
         const int cols_ok = d_w == 1 && ix0 >= 0 && ix0 + k_w <= in_w;
-        if (in_c & 3) {
-            const int span_words = (span + 3) / 4;
-            const int32_t last_at = (iy0 + (k_h - 1) * d_h) * row_bytes + ix0 * in_c;
-            if (cols_ok && iy0 >= 0 && iy0 + (k_h - 1) * d_h < in_h && last_at + 4 * span_words <= in_bytes) {
-                /* The whole window is inside (most pixels): rows are runs a fixed step apart. */
-                const int8_t *src = in + iy0 * row_bytes + ix0 * in_c;
-                const int32_t step = d_h * row_bytes;
-                int8_t *r = row;
-                for (int ky = 0; ky < k_h; ++ky, src += step, r += span) {
-                    for (int k = 0; k < span_words; ++k) tq_store32(r + 4 * k, tq_load32(src + 4 * k));
-                }
-                tq_expand(row, col, (uint32_t)p->k_pairs / 2);
-                continue;
-            }
-            int8_t *r = row;
-            for (int ky = 0; ky < k_h; ++ky, r += span) {
-                const int iy = iy0 + d_h * ky;
-                const int32_t at = iy * row_bytes + ix0 * in_c;
-                if (cols_ok && iy >= 0 && iy < in_h && at + ((span + 3) & ~3) <= in_bytes) {
-                    const int8_t *src = in + at;
-                    for (int k = 0; k < span; k += 4) tq_store32(r + k, tq_load32(src + k));
-                    continue;
-                }
-                int k = 0;
-                if (iy < 0 || iy >= in_h) {  /* a row above or below the input */
-                    for (; k < span; ++k) r[k] = pad;
-                    continue;
-                }
-                if (d_w == 1) {
-                    /* The row's taps are one run, clipped at the left or right border (a first layer's
-                     * edge pixels): the bytes inside, zero points around them. */
-                    const int8_t *x = in + iy * row_bytes;
-                    const int off = ix0 * in_c;
-                    /* The taps [tap_lo, tap_hi) are inside the input. */
-                    const int tap_lo = ix0 >= 0 ? 0 : -ix0 < k_w ? -ix0 : k_w;
-                    const int tap_hi = ix0 + k_w <= in_w ? k_w : in_w - ix0 > tap_lo ? in_w - ix0 : tap_lo;
-                    const int lo = tap_lo * in_c, hi = tap_hi * in_c;
-                    for (; k < lo; ++k) r[k] = pad;
-                    for (; k < hi; ++k) r[k] = x[off + k];
-                    for (; k < span; ++k) r[k] = pad;
-                    continue;
-                }
-                for (int kx = 0; kx < k_w; ++kx) {
-                    const int ix = ix0 + d_w * kx;
-                    const int ok = ix >= 0 && ix < in_w;
-                    const int8_t *x = in + iy * row_bytes + ix * in_c;
-                    for (int c = 0; c < in_c; ++c) r[k++] = ok ? x[c] : pad;
-                }
-            }
-            /* Bytes past the patch meet zero weights. */
-            tq_expand(row, col, (uint32_t)p->k_pairs / 2);
-            continue;
-        }
         const uint32_t words = (uint32_t)in_c / 4;
         if (cols_ok) {
             /* The whole kernel row is inside: its taps are one run of k_w * in_c bytes. */
@@ -457,39 +565,6 @@ static void im2col_group(const tq_conv_params_t *p, const int8_t *in, int n, int
                     for (uint32_t j = 0; j < words; ++j) { col[8 * j] = pad_lo; col[8 * j + 4] = pad_hi; }
                 }
             }
-        }
-    }
-}
-
-/* The biased tile stream (w16 = 2) dotted with column 0 only: every channel pair of one pixel,
- * requantized and stored to out[0 .. 2 * pairs). Two pairs at a time, so each column word loaded
- * meets four channels' weights (k_pairs is even: two K-pairs a turn); an odd last pair runs as
- * both, its second results dropped. */
-static void __attribute__((noinline)) conv_pixel_w16b(const uint32_t *w, const int32_t *cols, uint32_t k_pairs,
-                                                      uint32_t pairs, const tq_chan_t *chan, int8_t *out) {
-    /* a pair's stream: its bias words, its weights, its parameters (read here from chan, the same values) */
-    const uint32_t stride = TQ_TILE_LEAD_WORDS + 2 * k_pairs + TQ_TILE_TAIL_WORDS;
-    for (uint32_t i = 0; i < pairs; i += 2, w += 2 * stride, chan += 4, out += 4) {
-        const uint32_t *w2 = i + 1 < pairs ? w + stride : w;
-        /* Scalars, not an array: GCC keeps them in registers. */
-        int32_t a0 = (int32_t)w[0], a1 = (int32_t)w[4], b0 = (int32_t)w2[0], b1 = (int32_t)w2[4];
-        const uint32_t *v = w + TQ_TILE_LEAD_WORDS, *u = w2 + TQ_TILE_LEAD_WORDS;
-        const int32_t *x = cols;
-        for (uint32_t j = k_pairs / 2; j > 0; --j, v += 4, u += 4, x += 8) {
-            a0 = tq_smlad((int32_t)v[0], x[0], a0);
-            a1 = tq_smlad((int32_t)v[1], x[0], a1);
-            b0 = tq_smlad((int32_t)u[0], x[0], b0);
-            b1 = tq_smlad((int32_t)u[1], x[0], b1);
-            a0 = tq_smlad((int32_t)v[2], x[4], a0);
-            a1 = tq_smlad((int32_t)v[3], x[4], a1);
-            b0 = tq_smlad((int32_t)u[2], x[4], b0);
-            b1 = tq_smlad((int32_t)u[3], x[4], b1);
-        }
-        out[0] = (int8_t)tq_ssat8(tq_rq_fast_x2(a0, chan));
-        out[1] = (int8_t)tq_ssat8(tq_rq_fast_x2(a1, chan + 1));
-        if (w2 != w) {
-            out[2] = (int8_t)tq_ssat8(tq_rq_fast_x2(b0, chan + 2));
-            out[3] = (int8_t)tq_ssat8(tq_rq_fast_x2(b1, chan + 3));
         }
     }
 }
@@ -523,7 +598,7 @@ static inline __attribute__((always_inline)) void conv_body(const tq_conv_params
         int c = 0;
         if (n == 1 && w16 == 2) {
             /* A lone last pixel (a 3x3 map, KWS's 125): one column, not a tile of four. */
-            conv_pixel_w16b(w, cols, (uint32_t)P, (uint32_t)out_c / 2, p->chan, dst);
+            tq_conv_pixel_w16b(w, cols, (uint32_t)P, (uint32_t)out_c / 2, dst);
             c = out_c;
         } else if (fast && full && out_c >= 2) {
             /* The common case, all in the inner loop's registers. */

@@ -13,6 +13,7 @@
 #include <stdint.h>
 
 #include "tq_simd.h"
+#include "tq_layout.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -319,10 +320,13 @@ void tq_conv_tile(const tq_conv_tile_t *t);
 void tq_conv_tile_w16(const tq_conv_tile_t *t);
 /* The biased tile stream (w16 = 2): the sums start at the biases and come out doubled. Each channel
  * pair's words: its two biases four times each, its doubled int16 weights, its two channels' rnd,
- * mult and shift (layout.TILE_LEAD_WORDS / TILE_TAIL_WORDS in Python; a test compares them). */
-#define TQ_TILE_LEAD_WORDS 8u
-#define TQ_TILE_TAIL_WORDS 6u
+ * mult and shift (TQ_TILE_LEAD_WORDS / TQ_TILE_TAIL_WORDS in tq_layout.h). */
 void tq_conv_tile_w16b(const tq_conv_tile_t *t);
+/* Column 0 alone on the biased stream (a lone last pixel: a 3x3 map's 9th, KWS's 125th): every
+ * channel pair, two at a time so each column word meets four channels' weights (an odd last pair
+ * runs as both, its second results dropped), requantized and stored to out[0 .. 2 * pairs).
+ * k_pairs is even. */
+void tq_conv_pixel_w16b(const uint32_t *w, const int32_t *cols, uint32_t k_pairs, uint32_t pairs, int8_t *out);
 /* The Winograd tile (w16 = 3): every channel pair of a group of 4 output pixel pairs, from its
  * transformed inputs (4 phases of k_pairs K-pairs, 4 columns each: the group's pairs), requantized
  * and stored: out[x * out_stride + c] for pixel x (0..7) of the group, channel c. */

@@ -13,6 +13,8 @@
  */
 #if defined(__ARM_FEATURE_DSP) && __ARM_FEATURE_DSP
 
+#include "tq_layout.h"
+
     .syntax unified
     .thumb
 
@@ -277,6 +279,73 @@
     add     sp, sp, #32
     pop     {r4-r11, pc}
     .size   tq_conv_tile_w16b, . - tq_conv_tile_w16b
+
+/* ---- tq_conv_pixel_w16b(const uint32_t *w, const int32_t *cols, uint32_t k_pairs, uint32_t pairs,
+ *                         int8_t *out) ----
+ * Column 0 of the biased stream's tile, two channel pairs (A, B) at a time: per two K-pairs, the
+ * column's two words, A's four weight words, then B's (one LDM each), eight SMLAD: 14 instructions
+ * for 16 MACs, where tq_conv_tile_w16b's 11 make 16 for four columns. r0 / r3 A's / B's stream,
+ * r1 the column, r2 its end, r4/r5 A's sums, r6/r7 B's, r8/r9 the column words, r10-lr weights.
+ * Frame: [sp] cols, [sp, #4] pairs left, [sp, #8] out, [sp, #12] a pair's stream bytes. */
+
+    FUNC    tq_conv_pixel_w16b
+    push    {r4-r11, lr}
+    ldr     r4, [sp, #36]               @ out: the fifth argument
+    lsl     r12, r2, #3
+    add     r12, r12, #4 * (TQ_TILE_LEAD_WORDS + TQ_TILE_TAIL_WORDS)
+    add     r2, r1, r2, lsl #4          @ the column's end: 16 bytes a K-pair
+    push    {r1, r3, r4, r12}
+5:  ldr     r12, [sp, #4]               @ two pairs, or the last one as both
+    mov     r3, r0
+    cmp     r12, #2
+    itt     hs
+    ldrhs   r3, [sp, #12]
+    addhs   r3, r0, r3
+    ldr     r4, [r0]                    @ the sums start at the biases
+    ldr     r5, [r0, #16]
+    ldr     r6, [r3]
+    ldr     r7, [r3, #16]
+    add     r0, r0, #4 * TQ_TILE_LEAD_WORDS
+    add     r3, r3, #4 * TQ_TILE_LEAD_WORDS
+    ldr     r1, [sp]
+1:  ldr     r9, [r1, #16]
+    ldr     r8, [r1], #32
+    ldmia   r0!, {r10, r11, r12, lr}
+    smlad   r4, r10, r8, r4
+    smlad   r5, r11, r8, r5
+    smlad   r4, r12, r9, r4
+    smlad   r5, lr, r9, r5
+    ldmia   r3!, {r10, r11, r12, lr}
+    smlad   r6, r10, r8, r6
+    smlad   r7, r11, r8, r7
+    smlad   r6, r12, r9, r6
+    smlad   r7, lr, r9, r7
+    cmp     r1, r2
+    bne     1b
+    ldmia   r0!, {r8, r9, r10}          @ A's channels' rnd, mult, shift: the stream runs on to B
+    REQUANT_X2 r4, r8, r9, r10, r11
+    ldmia   r0!, {r8, r9, r10}
+    REQUANT_X2 r5, r8, r9, r10, r11
+    ldmia   r3, {r8, r9, r10, r11, r12, lr}
+    REQUANT_X2 r6, r8, r9, r10, r1
+    REQUANT_X2 r7, r11, r12, lr, r1
+    ldrd    r12, r1, [sp, #4]           @ pairs left, out
+    strb    r4, [r1]
+    strb    r5, [r1, #1]
+    subs    r12, r12, #2
+    bls     6f                          @ the last pair (or the last two)
+    strb    r6, [r1, #2]
+    strb    r7, [r1, #3]
+    add     r1, r1, #4
+    strd    r12, r1, [sp, #4]
+    add     r0, r3, #4 * TQ_TILE_TAIL_WORDS   @ the next A follows B
+    b       5b
+6:  itt     eq                          @ two were left: B's too
+    strbeq  r6, [r1, #2]
+    strbeq  r7, [r1, #3]
+    add     sp, sp, #16
+    pop     {r4-r11, pc}
+    .size   tq_conv_pixel_w16b, . - tq_conv_pixel_w16b
 
 /* ---- tq_wino_tile(const tq_wino_tile_t *t) ----
  * The Winograd F(2, 3) tile (tq_conv.c's conv_wino; the C twin there says what it computes): per
@@ -788,11 +857,15 @@
 
 /* ---- tq_dw3x3_plane(const tq_dw_plane_t *t) ----
  * One channel of tq_depthwise3x3_plane_s8: its inputs into the plane, then along each plane row
- * two outputs at a time: one two-word load per kernel row gives x0..x3, and (k0 k1) . (x0 x1) +
- * k2 x2 is the first output, k0 x1 + (k1 k2) . (x2 x3) the second (SMLAD, SMLABB; SMLATB, SMLADX):
- * 33 instructions a pair, 20 a single output. r0-r5 the kernel rows' weights, r6/r7 the loaded words, r8/r9 the sums,
- * r10 / r11 the window's first and second plane rows, r12 the output, lr where the run
- * ends. The frame is the tq_dw_plane_t, copied (tq_conv.c checks its offsets). */
+ * four outputs at a time (rows of two quads or more), then pairs, then a single one. A quad: per kernel row, its weights
+ * (k0 k1) (k2 k1) from the frame (LDRD) and the window's six inputs x0..x5 (one LDM of three
+ * words A B C) give (k0 k1) . A + k2 x2 (SMLAD, SMLABB), k0 x1 + (k1 k2) . B (SMLATB, SMLADX), and
+ * the same a word on for the other two: 21 instructions an output. A pair: weights in r0-r5, one
+ * two-word load a kernel row: 33 instructions a pair, 20 a single output. Pairs and singles: r0-r5
+ * the kernel rows' weights, r6/r7 the loaded words, r8/r9 the sums. Quads: r0/r1 a kernel row's
+ * weights, r2-r4 its words, r5-r8 the sums, r9 row 2. Both: r10 / r11 the window's first and
+ * second plane rows, r12 the output, lr where the run ends. The frame is the tq_dw_plane_t, copied
+ * (tq_conv.c checks its offsets), then the 6 weight words at [sp, #84]. */
 
     .macro PLANE_LOAD k                 @ kernel row k's four inputs into r6, r7; the window moves on
     .if \k == 0
@@ -805,9 +878,22 @@
     .endif
     .endm
 
+    .equ    PLANE_W, 84                 @ the frame's copy of the weights
+
+    .macro QROW                         @ one kernel row of a quad: r0 (k0 k1), r1 (k2 k1); r2-r4 x0..x5
+    smlad   r5, r2, r0, r5
+    smlatb  r6, r2, r0, r6
+    smlabb  r5, r3, r1, r5
+    smladx  r6, r3, r1, r6
+    smlad   r7, r3, r0, r7
+    smlatb  r8, r3, r0, r8
+    smlabb  r7, r4, r1, r7
+    smladx  r8, r4, r1, r8
+    .endm
+
     FUNC    tq_dw3x3_plane
     push    {r4-r11, lr}
-    sub     sp, sp, #84
+    sub     sp, sp, #PLANE_W + 24
     mov     r12, sp
     ldmia   r0!, {r1-r8}                @ bias, bias, rnd, mult, shift, out_step, p, out
     stmia   r12!, {r1-r8}
@@ -848,13 +934,53 @@
     add     r3, r3, r11
     subs    r5, r5, #1
     bne     7b
-    ldr     r7, [sp, #56]               @ the weights
+    ldr     r7, [sp, #56]               @ the weights, into the frame for the quads
     ldmia   r7, {r0-r5}
+    add     r7, sp, #PLANE_W
+    stmia   r7, {r0-r5}
 2:  ldrd    r10, r12, [sp, #24]         @ a plane row: its first window and output
     ldr     r11, [sp, #52]              @ the window's second row
     add     r11, r10, r11
-    ldr     lr, [sp, #36]               @ pair_bytes
+    ldr     lr, [sp, #36]               @ pair_bytes: 4 a pair, 8 a quad
+    cmp     lr, #16                     @ under two quads a row: pairs (a quad and a pair cost what
+    blo     12f                         @ three pairs do, in cycles and in instructions)
+    bic     lr, lr, #7
     add     lr, r10, lr
+13: ldr     r5, [sp]                    @ the four sums start at the bias
+    mov     r6, r5
+    mov     r7, r5
+    mov     r8, r5
+    ldrd    r0, r1, [sp, #PLANE_W]
+    ldmia   r10, {r2-r4}
+    QROW
+    ldrd    r0, r1, [sp, #PLANE_W + 8]
+    ldmia   r11, {r2-r4}
+    QROW
+    ldrd    r0, r1, [sp, #PLANE_W + 16]
+    rsb     r9, r10, r11, lsl #1        @ row 2 is as far below row 1 as row 1 is below row 0
+    ldmia   r9, {r2-r4}
+    QROW
+    add     r9, sp, #8
+    ldmia   r9, {r0-r3}                 @ rnd, mult, shift, out_step
+    REQUANT_X2 r5, r0, r1, r2, r4
+    REQUANT_X2 r6, r0, r1, r2, r4
+    REQUANT_X2 r7, r0, r1, r2, r4
+    REQUANT_X2 r8, r0, r1, r2, r4
+    strb    r5, [r12]
+    strb    r6, [r12, r3]
+    add     r12, r12, r3, lsl #1
+    strb    r7, [r12]
+    strb    r8, [r12, r3]
+    add     r12, r12, r3, lsl #1
+    add     r10, r10, #8
+    add     r11, r11, #8
+    cmp     r10, lr
+    bne     13b
+    add     r7, sp, #PLANE_W            @ the pairs' and singles' weights, back in registers
+    ldmia   r7, {r0-r5}
+    ldr     lr, [sp, #36]               @ a pair left
+    and     lr, lr, #4
+12: add     lr, r10, lr
     cmp     r10, lr
     beq     4f
 3:  ldrd    r8, r9, [sp]                @ both sums start at the bias
@@ -919,7 +1045,7 @@
     add     r7, r7, r9
     strd    r6, r7, [sp, #24]
     COUNTDOWN r6, 32, 2b                @ rows left
-    add     sp, sp, #84
+    add     sp, sp, #PLANE_W + 24
     pop     {r4-r11, pc}
     .size   tq_dw3x3_plane, . - tq_dw3x3_plane
 

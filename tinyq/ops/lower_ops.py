@@ -134,12 +134,14 @@ def depthwise3x3_plane_ok(params: dict) -> bool:
 
 
 #: Instructions on the M4 (QEMU), for the planner's choice of depthwise kernel. tq_dw3x3_plane
-#: (tq_m4.S): two outputs of a stride-1 plane row, one output (stride 2, or a stride-1 row's odd last
-#: one), a plane row's setup; four gathered inputs, a gathered row's setup; a channel (its call
-#: from C included); a zero point written around the planes once a call.
-PLANE_PAIR, PLANE_SINGLE, PLANE_ROW = 33, 20, 20
+#: (tq_m4.S): four outputs of a stride-1 plane row (rows of two quads or more) and what such a row
+#: adds to its setup, two outputs, one output (stride 2, or a stride-1 row's odd last one), a plane
+#: row's setup; four gathered inputs, a gathered row's setup; a channel (its call from C included);
+#: a zero point written around the planes once a call.
+PLANE_QUAD, PLANE_QUAD_ROW = 63, 6
+PLANE_PAIR, PLANE_SINGLE, PLANE_ROW = 33, 20, 22
 PLANE_GATHER4, PLANE_GATHER1, PLANE_GATHER_ROW = 11, 5, 11
-PLANE_CHANNEL, PLANE_FILL = 41, 3
+PLANE_CHANNEL, PLANE_FILL = 43, 3
 #: tq_depthwise3x3_s8 with its inner loop requantizing: a pixel's group of 4 channels (measured on the
 #: official KWS and VWW layers: 105-121), and in a border column that has no weight stream of its
 #: own, through a patch (the compact layout; measured on a 25x5x64 layer: about 300).
@@ -161,8 +163,11 @@ def depthwise3x3_plane_instructions(params: dict, transposed: bool | None = None
     pw, ph = dw_plane_width(u["out"], u["s"]), (v["out"] - 1) * v["s"] + 3
     n_u, n_v = min(u["inp"], pw - u["pad"]), min(v["inp"], ph - v["pad"])
     pairs, singles = (u["out"] // 2, u["out"] % 2) if u["s"] == 1 else (0, u["out"])
+    quads = pairs // 2 if pairs >= 4 else 0
+    pairs -= 2 * quads
     gather = n_v * (PLANE_GATHER_ROW + n_u // 4 * PLANE_GATHER4 + n_u % 4 * PLANE_GATHER1)
-    rows = v["out"] * (PLANE_ROW + pairs * PLANE_PAIR + singles * PLANE_SINGLE)
+    rows = v["out"] * (PLANE_ROW + (quads * PLANE_QUAD + PLANE_QUAD_ROW if quads else 0) + pairs * PLANE_PAIR
+                       + singles * PLANE_SINGLE)
     return PLANE_FILL * pw * ph + p["in_c"] * (PLANE_CHANNEL + gather + rows)
 
 
