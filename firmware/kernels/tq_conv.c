@@ -393,59 +393,64 @@ static inline uint32_t byte_mask(int a, int b) {
     return (b == 4 ? 0xFFFFFFFFu : (1u << (8 * b)) - 1u) & ~((1u << (8 * a)) - 1u);
 }
 
-/* im2col_bytes when a kernel row is whole words (k_w * in_c a multiple of 4: KWS's 10x4 first
- * layer on one channel) and dil_w is 1: each row's words go straight into the columns, the taps
- * past the input's left or right edge masked to the zero point; rows above or below the input
- * are the zero point. A word position of the rows at a time, so its mask is worked out once a
- * pixel. 0 when a pixel's words would reach outside the input (the first and last pixels),
- * before anything is written: im2col_bytes takes the group. */
-static int __attribute__((noinline)) im2col_words(const tq_conv_params_t *p, const int8_t *in, int n, int oy,
-                                                   int ox, int32_t *cols) {
+/* Bytes [lo, hi) of the word at in + at (the others the zero point in pad4), read one by one: a word at
+ * the input's first or last bytes, whose other bytes may lie outside it (so is its address). */
+static uint32_t word_clipped(const int8_t *in, int32_t at, int lo, int hi, uint32_t pad4) {
+    uint32_t w = pad4;
+    for (int j = lo < 0 ? 0 : lo; j < 4 && j < hi; ++j) {
+        w = (w & ~(0xFFu << (8 * j))) | (uint32_t)(uint8_t)in[at + j] << (8 * j);
+    }
+    return w;
+}
+
+/* A first layer's columns when a kernel row is whole words (k_w * in_c a multiple of 4: KWS's 10x4 on
+ * one channel) and dil_w is 1: each row's words go straight into the columns, the taps past the input's
+ * left or right edge masked to the zero point; rows above or below the input are the zero point. A word
+ * position of the rows at a time, so its mask is worked out once a pixel. A pixel whose words would
+ * reach outside the input (the first and last) reads its words' inside bytes one by one. */
+static void __attribute__((noinline)) im2col_words(const tq_conv_params_t *p, const int8_t *in, int n, int oy,
+                                                    int ox, int32_t *cols) {
     const int in_c = p->in_c, in_h = p->in_h, in_w = p->in_w, k_h = p->k_h, k_w = p->k_w, d_h = p->dil_h;
     const int span = k_w * in_c, words = span / 4;
     const int32_t row_bytes = (int32_t)in_w * in_c, in_bytes = (int32_t)in_h * row_bytes;
-    const int32_t step = (int32_t)d_h * row_bytes;
+    const int32_t step = (int32_t)d_h * row_bytes, col_row = 8 * words;  /* column words a kernel row takes */
     const uint32_t pad4 = 0x01010101u * (uint8_t)p->pad_value;
     const int32_t pad_lo = tq_sxtb16(pad4), pad_hi = tq_sxtb16_ror8(pad4);
-    struct { int32_t first; int16_t ky_lo, ky_hi, lo, hi; } px[4];
-    int y = oy, x = ox;
-    for (int i = 0; i < n; ++i, ++x) {
-        if (x == p->out_w) { x = 0; ++y; }
-        const int iy0 = y * p->stride_h - p->pad_h, ix0 = x * p->stride_w - p->pad_w;
+    for (int i = 0; i < n; ++i, ++ox) {
+        if (ox == p->out_w) { ox = 0; ++oy; }
+        const int iy0 = oy * p->stride_h - p->pad_h, ix0 = ox * p->stride_w - p->pad_w;
         /* The kernel rows [ky_lo, ky_hi) are inside the input, */
         int ky_lo = 0, ky_hi = k_h;
         while (ky_lo < k_h && iy0 + d_h * ky_lo < 0) ++ky_lo;
         while (ky_hi > ky_lo && iy0 + d_h * (ky_hi - 1) >= in_h) --ky_hi;
-        const int32_t first = (int32_t)(iy0 + d_h * ky_lo) * row_bytes + ix0 * in_c;
-        if (ky_hi > ky_lo && (first < 0 || first + (int32_t)(ky_hi - ky_lo - 1) * step + span > in_bytes)) return 0;
         /* and their taps [tap_lo, tap_hi): bytes [lo, hi). */
         const int tap_lo = ix0 >= 0 ? 0 : -ix0 < k_w ? -ix0 : k_w;
         const int tap_hi = ix0 + k_w <= in_w ? k_w : in_w - ix0 > tap_lo ? in_w - ix0 : tap_lo;
-        px[i].first = first;
-        px[i].ky_lo = (int16_t)ky_lo;
-        px[i].ky_hi = (int16_t)ky_hi;
-        px[i].lo = (int16_t)(tap_lo * in_c);
-        px[i].hi = (int16_t)(tap_hi * in_c);
-    }
-    const int32_t col_row = 8 * words;  /* column words a kernel row takes */
-    for (int i = 0; i < n; ++i) {
-        const int ky_lo = px[i].ky_lo, ky_hi = px[i].ky_hi;
+        const int lo = tap_lo * in_c, hi = tap_hi * in_c;
+        const int32_t first = (int32_t)(iy0 + d_h * ky_lo) * row_bytes + ix0 * in_c;
+        const int edge = ky_hi > ky_lo && (first < 0 || first + (int32_t)(ky_hi - ky_lo - 1) * step + span > in_bytes);
         for (int k = 0; k < words; ++k) {
-            const uint32_t keep = byte_mask(px[i].lo - 4 * k, px[i].hi - 4 * k), fill = pad4 & ~keep;
+            const uint32_t keep = byte_mask(lo - 4 * k, hi - 4 * k), fill = pad4 & ~keep;
             int32_t *col = cols + i + 8 * k;
             int ky = 0;
             for (; ky < ky_lo; ++ky, col += col_row) { col[0] = pad_lo; col[4] = pad_hi; }
-            const int8_t *src = in + px[i].first + 4 * k;
-            for (; ky < ky_hi; ++ky, col += col_row, src += step) {
-                const uint32_t w = (tq_load32(src) & keep) | fill;
-                col[0] = tq_sxtb16(w);
-                col[4] = tq_sxtb16_ror8(w);
+            if (edge) {
+                for (int32_t at = first + 4 * k; ky < ky_hi; ++ky, col += col_row, at += step) {
+                    const uint32_t w = word_clipped(in, at, lo - 4 * k, hi - 4 * k, pad4);
+                    col[0] = tq_sxtb16(w);
+                    col[4] = tq_sxtb16_ror8(w);
+                }
+            } else {
+                for (const int8_t *src = in + first + 4 * k; ky < ky_hi; ++ky, col += col_row, src += step) {
+                    const uint32_t w = (tq_load32(src) & keep) | fill;
+                    col[0] = tq_sxtb16(w);
+                    col[4] = tq_sxtb16_ror8(w);
+                }
             }
             for (; ky < k_h; ++ky, col += col_row) { col[0] = pad_lo; col[4] = pad_hi; }
         }
     }
     /* Columns past the patch (k_pairs rounds up) meet zero weights. */
-    return 1;
 }
 
 /* The columns of pixels pix0 .. pix0+n-1 (from (oy, ox), across output rows) when the channel
@@ -523,9 +528,8 @@ im2col_bytes(const tq_conv_params_t *p, const int8_t *in, int n, int oy, int ox,
 static void im2col_group(const tq_conv_params_t *p, const int8_t *in, int n, int oy, int ox, int32_t *cols,
                          int8_t *row) {
     if (p->in_c & 3) {
-        if ((p->k_w * p->in_c & 3) || p->dil_w != 1 || !im2col_words(p, in, n, oy, ox, cols)) {
-            im2col_bytes(p, in, n, oy, ox, cols, row);
-        }
+        if ((p->k_w * p->in_c & 3) == 0 && p->dil_w == 1) im2col_words(p, in, n, oy, ox, cols);
+        else im2col_bytes(p, in, n, oy, ox, cols, row);
         return;
     }
     const int in_c = p->in_c, in_h = p->in_h, in_w = p->in_w, k_h = p->k_h, k_w = p->k_w;

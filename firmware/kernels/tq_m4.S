@@ -64,22 +64,22 @@
 
     .equ    MM_PAIR_BYTES, 44           @ an int16-weight MM_PAIR: three LDM.W, eight SMLAD, all 32-bit
 
-    .macro MM_ENTRY dst, kp, t1, t2     @ dst = where MM_KLOOP16 starts (k_pairs - 1) % 16 + 1 pairs before its end
+    .macro MM_ENTRY dst, kp, t1, t2, n=16   @ dst = where MM_KLOOPN \n starts (k_pairs - 1) % n + 1 pairs before its end
     sub     \dst, \kp, #1
-    and     \dst, \dst, #15
+    and     \dst, \dst, #(\n - 1)
     add     \dst, \dst, #1
     mov     \t1, #MM_PAIR_BYTES
-    adr     \t2, 1f                      @ the end of the MM_KLOOP16 that follows
+    adr     \t2, 1f                      @ the end of the MM_KLOOPN that follows
     mls     \dst, \dst, \t1, \t2
     orr     \dst, \dst, #1                @ a Thumb address for BX
     .endm
 
-    .macro MM_KLOOP16 end               @ biased-stream K-pairs, 16 a turn, until r1 reaches [sp, #end]; enter by BX
+    .macro MM_KLOOPN end, n=16          @ biased-stream K-pairs, n a turn, until r1 reaches [sp, #end]; enter by BX
 0:                                      @ to MM_ENTRY's address, so a tile spends 2 instructions before
-    .rept 16                            @ its K-pairs and 3 every 16 after
+    .rept \n                            @ its K-pairs and 3 every n after
     MM_PAIR 0, 2
     .endr
-1:  .if (1b - 0b) != 16 * MM_PAIR_BYTES
+1:  .if (1b - 0b) != \n * MM_PAIR_BYTES
     .error "MM_PAIR is not MM_PAIR_BYTES long: the K-loop's entry would be wrong"
     .endif
     ldr     r12, [sp, #\end]
@@ -250,9 +250,10 @@
  * doubled int16 weights, then its two channels' rnd, mult and shift. The sums start at the biases
  * (one LDM) and come out as tq_rq_fast_x2's input, so an output's requantization is 4 instructions;
  * the weight pointer runs on through the pair's parameters into the next pair's biases.
- * The K-loop is entered part way into its 16 unrolled K-pairs (computed once a call), so a tile
- * spends 2 instructions before its K-pairs and 3 every 16 after. [sp] w, [sp, #4] cols, [sp, #8]
- * cols end, [sp, #12] chan (unused), [sp, #16] out, [sp, #20] out stride, [sp, #24] out + 2 * pairs,
+ * The K-loop is entered part way into its 32 unrolled K-pairs (computed once a call), so a tile
+ * spends 2 instructions before its K-pairs and 3 every 32 after (one check a tile at K = 64; the
+ * Winograd tile's phases are shorter and keep 16). [sp] w, [sp, #4] cols, [sp, #8] cols end,
+ * [sp, #12] chan (unused), [sp, #16] out, [sp, #20] out stride, [sp, #24] out + 2 * pairs,
  * [sp, #28] the K-loop's entry. */
 
     FUNC    tq_conv_tile_w16b
@@ -261,14 +262,14 @@
     add     r7, r5, r7, lsl #1          @ pairs -> the end of the output's first row: out + 2 * pairs
     sub     r8, r3, r2
     lsr     r8, r8, #4                  @ K-pairs: 16 bytes each
-    MM_ENTRY r8, r8, r9, r10
+    MM_ENTRY r8, r8, r9, r10, 32
     push    {r1-r8}
     mov     r0, r1
 5:  ldr     r1, [sp, #4]
     ldmia   r0!, {r2-r9}                @ the sums start at the biases
     ldr     r12, [sp, #28]
     bx      r12
-    MM_KLOOP16 8
+    MM_KLOOPN 8, 32
     RQ_STREAM r0
     ldrd    r10, r11, [sp, #16]         @ pixel 0, channel c; the output's stride
     STORE_PAIRS r10, r11, r12, 2
@@ -382,7 +383,7 @@
     str     r12, [sp, #8]
     ldr     r12, [sp, #12]
     bx      r12
-    MM_KLOOP16 8
+    MM_KLOOPN 8
     ldr     r12, [sp, #32]
     add     r12, r12, #1
     str     r12, [sp, #32]
