@@ -419,6 +419,8 @@ void tq_add_run(const tq_addtab_params_t *p, const int8_t *in1, const int8_t *in
 void tq_add_fast(const tq_addtab_params_t *p, const int8_t *in1, const int8_t *in2, int8_t *out, uint32_t quads);
 void tq_softmax_s8(const tq_softmax_params_t *p, const int8_t *in, int8_t *out);
 void tq_copy_s8(uint32_t size, const int8_t *in, int8_t *out);
+/* tq_copy_s8's inner loop: blocks (>= 1) of 8 words, forwards, each read whole before it is written. */
+void tq_copy_words(uint32_t blocks, const uint32_t *src, uint32_t *dst);
 
 /* ---- row-band execution of a conv chain (tq_band.c) ---- */
 

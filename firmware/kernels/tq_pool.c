@@ -157,14 +157,30 @@ void tq_add_s8(const tq_addtab_params_t *p, const int8_t *in1, const int8_t *in2
     tq_add_run(p, in1, in2, out, p->size);
 }
 
+#ifndef TQ_DSP
+void tq_copy_words(uint32_t blocks, const uint32_t *src, uint32_t *dst) {
+    for (; blocks > 0; --blocks, src += 8, dst += 8) {
+        uint32_t b[8];
+        for (int i = 0; i < 8; ++i) b[i] = src[i];  /* the block read whole, then written (as tq_m4.S) */
+        for (int i = 0; i < 8; ++i) dst[i] = b[i];
+    }
+}
+#endif
+
 void tq_copy_s8(uint32_t size, const int8_t *in, int8_t *out) {
     if (in == out) return;
     uint32_t i = 0;
     if ((((uintptr_t)in | (uintptr_t)out) & 3u) == 0) {
-        /* Word-aligned (arena tensors, I/O buffers): four words a step. newlib-nano's memcpy
-         * copies bytes. */
+        /* Word-aligned (arena tensors, I/O buffers): eight words a step, then four. newlib-nano's
+         * memcpy copies bytes. */
         const uint32_t *src = (const uint32_t *)(const void *)in;
         uint32_t *dst = (uint32_t *)(void *)out;
+        if (size >= 32) {
+            tq_copy_words(size / 32, src, dst);
+            i = size & ~31u;
+            src += i / 4;
+            dst += i / 4;
+        }
         for (; i + 16 <= size; i += 16, src += 4, dst += 4) {
             const uint32_t a = src[0], b = src[1], c = src[2], d = src[3];
             dst[0] = a; dst[1] = b; dst[2] = c; dst[3] = d;
