@@ -385,6 +385,22 @@ static int __attribute__((noinline)) im2col_row4(const tq_conv_params_t *p, cons
     return 1;
 }
 
+/* A pixel's window, its first input row and column at (iy0, ix0): the kernel rows [ky_lo, ky_hi) that
+ * are inside the input and (dil_w 1) the taps [tap_lo, tap_hi) of each that are. */
+typedef struct {
+    int ky_lo, ky_hi, tap_lo, tap_hi;
+} window_t;
+
+static inline window_t window_at(const tq_conv_params_t *p, int iy0, int ix0) {
+    const int k_h = p->k_h, k_w = p->k_w, d_h = p->dil_h;
+    window_t w = {0, k_h, 0, k_w};
+    while (w.ky_lo < k_h && iy0 + d_h * w.ky_lo < 0) ++w.ky_lo;
+    while (w.ky_hi > w.ky_lo && iy0 + d_h * (w.ky_hi - 1) >= p->in_h) --w.ky_hi;
+    w.tap_lo = ix0 >= 0 ? 0 : -ix0 < k_w ? -ix0 : k_w;
+    w.tap_hi = ix0 + k_w <= p->in_w ? k_w : p->in_w - ix0 > w.tap_lo ? p->in_w - ix0 : w.tap_lo;
+    return w;
+}
+
 /* The bytes [a, b) of a word (a, b clamped to 0..4) as a mask. */
 static inline uint32_t byte_mask(int a, int b) {
     a = a < 0 ? 0 : a;
@@ -419,14 +435,8 @@ static void __attribute__((noinline)) im2col_words(const tq_conv_params_t *p, co
     for (int i = 0; i < n; ++i, ++ox) {
         if (ox == p->out_w) { ox = 0; ++oy; }
         const int iy0 = oy * p->stride_h - p->pad_h, ix0 = ox * p->stride_w - p->pad_w;
-        /* The kernel rows [ky_lo, ky_hi) are inside the input, */
-        int ky_lo = 0, ky_hi = k_h;
-        while (ky_lo < k_h && iy0 + d_h * ky_lo < 0) ++ky_lo;
-        while (ky_hi > ky_lo && iy0 + d_h * (ky_hi - 1) >= in_h) --ky_hi;
-        /* and their taps [tap_lo, tap_hi): bytes [lo, hi). */
-        const int tap_lo = ix0 >= 0 ? 0 : -ix0 < k_w ? -ix0 : k_w;
-        const int tap_hi = ix0 + k_w <= in_w ? k_w : in_w - ix0 > tap_lo ? in_w - ix0 : tap_lo;
-        const int lo = tap_lo * in_c, hi = tap_hi * in_c;
+        const window_t win = window_at(p, iy0, ix0);
+        const int ky_lo = win.ky_lo, ky_hi = win.ky_hi, lo = win.tap_lo * in_c, hi = win.tap_hi * in_c;
         const int32_t first = (int32_t)(iy0 + d_h * ky_lo) * row_bytes + ix0 * in_c;
         const int edge = ky_hi > ky_lo && (first < 0 || first + (int32_t)(ky_hi - ky_lo - 1) * step + span > in_bytes);
         for (int k = 0; k < words; ++k) {
@@ -474,10 +484,8 @@ im2col_bytes(const tq_conv_params_t *p, const int8_t *in, int n, int oy, int ox,
     for (int i = 0; i < n; ++i, ++ox) {
         if (ox == p->out_w) { ox = 0; ++oy; }
         const int iy0 = oy * p->stride_h - p->pad_h, ix0 = ox * p->stride_w - p->pad_w;
-        /* The kernel rows [ky_lo, ky_hi) are inside the input. */
-        int ky_lo = 0, ky_hi = k_h;
-        while (ky_lo < k_h && iy0 + d_h * ky_lo < 0) ++ky_lo;
-        while (ky_hi > ky_lo && iy0 + d_h * (ky_hi - 1) >= in_h) --ky_hi;
+        const window_t win = window_at(p, iy0, ix0);
+        const int ky_lo = win.ky_lo, ky_hi = win.ky_hi;
         const int32_t first = (int32_t)(iy0 + d_h * ky_lo) * row_bytes + ix0 * in_c;
         const int32_t end = first + (int32_t)(ky_hi - ky_lo - 1) * step + 4 * span_words;
         int8_t *r = row + i * patch;
@@ -486,10 +494,7 @@ im2col_bytes(const tq_conv_params_t *p, const int8_t *in, int n, int oy, int ox,
             for (int k = 0; k < span_words; ++k) tq_store32(r + 4 * k, pad4);
         }
         if (p->dil_w == 1 && first >= 0 && end <= in_bytes) {
-            /* The taps [lo, hi) of every kernel row are inside the input. */
-            const int tap_lo = ix0 >= 0 ? 0 : -ix0 < k_w ? -ix0 : k_w;
-            const int tap_hi = ix0 + k_w <= in_w ? k_w : in_w - ix0 > tap_lo ? in_w - ix0 : tap_lo;
-            const int lo = tap_lo * in_c, hi = tap_hi * in_c;
+            const int lo = win.tap_lo * in_c, hi = win.tap_hi * in_c;  /* every row's bytes inside */
             const int8_t *x = in + first;
             int8_t *const r0 = r;
             for (; ky < ky_hi; ++ky, r += span, x += step) {
