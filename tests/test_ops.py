@@ -152,9 +152,10 @@ DW_EDGES = [("dw", dict(h=h, w=w, c=c, k=3, strides=s, dilation=1, padding="same
 FIRST = [("conv", dict(h=h, w=w, c=c, filters=f, k=k, strides=s, dilation=1, padding=pad, act=a, bias=True))
          for h, w, c, f, k, s, pad, a in [(13, 6, 1, 8, (5, 4), 2, "same", "relu"), (7, 3, 2, 6, (3, 2), 1, "same", None),
                                           (13, 6, 3, 8, 3, 2, "same", None), (6, 5, 1, 4, (4, 4), 1, "valid", "relu")]]
-# Channel-planar depthwise rows of two quads or more (tq_dw3x3_plane), with a pair, a single, both left over.
+# Channel-planar depthwise rows of two quads or more (tq_dw3x3_plane), with a pair, a pair and a single left
+# over, and rows that end in a quint (9 and 13 outputs: its last quad and the single as five).
 DW_QUADS = [("dw", dict(h=h, w=w, c=c, k=3, strides=1, dilation=1, padding="same", act=a, mult=1))
-            for h, w, c, a in [(3, 10, 4, None), (4, 11, 5, "relu"), (2, 9, 3, None)]]
+            for h, w, c, a in [(3, 10, 4, None), (4, 11, 5, "relu"), (2, 9, 3, None), (3, 13, 4, None)]]
 CASES = _cases() + EXTRA + DW_EDGES + WINO + FIRST + DW_QUADS
 
 

@@ -424,10 +424,10 @@ static uint32_t word_clipped(const int8_t *in, int32_t at, int lo, int hi, uint3
  * left or right edge masked to the zero point; rows above or below the input are the zero point. A word
  * position of the rows at a time, so its mask is worked out once a pixel. A pixel whose words would
  * reach outside the input (the first and last) reads its words' inside bytes one by one. */
-static void __attribute__((noinline)) im2col_words(const tq_conv_params_t *p, const int8_t *in, int n, int oy,
-                                                    int ox, int32_t *cols) {
+static inline __attribute__((always_inline)) void im2col_words_n(const tq_conv_params_t *p, const int8_t *in, int n,
+                                                                  int oy, int ox, int32_t *cols, const int words) {
     const int in_c = p->in_c, in_h = p->in_h, in_w = p->in_w, k_h = p->k_h, k_w = p->k_w, d_h = p->dil_h;
-    const int span = k_w * in_c, words = span / 4;
+    const int span = k_w * in_c;
     const int32_t row_bytes = (int32_t)in_w * in_c, in_bytes = (int32_t)in_h * row_bytes;
     const int32_t step = (int32_t)d_h * row_bytes, col_row = 8 * words;  /* column words a kernel row takes */
     const uint32_t pad4 = 0x01010101u * (uint8_t)p->pad_value;
@@ -461,6 +461,13 @@ static void __attribute__((noinline)) im2col_words(const tq_conv_params_t *p, co
         }
     }
     /* Columns past the patch (k_pairs rounds up) meet zero weights. */
+}
+
+static void __attribute__((noinline)) im2col_words(const tq_conv_params_t *p, const int8_t *in, int n, int oy,
+                                                    int ox, int32_t *cols) {
+    const int words = p->k_w * p->in_c / 4;
+    if (words == 1) im2col_words_n(p, in, n, oy, ox, cols, 1);  /* compiled for one word a row: KWS's */
+    else im2col_words_n(p, in, n, oy, ox, cols, words);
 }
 
 /* The columns of pixels pix0 .. pix0+n-1 (from (oy, ox), across output rows) when the channel

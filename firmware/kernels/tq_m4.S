@@ -873,15 +873,18 @@
 
 /* ---- tq_dw3x3_plane(const tq_dw_plane_t *t) ----
  * One channel of tq_depthwise3x3_plane_s8: its inputs into the plane, then along each plane row
- * four outputs at a time (rows of two quads or more), then pairs, then a single one. A quad: per kernel row, its weights
- * (k0 k1) (k2 k1) from the frame (LDRD) and the window's six inputs x0..x5 (one LDM of three
- * words A B C) give (k0 k1) . A + k2 x2 (SMLAD, SMLABB), k0 x1 + (k1 k2) . B (SMLATB, SMLADX), and
- * the same a word on for the other two: 21 instructions an output. A pair: weights in r0-r5, one
- * two-word load a kernel row: 33 instructions a pair, 20 a single output. Pairs and singles: r0-r5
- * the kernel rows' weights, r6/r7 the loaded words, r8/r9 the sums. Quads: r0/r1 a kernel row's
- * weights, r2-r4 its words, r5-r8 the sums, r9 row 2. Both: r10 / r11 the window's first and
- * second plane rows, r12 the output, lr where the run ends. The frame is the tq_dw_plane_t, copied
- * (tq_conv.c checks its offsets), then the 6 weight words at [sp, #84]. */
+ * four outputs at a time (rows of two quads or more), then pairs, then a single one; a row that
+ * would end in a quad and a single ends in five (a quint: KWS's rows of 25). A quad: per kernel
+ * row, its weights (k0 k1) (k2 k1) from the frame (LDRD) and the window's six inputs x0..x5 (one
+ * LDM of three words A B C) give (k0 k1) . A + k2 x2 (SMLAD, SMLABB), k0 x1 + (k1 k2) . B (SMLATB,
+ * SMLADX), and the same a word on for the other two: 21 instructions an output; a quint loads a
+ * fourth word D and adds (k0 k1) . C + k2 x6. A pair: weights in r0-r5, one two-word load a kernel
+ * row: 33 instructions a pair, 20 a single output. Pairs and singles: r0-r5 the kernel rows'
+ * weights, r6/r7 the loaded words, r8/r9 the sums. Quads: r0/r1 a kernel row's weights, r2-r4 its
+ * words (and lr in a quint), r5-r8 the sums (r9 the fifth), r9 or r2 row 2. Both: r10 / r11 the
+ * window's first and second plane rows, r12 the output, lr where the run ends. The frame is the
+ * tq_dw_plane_t, copied (tq_conv.c checks its offsets), then the 6 weight words at [sp, #84] and
+ * whether rows end in a quint. */
 
     .macro PLANE_LOAD k                 @ kernel row k's four inputs into r6, r7; the window moves on
     .if \k == 0
@@ -895,6 +898,8 @@
     .endm
 
     .equ    PLANE_W, 84                 @ the frame's copy of the weights
+    .equ    PLANE_QUINT, PLANE_W + 24   @ 4: the row ends in a quint
+    .equ    PLANE_FRAME, PLANE_W + 32   @ (sp stays 8-byte aligned)
 
     .macro QROW                         @ one kernel row of a quad: r0 (k0 k1), r1 (k2 k1); r2-r4 x0..x5
     smlad   r5, r2, r0, r5
@@ -907,9 +912,15 @@
     smladx  r8, r4, r1, r8
     .endm
 
+    .macro QROW5                        @ a quint's kernel row: QROW, and the fifth output from C D (lr)
+    QROW
+    smlad   r9, r4, r0, r9
+    smlabb  r9, lr, r1, r9
+    .endm
+
     FUNC    tq_dw3x3_plane
     push    {r4-r11, lr}
-    sub     sp, sp, #PLANE_W + 24
+    sub     sp, sp, #PLANE_FRAME
     mov     r12, sp
     ldmia   r0!, {r1-r8}                @ bias, bias, rnd, mult, shift, out_step, p, out
     stmia   r12!, {r1-r8}
@@ -960,7 +971,14 @@
     ldr     lr, [sp, #36]               @ pair_bytes: 4 a pair, 8 a quad
     cmp     lr, #16                     @ under two quads a row: pairs (a quad and a pair cost what
     blo     12f                         @ three pairs do, in cycles and in instructions)
+    ldr     r9, [sp, #40]               @ single_bytes
+    and     r8, lr, #4                  @ a pair left over
+    add     r9, r9, r8, lsl #1          @ 4: one single and no pair left, which the last quad
+    str     r9, [sp, #PLANE_QUINT]      @ takes as a quint
     bic     lr, lr, #7
+    cmp     r9, #4
+    it      eq
+    subeq   lr, lr, #8
     add     lr, r10, lr
 13: ldr     r5, [sp]                    @ the four sums start at the bias
     mov     r6, r5
@@ -992,6 +1010,9 @@
     add     r11, r11, #8
     cmp     r10, lr
     bne     13b
+    ldr     r9, [sp, #PLANE_QUINT]
+    cmp     r9, #4
+    beq     14f
     add     r7, sp, #PLANE_W            @ the pairs' and singles' weights, back in registers
     ldmia   r7, {r0-r5}
     ldr     lr, [sp, #36]               @ a pair left
@@ -1055,13 +1076,42 @@
     add     r12, r12, r7
     cmp     r10, lr
     bne     5b
+    b       6f
+14: ldr     r5, [sp]                    @ a quint: the four sums and a fifth start at the bias
+    mov     r6, r5
+    mov     r7, r5
+    mov     r8, r5
+    mov     r9, r5
+    ldrd    r0, r1, [sp, #PLANE_W]
+    ldmia   r10, {r2-r4, lr}
+    QROW5
+    ldrd    r0, r1, [sp, #PLANE_W + 8]
+    ldmia   r11, {r2-r4, lr}
+    QROW5
+    ldrd    r0, r1, [sp, #PLANE_W + 16]
+    rsb     r2, r10, r11, lsl #1
+    ldmia   r2, {r2-r4, lr}             @ (the base among the loaded: no writeback, so allowed)
+    QROW5
+    add     r2, sp, #8
+    ldmia   r2, {r0-r3}                 @ rnd, mult, shift, out_step
+    REQUANT_X2 r5, r0, r1, r2, r4
+    REQUANT_X2 r6, r0, r1, r2, r4
+    REQUANT_X2 r7, r0, r1, r2, r4
+    REQUANT_X2 r8, r0, r1, r2, r4
+    REQUANT_X2 r9, r0, r1, r2, r4
+    strb    r5, [r12]
+    strb    r6, [r12, r3]
+    add     r12, r12, r3, lsl #1
+    strb    r7, [r12]
+    strb    r8, [r12, r3]
+    strb    r9, [r12, r3, lsl #1]
 6:  ldrd    r6, r7, [sp, #24]           @ the next plane row: p, out
     ldrd    r8, r9, [sp, #44]           @ next_row, out_next_row
     add     r6, r6, r8
     add     r7, r7, r9
     strd    r6, r7, [sp, #24]
     COUNTDOWN r6, 32, 2b                @ rows left
-    add     sp, sp, #PLANE_W + 24
+    add     sp, sp, #PLANE_FRAME
     pop     {r4-r11, pc}
     .size   tq_dw3x3_plane, . - tq_dw3x3_plane
 

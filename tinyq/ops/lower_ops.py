@@ -135,11 +135,12 @@ def depthwise3x3_plane_ok(params: dict) -> bool:
 
 #: Instructions on the M4 (QEMU), for the planner's choice of depthwise kernel. tq_dw3x3_plane
 #: (tq_m4.S): four outputs of a stride-1 plane row (rows of two quads or more) and what such a row
-#: adds to its setup, two outputs, one output (stride 2, or a stride-1 row's odd last one), a plane
-#: row's setup; four gathered inputs, a gathered row's setup; a channel (its call from C included);
-#: a zero point written around the planes once a call.
-PLANE_QUAD, PLANE_QUAD_ROW = 63, 6
-PLANE_PAIR, PLANE_SINGLE, PLANE_ROW = 33, 20, 22
+#: adds to its setup; a row's last quad and a single after it as five outputs (less the setup of
+#: the pairs and singles it skips); two outputs, one output (stride 2, or a stride-1 row's odd last
+#: one) and what a row of singles adds, a plane row's setup; four gathered inputs, a gathered row's
+#: setup; a channel (its call from C included); a zero point written around the planes once a call.
+PLANE_QUAD, PLANE_QUAD_ROW, PLANE_QUINT = 63, 16, 59
+PLANE_PAIR, PLANE_SINGLE, PLANE_SINGLES_ROW, PLANE_ROW = 33, 20, 1, 22
 PLANE_GATHER4, PLANE_GATHER1, PLANE_GATHER_ROW = 11, 5, 11
 PLANE_CHANNEL, PLANE_FILL = 43, 3
 #: tq_depthwise3x3_s8 with its inner loop requantizing: a pixel's group of 4 channels (measured on the
@@ -165,9 +166,12 @@ def depthwise3x3_plane_instructions(params: dict, transposed: bool | None = None
     pairs, singles = (u["out"] // 2, u["out"] % 2) if u["s"] == 1 else (0, u["out"])
     quads = pairs // 2 if pairs >= 4 else 0
     pairs -= 2 * quads
+    quint = bool(quads) and pairs == 0 and singles == 1
+    if quint:
+        quads, singles = quads - 1, 0
     gather = n_v * (PLANE_GATHER_ROW + n_u // 4 * PLANE_GATHER4 + n_u % 4 * PLANE_GATHER1)
-    rows = v["out"] * (PLANE_ROW + (quads * PLANE_QUAD + PLANE_QUAD_ROW if quads else 0) + pairs * PLANE_PAIR
-                       + singles * PLANE_SINGLE)
+    rows = v["out"] * (PLANE_ROW + (quads * PLANE_QUAD + PLANE_QUAD_ROW if quads else 0) + quint * PLANE_QUINT
+                       + pairs * PLANE_PAIR + singles * PLANE_SINGLE + (PLANE_SINGLES_ROW if singles else 0))
     return PLANE_FILL * pw * ph + p["in_c"] * (PLANE_CHANNEL + gather + rows)
 
 
