@@ -45,9 +45,12 @@ def test_depthwise_and_pointwise_run_in_place(plans):
     assert len(dw) == 4 and len(pw) == 4
     for st in dw + pw:
         assert plan.offsets[st.outputs[0]] == plan.offsets[st.inputs[0]]
-    # The depthwise steps run channel-planar: one channel's plane for scratch (25 + 3 int16 down a
-    # column, 5 + 2 columns), no ring of rows held back.
-    assert all(st.call.function == "tq_depthwise3x3_plane_s8" and st.call.scratch_bytes == 2 * 28 * 7 for st in dw)
+    # The depthwise steps run channel-planar: two channels' planes for scratch (25 + 3 int16 down a
+    # column, 5 + 2 columns each, the second starting at the first's last column of zero points:
+    # 13 columns), still under the pointwise steps' scratch, and no ring of rows held back.
+    assert all(st.call.function == "tq_depthwise3x3_plane_s8" and dict(st.call.params)["planes"] == 2
+               and st.call.scratch_bytes == 2 * 28 * (2 * 7 - 1) for st in dw)
+    assert max(st.call.scratch_bytes for st in dw) <= min(st.call.scratch_bytes for st in pw)
     # Windowed, they get their row ring (2 rows of 5 x 64) on top of their scratch.
     windowed = plan_memory(g, dw_planes=False)
     assert all(st.call.scratch_bytes >= 2 * 5 * 64 for st in windowed.steps if st.name == "DEPTHWISE_CONV_2D")
@@ -192,9 +195,10 @@ def test_kernel_scratch_sizes_agree_between_python_and_c(tmp_path, zoo):
         stages = {id(s) for st in lowered for s in st.call.stages}
         calls = [lower(g, op) for op in g.operators] + [s for st in lowered for s in (st.call.stages or (st.call,))]
         calls += [st.call for st in lowered if st.call.function == "tq_conv2d_add_s8"]
-        # Every depthwise layer channel-planar too, both ways round.
-        calls += [replace(c, params=c.params + (("transposed", t),)) for op in g.operators
-                  if (c := depthwise3x3_plane_call(g, op)) for t in (0, 1)]
+        # Every depthwise layer channel-planar too, both ways round, with one plane and two.
+        calls += [replace(c, params=tuple((k, v) for k, v in c.params if k != "transposed") + (("transposed", t),))
+                  for op in g.operators for planes in (1, 2)
+                  if (c := depthwise3x3_plane_call(g, op, planes)) for t in (0, 1)]
         for c in calls:
             if c.function in ("tq_conv2d_s8", "tq_depthwise3x3_s8", "tq_conv2d_add_s8", "tq_depthwise3x3_plane_s8"):
                 p = dict(c.params)
@@ -202,7 +206,8 @@ def test_kernel_scratch_sizes_agree_between_python_and_c(tmp_path, zoo):
                     p["out_h"] = 1
                 fields = [p[k] for k in ("in_c", "out_h", "out_w", "out_c", "k_pairs", "dil_w", "fast",
                                          "act_min", "act_max", "stride_h", "stride_w")]
-                fields += [p.get("small_patch", 0), p.get("transposed", 0), p.get("w16", 0)]
+                fields += [p.get("small_patch", 0), p.get("transposed", 0), p.get("w16", 0), p.get("planes", 0)]
+                fields += [p[k] for k in ("in_h", "in_w", "pad_h", "pad_w")]
                 kind = {"tq_depthwise3x3_s8": 0, "tq_conv2d_s8": 1, "tq_conv2d_add_s8": 2,
                         "tq_depthwise3x3_plane_s8": 3}[c.function]
                 if kind == 3:
@@ -214,15 +219,18 @@ def test_kernel_scratch_sizes_agree_between_python_and_c(tmp_path, zoo):
 #include <stdio.h>
 #include "tq_kernels.h"
 int main(void) {
-    int conv, in_c, out_h, out_w, out_c, k_pairs, dil_w, fast, lo, hi, s_h, s_w, small, transposed, w16;
-    while (scanf("%d %d %d %d %d %d %d %d %d %d %d %d %d %d %d", &conv, &in_c, &out_h, &out_w, &out_c, &k_pairs,
-                 &dil_w, &fast, &lo, &hi, &s_h, &s_w, &small, &transposed, &w16) == 15) {
+    int conv, in_c, out_h, out_w, out_c, k_pairs, dil_w, fast, lo, hi, s_h, s_w, small, transposed, w16, planes;
+    int in_h, in_w, pad_h, pad_w;
+    while (scanf("%d %d %d %d %d %d %d %d %d %d %d %d %d %d %d %d %d %d %d %d", &conv, &in_c, &out_h, &out_w, &out_c,
+                 &k_pairs, &dil_w, &fast, &lo, &hi, &s_h, &s_w, &small, &transposed, &w16, &planes, &in_h, &in_w,
+                 &pad_h, &pad_w) == 20) {
         tq_conv_params_t p = {0};
         p.in_c = (uint16_t)in_c; p.out_h = (uint16_t)out_h; p.out_w = (uint16_t)out_w; p.out_c = (uint16_t)out_c;
         p.k_pairs = (uint16_t)k_pairs; p.dil_w = (uint16_t)dil_w; p.fast = (uint8_t)fast;
         p.act_min = lo; p.act_max = hi; p.small_patch = (uint8_t)small;
         p.stride_h = (uint16_t)s_h; p.stride_w = (uint16_t)s_w; p.transposed = (uint8_t)transposed;
-        p.w16 = (uint8_t)w16;
+        p.w16 = (uint8_t)w16; p.planes = (uint8_t)planes;
+        p.in_h = (uint16_t)in_h; p.in_w = (uint16_t)in_w; p.pad_h = (uint16_t)pad_h; p.pad_w = (uint16_t)pad_w;
         printf("%u\n", conv == 3 ? tq_depthwise3x3_plane_scratch_bytes(&p)
                         : conv == 2 ? tq_conv2d_add_scratch_bytes(&p)
                         : conv ? tq_conv2d_scratch_bytes(&p) : tq_depthwise3x3_scratch_bytes(&p));
@@ -235,7 +243,8 @@ int main(void) {
                     str(exe)], check=True)
     got = subprocess.run([str(exe)], input="\n".join(rows) + "\n", capture_output=True, text=True,
                          check=True).stdout.split()
-    assert len(want) > 40 and sum(r.startswith("3 ") for r in rows) > 10 and sum(r.endswith(" 3") for r in rows) > 4
+    assert len(want) > 40 and sum(r.startswith("3 ") for r in rows) > 10
+    assert sum(r.split()[14] == "3" for r in rows) > 4 and sum(r.split()[15] == "2" for r in rows) > 4
     assert [int(v) for v in got] == want
 
 

@@ -398,19 +398,24 @@ def planar_depthwise(graph: Graph, plan: MemoryPlan, every: bool = False, keep_a
     for i, st in enumerate(steps):
         if st.call.function not in ("tq_depthwise3x3_s8", "tq_depthwise_conv2d_s8") or len(st.ops) != 1:
             continue
-        call = depthwise3x3_plane_call(graph, graph.operators[st.ops[0]])
-        if call is None:
-            continue
-        # The generic kernel (channels not a multiple of 4) is plain C, several times slower than either.
-        faster = (st.call.function == "tq_depthwise_conv2d_s8" or depthwise3x3_plane_instructions(dict(call.params))
-                  < depthwise3x3_windowed_instructions(dict(st.call.params)))
-        if not (every or faster):
-            continue
-        planar = _step(graph, graph.operators[st.ops[0]], call)
-        trial_steps = steps[:i] + [planar if inplace else replace(planar, overwrites=())] + steps[i + 1:]
-        trial = place(graph, trial_steps)
-        if not keep_arena or every or trial.arena_bytes <= best.arena_bytes:
-            steps, best = trial_steps, trial
+        op = graph.operators[st.ops[0]]
+        # Two planes (two channels gathered together, a quarter fewer gather instructions) first, then one.
+        for planes in (2, 1):
+            call = depthwise3x3_plane_call(graph, op, planes)
+            if call is None:
+                continue
+            # The generic kernel (channels not a multiple of 4) is plain C, several times slower than either.
+            faster = (st.call.function == "tq_depthwise_conv2d_s8"
+                      or depthwise3x3_plane_instructions(dict(call.params))
+                      < depthwise3x3_windowed_instructions(dict(st.call.params)))
+            if not (every or faster):
+                continue
+            planar = _step(graph, op, call)
+            trial_steps = steps[:i] + [planar if inplace else replace(planar, overwrites=())] + steps[i + 1:]
+            trial = place(graph, trial_steps)
+            if not keep_arena or every or trial.arena_bytes <= best.arena_bytes:
+                steps, best = trial_steps, trial
+                break
     return best
 
 

@@ -266,7 +266,11 @@ void tq_dw3x3_rq(const tq_dw_taps_t *taps, const uint32_t *w, uint32_t groups, i
 void tq_dw3x3_plane(const tq_dw_plane_t *t) {
     for (int32_t v = 0; v < t->n_v; ++v) {
         int16_t *d = (int16_t *)(void *)((char *)t->dst + v * t->row_bytes);
-        for (int32_t u = 0; u < t->n_u; ++u) d[u] = t->src[v * t->dv + u * t->du];
+        int16_t *d2 = (int16_t *)(void *)((char *)d + t->gather2);
+        for (int32_t u = 0; u < t->n_u; ++u) {
+            d[u] = t->src[v * t->dv + u * t->du];
+            if (t->gather2) d2[u] = t->src[v * t->dv + u * t->du + 1];
+        }
     }
     const int32_t row = t->row_bytes / 2, pairs = t->pair_bytes / 4, outputs = pairs + t->single_bytes / 4;
     const tq_chan_t q = {0, t->rnd, t->mult, t->shift};
@@ -299,7 +303,8 @@ void tq_dw3x3_plane(const tq_dw_plane_t *t) {
 _Static_assert(offsetof(tq_dw_plane_t, out_step) == 20 && offsetof(tq_dw_plane_t, p) == 24 &&
                    offsetof(tq_dw_plane_t, rows) == 32 && offsetof(tq_dw_plane_t, next_row) == 44 &&
                    offsetof(tq_dw_plane_t, row_bytes) == 52 && offsetof(tq_dw_plane_t, w) == 56 &&
-                   offsetof(tq_dw_plane_t, src) == 60 && sizeof(tq_dw_plane_t) == 84,
+                   offsetof(tq_dw_plane_t, src) == 60 && offsetof(tq_dw_plane_t, gather2) == 84 &&
+                   sizeof(tq_dw_plane_t) == 88,
                "tq_dw3x3_plane's frame offsets");
 #endif
 
@@ -992,11 +997,18 @@ void tq_depthwise3x3_plane_s8(const tq_conv_params_t *p, const int8_t *in, const
     const int pw = (int)tq_dw_plane_width((uint32_t)out_u, (uint32_t)s_u), ph = (out_v - 1) * s_v + 3;
     const int32_t in_row = (int32_t)p->in_w * C, out_row = (int32_t)p->out_w * C;
     int16_t *plane = (int16_t *)p->scratch;
-    /* The zero points around the inputs, once: each channel rewrites only the inputs. */
-    for (int i = 0; i < ph * pw; ++i) plane[i] = p->pad_value;
+    /* Two planes: channels c and c + 1 (c even) gathered together into plane and plane_b. */
+    const int two = p->planes == 2;
+    int16_t *plane_b = plane + (ph - (int)tq_dw_plane_share(p, (uint32_t)ph)) * pw;
+    /* The zero points around the inputs, once: each channel rewrites only the inputs. Two a word (the
+     * scratch is word-aligned and its planes rows of an even tq_dw_plane_width). */
+    const uint32_t pad2 = 0x00010001u * (uint16_t)(int16_t)p->pad_value;
+    uint32_t *fill = (uint32_t *)p->scratch;
+    for (uint32_t i = 0, n = tq_depthwise3x3_plane_scratch_bytes(p) / 4; i < n; ++i) fill[i] = pad2;
     tq_dw_plane_t f;
     /* The inputs the plane holds: its rows and columns that are not padding. */
-    f.n_v = in_v < ph - pad_v ? in_v : ph - pad_v;
+    const int32_t n_v = in_v < ph - pad_v ? in_v : ph - pad_v;
+    f.n_v = n_v;
     f.n_u = in_u < pw - pad_u ? in_u : pw - pad_u;
     f.du = t ? in_row : C;
     f.dv = t ? C : in_row;
@@ -1009,7 +1021,13 @@ void tq_depthwise3x3_plane_s8(const tq_conv_params_t *p, const int8_t *in, const
     f.next_row = 2 * s_v * pw;
     f.out_next_row = t ? C : out_row;
     f.row_bytes = 2 * pw;
+    f.gather2 = 0;
     for (int c = 0; c < C; ++c, filter += 10) {
+        if (two) {  /* an even channel gathers both planes; the odd one after it only computes, on plane_b */
+            f.n_v = c & 1 ? 0 : n_v;
+            f.gather2 = c & 1 ? 0 : (int32_t)((char *)plane_b - (char *)plane);
+            f.p = c & 1 ? plane_b : plane;
+        }
         f.src = in + c;
         f.bias = f.bias_again = (int32_t)filter[0];
         f.rnd = (int32_t)filter[1];

@@ -105,6 +105,9 @@ typedef struct {
     /* tq_depthwise3x3_plane_s8: 1 the planes run down the columns (the sliding window's long axis
      * is the height), 0 along the rows. */
     uint8_t transposed;
+    /* tq_depthwise3x3_plane_s8: 2 two channels gathered together into two planes (an even channel
+     * count: each input halfword read gives both), else 1. */
+    uint8_t planes;
 } tq_conv_params_t;
 
 typedef struct {
@@ -277,11 +280,18 @@ static inline uint32_t tq_depthwise3x3_scratch_bytes(const tq_conv_params_t *p) 
 static inline uint32_t tq_dw_plane_width(uint32_t out, uint32_t stride) {
     return stride == 1 ? out + 2u + (out & 1u) : 2u * out + 2u;
 }
-/* Its scratch: one channel's plane, (out_v - 1) * stride_v + 3 rows of tq_dw_plane_width. */
+/* Its planes: each (out_v - 1) * stride_v + 3 rows of tq_dw_plane_width; with planes 2, the second
+ * starts at the first's last row (tq_dw_plane_share: 1) where both rows are zero points. */
+static inline uint32_t tq_dw_plane_share(const tq_conv_params_t *p, uint32_t rows) {
+    const uint32_t t = p->transposed, in_v = t ? p->in_w : p->in_h, pad_v = t ? p->pad_w : p->pad_h;
+    const uint32_t n_v = in_v < rows - pad_v ? in_v : rows - pad_v;  /* the rows gathered */
+    return p->planes == 2 && pad_v >= 1u && pad_v + n_v < rows;
+}
 static inline uint32_t tq_depthwise3x3_plane_scratch_bytes(const tq_conv_params_t *p) {
     const uint32_t t = p->transposed, out_u = t ? p->out_h : p->out_w, out_v = t ? p->out_w : p->out_h;
     const uint32_t s_u = t ? p->stride_h : p->stride_w, s_v = t ? p->stride_w : p->stride_h;
-    return 2u * ((out_v - 1u) * s_v + 3u) * tq_dw_plane_width(out_u, s_u);
+    const uint32_t rows = (out_v - 1u) * s_v + 3u;
+    return 2u * (p->planes == 2 ? 2u * rows - tq_dw_plane_share(p, rows) : rows) * tq_dw_plane_width(out_u, s_u);
 }
 void tq_depthwise_conv2d_s8(const tq_conv_params_t *p, const int8_t *in, const int8_t *filter, int8_t *out);
 /* 3x3 depthwise, one channel at a time (dilation 1, stride 1 or 2, the fast path with the full int8
@@ -404,7 +414,8 @@ typedef struct {
     const int8_t *src;           /* the gather */
     int32_t du, dv;
     int16_t *dst;
-    int32_t n_u, n_v;            /* >= 1 */
+    int32_t n_u, n_v;            /* n_v 0: no gather (the channel's plane was gathered with the last) */
+    int32_t gather2;             /* not 0: channel src + 1 gathered too, this many bytes after dst */
 } tq_dw_plane_t;
 void tq_dw3x3_plane(const tq_dw_plane_t *t);
 

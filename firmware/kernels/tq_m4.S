@@ -883,7 +883,7 @@
  * weights, r6/r7 the loaded words, r8/r9 the sums. Quads: r0/r1 a kernel row's weights, r2-r4 its
  * words (and lr in a quint), r5-r8 the sums (r9 the fifth), r9 or r2 row 2. Both: r10 / r11 the
  * window's first and second plane rows, r12 the output, lr where the run ends. The frame is the
- * tq_dw_plane_t, copied (tq_conv.c checks its offsets), then the 6 weight words at [sp, #84] and
+ * tq_dw_plane_t, copied (tq_conv.c checks its offsets), then the 6 weight words at [sp, #88] and
  * whether rows end in a quint. */
 
     .macro PLANE_LOAD k                 @ kernel row k's four inputs into r6, r7; the window moves on
@@ -897,9 +897,9 @@
     .endif
     .endm
 
-    .equ    PLANE_W, 84                 @ the frame's copy of the weights
+    .equ    PLANE_W, 88                 @ the frame's copy of the weights
     .equ    PLANE_QUINT, PLANE_W + 24   @ 4: the row ends in a quint
-    .equ    PLANE_FRAME, PLANE_W + 32   @ (sp stays 8-byte aligned)
+    .equ    PLANE_FRAME, PLANE_W + 28   @ (sp stays 8-byte aligned)
 
     .macro QROW                         @ one kernel row of a quad: r0 (k0 k1), r1 (k2 k1); r2-r4 x0..x5
     smlad   r5, r2, r0, r5
@@ -926,12 +926,16 @@
     stmia   r12!, {r1-r8}
     ldmia   r0!, {r1-r8}                @ rows, pair_bytes, single_bytes, next_row, out_next_row, row_bytes, w, src
     stmia   r12!, {r1-r8}
-    ldmia   r0, {r1-r5}                 @ du, dv, dst, n_u, n_v
-    stmia   r12, {r1-r5}
-    mov     r0, r8
     mov     r11, r6
+    ldmia   r0, {r1-r6}                 @ du, dv, dst, n_u, n_v, gather2
+    stmia   r12, {r1-r6}
+    mov     r0, r8
     lsl     r9, r1, #1
     add     r2, r9, r1                  @ 3 du (dv stays in the frame)
+    cmp     r5, #0                      @ gathered with the channel before
+    beq     30f
+    cmp     r6, #0
+    bne     20f
 /* The gather: a plane row at a time (r0 its first input, r3 its first int16), four inputs a turn
  * (two sign-extending loads a word: 11 instructions per 4 inputs). */
 7:  mov     r6, r0
@@ -961,7 +965,50 @@
     add     r3, r3, r11
     subs    r5, r5, #1
     bne     7b
-    ldr     r7, [sp, #56]               @ the weights, into the frame for the quads
+    b       30f
+/* Two channels' gather (gather2: the second plane that many bytes after the first): each input
+ * halfword holds both; four pixels a turn, two halfwords a word (PKHBT), then SXTB16 splits the
+ * channels: 17 instructions per 4 inputs of each. r4 gather2 - 4 (the stores post-increment). */
+20: sub     r4, r6, #4
+21: mov     r6, r0
+    mov     r8, r3
+    ldr     r10, [sp, #76]              @ n_u
+    subs    r10, r10, #4
+    blo     23f
+22: ldrh    r12, [r6]
+    ldrh    lr, [r6, r1]
+    ldrh    r7, [r6, r9]
+    pkhbt   r12, r12, lr, lsl #16       @ pixels 0, 1: channel c in bytes 0 and 2, c + 1 in 1 and 3
+    ldrh    lr, [r6, r2]
+    pkhbt   r7, r7, lr, lsl #16         @ pixels 2, 3
+    sxtb16  lr, r12
+    sxtb16  r12, r12, ror #8
+    str     lr, [r8], #4
+    str     r12, [r8, r4]
+    sxtb16  lr, r7
+    sxtb16  r7, r7, ror #8
+    str     lr, [r8], #4
+    str     r7, [r8, r4]
+    add     r6, r6, r9, lsl #1
+    subs    r10, r10, #4
+    bhs     22b
+23: adds    r10, r10, #4
+    beq     25f
+24: ldrh    r12, [r6]
+    add     r6, r6, r1
+    sxtb    lr, r12
+    sxtb    r12, r12, ror #8
+    add     r7, r8, r4
+    strh    r12, [r7, #4]
+    strh    lr, [r8], #2
+    subs    r10, r10, #1
+    bne     24b
+25: ldr     r7, [sp, #68]               @ dv
+    add     r0, r0, r7
+    add     r3, r3, r11
+    subs    r5, r5, #1
+    bne     21b
+30: ldr     r7, [sp, #56]               @ the weights, into the frame for the quads
     ldmia   r7, {r0-r5}
     add     r7, sp, #PLANE_W
     stmia   r7, {r0-r5}

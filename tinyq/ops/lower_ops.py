@@ -142,6 +142,8 @@ def depthwise3x3_plane_ok(params: dict) -> bool:
 PLANE_QUAD, PLANE_QUAD_ROW, PLANE_QUINT = 63, 16, 59
 PLANE_PAIR, PLANE_SINGLE, PLANE_SINGLES_ROW, PLANE_ROW = 33, 20, 1, 22
 PLANE_GATHER4, PLANE_GATHER1, PLANE_GATHER_ROW = 11, 5, 11
+#: The same for two channels gathered together (planes 2): four inputs of each, one of each, a row.
+PLANE_GATHER4_2, PLANE_GATHER1_2, PLANE_GATHER_ROW_2 = 17, 9, 12
 PLANE_CHANNEL, PLANE_FILL = 43, 3
 #: tq_depthwise3x3_s8 with its inner loop requantizing: a pixel's group of 4 channels (measured on the
 #: official KWS and VWW layers: 105-121), and in a border column that has no weight stream of its
@@ -159,8 +161,9 @@ def _uv(p: dict, transposed: bool) -> tuple[dict, dict]:
 def depthwise3x3_plane_instructions(params: dict, transposed: bool | None = None) -> int:
     """The instructions tq_depthwise3x3_plane_s8 takes for one inference of a layer (a model of the code,
     within 1 % of QEMU's count on KWS). ``transposed``: as given, or the layer's own setting."""
-    p = params
-    u, v = _uv(p, bool(p.get("transposed", 0)) if transposed is None else transposed)
+    t = bool(params.get("transposed", 0)) if transposed is None else transposed
+    p = dict(params, transposed=int(t))
+    u, v = _uv(p, t)
     pw, ph = dw_plane_width(u["out"], u["s"]), (v["out"] - 1) * v["s"] + 3
     n_u, n_v = min(u["inp"], pw - u["pad"]), min(v["inp"], ph - v["pad"])
     pairs, singles = (u["out"] // 2, u["out"] % 2) if u["s"] == 1 else (0, u["out"])
@@ -169,10 +172,14 @@ def depthwise3x3_plane_instructions(params: dict, transposed: bool | None = None
     quint = bool(quads) and pairs == 0 and singles == 1
     if quint:
         quads, singles = quads - 1, 0
-    gather = n_v * (PLANE_GATHER_ROW + n_u // 4 * PLANE_GATHER4 + n_u % 4 * PLANE_GATHER1)
+    if p.get("planes", 1) == 2:  # a channel's share of a pair's gather
+        gather = n_v * (PLANE_GATHER_ROW_2 + n_u // 4 * PLANE_GATHER4_2 + n_u % 4 * PLANE_GATHER1_2) / 2
+    else:
+        gather = n_v * (PLANE_GATHER_ROW + n_u // 4 * PLANE_GATHER4 + n_u % 4 * PLANE_GATHER1)
     rows = v["out"] * (PLANE_ROW + (quads * PLANE_QUAD + PLANE_QUAD_ROW if quads else 0) + quint * PLANE_QUINT
                        + pairs * PLANE_PAIR + singles * PLANE_SINGLE + (PLANE_SINGLES_ROW if singles else 0))
-    return PLANE_FILL * pw * ph + p["in_c"] * (PLANE_CHANNEL + gather + rows)
+    fill = depthwise3x3_plane_scratch_bytes(p) // 2  # every int16 of the planes, once a call
+    return int(PLANE_FILL * fill + p["in_c"] * (PLANE_CHANNEL + gather + rows))
 
 
 def depthwise3x3_windowed_instructions(params: dict) -> int:
@@ -201,23 +208,30 @@ def dw_plane_width(out: int, stride: int) -> int:
 
 
 def depthwise3x3_plane_scratch_bytes(params: dict) -> int:
-    """tq_depthwise3x3_plane_s8's scratch (C: tq_depthwise3x3_plane_scratch_bytes): one channel's plane."""
+    """tq_depthwise3x3_plane_s8's scratch (C: tq_depthwise3x3_plane_scratch_bytes): one channel's plane,
+    or with ``planes`` 2 two, the second sharing the first's last row where both are zero points."""
     p = params
     u, v = _uv(p, bool(p.get("transposed", 0)))
-    return 2 * ((v["out"] - 1) * v["s"] + 3) * dw_plane_width(u["out"], u["s"])
+    ph, pw = (v["out"] - 1) * v["s"] + 3, dw_plane_width(u["out"], u["s"])
+    if p.get("planes", 1) != 2:
+        return 2 * ph * pw
+    n_v = min(v["inp"], ph - v["pad"])
+    share = int(v["pad"] >= 1 and v["pad"] + n_v < ph)
+    return 2 * (2 * ph - share) * pw
 
 
-def depthwise3x3_plane_call(graph: Graph, op: Operator) -> KernelCall | None:
+def depthwise3x3_plane_call(graph: Graph, op: Operator, planes: int = 1) -> KernelCall | None:
     """``op`` (a DEPTHWISE_CONV_2D) lowered to the channel-planar kernel, or None where it does not apply.
-    The planner picks between it and the windowed tq_depthwise3x3_s8 (tinyq.plan.planar_depthwise)."""
+    The planner picks between it and the windowed tq_depthwise3x3_s8 (tinyq.plan.planar_depthwise).
+    ``planes`` 2: two channels gathered together into two planes (an even channel count; None otherwise)."""
     if op.opcode != "DEPTHWISE_CONV_2D":
         return None
-    call = lower_conv(graph, op, planar=True)
-    return call if call.function == "tq_depthwise3x3_plane_s8" else None
+    call = lower_conv(graph, op, planar=True, planes=planes)
+    return call if call.function == "tq_depthwise3x3_plane_s8" and dict(call.params)["planes"] == planes else None
 
 
 @lowering("CONV_2D", "DEPTHWISE_CONV_2D")
-def lower_conv(graph: Graph, op: Operator, planar: bool = False) -> KernelCall:
+def lower_conv(graph: Graph, op: Operator, planar: bool = False, planes: int = 1) -> KernelCall:
     (x, w, *rest), y = _io(graph, op)
     bias = rest[0] if rest else None
     in_h, in_w, in_c = _hwc(x)
@@ -260,7 +274,7 @@ def lower_conv(graph: Graph, op: Operator, planar: bool = False) -> KernelCall:
         # One channel at a time through an int16 plane: in place whatever the stride (a channel's
         # outputs land only on its own bytes, which its plane already holds).
         transposed = int(depthwise3x3_plane_transposed(dict(params)))
-        params += (("transposed", transposed),)
+        params += (("transposed", transposed), ("planes", planes if planes == 2 and in_c % 2 == 0 else 1))
         params = tuple((f, "NULL" if f == "chan" else v) for f, v in params)
         function, chan_array, inplace = "tq_depthwise3x3_plane_s8", None, True
         filt = ConstArray("w", "uint32_t", depthwise3x3_planes(w.data, chan, bool(transposed)))
