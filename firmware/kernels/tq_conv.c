@@ -264,38 +264,48 @@ void tq_dw3x3_rq(const tq_dw_taps_t *taps, const uint32_t *w, uint32_t groups, i
 }
 
 void tq_dw3x3_plane(const tq_dw_plane_t *t) {
-    for (int32_t v = 0; v < t->n_v; ++v) {
-        int16_t *d = (int16_t *)(void *)((char *)t->dst + v * t->row_bytes);
-        int16_t *d2 = (int16_t *)(void *)((char *)d + t->gather2);
-        for (int32_t u = 0; u < t->n_u; ++u) {
-            d[u] = t->src[v * t->dv + u * t->du];
-            if (t->gather2) d2[u] = t->src[v * t->dv + u * t->du + 1];
-        }
-    }
-    const int32_t row = t->row_bytes / 2, pairs = t->pair_bytes / 4, outputs = pairs + t->single_bytes / 4;
-    const tq_chan_t q = {0, t->rnd, t->mult, t->shift};
-    const int16_t *first = t->p;
-    int8_t *o_first = t->out;
-    for (int32_t r = 0; r < t->rows; ++r) {
-        const int16_t *x = first;
-        int8_t *o = o_first;
-        for (int32_t i = 0; i < outputs; ++i, x += 2) {  /* a pair (stride 1) or one output: two halfwords on */
-            uint32_t a0 = (uint32_t)t->bias, a1 = (uint32_t)t->bias;
-            for (int k = 0; k < 3; ++k) {
-                const int16_t *z = x + k * row;
-                const int32_t k0 = lane(t->w[2 * k], 0), k1 = lane(t->w[2 * k], 1), k2 = lane(t->w[2 * k + 1], 0);
-                a0 += (uint32_t)(z[0] * k0) + (uint32_t)(z[1] * k1) + (uint32_t)(z[2] * k2);
-                a1 += (uint32_t)(z[1] * k0) + (uint32_t)(z[2] * k1) + (uint32_t)(z[3] * k2);
+    const uint32_t *filter = t->filter;
+    for (int32_t c = 0; c < t->channels; ++c, filter += 10) {
+        /* With two planes an even channel gathers both, the odd one after it reads the second. */
+        const int second = t->gather2 && (c & 1);
+        const int8_t *src = t->src + c;
+        if (!second) {
+            for (int32_t v = 0; v < t->n_v; ++v) {
+                int16_t *d = (int16_t *)(void *)((char *)t->dst + v * t->row_bytes);
+                int16_t *d2 = (int16_t *)(void *)((char *)d + t->gather2);
+                for (int32_t u = 0; u < t->n_u; ++u) {
+                    d[u] = src[v * t->dv + u * t->du];
+                    if (t->gather2) d2[u] = src[v * t->dv + u * t->du + 1];
+                }
             }
-            *o = (int8_t)tq_ssat8(tq_rq_fast_x2((int32_t)a0, &q));
-            o += t->out_step;
-            if (i < pairs) {
-                *o = (int8_t)tq_ssat8(tq_rq_fast_x2((int32_t)a1, &q));
+        }
+        const int32_t row = t->row_bytes / 2, pairs = t->pair_bytes / 4, outputs = pairs + t->single_bytes / 4;
+        const int32_t bias = (int32_t)filter[0];
+        const tq_chan_t q = {0, (int32_t)filter[1], (int32_t)filter[2], (int32_t)filter[3]};
+        const uint32_t *w = filter + 4;
+        const int16_t *first = (const int16_t *)(const void *)((const char *)t->p + (second ? t->gather2 : 0));
+        int8_t *o_first = t->out + c;
+        for (int32_t r = 0; r < t->rows; ++r) {
+            const int16_t *x = first;
+            int8_t *o = o_first;
+            for (int32_t i = 0; i < outputs; ++i, x += 2) {  /* a pair (stride 1) or one output: two halfwords on */
+                uint32_t a0 = (uint32_t)bias, a1 = (uint32_t)bias;
+                for (int k = 0; k < 3; ++k) {
+                    const int16_t *z = x + k * row;
+                    const int32_t k0 = lane(w[2 * k], 0), k1 = lane(w[2 * k], 1), k2 = lane(w[2 * k + 1], 0);
+                    a0 += (uint32_t)(z[0] * k0) + (uint32_t)(z[1] * k1) + (uint32_t)(z[2] * k2);
+                    a1 += (uint32_t)(z[1] * k0) + (uint32_t)(z[2] * k1) + (uint32_t)(z[3] * k2);
+                }
+                *o = (int8_t)tq_ssat8(tq_rq_fast_x2((int32_t)a0, &q));
                 o += t->out_step;
+                if (i < pairs) {
+                    *o = (int8_t)tq_ssat8(tq_rq_fast_x2((int32_t)a1, &q));
+                    o += t->out_step;
+                }
             }
+            first = (const int16_t *)(const void *)((const char *)first + t->next_row);
+            o_first += t->out_next_row;
         }
-        first = (const int16_t *)(const void *)((const char *)first + t->next_row);
-        o_first += t->out_next_row;
     }
 }
 #else
@@ -304,7 +314,8 @@ _Static_assert(offsetof(tq_dw_plane_t, out_step) == 20 && offsetof(tq_dw_plane_t
                    offsetof(tq_dw_plane_t, rows) == 32 && offsetof(tq_dw_plane_t, next_row) == 44 &&
                    offsetof(tq_dw_plane_t, row_bytes) == 52 && offsetof(tq_dw_plane_t, w) == 56 &&
                    offsetof(tq_dw_plane_t, src) == 60 && offsetof(tq_dw_plane_t, gather2) == 84 &&
-                   sizeof(tq_dw_plane_t) == 88,
+                   offsetof(tq_dw_plane_t, filter) == 88 && offsetof(tq_dw_plane_t, channels) == 92 &&
+                   sizeof(tq_dw_plane_t) == 96,
                "tq_dw3x3_plane's frame offsets");
 #endif
 
@@ -1005,7 +1016,7 @@ void tq_depthwise3x3_plane_s8(const tq_conv_params_t *p, const int8_t *in, const
     const uint32_t pad2 = 0x00010001u * (uint16_t)(int16_t)p->pad_value;
     uint32_t *fill = (uint32_t *)p->scratch;
     for (uint32_t i = 0, n = tq_depthwise3x3_plane_scratch_bytes(p) / 4; i < n; ++i) fill[i] = pad2;
-    tq_dw_plane_t f;
+    tq_dw_plane_t f = {0};  /* the per-channel fields are the kernel's own */
     /* The inputs the plane holds: its rows and columns that are not padding. */
     const int32_t n_v = in_v < ph - pad_v ? in_v : ph - pad_v;
     f.n_v = n_v;
@@ -1021,20 +1032,10 @@ void tq_depthwise3x3_plane_s8(const tq_conv_params_t *p, const int8_t *in, const
     f.next_row = 2 * s_v * pw;
     f.out_next_row = t ? C : out_row;
     f.row_bytes = 2 * pw;
-    f.gather2 = 0;
-    for (int c = 0; c < C; ++c, filter += 10) {
-        if (two) {  /* an even channel gathers both planes; the odd one after it only computes, on plane_b */
-            f.n_v = c & 1 ? 0 : n_v;
-            f.gather2 = c & 1 ? 0 : (int32_t)((char *)plane_b - (char *)plane);
-            f.p = c & 1 ? plane_b : plane;
-        }
-        f.src = in + c;
-        f.bias = f.bias_again = (int32_t)filter[0];
-        f.rnd = (int32_t)filter[1];
-        f.mult = (int32_t)filter[2];
-        f.shift = (int32_t)filter[3];
-        f.w = filter + 4;
-        f.out = out + c;
-        tq_dw3x3_plane(&f);
-    }
+    f.gather2 = two ? (int32_t)((char *)plane_b - (char *)plane) : 0;
+    f.src = in;
+    f.out = out;
+    f.filter = filter;  /* 10 words a channel */
+    f.channels = C;
+    tq_dw3x3_plane(&f);
 }

@@ -394,28 +394,33 @@ void tq_dw3x3_rq(const tq_dw_taps_t *taps, const uint32_t *w, uint32_t groups, i
 void tq_dw3x3_rq_row(const tq_dw_taps_t *taps, const uint32_t *w, uint32_t groups, int8_t *out, uint32_t pixels,
                      int32_t step);
 
-/* One channel of tq_depthwise3x3_plane_s8 (tq_m4.S on a Cortex-M4, plain C elsewhere): its inputs
- * gathered into the plane (n_v rows of n_u, from src, du / dv bytes apart along / across a plane
- * row, to dst, row_bytes apart), then `rows` output rows of pair_bytes / 4 pairs of outputs
- * (stride 1) and single_bytes / 4 single outputs (stride 1: the odd last one; stride 2: all).
- * The layout is the assembly's stack frame, copied whole (tq_conv.c checks the offsets). */
+/* The channels of tq_depthwise3x3_plane_s8 (tq_m4.S on a Cortex-M4, plain C elsewhere), one after
+ * another: each one's inputs gathered into the plane (n_v rows of n_u, from src, du / dv bytes apart
+ * along / across a plane row, to dst, row_bytes apart), then `rows` output rows of pair_bytes / 4
+ * pairs of outputs (stride 1) and single_bytes / 4 single outputs (stride 1: the odd last one;
+ * stride 2: all). With gather2, an even channel gathers the next one too, into the plane gather2
+ * bytes on, where that one's outputs are then computed without a gather. The layout is the
+ * assembly's stack frame, copied whole (tq_conv.c checks the offsets); the fields marked "a
+ * channel's" are the kernel's own (it sets them from filter and the first channel's). */
 typedef struct {
-    int32_t bias, bias_again;    /* 2 * the folded bias, twice: one LDRD starts both sums */
-    int32_t rnd, mult, shift;    /* tq_rq_fast_x2 */
+    int32_t bias, bias_again;    /* a channel's: 2 * the folded bias, twice (one LDRD starts both sums) */
+    int32_t rnd, mult, shift;    /* a channel's: tq_rq_fast_x2 */
     int32_t out_step;            /* bytes from one output to the next along a plane row */
-    const int16_t *p;            /* the first output's window: its first plane row */
-    int8_t *out;
+    const int16_t *p;            /* the first output's window: its first plane row (the first plane's) */
+    int8_t *out;                 /* the first channel's first output */
     int32_t rows;                /* >= 1 */
     int32_t pair_bytes, single_bytes;  /* plane bytes the pairs, then the single outputs, move on */
     int32_t next_row;            /* plane bytes from one output row's first window to the next's */
     int32_t out_next_row;        /* output bytes from one output row's first output to the next's */
     int32_t row_bytes;           /* a plane row */
-    const uint32_t *w;           /* 6 words: the kernel rows' (k0, k1) (k2, k1), doubled */
-    const int8_t *src;           /* the gather */
+    const uint32_t *w;           /* a channel's 6 words: the kernel rows' (k0, k1) (k2, k1), doubled */
+    const int8_t *src;           /* the first channel's inputs */
     int32_t du, dv;
     int16_t *dst;
-    int32_t n_u, n_v;            /* n_v 0: no gather (the channel's plane was gathered with the last) */
-    int32_t gather2;             /* not 0: channel src + 1 gathered too, this many bytes after dst */
+    int32_t n_u, n_v;            /* >= 1 */
+    int32_t gather2;             /* 0, or two planes: the second this many bytes after the first */
+    const uint32_t *filter;      /* each channel's 10 words: bias, rnd, mult, shift, its 6 weight words */
+    int32_t channels;            /* >= 1 (even with gather2) */
 } tq_dw_plane_t;
 void tq_dw3x3_plane(const tq_dw_plane_t *t);
 

@@ -872,19 +872,19 @@
     .size   tq_add_fast, . - tq_add_fast
 
 /* ---- tq_dw3x3_plane(const tq_dw_plane_t *t) ----
- * One channel of tq_depthwise3x3_plane_s8: its inputs into the plane, then along each plane row
- * four outputs at a time (rows of two quads or more), then pairs, then a single one; a row that
- * would end in a quad and a single ends in five (a quint: KWS's rows of 25). A quad: per kernel
- * row, its weights (k0 k1) (k2 k1) from the frame (LDRD) and the window's six inputs x0..x5 (one
- * LDM of three words A B C) give (k0 k1) . A + k2 x2 (SMLAD, SMLABB), k0 x1 + (k1 k2) . B (SMLATB,
+ * The channels of tq_depthwise3x3_plane_s8, one after another (tq_kernels.h says how): each one's
+ * inputs into the plane, then along each plane row four outputs at a time (rows of two quads or
+ * more), then pairs, then a single one; a row that would end in a quad and a single ends in five
+ * (a quint: KWS's rows of 25). A quad: per kernel row, its weights (k0 k1) (k2 k1) from the frame
+ * (LDRD) and the window's six inputs x0..x5 (one LDM of three words A B C) give (k0 k1) . A + k2 x2 (SMLAD, SMLABB), k0 x1 + (k1 k2) . B (SMLATB,
  * SMLADX), and the same a word on for the other two: 21 instructions an output; a quint loads a
  * fourth word D and adds (k0 k1) . C + k2 x6. A pair: weights in r0-r5, one two-word load a kernel
  * row: 33 instructions a pair, 20 a single output. Pairs and singles: r0-r5 the kernel rows'
  * weights, r6/r7 the loaded words, r8/r9 the sums. Quads: r0/r1 a kernel row's weights, r2-r4 its
  * words (and lr in a quint), r5-r8 the sums (r9 the fifth), r9 or r2 row 2. Both: r10 / r11 the
  * window's first and second plane rows, r12 the output, lr where the run ends. The frame is the
- * tq_dw_plane_t, copied (tq_conv.c checks its offsets), then the 6 weight words at [sp, #88] and
- * whether rows end in a quint. */
+ * tq_dw_plane_t, copied (tq_conv.c checks its offsets), then (PLANE_W on) a channel's 6 weight
+ * words, whether rows end in a quint, and what each channel starts from. */
 
     .macro PLANE_LOAD k                 @ kernel row k's four inputs into r6, r7; the window moves on
     .if \k == 0
@@ -897,9 +897,14 @@
     .endif
     .endm
 
-    .equ    PLANE_W, 88                 @ the frame's copy of the weights
-    .equ    PLANE_QUINT, PLANE_W + 24   @ 4: the row ends in a quint
-    .equ    PLANE_FRAME, PLANE_W + 28   @ (sp stays 8-byte aligned)
+    .equ    PLANE_W, 96                 @ after the tq_dw_plane_t: the frame's copy of a channel's weights,
+    .equ    PLANE_QUINT, PLANE_W + 24   @ 4: the rows end in a quint,
+    .equ    PLANE_PA, PLANE_W + 28      @ the first plane's first window,
+    .equ    PLANE_OUTC, PLANE_W + 32    @ the channel's first output,
+    .equ    PLANE_ROWS, PLANE_W + 36    @ rows,
+    .equ    PLANE_NV, PLANE_W + 40      @ n_v,
+    .equ    PLANE_PAR, PLANE_W + 44     @ 1 after an even channel (two planes)
+    .equ    PLANE_FRAME, PLANE_W + 52   @ (sp stays 8-byte aligned)
 
     .macro QROW                         @ one kernel row of a quad: r0 (k0 k1), r1 (k2 k1); r2-r4 x0..x5
     smlad   r5, r2, r0, r5
@@ -926,10 +931,47 @@
     stmia   r12!, {r1-r8}
     ldmia   r0!, {r1-r8}                @ rows, pair_bytes, single_bytes, next_row, out_next_row, row_bytes, w, src
     stmia   r12!, {r1-r8}
-    mov     r11, r6
-    ldmia   r0, {r1-r6}                 @ du, dv, dst, n_u, n_v, gather2
-    stmia   r12, {r1-r6}
-    mov     r0, r8
+    ldmia   r0, {r1-r8}                 @ du, dv, dst, n_u, n_v, gather2, filter, channels
+    stmia   r12, {r1-r8}
+    ldrd    r1, r2, [sp, #24]           @ the first plane's window, the first channel's output
+    ldr     r3, [sp, #32]               @ rows
+    ldr     r4, [sp, #80]               @ n_v
+    add     r12, sp, #PLANE_PA
+    mov     r5, #0
+    stmia   r12, {r1-r5}                @ PLANE_PA, PLANE_OUTC, PLANE_ROWS, PLANE_NV, PLANE_PAR
+/* A channel: its bias, rnd, mult, shift and weights from filter; its output and rows from the first
+ * channel's; with two planes, an even channel gathers both, the odd one after it only computes, on
+ * the second (gather2 bytes on). */
+40: ldr     r0, [sp, #88]               @ filter
+    ldmia   r0!, {r1-r4}                @ bias, rnd, mult, shift
+    strd    r1, r1, [sp]
+    add     r12, sp, #8
+    stmia   r12, {r2-r4}
+    str     r0, [sp, #56]               @ w: the 6 weight words follow
+    add     r0, r0, #24
+    str     r0, [sp, #88]               @ the next channel's
+    add     r12, sp, #PLANE_PA
+    ldmia   r12, {r1-r4}                @ the first plane's window, this channel's output, rows, n_v
+    add     r5, r2, #1
+    str     r5, [sp, #PLANE_OUTC]       @ the next channel's output
+    str     r2, [sp, #28]
+    str     r3, [sp, #32]
+    ldr     r3, [sp, #84]               @ gather2
+    cbz     r3, 41f
+    ldr     r5, [sp, #PLANE_PAR]
+    eors    r5, r5, #1
+    str     r5, [sp, #PLANE_PAR]
+    itt     eq                          @ an odd channel: its plane was gathered with the last one
+    addeq   r1, r1, r3
+    moveq   r4, #0
+41: str     r1, [sp, #24]
+    str     r4, [sp, #80]
+    ldr     r0, [sp, #60]               @ src: this channel's inputs; the next one's a byte on
+    add     r1, r0, #1
+    str     r1, [sp, #60]
+    add     r12, sp, #64
+    ldmia   r12, {r1-r6}                @ du, dv, dst, n_u, n_v, gather2
+    ldr     r11, [sp, #52]              @ row_bytes
     lsl     r9, r1, #1
     add     r2, r9, r1                  @ 3 du (dv stays in the frame)
     cmp     r5, #0                      @ gathered with the channel before
@@ -1158,6 +1200,7 @@
     add     r7, r7, r9
     strd    r6, r7, [sp, #24]
     COUNTDOWN r6, 32, 2b                @ rows left
+    COUNTDOWN r6, 92, 40b               @ channels left
     add     sp, sp, #PLANE_FRAME
     pop     {r4-r11, pc}
     .size   tq_dw3x3_plane, . - tq_dw3x3_plane
