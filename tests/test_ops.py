@@ -156,7 +156,9 @@ FIRST = [("conv", dict(h=h, w=w, c=c, filters=f, k=k, strides=s, dilation=1, pad
 # over, and rows that end in a quint (9 and 13 outputs: its last quad and the single as five).
 DW_QUADS = [("dw", dict(h=h, w=w, c=c, k=3, strides=1, dilation=1, padding="same", act=a, mult=1))
             for h, w, c, a in [(3, 10, 4, None), (4, 11, 5, "relu"), (2, 9, 3, None), (3, 13, 4, None)]]
-CASES = _cases() + EXTRA + DW_EDGES + WINO + FIRST + DW_QUADS
+# Global average pools (KWS's 25x5 one, smaller): eight channels at a time, and four left over.
+POOLS = [("avgpool", dict(h=h, w=w, c=c, pool=(h, w), strides=1, padding="valid")) for h, w, c in [(5, 3, 24), (4, 4, 12)]]
+CASES = _cases() + EXTRA + DW_EDGES + WINO + FIRST + DW_QUADS + POOLS
 
 
 def op_tflite(kind: str, params: dict) -> bytes:

@@ -479,10 +479,53 @@ static inline __attribute__((always_inline)) void im2col_words_n(const tq_conv_p
     /* Columns past the patch (k_pairs rounds up) meet zero weights. */
 }
 
+/* im2col_words for one word a kernel row and dil_h 1 (KWS's 10x4 first layer on one channel), with
+ * little state a pixel: the rows above the input, inside it and below it are counts, and the column
+ * and input pointers walk down the window. */
+static void im2col_word_rows(const tq_conv_params_t *p, const int8_t *in, int n, int oy, int ox, int32_t *cols) {
+    const int in_c = p->in_c, in_h = p->in_h, in_w = p->in_w, k_h = p->k_h;
+    const int32_t row_bytes = (int32_t)in_w * in_c, in_bytes = (int32_t)in_h * row_bytes;
+    const uint32_t pad4 = 0x01010101u * (uint8_t)p->pad_value;
+    const int32_t pad_lo = tq_sxtb16(pad4), pad_hi = tq_sxtb16_ror8(pad4);
+    int iy0 = oy * p->stride_h - p->pad_h, ix0 = ox * p->stride_w - p->pad_w;
+    for (int i = 0; i < n; ++i) {
+        const int above = iy0 >= 0 ? 0 : -iy0 < k_h ? -iy0 : k_h;
+        const int reach = in_h - iy0 < k_h ? in_h - iy0 : k_h;  /* rows of the window before the input's end */
+        const int inside = reach > above ? reach - above : 0;
+        const window_t win = window_at(p, 0, ix0);              /* its taps: bytes [lo, hi) of the word */
+        const uint32_t keep = byte_mask(win.tap_lo * in_c, win.tap_hi * in_c), fill = pad4 & ~keep;
+        const int32_t first = (int32_t)(iy0 + above) * row_bytes + ix0 * in_c;
+        int32_t *col = cols + i, *const end = col + 8 * k_h;
+        for (int32_t *stop = col + 8 * above; col < stop; col += 8) { col[0] = pad_lo; col[4] = pad_hi; }
+        if (inside && (first < 0 || first + (int32_t)(inside - 1) * row_bytes + 4 > in_bytes)) {
+            for (int32_t at = first, *stop = col + 8 * inside; col < stop; col += 8, at += row_bytes) {
+                const uint32_t w = word_clipped(in, at, win.tap_lo * in_c, win.tap_hi * in_c, pad4);
+                col[0] = tq_sxtb16(w);
+                col[4] = tq_sxtb16_ror8(w);
+            }
+        } else if (inside) {
+            const int8_t *src = in + first;
+            for (int32_t *stop = col + 8 * inside; col < stop; col += 8, src += row_bytes) {
+                const uint32_t w = (tq_load32(src) & keep) | fill;
+                col[0] = tq_sxtb16(w);
+                col[4] = tq_sxtb16_ror8(w);
+            }
+        }
+        for (; col < end; col += 8) { col[0] = pad_lo; col[4] = pad_hi; }
+        if (++ox == p->out_w) {
+            ox = 0;
+            iy0 += p->stride_h;
+            ix0 = -p->pad_w;
+        } else {
+            ix0 += p->stride_w;
+        }
+    }
+}
+
 static void __attribute__((noinline)) im2col_words(const tq_conv_params_t *p, const int8_t *in, int n, int oy,
                                                     int ox, int32_t *cols) {
     const int words = p->k_w * p->in_c / 4;
-    if (words == 1) im2col_words_n(p, in, n, oy, ox, cols, 1);  /* compiled for one word a row: KWS's */
+    if (words == 1 && p->dil_h == 1) im2col_word_rows(p, in, n, oy, ox, cols);
     else im2col_words_n(p, in, n, oy, ox, cols, words);
 }
 
@@ -614,7 +657,19 @@ static inline __attribute__((always_inline)) void conv_body(const tq_conv_params
     /* 1x1, stride 1, no padding, whole words: pixel i's patch is input pixel i. */
     const int pointwise = p->k_h == 1 && p->k_w == 1 && p->stride_h == 1 && p->stride_w == 1 && p->pad_h == 0 &&
                           p->pad_w == 0 && (p->in_c & 3) == 0 && p->in_h == p->out_h && p->in_w == p->out_w;
-    for (int pix = 0; pix < n_pix; pix += 4) {
+    int pix = 0;
+    if (pointwise && w16 == 2 && !add && fast && full) {
+        /* The common pointwise case (every channel pair in the biased tile, an even out_c): from one
+         * group of 4 pixels to the next only the input and the output move, so the loop is just
+         * the two calls (the general loop below spends about 100 instructions a group deciding). */
+        tq_conv_tile_t tile = {filter, cols, cols + 4 * P, p->chan, out, out_c, (uint32_t)out_c / 2};
+        const int8_t *x = in;
+        for (; pix + 4 <= n_pix; pix += 4, x += 4 * p->in_c, tile.out += 4 * out_c) {
+            tq_expand4(x, p->in_c, cols, (uint32_t)p->in_c / 4);
+            tq_conv_tile_w16b(&tile);
+        }
+    }
+    for (; pix < n_pix; pix += 4) {
         const int n = n_pix - pix < 4 ? n_pix - pix : 4;
         if (pointwise) {
             if (n == 4) tq_expand4(in + (int32_t)pix * p->in_c, p->in_c, cols, (uint32_t)p->in_c / 4);

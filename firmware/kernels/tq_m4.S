@@ -903,7 +903,8 @@
     .equ    PLANE_OUTC, PLANE_W + 32    @ the channel's first output,
     .equ    PLANE_ROWS, PLANE_W + 36    @ rows,
     .equ    PLANE_NV, PLANE_W + 40      @ n_v,
-    .equ    PLANE_PAR, PLANE_W + 44     @ 1 after an even channel (two planes)
+    .equ    PLANE_PAR, PLANE_W + 44     @ 1 after an even channel (two planes),
+    .equ    PLANE_QUADB, PLANE_W + 48   @ the bytes a row's quads move the window on (0: none)
     .equ    PLANE_FRAME, PLANE_W + 52   @ (sp stays 8-byte aligned)
 
     .macro QROW                         @ one kernel row of a quad: r0 (k0 k1), r1 (k2 k1); r2-r4 x0..x5
@@ -939,6 +940,22 @@
     add     r12, sp, #PLANE_PA
     mov     r5, #0
     stmia   r12, {r1-r5}                @ PLANE_PA, PLANE_OUTC, PLANE_ROWS, PLANE_NV, PLANE_PAR
+/* How every row goes: under two quads (pair_bytes 4 a pair, 8 a quad), pairs (a quad and a pair
+ * cost what three pairs do, in cycles and in instructions); else quads, and where one single and
+ * no pair would be left, the last quad and the single as a quint (PLANE_QUINT 4). */
+    ldrd    r1, r2, [sp, #36]           @ pair_bytes, single_bytes
+    mov     r3, #0                      @ the quads' bytes
+    mov     r4, #0
+    cmp     r1, #16
+    blo     42f
+    and     r4, r1, #4                  @ a pair left over
+    add     r4, r2, r4, lsl #1
+    bic     r3, r1, #7
+    cmp     r4, #4
+    it      eq
+    subeq   r3, r3, #8
+42: str     r3, [sp, #PLANE_QUADB]
+    str     r4, [sp, #PLANE_QUINT]
 /* A channel: its bias, rnd, mult, shift and weights from filter; its output and rows from the first
  * channel's; with two planes, an even channel gathers both, the odd one after it only computes, on
  * the second (gather2 bytes on). */
@@ -1057,17 +1074,11 @@
 2:  ldrd    r10, r12, [sp, #24]         @ a plane row: its first window and output
     ldr     r11, [sp, #52]              @ the window's second row
     add     r11, r10, r11
-    ldr     lr, [sp, #36]               @ pair_bytes: 4 a pair, 8 a quad
-    cmp     lr, #16                     @ under two quads a row: pairs (a quad and a pair cost what
-    blo     12f                         @ three pairs do, in cycles and in instructions)
-    ldr     r9, [sp, #40]               @ single_bytes
-    and     r8, lr, #4                  @ a pair left over
-    add     r9, r9, r8, lsl #1          @ 4: one single and no pair left, which the last quad
-    str     r9, [sp, #PLANE_QUINT]      @ takes as a quint
-    bic     lr, lr, #7
-    cmp     r9, #4
-    it      eq
-    subeq   lr, lr, #8
+    ldr     lr, [sp, #PLANE_QUADB]      @ the quads' bytes, or 0: all pairs
+    cmp     lr, #0
+    itt     eq
+    ldreq   lr, [sp, #36]               @ pair_bytes
+    beq     12f
     add     lr, r10, lr
 13: ldr     r5, [sp]                    @ the four sums start at the bias
     mov     r6, r5

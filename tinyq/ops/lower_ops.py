@@ -139,8 +139,8 @@ def depthwise3x3_plane_ok(params: dict) -> bool:
 #: the pairs and singles it skips); two outputs, one output (stride 2, or a stride-1 row's odd last
 #: one) and what a row of singles adds, a plane row's setup; four gathered inputs, a gathered row's
 #: setup; a channel (its call from C included); a zero point written around the planes once a call.
-PLANE_QUAD, PLANE_QUAD_ROW, PLANE_QUINT = 63, 16, 59
-PLANE_PAIR, PLANE_SINGLE, PLANE_SINGLES_ROW, PLANE_ROW = 33, 20, 1, 22
+PLANE_QUAD, PLANE_QUAD_ROW, PLANE_QUINT = 63, 8, 59
+PLANE_PAIR, PLANE_SINGLE, PLANE_SINGLES_ROW, PLANE_ROW = 33, 20, 1, 24
 PLANE_GATHER4, PLANE_GATHER1, PLANE_GATHER_ROW = 11, 5, 11
 #: The same for two channels gathered together (planes 2): four inputs of each, one of each, a row.
 PLANE_GATHER4_2, PLANE_GATHER1_2, PLANE_GATHER_ROW_2 = 17, 9, 12
