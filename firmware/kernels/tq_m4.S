@@ -881,7 +881,7 @@
  * fourth word D and adds (k0 k1) . C + k2 x6. A pair: weights in r0-r5, one two-word load a kernel
  * row: 33 instructions a pair, 20 a single output. Pairs and singles: r0-r5 the kernel rows'
  * weights, r6/r7 the loaded words, r8/r9 the sums. Quads: r0/r1 a kernel row's weights, r2-r4 its
- * words (and lr in a quint), r5-r8 the sums (r9 the fifth), r9 or r2 row 2. Both: r10 / r11 the
+ * words (and lr in a quint), r5-r8 the sums (r9 the fifth), r2 row 2 first. Both: r10 / r11 the
  * window's first and second plane rows, r12 the output, lr where the run ends. The frame is the
  * tq_dw_plane_t, copied (tq_conv.c checks its offsets), then (PLANE_W on) a channel's 6 weight
  * words, whether rows end in a quint, and what each channel starts from. */
@@ -895,6 +895,22 @@
     rsb     r6, r10, r11, lsl #1
     ldrd    r6, r7, [r6, #-4]
     .endif
+    .endm
+
+    .macro GATHER_NEXT4 loop, end       @ four inputs on (r6 by 4 du): more fours at loop, none left: end
+    add     r6, r6, r9, lsl #1
+    subs    r10, r10, #4
+    bhs     \loop
+9:  adds    r10, r10, #4                @ else 1-3 left, or none (a row under 4 starts here: 9f)
+    beq     \end
+    .endm
+
+    .macro GATHER_ROW_END row           @ the gather's next plane row (src by dv, dst by row_bytes), if any
+    ldr     r7, [sp, #68]               @ dv
+    add     r0, r0, r7
+    add     r3, r3, r11
+    subs    r5, r5, #1
+    bne     \row
     .endm
 
     .equ    PLANE_W, 96                 @ after the tq_dw_plane_t: the frame's copy of a channel's weights,
@@ -922,6 +938,59 @@
     QROW
     smlad   r9, r4, r0, r9
     smlabb  r9, lr, r1, r9
+    .endm
+
+    .macro PLANE_LDM base, n            @ a kernel row's words: x0..x5 (r2-r4), and x6, x7 (lr) for five outputs
+    .if \n == 5
+    ldmia   \base, {r2-r4, lr}
+    .else
+    ldmia   \base, {r2-r4}
+    .endif
+    .endm
+
+    .macro PLANE_RUN n                  @ n = 4 (a quad) or 5 (a quint) outputs of the window at r10 / r11
+    ldr     r5, [sp]                    @ the sums start at the bias
+    mov     r6, r5
+    mov     r7, r5
+    mov     r8, r5
+    .if \n == 5
+    mov     r9, r5
+    .endif
+    .irp    k, 0, 1, 2
+    ldrd    r0, r1, [sp, #PLANE_W + 8 * \k]
+    .if \k == 0
+    PLANE_LDM r10, \n
+    .elseif \k == 1
+    PLANE_LDM r11, \n
+    .else
+    rsb     r2, r10, r11, lsl #1        @ row 2 is as far below row 1 as row 1 is below row 0
+    PLANE_LDM r2, \n                    @ (the base among the loaded: no writeback, so allowed)
+    .endif
+    .if \n == 5
+    QROW5
+    .else
+    QROW
+    .endif
+    .endr
+    add     r2, sp, #8
+    ldmia   r2, {r0-r3}                 @ rnd, mult, shift, out_step
+    REQUANT_X2 r5, r0, r1, r2, r4
+    REQUANT_X2 r6, r0, r1, r2, r4
+    REQUANT_X2 r7, r0, r1, r2, r4
+    REQUANT_X2 r8, r0, r1, r2, r4
+    .if \n == 5
+    REQUANT_X2 r9, r0, r1, r2, r4
+    .endif
+    strb    r5, [r12]
+    strb    r6, [r12, r3]
+    add     r12, r12, r3, lsl #1
+    strb    r7, [r12]
+    strb    r8, [r12, r3]
+    .if \n == 5
+    strb    r9, [r12, r3, lsl #1]
+    .else
+    add     r12, r12, r3, lsl #1
+    .endif
     .endm
 
     FUNC    tq_dw3x3_plane
@@ -1009,21 +1078,13 @@
     str     r12, [r8], #8               @ plane rows may start at an odd halfword: STR, not STRD
     pkhbt   r7, r7, lr, lsl #16
     str     r7, [r8, #-4]
-    add     r6, r6, r9, lsl #1
-    subs    r10, r10, #4
-    bhs     8b
-9:  adds    r10, r10, #4
-    beq     11f
+    GATHER_NEXT4 8b, 11f
 10: ldrsb   r12, [r6]
     add     r6, r6, r1
     strh    r12, [r8], #2
     subs    r10, r10, #1
     bne     10b
-11: ldr     r7, [sp, #68]               @ dv
-    add     r0, r0, r7
-    add     r3, r3, r11
-    subs    r5, r5, #1
-    bne     7b
+11: GATHER_ROW_END 7b
     b       30f
 /* Two channels' gather (gather2: the second plane that many bytes after the first): each input
  * halfword holds both; four pixels a turn, two halfwords a word (PKHBT), then SXTB16 splits the
@@ -1033,7 +1094,7 @@
     mov     r8, r3
     ldr     r10, [sp, #76]              @ n_u
     subs    r10, r10, #4
-    blo     23f
+    blo     9f
 22: ldrh    r12, [r6]
     ldrh    lr, [r6, r1]
     ldrh    r7, [r6, r9]
@@ -1048,11 +1109,7 @@
     sxtb16  r7, r7, ror #8
     str     lr, [r8], #4
     str     r7, [r8, r4]
-    add     r6, r6, r9, lsl #1
-    subs    r10, r10, #4
-    bhs     22b
-23: adds    r10, r10, #4
-    beq     25f
+    GATHER_NEXT4 22b, 25f
 24: ldrh    r12, [r6]
     add     r6, r6, r1
     sxtb    lr, r12
@@ -1062,11 +1119,7 @@
     strh    lr, [r8], #2
     subs    r10, r10, #1
     bne     24b
-25: ldr     r7, [sp, #68]               @ dv
-    add     r0, r0, r7
-    add     r3, r3, r11
-    subs    r5, r5, #1
-    bne     21b
+25: GATHER_ROW_END 21b
 30: ldr     r7, [sp, #56]               @ the weights, into the frame for the quads
     ldmia   r7, {r0-r5}
     add     r7, sp, #PLANE_W
@@ -1080,32 +1133,7 @@
     ldreq   lr, [sp, #36]               @ pair_bytes
     beq     12f
     add     lr, r10, lr
-13: ldr     r5, [sp]                    @ the four sums start at the bias
-    mov     r6, r5
-    mov     r7, r5
-    mov     r8, r5
-    ldrd    r0, r1, [sp, #PLANE_W]
-    ldmia   r10, {r2-r4}
-    QROW
-    ldrd    r0, r1, [sp, #PLANE_W + 8]
-    ldmia   r11, {r2-r4}
-    QROW
-    ldrd    r0, r1, [sp, #PLANE_W + 16]
-    rsb     r9, r10, r11, lsl #1        @ row 2 is as far below row 1 as row 1 is below row 0
-    ldmia   r9, {r2-r4}
-    QROW
-    add     r9, sp, #8
-    ldmia   r9, {r0-r3}                 @ rnd, mult, shift, out_step
-    REQUANT_X2 r5, r0, r1, r2, r4
-    REQUANT_X2 r6, r0, r1, r2, r4
-    REQUANT_X2 r7, r0, r1, r2, r4
-    REQUANT_X2 r8, r0, r1, r2, r4
-    strb    r5, [r12]
-    strb    r6, [r12, r3]
-    add     r12, r12, r3, lsl #1
-    strb    r7, [r12]
-    strb    r8, [r12, r3]
-    add     r12, r12, r3, lsl #1
+13: PLANE_RUN 4
     add     r10, r10, #8
     add     r11, r11, #8
     cmp     r10, lr
@@ -1177,34 +1205,7 @@
     cmp     r10, lr
     bne     5b
     b       6f
-14: ldr     r5, [sp]                    @ a quint: the four sums and a fifth start at the bias
-    mov     r6, r5
-    mov     r7, r5
-    mov     r8, r5
-    mov     r9, r5
-    ldrd    r0, r1, [sp, #PLANE_W]
-    ldmia   r10, {r2-r4, lr}
-    QROW5
-    ldrd    r0, r1, [sp, #PLANE_W + 8]
-    ldmia   r11, {r2-r4, lr}
-    QROW5
-    ldrd    r0, r1, [sp, #PLANE_W + 16]
-    rsb     r2, r10, r11, lsl #1
-    ldmia   r2, {r2-r4, lr}             @ (the base among the loaded: no writeback, so allowed)
-    QROW5
-    add     r2, sp, #8
-    ldmia   r2, {r0-r3}                 @ rnd, mult, shift, out_step
-    REQUANT_X2 r5, r0, r1, r2, r4
-    REQUANT_X2 r6, r0, r1, r2, r4
-    REQUANT_X2 r7, r0, r1, r2, r4
-    REQUANT_X2 r8, r0, r1, r2, r4
-    REQUANT_X2 r9, r0, r1, r2, r4
-    strb    r5, [r12]
-    strb    r6, [r12, r3]
-    add     r12, r12, r3, lsl #1
-    strb    r7, [r12]
-    strb    r8, [r12, r3]
-    strb    r9, [r12, r3, lsl #1]
+14: PLANE_RUN 5                         @ a quint
 6:  ldrd    r6, r7, [sp, #24]           @ the next plane row: p, out
     ldrd    r8, r9, [sp, #44]           @ next_row, out_next_row
     add     r6, r6, r8
