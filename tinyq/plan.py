@@ -383,15 +383,17 @@ def planar_depthwise(graph: Graph, plan: MemoryPlan, every: bool = False, keep_a
     instructions than the windowed kernel (every one it applies to with ``every``) and, with
     ``keep_arena``, the arena does not grow.
 
-    Why a choice: the planar kernel gathers each channel into an int16 plane, then makes two
-    outputs from one two-word load a kernel row (33 instructions a pair against 55 in the
-    windowed kernel); the gather costs about 3 instructions an input, which stride 2 reads four
-    of an output, and each channel a call. Official KWS: 227 K -> 169 K instructions a layer; VWW's
-    stride-2 layers stay windowed. Its scratch is one channel's plane, and it runs in place at any stride,
-    where the windowed kernel holds a ring of rows back; so the arena may shrink, or grow (a
-    24x24 plane is 1,352 B). Band stages keep the windowed kernel (a row at a time, each channel
-    would gather three rows for one). A 3x3 layer whose channels are not a multiple of 4, which the
-    windowed kernel cannot take, runs channel-planar rather than on the generic C kernel.
+    Why a choice: the planar kernel gathers each channel into an int16 plane, then makes four
+    outputs from one three-word load a kernel row (about 21 instructions an output, 33 a pair
+    on short rows, against 55 a pair in the windowed kernel); the gather costs about 3
+    instructions an input, which stride 2 reads four of an output. Official KWS: 227 K -> 153 K
+    instructions a layer; VWW's stride-2 layers stay windowed. Its scratch is one channel's plane,
+    or two (``planes`` 2: two channels gathered together, a quarter fewer gather instructions,
+    tried first), and it runs in place at any stride, where the windowed kernel holds a ring of
+    rows back; so the arena may shrink, or grow (a 24x24 plane is 1,352 B). Band stages keep the
+    windowed kernel (a row at a time, each channel would gather three rows for one). A 3x3 layer
+    whose channels are not a multiple of 4, which the windowed kernel cannot take, runs
+    channel-planar rather than on the generic C kernel.
     """
     steps = list(plan.lowered)
     best = plan

@@ -481,7 +481,9 @@ static inline __attribute__((always_inline)) void im2col_words_n(const tq_conv_p
 
 /* im2col_words for one word a kernel row and dil_h 1 (KWS's 10x4 first layer on one channel), with
  * little state a pixel: the rows above the input, inside it and below it are counts, and the column
- * and input pointers walk down the window. */
+ * and input pointers walk down the window. It does what im2col_words_n does with words 1; written
+ * apart because GCC makes 10 % fewer instructions of it than of im2col_words_n given words 1 and
+ * dil_h 1 as constants (measured on official KWS: 29.6 K against 32.4 K an inference). */
 static void im2col_word_rows(const tq_conv_params_t *p, const int8_t *in, int n, int oy, int ox, int32_t *cols) {
     const int in_c = p->in_c, in_h = p->in_h, in_w = p->in_w, k_h = p->k_h;
     const int32_t row_bytes = (int32_t)in_w * in_c, in_bytes = (int32_t)in_h * row_bytes;
@@ -1063,9 +1065,6 @@ void tq_depthwise3x3_plane_s8(const tq_conv_params_t *p, const int8_t *in, const
     const int pw = (int)tq_dw_plane_width((uint32_t)out_u, (uint32_t)s_u), ph = (out_v - 1) * s_v + 3;
     const int32_t in_row = (int32_t)p->in_w * C, out_row = (int32_t)p->out_w * C;
     int16_t *plane = (int16_t *)p->scratch;
-    /* Two planes: channels c and c + 1 (c even) gathered together into plane and plane_b. */
-    const int two = p->planes == 2;
-    int16_t *plane_b = plane + (ph - (int)tq_dw_plane_share(p, (uint32_t)ph)) * pw;
     /* The zero points around the inputs, once: each channel rewrites only the inputs. Two a word (the
      * scratch is word-aligned and its planes rows of an even tq_dw_plane_width). */
     const uint32_t pad2 = 0x00010001u * (uint16_t)(int16_t)p->pad_value;
@@ -1073,8 +1072,7 @@ void tq_depthwise3x3_plane_s8(const tq_conv_params_t *p, const int8_t *in, const
     for (uint32_t i = 0, n = tq_depthwise3x3_plane_scratch_bytes(p) / 4; i < n; ++i) fill[i] = pad2;
     tq_dw_plane_t f = {0};  /* the per-channel fields are the kernel's own */
     /* The inputs the plane holds: its rows and columns that are not padding. */
-    const int32_t n_v = in_v < ph - pad_v ? in_v : ph - pad_v;
-    f.n_v = n_v;
+    f.n_v = in_v < ph - pad_v ? in_v : ph - pad_v;
     f.n_u = in_u < pw - pad_u ? in_u : pw - pad_u;
     f.du = t ? in_row : C;
     f.dv = t ? C : in_row;
@@ -1087,7 +1085,9 @@ void tq_depthwise3x3_plane_s8(const tq_conv_params_t *p, const int8_t *in, const
     f.next_row = 2 * s_v * pw;
     f.out_next_row = t ? C : out_row;
     f.row_bytes = 2 * pw;
-    f.gather2 = two ? (int32_t)((char *)plane_b - (char *)plane) : 0;
+    /* Two planes: channels c and c + 1 (c even) gathered together, the second plane from the first's
+     * last row where that is a row of zero points. */
+    f.gather2 = p->planes == 2 ? 2 * (ph - (int32_t)tq_dw_plane_share(p, (uint32_t)ph)) * pw : 0;
     f.src = in;
     f.out = out;
     f.filter = filter;  /* 10 words a channel */

@@ -876,8 +876,8 @@
  * inputs into the plane, then along each plane row four outputs at a time (rows of two quads or
  * more), then pairs, then a single one; a row that would end in a quad and a single ends in five
  * (a quint: KWS's rows of 25). A quad: per kernel row, its weights (k0 k1) (k2 k1) from the frame
- * (LDRD) and the window's six inputs x0..x5 (one LDM of three words A B C) give (k0 k1) . A + k2 x2 (SMLAD, SMLABB), k0 x1 + (k1 k2) . B (SMLATB,
- * SMLADX), and the same a word on for the other two: 21 instructions an output; a quint loads a
+ * (LDRD) and the window's six inputs x0..x5 (one LDM of three words A B C) give (k0 k1) . A + k2 x2
+ * (SMLAD, SMLABB), k0 x1 + (k1 k2) . B (SMLATB, SMLADX), and the same a word on for the other two: 21 instructions an output; a quint loads a
  * fourth word D and adds (k0 k1) . C + k2 x6. A pair: weights in r0-r5, one two-word load a kernel
  * row: 33 instructions a pair, 20 a single output. Pairs and singles: r0-r5 the kernel rows'
  * weights, r6/r7 the loaded words, r8/r9 the sums. Quads: r0/r1 a kernel row's weights, r2-r4 its

@@ -138,7 +138,8 @@ def depthwise3x3_plane_ok(params: dict) -> bool:
 #: adds to its setup; a row's last quad and a single after it as five outputs (less the setup of
 #: the pairs and singles it skips); two outputs, one output (stride 2, or a stride-1 row's odd last
 #: one) and what a row of singles adds, a plane row's setup; four gathered inputs, a gathered row's
-#: setup; a channel (its call from C included); a zero point written around the planes once a call.
+#: setup; a channel (its setup in the kernel, which runs a layer's channels in one call); a zero point
+#: written around the planes once a call.
 PLANE_QUAD, PLANE_QUAD_ROW, PLANE_QUINT = 63, 8, 59
 PLANE_PAIR, PLANE_SINGLE, PLANE_SINGLES_ROW, PLANE_ROW = 33, 20, 1, 24
 PLANE_GATHER4, PLANE_GATHER1, PLANE_GATHER_ROW = 11, 5, 11
