@@ -454,6 +454,11 @@ def build(model, board_id, calib, eval_path, out_dir, mode, max_samples, signatu
     layout = ("int16 pairs (faster; --weights int8 takes about half)" if r.get("weights") == "int16"
               else "int8")
     click.echo(f"  weights in flash: {r['weights_bytes']:,} B as {layout}")
+    if r.get("constant_channels"):
+        k = r["constant_channels"]
+        click.echo(f"  constant channels: {k['dropped']:,} of {k['of']:,} dropped from {k['layers']} layers' outputs "
+                   f"(their values folded into their readers' biases, exact): {k['macs_run']:,} of "
+                   f"{r['macs']:,} MACs run")
     for b in r.get("bands", []):
         click.echo(f"  row band at step {b['step']}: {b['name']} ({b['window_bytes']:,} B of windows, "
                    f"{b['row_copies']} rows moved, nothing recomputed)")

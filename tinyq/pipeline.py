@@ -169,6 +169,7 @@ def build(model: Path, board_id: str, calib: Path | None, out_dir: Path, eval_pa
             "tflm_arena_measured_on": "tflite_micro host interpreter (64-bit)",
             "layers": mem.layers(),
             "bands": mem.bands(),
+            "constant_channels": mem.constant_channels(),
             "memory": {**timeline, "plot": MEMORY_PLOT},
             "budget": {"flash_bytes": fit.flash_bytes, "flash_limit": fit.flash_limit,
                        "ram_bytes": fit.ram_bytes, "ram_limit": fit.ram_limit, "breakdown": fit.breakdown},

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
+from tinyq.dead_channels import DroppedChannels, drop_constant_channels
 from tinyq.graph import Graph, Tensor
 from tinyq.ops import KernelCall, lower
 from tinyq.ops.layout import align as _align
@@ -65,6 +66,8 @@ class MemoryPlan:
     #: The steps as lowered, before placement grew in-place steps' scratch: what another
     #: placement (a lowering pass trying alternatives) starts from.
     lowered: tuple[Step, ...] = ()
+    #: Constant channels the graph lost before lowering (tinyq.dead_channels): ``graph`` is without them.
+    dropped_channels: tuple[DroppedChannels, ...] = ()
 
     @property
     def calls(self) -> tuple[KernelCall, ...]:
@@ -109,6 +112,16 @@ class MemoryPlan:
         return [{"step": i, "op": st.name, "ops": list(st.ops), "kernel": st.call.label, "macs": st.call.macs,
                  "output_shape": list(self.graph.tensors[st.outputs[0]].shape) if st.outputs else [],
                  "scratch_bytes": st.call.scratch_bytes} for i, st in enumerate(self.steps)]
+
+    def constant_channels(self) -> dict | None:
+        """The constant channels the graph lost (tinyq.dead_channels), as the reports show them, or None."""
+        if not self.dropped_channels:
+            return None
+        return {"dropped": sum(len(d.channels) for d in self.dropped_channels),
+                "of": sum(d.of for d in self.dropped_channels), "layers": len(self.dropped_channels),
+                "macs_run": self.macs,
+                "spaces": [{"tensors": [self.graph.tensors[t].name for t in d.tensors], "channels": list(d.channels),
+                            "of": d.of} for d in self.dropped_channels]}
 
     def bands(self) -> list[dict]:
         """The steps that run a conv chain by rows: their layers, windows, and the rows moved as
@@ -249,7 +262,7 @@ def without_edge_streams(st: Step) -> Step:
 
 def plan_memory(graph: Graph, fuse: bool = True, inplace: bool = True, band: bool = True,
                 favour: str = "ram", weights16: bool = False, dw_planes: bool | None = None,
-                wino: bool | None = None) -> MemoryPlan:
+                wino: bool | None = None, constants: bool = True) -> MemoryPlan:
     """Lower every op (fusing conv + ADD where it saves memory, running conv chains by rows where that
     lowers the arena) and lay out the activations in one arena.
 
@@ -262,7 +275,9 @@ def plan_memory(graph: Graph, fuse: bool = True, inplace: bool = True, band: boo
     depthwise steps run channel-planar where that is faster (None; see planar_depthwise), wherever
     that kernel applies (True), or never (False). ``wino`` (with ``weights16``): 3x3 stride-1 convs run
     by Winograd F(2, 3) wherever they can (True), never (False), or (None) unless that grows the arena
-    when favouring RAM (its scratch is 4/3 of the direct conv's).
+    when favouring RAM (its scratch is 4/3 of the direct conv's). ``constants``: channels that hold one
+    value for every input leave the graph first, their values folded into their readers' biases
+    (tinyq.dead_channels; exact): official VWW computes 3.1 M fewer MACs.
     """
     if favour not in FAVOURS:
         raise ValueError(f"favour must be one of {FAVOURS}")
@@ -299,6 +314,7 @@ def plan_memory(graph: Graph, fuse: bool = True, inplace: bool = True, band: boo
             plan = planar_depthwise(g, plan, every=bool(dw_planes), keep_arena=favour == "ram", inplace=inplace)
         return plan
 
+    graph, dropped = drop_constant_channels(graph) if constants else (graph, ())
     steps = _steps(graph)
     plan = lowered(graph, steps)
     if inplace:
@@ -311,7 +327,7 @@ def plan_memory(graph: Graph, fuse: bool = True, inplace: bool = True, band: boo
             trial = lowered(g2, steps2)
             if trial.arena_bytes < plan.arena_bytes:
                 plan, steps = trial, steps2
-    return plan
+    return replace(plan, dropped_channels=dropped)
 
 
 def split_strided_pointwise(graph: Graph, steps: list[Step], op_index: int) -> tuple[Graph, list[Step]]:

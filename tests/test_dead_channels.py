@@ -1,0 +1,126 @@
+"""Constant channels leave the graph exactly (tinyq.dead_channels): real TensorFlow conversions of models with
+filters that quantize to nothing, the generated C against TFLM on the original .tflite, and official VWW."""
+
+from __future__ import annotations
+
+import inspect
+
+import numpy as np
+import pytest
+
+from conftest import MLPERF, cached_tflite
+from tinyq.dead_channels import drop_constant_channels
+from tinyq.emit.model import emit_model
+from tinyq.graph import parse_tflite
+from tinyq.hostrun import run_generated
+from tinyq.plan import plan_memory
+from tinyq.reference import TflmReference
+
+#: Filters of the first 1x1 conv with zero weights: a negative bias (ReLU makes them 0, the output zero
+#: point) and a positive one (a constant that is not the zero point).
+DEAD_AT_ZERO = (1, 4, 5, 9, 10, 12, 13, 15)
+DEAD_ABOVE = (2, 7)
+
+
+def _model(padding: str, head: str):
+    """8x8x8 -> 1x1 conv 16 (relu; the dead filters above) -> 3x3 depthwise (``padding``, relu) -> 1x1 conv
+    16 (its filters 0-7 dead at zero) -> ``head``: "fc" (6x6 average pool, flatten, dense 4) or "out" (the
+    conv's output is the model's)."""
+    import keras
+
+    keras.utils.set_random_seed(5)
+    L = keras.layers
+    inp = keras.Input((8, 8, 8))
+    pw1 = L.Conv2D(16, 1, activation="relu", bias_initializer="random_normal")
+    x = pw1(inp)
+    x = L.DepthwiseConv2D(3, padding=padding, activation="relu", bias_initializer="random_normal")(x)
+    pw2 = L.Conv2D(16, 1, activation="relu", bias_initializer="random_normal")
+    x = pw2(x)
+    if head == "fc":
+        # (A dense layer without a bias cannot take the channels in: the converter drops a zero one.)
+        x = L.Dense(4, bias_initializer="random_normal")(L.Flatten()(L.AveragePooling2D(x.shape[1:3])(x)))
+    m = keras.Model(inp, x)
+    for layer, zero, above in ((pw1, DEAD_AT_ZERO, DEAD_ABOVE), (pw2, tuple(range(8)), ())):
+        k, b = layer.get_weights()
+        k[..., list(zero + above)] = 0.0
+        b[list(zero)] = -1.0
+        b[list(above)] = 0.5
+        layer.set_weights([k, b])
+    return m
+
+
+def _tflite(padding: str, head: str) -> bytes:
+    from tinyq.quantize import quantize_keras
+
+    def make():
+        m = _model(padding, head)
+        calib = np.random.default_rng(1).normal(size=(32, 8, 8, 8)).astype(np.float32)
+        return quantize_keras(m, calib)
+
+    return cached_tflite(["dead", padding, head, inspect.getsource(_model)], make)
+
+
+def _bit_exact(tflite: bytes) -> None:
+    g = parse_tflite(tflite)
+    ref = TflmReference(tflite)
+    x = np.random.default_rng(2).normal(0, 60, (20, 8, 8, 8)).clip(-128, 127).astype(np.int8)
+    want = np.stack([ref.run(s) for s in x])
+    for weights16 in (False, True):
+        got = run_generated(emit_model(plan_memory(g, weights16=weights16), tflite), x, g.output_tensors[0].shape)
+        np.testing.assert_array_equal(got, want)
+
+
+def test_channels_at_the_zero_point_leave_through_a_padded_depthwise_into_the_next_conv():
+    """A dead filter whose output is the zero point passes a SAME depthwise as its requantized bias (the
+    pads read the zero point too) and goes into the next 1x1 conv's bias; one held at another value does
+    not (the border pixels would see the pad), and the last conv's dead filters feed the model's output:
+    they stay. Fewer MACs, the same bytes as TFLM."""
+    tflite = _tflite("same", "out")
+    g = parse_tflite(tflite)
+    g2, dropped = drop_constant_channels(g)
+    (d,) = dropped
+    assert d.channels == DEAD_AT_ZERO and d.of == 16
+    conv1, dw, conv2 = (op for op in g2.operators if op.opcode in ("CONV_2D", "DEPTHWISE_CONV_2D"))
+    assert g2.tensors[conv1.outputs[0]].shape[-1] == g2.tensors[dw.outputs[0]].shape[-1] == 8
+    assert g2.tensors[conv2.inputs[1]].shape == (16, 1, 1, 8)
+    assert g2.tensors[conv2.outputs[0]].shape == g.tensors[conv2.outputs[0]].shape
+    assert plan_memory(g).macs < plan_memory(g, constants=False).macs
+    _bit_exact(tflite)
+
+
+def test_valid_depthwise_carries_any_constant_and_a_pool_and_flatten_carry_them_to_the_dense_layer():
+    """With VALID padding every tap reads the constant, so the channel held above the zero point leaves
+    too; the last conv's dead filters pass the average pool into the dense layer's bias (the converter
+    folds the flatten away)."""
+    tflite = _tflite("valid", "fc")
+    g = parse_tflite(tflite)
+    g2, dropped = drop_constant_channels(g)
+    first, last = dropped
+    assert first.channels == tuple(sorted(DEAD_AT_ZERO + DEAD_ABOVE))[:8]  # 6 live: 4 of the 10 kept for whole words
+    assert last.channels == tuple(range(8)) and len(last.tensors) == 2  # the conv's and the pool's outputs
+    fc = next(op for op in g2.operators if op.opcode == "FULLY_CONNECTED")
+    assert g2.tensors[fc.inputs[1]].shape == (4, 8)
+    _bit_exact(tflite)
+
+
+def test_a_model_without_constant_channels_is_left_as_it_is():
+    from test_ops import op_tflite
+
+    g = parse_tflite(op_tflite("conv", dict(h=6, w=7, c=8, filters=8, k=1, strides=1, dilation=1, padding="valid",
+                                            act="relu6", bias=True)))
+    assert drop_constant_channels(g) == (g, ())
+
+
+@pytest.mark.skipif(not MLPERF.is_dir(), reason=f"{MLPERF} not present")
+def test_official_vww_loses_808_constant_channels_and_a_third_of_its_macs():
+    """Official VWW's last pointwise layers hold 971 constant channels; 808 can leave (the rest are held
+    above the zero point before a padded depthwise layer, or kept for whole words). The host check of
+    every build (and the QEMU tests of the official models) hold the outputs to TFLM's."""
+    from tinyq.graph import load_tflite
+
+    g = load_tflite(MLPERF / "vww_96_int8.tflite")
+    g2, dropped = drop_constant_channels(g)
+    assert sum(len(d.channels) for d in dropped) == 808
+    assert all((d.of - len(d.channels)) % 4 == 0 for d in dropped)
+    full, lean = plan_memory(g, constants=False), plan_memory(g)
+    assert lean.macs < 0.67 * full.macs and lean.dropped_channels == dropped
