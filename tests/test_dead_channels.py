@@ -24,8 +24,8 @@ DEAD_ABOVE = (2, 7)
 
 def _model(padding: str, head: str):
     """8x8x8 -> 1x1 conv 16 (relu; the dead filters above) -> 3x3 depthwise (``padding``, relu) -> 1x1 conv
-    16 (its filters 0-7 dead at zero) -> ``head``: "fc" (6x6 average pool, flatten, dense 4) or "out" (the
-    conv's output is the model's)."""
+    16 (its filters 0-7 dead at zero) -> ``head``: "fc" (6x6 average pool, flatten, dense 4), "fc_nobias"
+    (the same dense layer without a bias) or "out" (the conv's output is the model's)."""
     import keras
 
     keras.utils.set_random_seed(5)
@@ -36,9 +36,9 @@ def _model(padding: str, head: str):
     x = L.DepthwiseConv2D(3, padding=padding, activation="relu", bias_initializer="random_normal")(x)
     pw2 = L.Conv2D(16, 1, activation="relu", bias_initializer="random_normal")
     x = pw2(x)
-    if head == "fc":
-        # (A dense layer without a bias cannot take the channels in: the converter drops a zero one.)
-        x = L.Dense(4, bias_initializer="random_normal")(L.Flatten()(L.AveragePooling2D(x.shape[1:3])(x)))
+    if head.startswith("fc"):
+        x = L.Dense(4, use_bias=head == "fc", bias_initializer="random_normal")(
+            L.Flatten()(L.AveragePooling2D(x.shape[1:3])(x)))
     m = keras.Model(inp, x)
     for layer, zero, above in ((pw1, DEAD_AT_ZERO, DEAD_ABOVE), (pw2, tuple(range(8)), ())):
         k, b = layer.get_weights()
@@ -88,11 +88,12 @@ def test_channels_at_the_zero_point_leave_through_a_padded_depthwise_into_the_ne
     _bit_exact(tflite)
 
 
-def test_valid_depthwise_carries_any_constant_and_a_pool_and_flatten_carry_them_to_the_dense_layer():
+@pytest.mark.parametrize("head", ["fc", "fc_nobias"])
+def test_valid_depthwise_carries_any_constant_and_a_pool_carries_them_to_the_dense_layer(head):
     """With VALID padding every tap reads the constant, so the channel held above the zero point leaves
     too; the last conv's dead filters pass the average pool into the dense layer's bias (the converter
-    folds the flatten away)."""
-    tflite = _tflite("valid", "fc")
+    folds the flatten away); a dense layer without one gets a bias of its own for them."""
+    tflite = _tflite("valid", head)
     g = parse_tflite(tflite)
     g2, dropped = drop_constant_channels(g)
     first, last = dropped
@@ -100,6 +101,8 @@ def test_valid_depthwise_carries_any_constant_and_a_pool_and_flatten_carry_them_
     assert last.channels == tuple(range(8)) and len(last.tensors) == 2  # the conv's and the pool's outputs
     fc = next(op for op in g2.operators if op.opcode == "FULLY_CONNECTED")
     assert g2.tensors[fc.inputs[1]].shape == (4, 8)
+    assert (next(op for op in g.operators if op.opcode == "FULLY_CONNECTED").inputs[2] >= 0) == (head == "fc")
+    assert g2.tensors[fc.inputs[2]].data.shape == (4,)
     _bit_exact(tflite)
 
 

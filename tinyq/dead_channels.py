@@ -174,8 +174,8 @@ def _absorbs(graph: Graph, op: Operator, t: int, c: int, v: int, uses: dict[int,
     if op.opcode not in _ABSORB or op.inputs[0] != t or list(op.inputs).count(t) != 1 or not _single(graph, op, uses):
         return False
     x, w, y = graph.tensors[t], graph.tensors[op.inputs[1]], graph.tensors[op.outputs[0]]
-    if len(op.inputs) < 3 or op.inputs[2] < 0 or not w.is_constant or w.quant is None or any(w.quant.zero_point):
-        return False  # no bias to take the term (or a filter zero point the term would miss)
+    if not w.is_constant or w.quant is None or any(w.quant.zero_point):
+        return False  # a filter zero point the term would miss (int8 filters are symmetric)
     if op.opcode == "FULLY_CONNECTED":
         return x.size == x.shape[-1] == w.shape[1]
     return (len(x.shape) == 4 and w.shape[-1] == x.shape[-1]
@@ -218,6 +218,7 @@ def _sliced(q: Quantization | None, keep: list[int], n: int) -> Quantization | N
 
 def _rewrite(graph: Graph, dropped, const, readers, producer) -> Graph:
     tensors = list(graph.tensors)
+    operators = list(graph.operators)
 
     def with_data(i: int, data: np.ndarray, quant=None) -> None:
         t = tensors[i]
@@ -248,6 +249,9 @@ def _rewrite(graph: Graph, dropped, const, readers, producer) -> Graph:
             for r in readers.get(t, []):
                 if r.opcode not in _ABSORB or r.inputs[0] != t:
                     continue
+                r = operators[r.index]
+                if len(r.inputs) < 3 or r.inputs[2] < 0:
+                    r = operators[r.index] = _with_bias(r, tensors)  # the converter drops a bias of zeros
                 rw, rb = tensors[r.inputs[1]], tensors[r.inputs[2]]
                 zp = graph.tensors[t].quant.zero_point[0]
                 wd = rw.data.astype(np.int64)
@@ -259,4 +263,16 @@ def _rewrite(graph: Graph, dropped, const, readers, producer) -> Graph:
                     raise AssertionError("a folded bias left int32")
                 with_data(rb.index, bias.astype(np.int32))
                 with_data(rw.index, np.ascontiguousarray(np.take(rw.data, keep, axis=-1)))
-    return replace(graph, tensors=tuple(tensors))
+    return replace(graph, tensors=tuple(tensors), operators=tuple(operators))
+
+
+def _with_bias(op: Operator, tensors: list[Tensor]) -> Operator:
+    """``op`` (a conv or dense layer without a bias) with an int32 bias of zeros, appended to ``tensors``: the
+    same sums, and a place for the folded terms. Its scale is TFLite's (input scale times filter scale)."""
+    x, w = tensors[op.inputs[0]], tensors[op.inputs[1]]
+    n = w.shape[0]
+    scales = w.quant.scale if len(w.quant.scale) == n else w.quant.scale * n
+    b = Tensor(len(tensors), f"{tensors[op.outputs[0]].name}/bias", (n,), "INT32",
+               Quantization(tuple(x.quant.scale[0] * s for s in scales), (0,) * n), np.zeros(n, dtype=np.int32))
+    tensors.append(b)
+    return replace(op, inputs=(*op.inputs[:2], b.index, *op.inputs[3:]))
