@@ -149,13 +149,18 @@ DW_EDGES = [("dw", dict(h=h, w=w, c=c, k=3, strides=s, dilation=1, padding="same
 # First layers (1-3 input channels): kernel rows of whole words (im2col_words: a KWS-like 5x4 on one channel
 # at stride 2, taps clipped at both sides; 3x2 on two; 3x4 on one with its rows 2 apart), and of bytes
 # (im2col_bytes: 3x3 on three, stride 2). 21 output pixels leave a lone last one (tq_conv_pixel_w16b), with an
-# odd and an even count of channel pairs.
+# odd and an even count of channel pairs. Rows of four pixels inside the input copy each pixel's kernel rows into
+# its patch (im2col_row4): three words a row unrolled (3x3 on three channels, IC-like at stride 1, VWW-like at
+# stride 2 with the padding on the right only), and the word loop (3x3 on two channels: 6 bytes a row).
 FIRST = [("conv", dict(h=h, w=w, c=c, filters=f, k=k, strides=s, dilation=d, padding=pad, act=a, bias=True))
          for h, w, c, f, k, s, d, pad, a in [(13, 6, 1, 8, (5, 4), 2, 1, "same", "relu"),
                                              (7, 3, 2, 6, (3, 2), 1, 1, "same", None),
                                              (13, 6, 3, 8, 3, 2, 1, "same", None),
                                              (6, 5, 1, 4, (4, 4), 1, 1, "valid", "relu"),
-                                             (9, 6, 1, 4, (3, 4), 1, (2, 1), "same", None)]]
+                                             (9, 6, 1, 4, (3, 4), 1, (2, 1), "same", None),
+                                             (9, 12, 3, 8, 3, 1, 1, "same", "relu"),
+                                             (10, 20, 3, 4, 3, 2, 1, "same", None),
+                                             (8, 10, 2, 4, 3, 1, 1, "same", None)]]
 # Channel-planar depthwise rows of two quads or more (tq_dw3x3_plane), with a pair, a pair and a single left
 # over, and rows that end in a quint (9 and 13 outputs: its last quad and the single as five).
 DW_QUADS = [("dw", dict(h=h, w=w, c=c, k=3, strides=1, dilation=1, padding="same", act=a, mult=1))

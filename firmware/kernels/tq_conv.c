@@ -352,15 +352,30 @@ static int __attribute__((noinline)) im2col_row4(const tq_conv_params_t *p, cons
         }
         const int8_t *src = in + (int32_t)iy0 * row_bytes + ix0 * in_c;
         const int32_t row_step = (int32_t)d_h * row_bytes, patch = 2 * p->k_pairs;
-        for (int n = 0; n < 4; ++n, src += step) {
-            /* A row's overhang lands where the next row or patch goes. Plain pointer loops: GCC
-             * keeps them in registers (indexed ones cost a third more here). */
-            const int8_t *x = src;
-            int8_t *r = row + n * patch;
-            for (int ky = k_h; ky > 0; --ky, x += row_step, r += span) {
-                const int8_t *a = x;
-                int8_t *b = r;
-                for (int k = span_words; k > 0; --k, a += 4, b += 4) tq_store32(b, tq_load32(a));
+        if (span_words == 3) {
+            /* 3x3 on 3 channels (VWW's and IC's first layers): a kernel row's three words loaded, then
+             * stored, with no loop of their own. */
+            for (int n = 0; n < 4; ++n, src += step) {
+                const int8_t *x = src;
+                int8_t *r = row + n * patch;
+                for (int ky = k_h; ky > 0; --ky, x += row_step, r += span) {
+                    const uint32_t w0 = tq_load32(x), w1 = tq_load32(x + 4), w2 = tq_load32(x + 8);
+                    tq_store32(r, w0);
+                    tq_store32(r + 4, w1);
+                    tq_store32(r + 8, w2);
+                }
+            }
+        } else {
+            for (int n = 0; n < 4; ++n, src += step) {
+                /* A row's overhang lands where the next row or patch goes. Plain pointer loops: GCC
+                 * keeps them in registers (indexed ones cost a third more here). */
+                const int8_t *x = src;
+                int8_t *r = row + n * patch;
+                for (int ky = k_h; ky > 0; --ky, x += row_step, r += span) {
+                    const int8_t *a = x;
+                    int8_t *b = r;
+                    for (int k = span_words; k > 0; --k, a += 4, b += 4) tq_store32(b, tq_load32(a));
+                }
             }
         }
         tq_expand4(row, patch, cols, (uint32_t)p->k_pairs / 2);  /* bytes past a patch meet zero weights */
