@@ -4,6 +4,7 @@ filters that quantize to nothing, the generated C against TFLM on the original .
 from __future__ import annotations
 
 import inspect
+import shutil
 
 import numpy as np
 import pytest
@@ -17,14 +18,16 @@ from tinyq.plan import plan_memory
 from tinyq.reference import TflmReference
 
 #: Filters of the first 1x1 conv with zero weights: a negative bias (ReLU makes them 0, the output zero
-#: point) and a positive one (a constant that is not the zero point).
+#: point) and a positive one (a constant that is not the zero point). The second conv's last 8 filters are
+#: dead at zero.
 DEAD_AT_ZERO = (1, 4, 5, 9, 10, 12, 13, 15)
-DEAD_ABOVE = (2, 7)
+DEAD_ABOVE = (2, 7, 8, 11)
+LAST_DEAD = tuple(range(8, 16))
 
 
 def _model(padding: str, head: str):
     """8x8x8 -> 1x1 conv 16 (relu; the dead filters above) -> 3x3 depthwise (``padding``, relu) -> 1x1 conv
-    16 (its filters 0-7 dead at zero) -> ``head``: "fc" (6x6 average pool, flatten, dense 4), "fc_nobias"
+    16 (LAST_DEAD) -> ``head``: "fc" (6x6 average pool, flatten, dense 4), "fc_nobias"
     (the same dense layer without a bias) or "out" (the conv's output is the model's)."""
     import keras
 
@@ -40,7 +43,7 @@ def _model(padding: str, head: str):
         x = L.Dense(4, use_bias=head == "fc", bias_initializer="random_normal")(
             L.Flatten()(L.AveragePooling2D(x.shape[1:3])(x)))
     m = keras.Model(inp, x)
-    for layer, zero, above in ((pw1, DEAD_AT_ZERO, DEAD_ABOVE), (pw2, tuple(range(8)), ())):
+    for layer, zero, above in ((pw1, DEAD_AT_ZERO, DEAD_ABOVE), (pw2, LAST_DEAD, ())):
         k, b = layer.get_weights()
         k[..., list(zero + above)] = 0.0
         b[list(zero)] = -1.0
@@ -70,11 +73,17 @@ def _bit_exact(tflite: bytes) -> None:
         np.testing.assert_array_equal(got, want)
 
 
+def _tails(g, constants: bool = True) -> list[int]:
+    """Each 1x1 conv's constant channels written, not computed (tq_conv_params_t.const_tail)."""
+    return [dict(c.params).get("const_tail", 0) for c in plan_memory(g, weights16=True, constants=constants).calls
+            if c.function == "tq_conv2d_s8"]
+
+
 def test_channels_at_the_zero_point_leave_through_a_padded_depthwise_into_the_next_conv():
     """A dead filter whose output is the zero point passes a SAME depthwise as its requantized bias (the
     pads read the zero point too) and goes into the next 1x1 conv's bias; one held at another value does
-    not (the border pixels would see the pad), and the last conv's dead filters feed the model's output:
-    they stay. Fewer MACs, the same bytes as TFLM."""
+    not (the border pixels would see the pad): it moves last, where its conv writes it without computing
+    it, as the last conv's dead filters, which feed the model's output. Fewer MACs, the same bytes as TFLM."""
     tflite = _tflite("same", "out")
     g = parse_tflite(tflite)
     g2, dropped = drop_constant_channels(g)
@@ -84,6 +93,7 @@ def test_channels_at_the_zero_point_leave_through_a_padded_depthwise_into_the_ne
     assert g2.tensors[conv1.outputs[0]].shape[-1] == g2.tensors[dw.outputs[0]].shape[-1] == 8
     assert g2.tensors[conv2.inputs[1]].shape == (16, 1, 1, 8)
     assert g2.tensors[conv2.outputs[0]].shape == g.tensors[conv2.outputs[0]].shape
+    assert _tails(g) == [4, 8] and _tails(g, constants=False) == [0, 8]  # DEAD_ABOVE moved last; LAST_DEAD were
     assert plan_memory(g).macs < plan_memory(g, constants=False).macs
     _bit_exact(tflite)
 
@@ -97,8 +107,8 @@ def test_valid_depthwise_carries_any_constant_and_a_pool_carries_them_to_the_den
     g = parse_tflite(tflite)
     g2, dropped = drop_constant_channels(g)
     first, last = dropped
-    assert first.channels == tuple(sorted(DEAD_AT_ZERO + DEAD_ABOVE))[:8]  # 6 live: 4 of the 10 kept for whole words
-    assert last.channels == tuple(range(8)) and len(last.tensors) == 2  # the conv's and the pool's outputs
+    assert first.channels == tuple(sorted(DEAD_AT_ZERO + DEAD_ABOVE))
+    assert last.channels == LAST_DEAD and len(last.tensors) == 2  # the conv's and the pool's outputs
     fc = next(op for op in g2.operators if op.opcode == "FULLY_CONNECTED")
     assert g2.tensors[fc.inputs[1]].shape == (4, 8)
     assert (next(op for op in g.operators if op.opcode == "FULLY_CONNECTED").inputs[2] >= 0) == (head == "fc")
@@ -127,3 +137,15 @@ def test_official_vww_loses_808_constant_channels_and_a_third_of_its_macs():
     assert all((d.of - len(d.channels)) % 4 == 0 for d in dropped)
     full, lean = plan_memory(g, constants=False), plan_memory(g)
     assert lean.macs < 0.67 * full.macs and lean.dropped_channels == dropped
+
+
+@pytest.mark.emulator
+@pytest.mark.skipif(shutil.which("qemu-system-arm") is None or shutil.which("arm-none-eabi-gcc") is None,
+                    reason="qemu-system-arm or arm-none-eabi-gcc not installed")
+def test_constant_tails_in_qemu(tmp_path):
+    """The Cortex-M4 tile with its constant channels written after it, against TFLM on the original file."""
+    from test_emulator import _run_in_qemu
+
+    m, plan, _ = _run_in_qemu(_tflite("same", "out"), tmp_path, n=4, weights16=True)
+    assert [dict(c.params).get("const_tail", 0) for c in plan.calls if c.function == "tq_conv2d_s8"] == [4, 8]
+    assert m.outputs_match, f"inputs {m.mismatched_inputs} differ from TFLM"

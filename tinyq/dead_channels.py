@@ -40,11 +40,13 @@ _ABSORB = ("CONV_2D", "FULLY_CONNECTED")
 
 @dataclass(frozen=True)
 class DroppedChannels:
-    """One channel space's constant channels, dropped: the tensors that lose them, which, of how many."""
+    """One channel space's constant channels, dropped: the tensors that lose them, which, of how many, and
+    the order the channels left keep (original indices: those the head computes, then its constant ones)."""
 
     tensors: tuple[int, ...]
     channels: tuple[int, ...]  # the original indices
     of: int
+    order: tuple[int, ...] = ()
 
 
 def drop_constant_channels(graph: Graph) -> tuple[Graph, tuple[DroppedChannels, ...]]:
@@ -80,12 +82,21 @@ def drop_constant_channels(graph: Graph) -> tuple[Graph, tuple[DroppedChannels, 
 
     dropped = []
     for members in spaces.values():
-        channels = _droppable(graph, sorted(members), const, uses, readers, producer)
-        if channels:
-            dropped.append(DroppedChannels(tuple(sorted(members)), channels, graph.tensors[members[0]].shape[-1]))
+        members = sorted(members)
+        head = _head(graph, members, uses, readers, producer)
+        if head is None:
+            continue
+        c_all = graph.tensors[head].shape[-1]
+        channels = _droppable(graph, members, const, uses, readers)
+        # The head's other constant channels go last, where its conv writes them without computing them
+        # (tq_conv_params_t.const_tail); its readers take the same order.
+        left = [c for c in range(c_all) if c not in channels]
+        order = tuple([c for c in left if const[head][c] is None] + [c for c in left if const[head][c] is not None])
+        if channels or order != tuple(left):
+            dropped.append(DroppedChannels(tuple(members), channels, c_all, order))
     if not dropped:
         return graph, ()
-    return _rewrite(graph, dropped, const, readers, producer), tuple(dropped)
+    return _rewrite(graph, dropped, const, readers, producer), tuple(d for d in dropped if d.channels)
 
 
 def _single(graph: Graph, op: Operator, uses: dict[int, int]) -> bool:
@@ -182,23 +193,39 @@ def _absorbs(graph: Graph, op: Operator, t: int, c: int, v: int, uses: dict[int,
             and (v == x.quant.zero_point[0] or _no_padding(op, x, y, w.shape[1], w.shape[2])))
 
 
-def _droppable(graph: Graph, members: list[int], const, uses, readers, producer) -> tuple[int, ...]:
-    """The channels one channel space can lose, a multiple of 4 kept (the fast kernels' unit)."""
+def _head(graph: Graph, members: list[int], uses, readers, producer) -> int | None:
+    """The tensor a channel space starts from (a CONV_2D's output), when the space's channels may be dropped
+    or reordered: no model input or output among its tensors, each read only by ops that carry a channel
+    on (within the space) or sum over all of them (a conv or dense layer's data input), and every filter
+    concerned the op's own. Else None."""
     c_all = graph.tensors[members[0]].shape[-1]
-    if c_all % 4 or c_all < 8:
-        return ()
-    ends = set(graph.inputs) | set(graph.outputs)
-    if ends & set(members):
-        return ()
+    if c_all % 4 or c_all < 8 or (set(graph.inputs) | set(graph.outputs)) & set(members):
+        return None
     heads = [t for t in members if t not in producer or not _passes(graph, producer[t])]
     if len(heads) != 1 or heads[0] not in producer:
-        return ()
+        return None
     head = producer[heads[0]]
     if head.opcode != "CONV_2D" or not _single(graph, head, uses):
-        return ()
-    inner = {t for t in members if t in producer and _passes(graph, producer[t])}
-    if any(not _single(graph, producer[t], uses) for t in inner if producer[t].opcode == "DEPTHWISE_CONV_2D"):
-        return ()
+        return None
+    inner = [producer[t] for t in members if t in producer and _passes(graph, producer[t])]
+    if any(not _single(graph, op, uses) for op in inner if op.opcode == "DEPTHWISE_CONV_2D"):
+        return None
+    for t in members:
+        for op in readers.get(t, []):
+            if op.outputs[0] in members and _passes(graph, op):
+                continue
+            x = graph.tensors[t]
+            if (op.opcode not in _ABSORB or op.inputs[0] != t or list(op.inputs).count(t) != 1
+                    or not _single(graph, op, uses) or graph.tensors[op.inputs[1]].shape[-1] != c_all
+                    or (op.opcode == "FULLY_CONNECTED" and x.size != c_all)):
+                return None
+    return heads[0]
+
+
+def _droppable(graph: Graph, members: list[int], const, uses, readers) -> tuple[int, ...]:
+    """The channels one channel space (whose _head is known) can lose, a multiple of 4 kept (the fast
+    kernels' unit)."""
+    c_all = graph.tensors[members[0]].shape[-1]
     out = []
     for c in range(c_all):
         if all(const[t][c] is not None for t in members) and all(
@@ -226,8 +253,7 @@ def _rewrite(graph: Graph, dropped, const, readers, producer) -> Graph:
 
     for d in dropped:
         c_all = d.of
-        gone = set(d.channels)
-        keep = [c for c in range(c_all) if c not in gone]
+        keep = list(d.order)
         for t in d.tensors:
             tensors[t] = replace(tensors[t], shape=tensors[t].shape[:-1] + (len(keep),))
             op = producer[t]
@@ -250,18 +276,20 @@ def _rewrite(graph: Graph, dropped, const, readers, producer) -> Graph:
                 if r.opcode not in _ABSORB or r.inputs[0] != t:
                     continue
                 r = operators[r.index]
-                if len(r.inputs) < 3 or r.inputs[2] < 0:
-                    r = operators[r.index] = _with_bias(r, tensors)  # the converter drops a bias of zeros
-                rw, rb = tensors[r.inputs[1]], tensors[r.inputs[2]]
-                zp = graph.tensors[t].quant.zero_point[0]
-                wd = rw.data.astype(np.int64)
-                taps = wd.reshape(wd.shape[0], -1, c_all)  # (out, taps, in): a conv's kh * kw, an FC's 1
-                v = np.array([const[t][c] - zp for c in d.channels], dtype=np.int64)
-                bias = rb.data.astype(np.int64) + (taps[:, :, list(d.channels)].sum(axis=1) * v).sum(axis=1)
-                # |term| <= 255 * 127 * taps * channels: far inside int32 for any real layer.
-                if bias.min() < -(1 << 31) or bias.max() >= 1 << 31:
-                    raise AssertionError("a folded bias left int32")
-                with_data(rb.index, bias.astype(np.int32))
+                if d.channels:  # their values into the bias
+                    if len(r.inputs) < 3 or r.inputs[2] < 0:
+                        r = operators[r.index] = _with_bias(r, tensors)  # the converter drops a bias of zeros
+                    rw, rb = tensors[r.inputs[1]], tensors[r.inputs[2]]
+                    zp = graph.tensors[t].quant.zero_point[0]
+                    wd = rw.data.astype(np.int64)
+                    taps = wd.reshape(wd.shape[0], -1, c_all)  # (out, taps, in): a conv's kh * kw, an FC's 1
+                    v = np.array([const[t][c] - zp for c in d.channels], dtype=np.int64)
+                    bias = rb.data.astype(np.int64) + (taps[:, :, list(d.channels)].sum(axis=1) * v).sum(axis=1)
+                    # |term| <= 255 * 127 * taps * channels: far inside int32 for any real layer.
+                    if bias.min() < -(1 << 31) or bias.max() >= 1 << 31:
+                        raise AssertionError("a folded bias left int32")
+                    with_data(rb.index, bias.astype(np.int32))
+                rw = tensors[r.inputs[1]]
                 with_data(rw.index, np.ascontiguousarray(np.take(rw.data, keep, axis=-1)))
     return replace(graph, tensors=tuple(tensors), operators=tuple(operators))
 

@@ -661,11 +661,20 @@ static void im2col_group(const tq_conv_params_t *p, const int8_t *in, int n, int
     }
 }
 
+/* Pixels n, out_c bytes apart from dst: their constant channels (tq_conv_params_t.const_tail, from channel
+ * `from` on), a word at a time. */
+static inline void fill_tail(const tq_conv_params_t *p, int8_t *dst, int n, int from) {
+    for (int i = 0; i < n; ++i, dst += p->out_c) {
+        for (int k = 0; k < p->const_tail; k += 4) tq_store32(dst + from + k, tq_load32(p->tail + k));
+    }
+}
+
 static inline __attribute__((always_inline)) void conv_body(const tq_conv_params_t *p, const int8_t *in,
                                                             const uint32_t *filter, int8_t *out, int fast, int full,
                                                             const tq_addtab_params_t *add, const int8_t *skip) {
     const int n_pix = p->out_h * p->out_w, out_c = p->out_c, P = p->k_pairs, out_w = p->out_w, w16 = p->w16;
     const int32_t zp = p->output_offset, lo = p->act_min, hi = p->act_max;
+    const int run = out_c - p->const_tail;  /* the channels computed (the rest: fill_tail) */
     int32_t *cols = (int32_t *)p->scratch;
     /* Scratch: the 4 columns, the byte patches (unaligned channel counts: 4 of 2P bytes, then 4
      * bytes of slack), the output of a partial group or of a fused ADD's group (4 pixels). */
@@ -679,11 +688,12 @@ static inline __attribute__((always_inline)) void conv_body(const tq_conv_params
         /* The common pointwise case (every channel pair in the biased tile, an even out_c): from one
          * group of 4 pixels to the next only the input and the output move, so the loop is just
          * the two calls (the general loop below spends about 100 instructions a group deciding). */
-        tq_conv_tile_t tile = {filter, cols, cols + 4 * P, p->chan, out, out_c, (uint32_t)out_c / 2};
+        tq_conv_tile_t tile = {filter, cols, cols + 4 * P, p->chan, out, out_c, (uint32_t)run / 2};
         const int8_t *x = in;
         for (; pix + 4 <= n_pix; pix += 4, x += 4 * p->in_c, tile.out += 4 * out_c) {
             tq_expand4(x, p->in_c, cols, (uint32_t)p->in_c / 4);
             tq_conv_tile_w16b(&tile);
+            if (run < out_c) fill_tail(p, tile.out, 4, run);
         }
     }
     for (; pix < n_pix; pix += 4) {
@@ -702,27 +712,28 @@ static inline __attribute__((always_inline)) void conv_body(const tq_conv_params
         int c = 0;
         if (n == 1 && w16 == 2) {
             /* A lone last pixel (a 3x3 map, KWS's 125): one column, not a tile of four. */
-            tq_conv_pixel_w16b(w, cols, (uint32_t)P, (uint32_t)out_c / 2, dst);
-            c = out_c;
-        } else if (fast && full && out_c >= 2) {
+            tq_conv_pixel_w16b(w, cols, (uint32_t)P, (uint32_t)run / 2, dst);
+            c = run;
+        } else if (fast && full && run >= 2) {
             /* The common case, all in the inner loop's registers. */
-            const tq_conv_tile_t tile = {w, cols, cols + 4 * P, p->chan, dst, out_c, (uint32_t)out_c / 2};
-            if (w16 == 2) tq_conv_tile_w16b(&tile);  /* an even out_c: every pair, nothing left below */
+            const tq_conv_tile_t tile = {w, cols, cols + 4 * P, p->chan, dst, out_c, (uint32_t)run / 2};
+            if (w16 == 2) tq_conv_tile_w16b(&tile);  /* an even run: every pair, nothing left below */
             else if (w16) tq_conv_tile_w16(&tile);
             else tq_conv_tile(&tile);
-            c = out_c & ~1;
+            c = run & ~1;
             w += (int32_t)c / 2 * P * (w16 ? 2 : 1);
         }
-        for (; c < out_c; c += 2, w += P * (w16 ? 2 : 1)) {
+        for (; c < run; c += 2, w += P * (w16 ? 2 : 1)) {
             int32_t acc[8];
             if (w16) tq_mm_2x4_w16(w, cols, (uint32_t)P, acc);
             else tq_mm_2x4(w, cols, (uint32_t)P, acc);
             const tq_chan_t *q = p->chan + c;
             for (int i = 0; i < n; ++i) dst[c + i * out_c] = rq(acc[i], q, fast, full, zp, lo, hi);
-            if (c + 1 == out_c) break;  /* the odd last channel: its partner row is padding */
+            if (c + 1 == run) break;  /* the odd last channel: its partner row is padding */
             ++q;
             for (int i = 0; i < n; ++i) dst[c + 1 + i * out_c] = rq(acc[4 + i], q, fast, full, zp, lo, hi);
         }
+        if (run < out_c) fill_tail(p, dst, n, run);
         if (add) {
             tq_add_run(add, tail_out, skip + (int32_t)pix * out_c, o, (uint32_t)(n * out_c));
         } else if (n < 4) {

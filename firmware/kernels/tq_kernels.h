@@ -108,6 +108,11 @@ typedef struct {
     /* tq_depthwise3x3_plane_s8: 2 two channels gathered together into two planes (an even channel
      * count: each input halfword read gives both), else 1. */
     uint8_t planes;
+    /* conv (1x1): the last const_tail output channels hold one value for every input (tinyq.dead_channels
+     * puts them last), written from `tail` instead of computed; the weights, biases and chan rows are
+     * those of the out_c - const_tail channels computed. A multiple of 4, at most out_c - 4. */
+    uint16_t const_tail;
+    const int8_t *tail;
 } tq_conv_params_t;
 
 typedef struct {

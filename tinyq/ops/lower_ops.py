@@ -8,8 +8,8 @@ import numpy as np
 
 from tinyq.graph import Graph, Operator, Tensor
 from tinyq.ops import ConstArray, KernelCall, lowering
-from tinyq.ops.layout import (channel_params, depthwise3x3_edge, depthwise3x3_planes, depthwise3x3_words, fast_ok,
-                              fast_rnd, padded_k, pair_rows)
+from tinyq.ops.layout import (channel_params, constant_output, depthwise3x3_edge, depthwise3x3_planes,
+                              depthwise3x3_words, fast_ok, fast_rnd, padded_k, pair_rows)
 from tinyq.ops.quant import (
     activation_range,
     tflite_round,
@@ -248,7 +248,12 @@ def lower_conv(graph: Graph, op: Operator, planar: bool = False, planes: int = 1
     dm = out_c // in_c if depthwise else 1
     # The weights each output channel sums over: (out_c, taps).
     w_rows = w.data.reshape(k_h * k_w, out_c).T if depthwise else w.data.reshape(out_c, -1)
-    fast, chan = channel_params(w_rows, bias.data if bias is not None else None, zp_in, mult, shift, zp_out)
+    b_all = bias.data if bias is not None else None
+    tail = () if depthwise or (k_h, k_w) != (1, 1) else const_tail(w_rows, b_all, zp_in, mult, shift, zp_out,
+                                                                      act_min, act_max)
+    run = out_c - len(tail)  # the channels computed; the rest are written as the constants they are
+    fast, chan = channel_params(w_rows[:run], None if b_all is None else b_all[:run], zp_in, mult[:run], shift[:run],
+                                zp_out)
     k_pairs = 0 if depthwise else padded_k(w_rows.shape[1]) // 2
     params = (
         ("in_h", in_h), ("in_w", in_w), ("in_c", in_c),
@@ -260,8 +265,8 @@ def lower_conv(graph: Graph, op: Operator, planar: bool = False, planes: int = 1
         ("depth_multiplier", dm), ("k_pairs", k_pairs), ("pad_value", zp_in), ("fast", int(fast)),
         ("output_offset", zp_out), ("act_min", act_min), ("act_max", act_max),
         ("chan", "@chan"), ("scratch", "$scratch"),
-    )
-    macs = out_h * out_w * out_c * k_h * k_w * (1 if depthwise else in_c)
+    ) + ((("const_tail", len(tail)), ("tail", "@tail")) if tail else ())
+    macs = out_h * out_w * run * k_h * k_w * (1 if depthwise else in_c)
     # A pointwise conv that does not widen reads each group of 4 pixels into its columns
     # before writing their outputs, which never reach past that group's input bytes.
     inplace = (not depthwise and (k_h, k_w, s_h, s_w) == (1, 1, 1, 1) and (out_h, out_w) == (in_h, in_w)
@@ -304,7 +309,7 @@ def lower_conv(graph: Graph, op: Operator, planar: bool = False, planes: int = 1
     else:
         # 4 int16 columns a K-pair, then a byte row for border rows of unaligned channel
         # counts, then the output of a partial pixel group (see conv_body).
-        function, filt = "tq_conv2d_s8", ConstArray("w", "uint32_t", pair_rows(w_rows, 2))
+        function, filt = "tq_conv2d_s8", ConstArray("w", "uint32_t", pair_rows(w_rows[:run], 2))
         scratch = conv_scratch_bytes(in_c, out_c, k_pairs, out_h * out_w)
         prm = dict(params)
         end_overlay = conv_end_overlay(prm, x.nbytes, y.nbytes) if not inplace else 0
@@ -313,7 +318,8 @@ def lower_conv(graph: Graph, op: Operator, planar: bool = False, planes: int = 1
         params_type="tq_conv_params_t",
         params=params if scratch else tuple((f, "NULL" if f == "scratch" else v) for f, v in params),
         args=(x.index, "@w" if filt else w.index, y.index),
-        arrays=tuple(a for a in (chan_array, filt) if a is not None) + edge_arrays,
+        arrays=tuple(a for a in (chan_array, filt) if a is not None) + edge_arrays
+        + ((ConstArray("tail", "int8_t", tail),) if tail else ()),
         macs=macs,
         scratch_bytes=scratch,
         consumes=consumed + ((w.index,) if filt else ()),
@@ -321,6 +327,27 @@ def lower_conv(graph: Graph, op: Operator, planar: bool = False, planes: int = 1
         inplace_scratch=inplace_scratch,
         end_overlay=end_overlay if function == "tq_conv2d_s8" else 0,
     )
+
+
+#: A 1x1 conv writes its trailing constant channels (tinyq.dead_channels puts a space's constant channels
+#: last) without computing them, this many at a time (whole words) and leaving at least this many computed.
+CONST_TAIL_UNIT = 4
+
+
+def const_tail(w_rows, bias, zp_in: int, mult, shift, zp_out: int, act_min: int, act_max: int) -> tuple[int, ...]:
+    """The values of a conv's trailing output channels that hold one value for every input (layout.constant_output,
+    clamped to the activation's range), a multiple of CONST_TAIL_UNIT of them, at least that many left computed."""
+    out_c = len(w_rows)
+    vals = []
+    for c in range(out_c - 1, CONST_TAIL_UNIT - 1, -1):
+        b = 0 if bias is None else int(bias[c])
+        v = constant_output(w_rows[c], b - zp_in * int(np.asarray(w_rows[c], dtype=np.int64).sum()), int(mult[c]),
+                            int(shift[c]), zp_out)
+        if v is None:
+            break
+        vals.append(max(act_min, min(act_max, v)))
+    n = len(vals) // CONST_TAIL_UNIT * CONST_TAIL_UNIT
+    return tuple(reversed(vals[:n]))
 
 
 @lowering("FULLY_CONNECTED")
