@@ -50,7 +50,7 @@ static inline tq_chan_t stream_chan(const uint32_t *r) {
 /* w16: 0 int8 weights, 1 int16 pairs, 2 the biased tile stream (each pair's 8 bias words, then its
  * weights doubled: the sums plus the biases are tq_rq_fast_x2's input; then its two channels' rnd,
  * mult and shift, which the requantization reads from the stream as tq_m4.S does). */
-static void conv_tile(const tq_conv_tile_t *t, int w16) {
+static void conv_tile(const tq_conv_tile_t *t, int w16, int z) {
     const uint32_t k_pairs = (uint32_t)(t->cols_end - t->cols) / 4;
     const uint32_t lead = w16 == 2 ? TQ_TILE_LEAD_WORDS : 0u;  /* the bias words before each pair's weights */
     const uint32_t tail = w16 == 2 ? TQ_TILE_TAIL_WORDS : 0u;  /* its parameters after them */
@@ -67,7 +67,8 @@ static void conv_tile(const tq_conv_tile_t *t, int w16) {
             if (lead) {
                 const tq_chan_t s = stream_chan(params + 3 * (n / 4));
                 /* acc + bias wraps as the SMLAD chain that starts from the bias does */
-                y = tq_rq_fast_x2((int32_t)((uint32_t)acc[n] + w[n]), &s);
+                const int32_t x2 = (int32_t)((uint32_t)acc[n] + w[n]);
+                y = z ? tq_rq_fast_x2_z(x2, &s) : tq_rq_fast_x2(x2, &s);
             } else {
                 y = tq_rq_fast(acc[n], q + n / 4);
             }
@@ -76,9 +77,10 @@ static void conv_tile(const tq_conv_tile_t *t, int w16) {
     }
 }
 
-void tq_conv_tile(const tq_conv_tile_t *t) { conv_tile(t, 0); }
-void tq_conv_tile_w16(const tq_conv_tile_t *t) { conv_tile(t, 1); }
-void tq_conv_tile_w16b(const tq_conv_tile_t *t) { conv_tile(t, 2); }
+void tq_conv_tile(const tq_conv_tile_t *t) { conv_tile(t, 0, 0); }
+void tq_conv_tile_w16(const tq_conv_tile_t *t) { conv_tile(t, 1, 0); }
+void tq_conv_tile_w16b(const tq_conv_tile_t *t) { conv_tile(t, 2, 0); }
+void tq_conv_tile_w16b_z(const tq_conv_tile_t *t) { conv_tile(t, 2, 1); }
 
 void tq_conv_pixel_w16b(const uint32_t *w, const int32_t *cols, uint32_t k_pairs, uint32_t pairs, int8_t *out) {
     const uint32_t stride = TQ_TILE_LEAD_WORDS + 2 * k_pairs + TQ_TILE_TAIL_WORDS;  /* a pair's stream */
@@ -243,27 +245,41 @@ void tq_dw3x3_sums(const tq_dw_taps_t *taps, const uint32_t *w, uint32_t groups,
     }
 }
 
-void tq_dw3x3_rq_row(const tq_dw_taps_t *taps, const uint32_t *w, uint32_t groups, int8_t *out, uint32_t pixels,
-                     int32_t step) {
-    tq_dw_taps_t t = *taps;
-    for (uint32_t i = 0; i < pixels; ++i, out += 4 * groups) {
-        tq_dw3x3_rq(&t, w, groups, out);
-        for (int k = 0; k < 3; ++k) t.rows[k] += step;
-    }
-}
-
-void tq_dw3x3_rq(const tq_dw_taps_t *taps, const uint32_t *w, uint32_t groups, int8_t *out) {
+static void dw3x3_rq(const tq_dw_taps_t *taps, const uint32_t *w, uint32_t groups, int8_t *out, int z) {
     for (uint32_t g = 0; g < groups; ++g) {
         int32_t s[4] = {(int32_t)w[0], (int32_t)w[1], (int32_t)w[2], (int32_t)w[3]};  /* the biases */
         w = dw_group(taps, w + 4, g, s);  /* doubled taps: s is 2 * (sum + bias) */
         for (int c = 0; c < 4; ++c, w += 3) {
             const tq_chan_t q = {0, (int32_t)w[0], (int32_t)w[1], (int32_t)w[2]};
-            *out++ = (int8_t)tq_ssat8(tq_rq_fast_x2(s[c], &q));
+            *out++ = (int8_t)tq_ssat8(z ? tq_rq_fast_x2_z(s[c], &q) : tq_rq_fast_x2(s[c], &q));
         }
     }
 }
 
-void tq_dw3x3_plane(const tq_dw_plane_t *t) {
+static void dw3x3_rq_row(const tq_dw_taps_t *taps, const uint32_t *w, uint32_t groups, int8_t *out, uint32_t pixels,
+                         int32_t step, int z) {
+    tq_dw_taps_t t = *taps;
+    for (uint32_t i = 0; i < pixels; ++i, out += 4 * groups) {
+        dw3x3_rq(&t, w, groups, out, z);
+        for (int k = 0; k < 3; ++k) t.rows[k] += step;
+    }
+}
+
+void tq_dw3x3_rq(const tq_dw_taps_t *taps, const uint32_t *w, uint32_t groups, int8_t *out) {
+    dw3x3_rq(taps, w, groups, out, 0);
+}
+
+void tq_dw3x3_rq_row(const tq_dw_taps_t *taps, const uint32_t *w, uint32_t groups, int8_t *out, uint32_t pixels,
+                     int32_t step) {
+    dw3x3_rq_row(taps, w, groups, out, pixels, step, 0);
+}
+
+void tq_dw3x3_rq_row_z(const tq_dw_taps_t *taps, const uint32_t *w, uint32_t groups, int8_t *out, uint32_t pixels,
+                       int32_t step) {
+    dw3x3_rq_row(taps, w, groups, out, pixels, step, 1);
+}
+
+static void dw3x3_plane(const tq_dw_plane_t *t, int zq) {
     const uint32_t *filter = t->filter;
     for (int32_t c = 0; c < t->channels; ++c, filter += 10) {
         /* With two planes an even channel gathers both, the odd one after it reads the second. */
@@ -296,10 +312,10 @@ void tq_dw3x3_plane(const tq_dw_plane_t *t) {
                     a0 += (uint32_t)(z[0] * k0) + (uint32_t)(z[1] * k1) + (uint32_t)(z[2] * k2);
                     a1 += (uint32_t)(z[1] * k0) + (uint32_t)(z[2] * k1) + (uint32_t)(z[3] * k2);
                 }
-                *o = (int8_t)tq_ssat8(tq_rq_fast_x2((int32_t)a0, &q));
+                *o = (int8_t)tq_ssat8(zq ? tq_rq_fast_x2_z((int32_t)a0, &q) : tq_rq_fast_x2((int32_t)a0, &q));
                 o += t->out_step;
                 if (i < pairs) {
-                    *o = (int8_t)tq_ssat8(tq_rq_fast_x2((int32_t)a1, &q));
+                    *o = (int8_t)tq_ssat8(zq ? tq_rq_fast_x2_z((int32_t)a1, &q) : tq_rq_fast_x2((int32_t)a1, &q));
                     o += t->out_step;
                 }
             }
@@ -308,6 +324,9 @@ void tq_dw3x3_plane(const tq_dw_plane_t *t) {
         }
     }
 }
+
+void tq_dw3x3_plane(const tq_dw_plane_t *t) { dw3x3_plane(t, 0); }
+void tq_dw3x3_plane_z(const tq_dw_plane_t *t) { dw3x3_plane(t, 1); }
 #else
 /* tq_m4.S reads the frame by these offsets. */
 _Static_assert(offsetof(tq_dw_plane_t, out_step) == 20 && offsetof(tq_dw_plane_t, p) == 24 &&
@@ -690,9 +709,10 @@ static inline __attribute__((always_inline)) void conv_body(const tq_conv_params
          * the two calls (the general loop below spends about 100 instructions a group deciding). */
         tq_conv_tile_t tile = {filter, cols, cols + 4 * P, p->chan, out, out_c, (uint32_t)run / 2};
         const int8_t *x = in;
+        void (*const tile_fn)(const tq_conv_tile_t *) = zp == -128 ? tq_conv_tile_w16b_z : tq_conv_tile_w16b;
         for (; pix + 4 <= n_pix; pix += 4, x += 4 * p->in_c, tile.out += 4 * out_c) {
             tq_expand4(x, p->in_c, cols, (uint32_t)p->in_c / 4);
-            tq_conv_tile_w16b(&tile);
+            tile_fn(&tile);
             if (run < out_c) fill_tail(p, tile.out, 4, run);
         }
     }
@@ -717,7 +737,10 @@ static inline __attribute__((always_inline)) void conv_body(const tq_conv_params
         } else if (fast && full && run >= 2) {
             /* The common case, all in the inner loop's registers. */
             const tq_conv_tile_t tile = {w, cols, cols + 4 * P, p->chan, dst, out_c, (uint32_t)run / 2};
-            if (w16 == 2) tq_conv_tile_w16b(&tile);  /* an even run: every pair, nothing left below */
+            if (w16 == 2) {  /* an even run: every pair, nothing left below */
+                if (zp == -128) tq_conv_tile_w16b_z(&tile);
+                else tq_conv_tile_w16b(&tile);
+            }
             else if (w16) tq_conv_tile_w16(&tile);
             else tq_conv_tile(&tile);
             c = run & ~1;
@@ -1015,7 +1038,8 @@ void tq_depthwise3x3_s8(const tq_conv_params_t *p, const int8_t *in, const uint3
                 taps.rows[2] = x + 2 * row_step;
                 taps.col_step = dil_w * C;
                 if (fused) {  /* the whole run in one call: no call and setup a pixel */
-                    tq_dw3x3_rq_row(&taps, filter, (uint32_t)C / 4, o, (uint32_t)(ox_hi - ox), step);
+                    (p->output_offset == -128 ? tq_dw3x3_rq_row_z : tq_dw3x3_rq_row)(&taps, filter, (uint32_t)C / 4, o,
+                                                                          (uint32_t)(ox_hi - ox), step);
                     o += (ox_hi - ox - 1) * C;
                     ox = ox_hi - 1;
                     continue;
@@ -1118,5 +1142,6 @@ void tq_depthwise3x3_plane_s8(const tq_conv_params_t *p, const int8_t *in, const
     f.out = out;
     f.filter = filter;  /* 10 words a channel */
     f.channels = C;
-    tq_dw3x3_plane(&f);
+    if (p->output_offset == -128) tq_dw3x3_plane_z(&f);
+    else tq_dw3x3_plane(&f);
 }

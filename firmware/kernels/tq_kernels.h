@@ -222,6 +222,15 @@ static inline int32_t tq_rq_fast_x2(int32_t x2, const tq_chan_t *q) {  /* x2 = 2
     return tq_smmlar(x2, q->mult, q->rnd + (x2 >> 31)) >> q->shift;
 }
 
+/* The same for an output zero point of -128 (a ReLU's, as TFLite quantizes it): with rnd's zp term at -128 << e,
+ * a negative x2 gives at most -128 with or without the [x < 0], since SMMLAR's result before the shift is then
+ * below rnd + 1 and (2^(e-1) + 1) >> e is 0 (e >= 1): the saturation makes both -128, and the correction is left
+ * out (one instruction an output in tq_m4.S's _z kernels). Both forms fit int32 where the host proved the fast
+ * path (its bound counts the +1). */
+static inline int32_t tq_rq_fast_x2_z(int32_t x2, const tq_chan_t *q) {
+    return tq_smmlar(x2, q->mult, q->rnd) >> q->shift;
+}
+
 static inline int32_t tq_rq_fast(int32_t acc, const tq_chan_t *q) {
     return tq_rq_fast_x2((int32_t)((uint32_t)q->bias + ((uint32_t)acc << 1)), q);
 }
@@ -337,6 +346,8 @@ void tq_conv_tile_w16(const tq_conv_tile_t *t);
  * pair's words: its two biases four times each, its doubled int16 weights, its two channels' rnd,
  * mult and shift (TQ_TILE_LEAD_WORDS / TQ_TILE_TAIL_WORDS in tq_layout.h). */
 void tq_conv_tile_w16b(const tq_conv_tile_t *t);
+/* tq_conv_tile_w16b for an output zero point of -128: tq_rq_fast_x2_z, the same results. */
+void tq_conv_tile_w16b_z(const tq_conv_tile_t *t);
 /* Column 0 alone on the biased stream (a lone last pixel: a 3x3 map's 9th, KWS's 125th): every
  * channel pair, two at a time so each column word meets four channels' weights (an odd last pair
  * runs as both, its second results dropped), requantized and stored to out[0 .. 2 * pairs).
@@ -398,6 +409,9 @@ void tq_dw3x3_rq(const tq_dw_taps_t *taps, const uint32_t *w, uint32_t groups, i
 /* tq_dw3x3_rq for `pixels` (>= 1) pixels of a row, the taps `step` bytes further each time. */
 void tq_dw3x3_rq_row(const tq_dw_taps_t *taps, const uint32_t *w, uint32_t groups, int8_t *out, uint32_t pixels,
                      int32_t step);
+/* tq_dw3x3_rq_row for an output zero point of -128: tq_rq_fast_x2_z, the same results. */
+void tq_dw3x3_rq_row_z(const tq_dw_taps_t *taps, const uint32_t *w, uint32_t groups, int8_t *out, uint32_t pixels,
+                       int32_t step);
 
 /* The channels of tq_depthwise3x3_plane_s8 (tq_m4.S on a Cortex-M4, plain C elsewhere), one after
  * another: each one's inputs gathered into the plane (n_v rows of n_u, from src, du / dv bytes apart
@@ -428,6 +442,8 @@ typedef struct {
     int32_t channels;            /* >= 1 (even with gather2) */
 } tq_dw_plane_t;
 void tq_dw3x3_plane(const tq_dw_plane_t *t);
+/* tq_dw3x3_plane for an output zero point of -128: tq_rq_fast_x2_z, the same results. */
+void tq_dw3x3_plane_z(const tq_dw_plane_t *t);
 
 void tq_max_pool_s8(const tq_pool_params_t *p, const int8_t *in, int8_t *out);
 void tq_avg_pool_s8(const tq_pool_params_t *p, const int8_t *in, int8_t *out);

@@ -176,26 +176,30 @@
     REQUANT_X2 \acc, \rnd, \mult, \shift, \tmp
     .endm
 
-    .macro RQ acc, w16=0                @ r10-lr: the channel's bias, rnd, mult, shift
-    .if \w16 == 2                       @ acc is already 2 * (sum + bias)
+    .macro RQ acc, w16=0, z=0           @ r10-lr: the channel's bias, rnd, mult, shift
+    .if \w16 == 2 && \z                 @ acc is 2 * (sum + bias), the zero point -128: tq_rq_fast_x2_z
+    smmlar  \acc, \acc, r12, r11
+    asr     \acc, \acc, lr
+    ssat    \acc, #8, \acc
+    .elseif \w16 == 2                   @ acc is already 2 * (sum + bias)
     REQUANT_X2 \acc, r11, r12, lr, r1
     .else
     REQUANT \acc, r10, r11, r12, lr, r1
     .endif
     .endm
 
-    .macro RQ4 w16, a, b, c, d          @ one channel's four sums
-    RQ      \a, \w16
-    RQ      \b, \w16
-    RQ      \c, \w16
-    RQ      \d, \w16
+    .macro RQ4 w16, a, b, c, d, z=0     @ one channel's four sums
+    RQ      \a, \w16, \z
+    RQ      \b, \w16, \z
+    RQ      \c, \w16, \z
+    RQ      \d, \w16, \z
     .endm
 
-    .macro RQ_STREAM ptr                @ both channels' sums, their rnd, mult, shift read on from ptr
+    .macro RQ_STREAM ptr, z=0           @ both channels' sums, their rnd, mult, shift read on from ptr
     ldmia   \ptr!, {r11, r12, lr}       @ channel c
-    RQ4     2, r2, r3, r4, r5
+    RQ4     2, r2, r3, r4, r5, \z
     ldmia   \ptr!, {r11, r12, lr}       @ channel c + 1
-    RQ4     2, r6, r7, r8, r9
+    RQ4     2, r6, r7, r8, r9, \z
     .endm
 
     .macro STORE_PAIRS o, s, t, post=0  @ 4 pixels s bytes apart from o: channel c (r2-r5) and c + 1 (r6-r9), a halfword each
@@ -256,7 +260,8 @@
  * [sp, #12] chan (unused), [sp, #16] out, [sp, #20] out stride, [sp, #24] out + 2 * pairs,
  * [sp, #28] the K-loop's entry. */
 
-    FUNC    tq_conv_tile_w16b
+    .macro CONV_TILE_W16B name, z
+    FUNC    \name
     push    {r4-r11, lr}
     ldmia   r0, {r1-r7}
     add     r7, r5, r7, lsl #1          @ pairs -> the end of the output's first row: out + 2 * pairs
@@ -270,7 +275,7 @@
     ldr     r12, [sp, #28]
     bx      r12
     MM_KLOOPN 8, 32
-    RQ_STREAM r0
+    RQ_STREAM r0, \z
     ldrd    r10, r11, [sp, #16]         @ pixel 0, channel c; the output's stride
     STORE_PAIRS r10, r11, r12, 2
     str     r10, [sp, #16]
@@ -279,7 +284,11 @@
     bne     5b
     add     sp, sp, #32
     pop     {r4-r11, pc}
-    .size   tq_conv_tile_w16b, . - tq_conv_tile_w16b
+    .size   \name, . - \name
+    .endm
+
+    CONV_TILE_W16B tq_conv_tile_w16b, 0
+    CONV_TILE_W16B tq_conv_tile_w16b_z, 1   @ an output zero point of -128: tq_rq_fast_x2_z, one instruction less an output
 
 /* ---- tq_conv_pixel_w16b(const uint32_t *w, const int32_t *cols, uint32_t k_pairs, uint32_t pairs,
  *                         int8_t *out) ----
@@ -755,9 +764,15 @@
  * then each channel's rnd, mult, shift (one LDM each): a sum comes out as 2 * (sum + bias),
  * tq_rq_fast_x2's input. 6 instructions an output. */
 
-    .macro DW_RQ acc                    @ acc is 2 * (sum + bias): tq_rq_fast_x2
+    .macro DW_RQ acc, z=0               @ acc is 2 * (sum + bias): tq_rq_fast_x2 (z: _z, the zero point -128)
     ldmia   r4!, {r10-r12}              @ rnd, mult, shift
+    .if \z
+    smmlar  \acc, \acc, r11, r10
+    asr     \acc, \acc, r12
+    ssat    \acc, #8, \acc
+    .else
     REQUANT_X2 \acc, r10, r11, r12, r9
+    .endif
     strb    \acc, [lr], #1
     .endm
 
@@ -778,7 +793,8 @@
  * instead of a call. [sp] the weights, [sp, #4] step - 4 * groups, [sp, #8] the weights' end,
  * [sp, #12] pixels left. */
 
-    FUNC    tq_dw3x3_rq_row
+    .macro DW_RQ_ROW name, z
+    FUNC    \name
     push    {r4-r11, lr}
     ldr     r12, [sp, #36]              @ pixels: the fifth argument, above the 9 registers pushed
     ldr     r9, [sp, #40]               @ step: the sixth
@@ -794,10 +810,10 @@
     ldr     r2, [r0, #8]
     ldr     r0, [r0]
 1:  DW_GROUP 1
-    DW_RQ   r5
-    DW_RQ   r6
-    DW_RQ   r7
-    DW_RQ   r8
+    DW_RQ   r5, \z
+    DW_RQ   r6, \z
+    DW_RQ   r7, \z
+    DW_RQ   r8, \z
     ldr     r9, [sp, #8]
     cmp     r4, r9
     bne     1b
@@ -809,7 +825,11 @@
     COUNTDOWN r9, 12, 1b
     add     sp, sp, #16
     pop     {r4-r11, pc}
-    .size   tq_dw3x3_rq_row, . - tq_dw3x3_rq_row
+    .size   \name, . - \name
+    .endm
+
+    DW_RQ_ROW tq_dw3x3_rq_row, 0
+    DW_RQ_ROW tq_dw3x3_rq_row_z, 1      @ an output zero point of -128: tq_rq_fast_x2_z, one instruction less an output
 
 /* ---- tq_copy_words(uint32_t blocks, const uint32_t *src, uint32_t *dst) ----
  * blocks (>= 1) of 8 words, one LDM and one STM of eight registers a block: 0.56 instructions a byte
@@ -948,7 +968,17 @@
     .endif
     .endm
 
-    .macro PLANE_RUN n                  @ n = 4 (a quad) or 5 (a quint) outputs of the window at r10 / r11
+    .macro PLANE_RQ acc, z              @ a quad's sum: r0-r2 rnd, mult, shift (r4 free); z: tq_rq_fast_x2_z
+    .if \z
+    smmlar  \acc, \acc, r1, r0
+    asr     \acc, \acc, r2
+    ssat    \acc, #8, \acc
+    .else
+    REQUANT_X2 \acc, r0, r1, r2, r4
+    .endif
+    .endm
+
+    .macro PLANE_RUN n, z=0             @ n = 4 (a quad) or 5 (a quint) outputs of the window at r10 / r11
     ldr     r5, [sp]                    @ the sums start at the bias
     mov     r6, r5
     mov     r7, r5
@@ -974,12 +1004,12 @@
     .endr
     add     r2, sp, #8
     ldmia   r2, {r0-r3}                 @ rnd, mult, shift, out_step
-    REQUANT_X2 r5, r0, r1, r2, r4
-    REQUANT_X2 r6, r0, r1, r2, r4
-    REQUANT_X2 r7, r0, r1, r2, r4
-    REQUANT_X2 r8, r0, r1, r2, r4
+    PLANE_RQ r5, \z
+    PLANE_RQ r6, \z
+    PLANE_RQ r7, \z
+    PLANE_RQ r8, \z
     .if \n == 5
-    REQUANT_X2 r9, r0, r1, r2, r4
+    PLANE_RQ r9, \z
     .endif
     strb    r5, [r12]
     strb    r6, [r12, r3]
@@ -993,7 +1023,8 @@
     .endif
     .endm
 
-    FUNC    tq_dw3x3_plane
+    .macro DW_PLANE name, z
+    FUNC    \name
     push    {r4-r11, lr}
     sub     sp, sp, #PLANE_FRAME
     mov     r12, sp
@@ -1133,7 +1164,7 @@
     ldreq   lr, [sp, #36]               @ pair_bytes
     beq     12f
     add     lr, r10, lr
-13: PLANE_RUN 4
+13: PLANE_RUN 4, \z
     add     r10, r10, #8
     add     r11, r11, #8
     cmp     r10, lr
@@ -1165,11 +1196,16 @@
     smlabb  r8, r7, r5, r8
     smladx  r9, r7, r5, r9
     ldrd    r6, r7, [sp, #8]            @ rnd, mult: REQUANT_X2 split around the loads (two free registers)
+    .if \z
+    smmlar  r8, r8, r7, r6
+    smmlar  r9, r9, r7, r6
+    .else
     add     r6, r6, r8, asr #31
     smmlar  r8, r8, r7, r6
     ldr     r6, [sp, #8]
     add     r6, r6, r9, asr #31
     smmlar  r9, r9, r7, r6
+    .endif
     ldrd    r6, r7, [sp, #16]           @ shift, out_step
     asr     r8, r8, r6
     asr     r9, r9, r6
@@ -1195,8 +1231,12 @@
     smlad   r8, r6, r4, r8
     smlabb  r8, r7, r5, r8
     ldrd    r6, r7, [sp, #8]
+    .if \z
+    smmlar  r8, r8, r7, r6
+    .else
     add     r6, r6, r8, asr #31
     smmlar  r8, r8, r7, r6
+    .endif
     ldrd    r6, r7, [sp, #16]
     asr     r8, r8, r6
     ssat    r8, #8, r8
@@ -1205,7 +1245,7 @@
     cmp     r10, lr
     bne     5b
     b       6f
-14: PLANE_RUN 5                         @ a quint
+14: PLANE_RUN 5, \z                        @ a quint
 6:  ldrd    r6, r7, [sp, #24]           @ the next plane row: p, out
     ldrd    r8, r9, [sp, #44]           @ next_row, out_next_row
     add     r6, r6, r8
@@ -1215,6 +1255,10 @@
     COUNTDOWN r6, 92, 40b               @ channels left
     add     sp, sp, #PLANE_FRAME
     pop     {r4-r11, pc}
-    .size   tq_dw3x3_plane, . - tq_dw3x3_plane
+    .size   \name, . - \name
+    .endm
+
+    DW_PLANE tq_dw3x3_plane, 0
+    DW_PLANE tq_dw3x3_plane_z, 1        @ an output zero point of -128: tq_rq_fast_x2_z, one instruction less an output
 
 #endif

@@ -177,8 +177,10 @@ def depthwise3x3_plane_instructions(params: dict, transposed: bool | None = None
         gather = n_v * (PLANE_GATHER_ROW_2 + n_u // 4 * PLANE_GATHER4_2 + n_u % 4 * PLANE_GATHER1_2) / 2
     else:
         gather = n_v * (PLANE_GATHER_ROW + n_u // 4 * PLANE_GATHER4 + n_u % 4 * PLANE_GATHER1)
-    rows = v["out"] * (PLANE_ROW + (quads * PLANE_QUAD + PLANE_QUAD_ROW if quads else 0) + quint * PLANE_QUINT
-                       + pairs * PLANE_PAIR + singles * PLANE_SINGLE + (PLANE_SINGLES_ROW if singles else 0))
+    z = p.get("output_offset") == -128  # tq_dw3x3_plane_z: an instruction less an output, 3 less a pair
+    rows = v["out"] * (PLANE_ROW + (quads * (PLANE_QUAD - 4 * z) + PLANE_QUAD_ROW if quads else 0)
+                       + quint * (PLANE_QUINT - 5 * z) + pairs * (PLANE_PAIR - 3 * z) + singles * (PLANE_SINGLE - z)
+                       + (PLANE_SINGLES_ROW if singles else 0))
     fill = depthwise3x3_plane_scratch_bytes(p) // 2  # every int16 of the planes, once a call
     return int(PLANE_FILL * fill + p["in_c"] * (PLANE_CHANNEL + gather + rows))
 
@@ -194,7 +196,8 @@ def depthwise3x3_windowed_instructions(params: dict) -> int:
                 if ox * p["stride_w"] - p["pad_w"] + 2 * p["dil_w"] >= p["in_w"])
     patched = (0 if "w_left" in p and "left" in edges else left) + (0 if "w_right" in p and "right" in edges else right)
     groups = p["out_h"] * -(-p["in_c"] // 4)
-    return groups * (WINDOWED_GROUP * (p["out_w"] - patched) + WINDOWED_PATCH * patched)
+    z = 4 * (p.get("output_offset") == -128)  # tq_dw3x3_rq_row_z: an instruction less an output
+    return groups * ((WINDOWED_GROUP - z) * (p["out_w"] - patched) + WINDOWED_PATCH * patched)
 
 
 def depthwise3x3_plane_transposed(params: dict) -> bool:
