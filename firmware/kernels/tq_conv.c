@@ -269,6 +269,10 @@ void tq_dw3x3_rq(const tq_dw_taps_t *taps, const uint32_t *w, uint32_t groups, i
     dw3x3_rq(taps, w, groups, out, 0);
 }
 
+void tq_dw3x3_rq_z(const tq_dw_taps_t *taps, const uint32_t *w, uint32_t groups, int8_t *out) {
+    dw3x3_rq(taps, w, groups, out, 1);
+}
+
 void tq_dw3x3_rq_row(const tq_dw_taps_t *taps, const uint32_t *w, uint32_t groups, int8_t *out, uint32_t pixels,
                      int32_t step) {
     dw3x3_rq_row(taps, w, groups, out, pixels, step, 0);
@@ -347,59 +351,85 @@ static inline __attribute__((always_inline)) int8_t rq(int32_t acc, const tq_cha
 
 /* ---- CONV_2D ---- */
 
+/* im2col_row4 for other channel counts (a first layer's 1-3): 1 when done, 0 to leave the group to
+ * im2col_group. Only when every kernel row is inside and the left edge too: each pixel's kernel rows are
+ * copied a word at a time into its patch in `row` (the last pixel's a byte at a time where its taps pass
+ * the right edge, which read the zero point), then the four patches expanded together. */
+static int __attribute__((noinline)) patches_row4(const tq_conv_params_t *p, const int8_t *in, int oy, int ox,
+                                                  int32_t *cols, int8_t *row) {
+    const int in_c = p->in_c, in_w = p->in_w, in_h = p->in_h, k_w = p->k_w, k_h = p->k_h, s_w = p->stride_w;
+    const int ix0 = ox * s_w - p->pad_w, iy0 = oy * p->stride_h - p->pad_h, d_h = p->dil_h;
+    if (p->dil_w != 1 || ox + 3 >= p->out_w) return 0;
+    const int32_t row_bytes = (int32_t)in_w * in_c, step = (int32_t)s_w * in_c;
+    const int span = k_w * in_c, span_words = (span + 3) / 4, iy_last = iy0 + (k_h - 1) * d_h;
+    /* The pixels whose taps are all inside: the first `full` (the others pass the input's right edge:
+     * VWW's last column, where SAME pads only on that side). */
+    int full = 4;
+    while (full > 0 && ix0 + (full - 1) * s_w + k_w > in_w) --full;
+    if (ix0 < 0 || full < 3 || iy0 < 0 || iy_last >= in_h ||
+        (int32_t)iy_last * row_bytes + (ix0 + (full - 1) * s_w) * in_c + 4 * span_words > (int32_t)in_h * row_bytes) {
+        return 0;
+    }
+    const int8_t *src = in + (int32_t)iy0 * row_bytes + ix0 * in_c;
+    const int32_t row_step = (int32_t)d_h * row_bytes, patch = 2 * p->k_pairs;
+    int n = 0;
+    if (span_words == 3) {
+        /* 3x3 on 3 channels (VWW's and IC's first layers): a kernel row's three words loaded, then
+         * stored, with no loop of their own. */
+        for (; n < full; ++n, src += step) {
+            const int8_t *x = src;
+            int8_t *r = row + n * patch;
+            for (int ky = k_h; ky > 0; --ky, x += row_step, r += span) {
+                const uint32_t w0 = tq_load32(x), w1 = tq_load32(x + 4), w2 = tq_load32(x + 8);
+                tq_store32(r, w0);
+                tq_store32(r + 4, w1);
+                tq_store32(r + 8, w2);
+            }
+        }
+    } else {
+        for (; n < full; ++n, src += step) {
+            /* A row's overhang lands where the next row or patch goes. Plain pointer loops: GCC
+             * keeps them in registers (indexed ones cost a third more here). */
+            const int8_t *x = src;
+            int8_t *r = row + n * patch;
+            for (int ky = k_h; ky > 0; --ky, x += row_step, r += span) {
+                const int8_t *a = x;
+                int8_t *b = r;
+                for (int k = span_words; k > 0; --k, a += 4, b += 4) tq_store32(b, tq_load32(a));
+            }
+        }
+    }
+    /* The last pixel: its taps inside a byte at a time (a word could read past the input), those past
+     * the edge the zero point. */
+    for (; n < 4; ++n, src += step) {
+        const int in_bytes = (in_w - ix0 - n * s_w) * in_c;
+        const int8_t *x = src;
+        int8_t *r = row + n * patch;
+        for (int ky = k_h; ky > 0; --ky, x += row_step, r += span) {
+            int b = 0;
+            for (; b < in_bytes; ++b) r[b] = x[b];
+            for (; b < span; ++b) r[b] = p->pad_value;
+        }
+    }
+    tq_expand4(row, patch, cols, (uint32_t)p->k_pairs / 2);  /* bytes past a patch meet zero weights */
+    return 1;
+}
+
 /* The columns of 4 pixels of one output row (most groups): 1 when done, 0 to leave the group to
  * im2col_group. Kept apart, with little state, because the general function's setup alone
  * costs about 80 instructions a group.
  * Whole-word channels: a kernel row inside the input for all four pixels is four runs
  * s_w * in_c bytes apart, expanded together; a row above or below the input reads the zero
  * point; at the left and right borders each pixel's taps are expanded one by one.
- * Other channel counts (a first layer's 1-3), only when every tap is inside and the last word
- * read is too: each pixel's kernel rows copied a word at a time into its patch in `row`, then
- * the four patches expanded together. */
+ * Other channel counts: patches_row4. */
 static int __attribute__((noinline)) im2col_row4(const tq_conv_params_t *p, const int8_t *in, int oy, int ox,
                                                  int32_t *cols, int8_t *row) {
+    if (p->in_c & 3) return patches_row4(p, in, oy, ox, cols, row);
     const int in_c = p->in_c, in_w = p->in_w, in_h = p->in_h, k_w = p->k_w, k_h = p->k_h, s_w = p->stride_w;
     const int ix0 = ox * s_w - p->pad_w, iy0 = oy * p->stride_h - p->pad_h, d_h = p->dil_h;
     if (p->dil_w != 1 || ox + 3 >= p->out_w) return 0;
     const int inside = ix0 >= 0 && ix0 + 3 * s_w + k_w <= in_w;
     const int32_t row_bytes = (int32_t)in_w * in_c, step = (int32_t)s_w * in_c;
-    if (in_c & 3) {
-        const int span = k_w * in_c, span_words = (span + 3) / 4, iy_last = iy0 + (k_h - 1) * d_h;
-        if (!inside || iy0 < 0 || iy_last >= in_h ||
-            (int32_t)iy_last * row_bytes + (ix0 + 3 * s_w) * in_c + 4 * span_words > (int32_t)in_h * row_bytes) {
-            return 0;
-        }
-        const int8_t *src = in + (int32_t)iy0 * row_bytes + ix0 * in_c;
-        const int32_t row_step = (int32_t)d_h * row_bytes, patch = 2 * p->k_pairs;
-        if (span_words == 3) {
-            /* 3x3 on 3 channels (VWW's and IC's first layers): a kernel row's three words loaded, then
-             * stored, with no loop of their own. */
-            for (int n = 0; n < 4; ++n, src += step) {
-                const int8_t *x = src;
-                int8_t *r = row + n * patch;
-                for (int ky = k_h; ky > 0; --ky, x += row_step, r += span) {
-                    const uint32_t w0 = tq_load32(x), w1 = tq_load32(x + 4), w2 = tq_load32(x + 8);
-                    tq_store32(r, w0);
-                    tq_store32(r + 4, w1);
-                    tq_store32(r + 8, w2);
-                }
-            }
-        } else {
-            for (int n = 0; n < 4; ++n, src += step) {
-                /* A row's overhang lands where the next row or patch goes. Plain pointer loops: GCC
-                 * keeps them in registers (indexed ones cost a third more here). */
-                const int8_t *x = src;
-                int8_t *r = row + n * patch;
-                for (int ky = k_h; ky > 0; --ky, x += row_step, r += span) {
-                    const int8_t *a = x;
-                    int8_t *b = r;
-                    for (int k = span_words; k > 0; --k, a += 4, b += 4) tq_store32(b, tq_load32(a));
-                }
-            }
-        }
-        tq_expand4(row, patch, cols, (uint32_t)p->k_pairs / 2);  /* bytes past a patch meet zero weights */
-        return 1;
-    }
     const uint32_t tap_words = (uint32_t)in_c / 4, words = tap_words * (uint32_t)k_w;
     const uint32_t pad4 = 0x01010101u * (uint8_t)p->pad_value;
     const int32_t pad_lo = tq_sxtb16(pad4), pad_hi = tq_sxtb16_ror8(pad4);
@@ -703,13 +733,24 @@ static inline __attribute__((always_inline)) void conv_body(const tq_conv_params
     const int pointwise = p->k_h == 1 && p->k_w == 1 && p->stride_h == 1 && p->stride_w == 1 && p->pad_h == 0 &&
                           p->pad_w == 0 && (p->in_c & 3) == 0 && p->in_h == p->out_h && p->in_w == p->out_w;
     int pix = 0;
+    void (*const tile_fn)(const tq_conv_tile_t *) = zp == -128 ? tq_conv_tile_w16b_z : tq_conv_tile_w16b;
+    if (!pointwise && w16 == 2 && !add && fast && full) {
+        /* Other convs' full groups of 4 pixels (a first layer's): their columns, then every channel pair in
+         * the tile, without the general loop's decisions (or its division). */
+        tq_conv_tile_t tile = {filter, cols, cols + 4 * P, p->chan, out, out_c, (uint32_t)run / 2};
+        for (int oy = 0, ox = 0; pix + 4 <= n_pix; pix += 4, tile.out += 4 * out_c) {
+            if (!im2col_row4(p, in, oy, ox, cols, row)) im2col_group(p, in, 4, oy, ox, cols, row);
+            tile_fn(&tile);
+            if (run < out_c) fill_tail(p, tile.out, 4, run);
+            for (ox += 4; ox >= out_w; ox -= out_w) ++oy;
+        }
+    }
     if (pointwise && w16 == 2 && !add && fast && full) {
         /* The common pointwise case (every channel pair in the biased tile, an even out_c): from one
          * group of 4 pixels to the next only the input and the output move, so the loop is just
          * the two calls (the general loop below spends about 100 instructions a group deciding). */
         tq_conv_tile_t tile = {filter, cols, cols + 4 * P, p->chan, out, out_c, (uint32_t)run / 2};
         const int8_t *x = in;
-        void (*const tile_fn)(const tq_conv_tile_t *) = zp == -128 ? tq_conv_tile_w16b_z : tq_conv_tile_w16b;
         for (; pix + 4 <= n_pix; pix += 4, x += 4 * p->in_c, tile.out += 4 * out_c) {
             tq_expand4(x, p->in_c, cols, (uint32_t)p->in_c / 4);
             tile_fn(&tile);
@@ -939,10 +980,17 @@ static void __attribute__((noinline)) dw_pixel_sums(const tq_conv_params_t *p, c
     else requant_pixel(p, sums, o, 0);
 }
 
+/* tq_dw3x3_rq, or its _z form for an output zero point of -128 (the same results, an instruction less an output). */
+static inline void dw_rq(const tq_conv_params_t *p, const tq_dw_taps_t *taps, const uint32_t *w, uint32_t groups,
+                         int8_t *out) {
+    if (p->output_offset == -128) tq_dw3x3_rq_z(taps, w, groups, out);
+    else tq_dw3x3_rq(taps, w, groups, out);
+}
+
 static inline __attribute__((always_inline)) void dw_pixel(const tq_conv_params_t *p, const tq_dw_taps_t *taps,
                                                            const uint32_t *filter, int32_t *sums, int8_t *o,
                                                            int fused) {
-    if (fused) tq_dw3x3_rq(taps, filter, (uint32_t)p->in_c / 4, o);  /* parameters in the weight stream */
+    if (fused) dw_rq(p, taps, filter, (uint32_t)p->in_c / 4, o);  /* parameters in the weight stream */
     else dw_pixel_sums(p, taps, filter, sums, o);
 }
 
@@ -987,7 +1035,7 @@ static void __attribute__((noinline)) dw_border_groups(const tq_conv_params_t *p
                 for (int j = 0; j < n; ++j) d[j] = tq_load32(x + 4 * j);
             }
         }
-        if (fused) tq_dw3x3_rq(&taps, filter + stride * (uint32_t)g, (uint32_t)n, o + 4 * g);
+        if (fused) dw_rq(p, &taps, filter + stride * (uint32_t)g, (uint32_t)n, o + 4 * g);
         else tq_dw3x3_sums(&taps, filter + stride * (uint32_t)g, (uint32_t)n, sums + 4 * g);
     }
     if (!fused) {
@@ -1063,7 +1111,7 @@ void tq_depthwise3x3_s8(const tq_conv_params_t *p, const int8_t *in, const uint3
                 taps.rows[1] = x + row_step;
                 taps.rows[2] = x + 2 * row_step;
                 taps.col_step = C;
-                tq_dw3x3_rq(&taps, edge, (uint32_t)C / 4, o);
+                dw_rq(p, &taps, edge, (uint32_t)C / 4, o);
                 continue;
             }
             if (small) {

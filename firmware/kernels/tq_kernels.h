@@ -406,6 +406,8 @@ void tq_dw3x3_sums(const tq_dw_taps_t *taps, const uint32_t *w, uint32_t groups,
  * stream is its 4 channels' biases, its taps doubled, then each channel's rnd, mult, shift
  * (tinyq.ops.layout.depthwise3x3_words with chan). */
 void tq_dw3x3_rq(const tq_dw_taps_t *taps, const uint32_t *w, uint32_t groups, int8_t *out);
+/* tq_dw3x3_rq for an output zero point of -128: tq_rq_fast_x2_z, the same results. */
+void tq_dw3x3_rq_z(const tq_dw_taps_t *taps, const uint32_t *w, uint32_t groups, int8_t *out);
 /* tq_dw3x3_rq for `pixels` (>= 1) pixels of a row, the taps `step` bytes further each time. */
 void tq_dw3x3_rq_row(const tq_dw_taps_t *taps, const uint32_t *w, uint32_t groups, int8_t *out, uint32_t pixels,
                      int32_t step);

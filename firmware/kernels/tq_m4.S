@@ -776,15 +776,20 @@
     strb    \acc, [lr], #1
     .endm
 
-    FUNC    tq_dw3x3_rq
+    .macro DW_RQ_GROUPS name, z
+    FUNC    \name
     DW_SETUP 136
 1:  DW_GROUP 1
-    DW_RQ   r5
-    DW_RQ   r6
-    DW_RQ   r7
-    DW_RQ   r8
+    DW_RQ   r5, \z
+    DW_RQ   r6, \z
+    DW_RQ   r7, \z
+    DW_RQ   r8, \z
     DW_NEXT
-    .size   tq_dw3x3_rq, . - tq_dw3x3_rq
+    .size   \name, . - \name
+    .endm
+
+    DW_RQ_GROUPS tq_dw3x3_rq, 0
+    DW_RQ_GROUPS tq_dw3x3_rq_z, 1       @ an output zero point of -128: tq_rq_fast_x2_z
 
 /* ---- tq_dw3x3_rq_row(const tq_dw_taps_t *taps, const uint32_t *w, uint32_t groups, int8_t *out,
  *                      uint32_t pixels, int32_t step) ----
