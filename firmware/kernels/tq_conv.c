@@ -351,6 +351,12 @@ static inline __attribute__((always_inline)) int8_t rq(int32_t acc, const tq_cha
 
 /* ---- CONV_2D ---- */
 
+/* One input word's two K-pairs into a column (as tq_expand). */
+static inline void put_word(int32_t *col, uint32_t w) {
+    col[0] = tq_sxtb16(w);
+    col[4] = tq_sxtb16_ror8(w);
+}
+
 /* im2col_row4 for other channel counts (a first layer's 1-3): 1 when done, 0 to leave the group to
  * im2col_group. Only when every kernel row is inside and the left edge too: each pixel's kernel rows are
  * copied a word at a time into its patch in `row` (the last pixel's a byte at a time where its taps pass
@@ -373,19 +379,34 @@ static int __attribute__((noinline)) patches_row4(const tq_conv_params_t *p, con
     const int8_t *src = in + (int32_t)iy0 * row_bytes + ix0 * in_c;
     const int32_t row_step = (int32_t)d_h * row_bytes, patch = 2 * p->k_pairs;
     int n = 0;
-    if (span_words == 3) {
-        /* 3x3 on 3 channels (VWW's and IC's first layers): a kernel row's three words loaded, then
-         * stored, with no loop of their own. */
+    if (span == 9 && k_h == 3 && patch == 28) {
+        /* 3x3 on 3 channels (VWW's and IC's first layers): each pixel's seven patch words read straight
+         * from its three kernel rows (unaligned loads; a row's first bytes come with the word before
+         * them, replaced by the previous row's last) and expanded into its column: no patch, no copy. */
         for (; n < full; ++n, src += step) {
+            const int8_t *x1 = src + row_step, *x2 = x1 + row_step;
+            int32_t *c = cols + n;  /* scalars and fixed offsets: GCC keeps it all in registers */
+            put_word(c, tq_load32(src));
+            put_word(c + 8, tq_load32(src + 4));
+            put_word(c + 16, (tq_load32(x1 - 1) & ~0xFFu) | (uint8_t)src[8]);
+            put_word(c + 24, tq_load32(x1 + 3));
+            put_word(c + 32, (tq_load32(x2 - 2) & ~0xFFFFu) | (uint8_t)x1[7] | (uint32_t)(uint8_t)x1[8] << 8);
+            put_word(c + 40, tq_load32(x2 + 2));
+            put_word(c + 48, tq_load32(x2 + 6));
+        }
+        /* The last pixel past the right edge, if any: through its patch (below), one column. */
+        for (; n < 4; ++n, src += step) {
+            const int in_bytes = (in_w - ix0 - n * s_w) * in_c;
             const int8_t *x = src;
             int8_t *r = row + n * patch;
             for (int ky = k_h; ky > 0; --ky, x += row_step, r += span) {
-                const uint32_t w0 = tq_load32(x), w1 = tq_load32(x + 4), w2 = tq_load32(x + 8);
-                tq_store32(r, w0);
-                tq_store32(r + 4, w1);
-                tq_store32(r + 8, w2);
+                int b = 0;
+                for (; b < in_bytes; ++b) r[b] = x[b];
+                for (; b < span; ++b) r[b] = p->pad_value;
             }
+            tq_expand(row + n * patch, cols + n, 7);
         }
+        return 1;
     } else {
         for (; n < full; ++n, src += step) {
             /* A row's overhang lands where the next row or patch goes. Plain pointer loops: GCC
