@@ -268,7 +268,7 @@ def plan_memory(graph: Graph, fuse: bool = True, inplace: bool = True, band: boo
 
     ``fuse=False, inplace=False, band=False`` gives the plain greedy plan (every tensor a buffer of
     its own), the baseline the benchmarks compare against. ``favour="speed"`` skips the savings that
-    cost instructions (official VWW: 32,292 B arena and 8.69 M instructions, or 55,360 B and 8.38 M).
+    cost instructions (official VWW: 32,292 B arena and 5.16 M instructions, or 55,360 B and 4.89 M).
     ``weights16`` is the layout that spends flash on speed: conv and FC weights as int16 pairs (twice
     their flash), and 3x3 depthwise border columns with weight streams of their own (the layer's
     weights again per side); without it the weights take their smallest form. ``dw_planes``: 3x3
