@@ -379,7 +379,8 @@ static int __attribute__((noinline)) patches_row4(const tq_conv_params_t *p, con
     const int8_t *src = in + (int32_t)iy0 * row_bytes + ix0 * in_c;
     const int32_t row_step = (int32_t)d_h * row_bytes, patch = 2 * p->k_pairs;
     int n = 0;
-    if (span == 9 && k_h == 3 && patch == 28) {
+    const int direct = span == 9 && k_h == 3 && patch == 28;
+    if (direct) {
         /* 3x3 on 3 channels (VWW's and IC's first layers): each pixel's seven patch words read straight
          * from its three kernel rows (unaligned loads; a row's first bytes come with the word before
          * them, replaced by the previous row's last) and expanded into its column: no patch, no copy. */
@@ -394,19 +395,6 @@ static int __attribute__((noinline)) patches_row4(const tq_conv_params_t *p, con
             put_word(c + 40, tq_load32(x2 + 2));
             put_word(c + 48, tq_load32(x2 + 6));
         }
-        /* The last pixel past the right edge, if any: through its patch (below), one column. */
-        for (; n < 4; ++n, src += step) {
-            const int in_bytes = (in_w - ix0 - n * s_w) * in_c;
-            const int8_t *x = src;
-            int8_t *r = row + n * patch;
-            for (int ky = k_h; ky > 0; --ky, x += row_step, r += span) {
-                int b = 0;
-                for (; b < in_bytes; ++b) r[b] = x[b];
-                for (; b < span; ++b) r[b] = p->pad_value;
-            }
-            tq_expand(row + n * patch, cols + n, 7);
-        }
-        return 1;
     } else {
         for (; n < full; ++n, src += step) {
             /* A row's overhang lands where the next row or patch goes. Plain pointer loops: GCC
@@ -422,6 +410,7 @@ static int __attribute__((noinline)) patches_row4(const tq_conv_params_t *p, con
     }
     /* The last pixel: its taps inside a byte at a time (a word could read past the input), those past
      * the edge the zero point. */
+    const int edge = n;
     for (; n < 4; ++n, src += step) {
         const int in_bytes = (in_w - ix0 - n * s_w) * in_c;
         const int8_t *x = src;
@@ -432,7 +421,11 @@ static int __attribute__((noinline)) patches_row4(const tq_conv_params_t *p, con
             for (; b < span; ++b) r[b] = p->pad_value;
         }
     }
-    tq_expand4(row, patch, cols, (uint32_t)p->k_pairs / 2);  /* bytes past a patch meet zero weights */
+    if (direct) {
+        for (n = edge; n < 4; ++n) tq_expand(row + n * patch, cols + n, 7);  /* the edge pixel's column only */
+    } else {
+        tq_expand4(row, patch, cols, (uint32_t)p->k_pairs / 2);  /* bytes past a patch meet zero weights */
+    }
     return 1;
 }
 

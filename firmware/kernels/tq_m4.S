@@ -171,6 +171,12 @@
     ssat    \acc, #8, \acc
     .endm
 
+    .macro REQUANT_X2Z acc, rnd, mult, shift   @ the same for an output zero point of -128: tq_rq_fast_x2_z
+    smmlar  \acc, \acc, \mult, \rnd
+    asr     \acc, \acc, \shift
+    ssat    \acc, #8, \acc
+    .endm
+
     .macro REQUANT acc, bias, rnd, mult, shift, tmp   @ tq_rq_fast, then saturate to int8
     add     \acc, \bias, \acc, lsl #1   @ 2 * (sum + bias) (tmp may be bias: read here)
     REQUANT_X2 \acc, \rnd, \mult, \shift, \tmp
@@ -178,9 +184,7 @@
 
     .macro RQ acc, w16=0, z=0           @ r10-lr: the channel's bias, rnd, mult, shift
     .if \w16 == 2 && \z                 @ acc is 2 * (sum + bias), the zero point -128: tq_rq_fast_x2_z
-    smmlar  \acc, \acc, r12, r11
-    asr     \acc, \acc, lr
-    ssat    \acc, #8, \acc
+    REQUANT_X2Z \acc, r11, r12, lr
     .elseif \w16 == 2                   @ acc is already 2 * (sum + bias)
     REQUANT_X2 \acc, r11, r12, lr, r1
     .else
@@ -767,9 +771,7 @@
     .macro DW_RQ acc, z=0               @ acc is 2 * (sum + bias): tq_rq_fast_x2 (z: _z, the zero point -128)
     ldmia   r4!, {r10-r12}              @ rnd, mult, shift
     .if \z
-    smmlar  \acc, \acc, r11, r10
-    asr     \acc, \acc, r12
-    ssat    \acc, #8, \acc
+    REQUANT_X2Z \acc, r10, r11, r12
     .else
     REQUANT_X2 \acc, r10, r11, r12, r9
     .endif
@@ -975,9 +977,7 @@
 
     .macro PLANE_RQ acc, z              @ a quad's sum: r0-r2 rnd, mult, shift (r4 free); z: tq_rq_fast_x2_z
     .if \z
-    smmlar  \acc, \acc, r1, r0
-    asr     \acc, \acc, r2
-    ssat    \acc, #8, \acc
+    REQUANT_X2Z \acc, r0, r1, r2
     .else
     REQUANT_X2 \acc, r0, r1, r2, r4
     .endif
