@@ -149,3 +149,21 @@ def test_constant_tails_in_qemu(tmp_path):
     m, plan, _ = _run_in_qemu(_tflite("same", "out"), tmp_path, n=4, weights16=True)
     assert [dict(c.params).get("const_tail", 0) for c in plan.calls if c.function == "tq_conv2d_s8"] == [4, 8]
     assert m.outputs_match, f"inputs {m.mismatched_inputs} differ from TFLM"
+
+
+def test_inspect_and_build_say_what_leaves(tmp_path):
+    """`tinyq inspect --json` reports the constant channels the build will drop, and the MACs that run."""
+    import json
+
+    from click.testing import CliRunner
+
+    from tinyq.cli import cli
+
+    path = tmp_path / "dead.tflite"
+    path.write_bytes(_tflite("same", "out"))
+    r = CliRunner().invoke(cli, ["inspect", str(path), "--json"])
+    assert r.exit_code == 0, r.output
+    k = json.loads(r.output)["constant_channels"]
+    assert (k["dropped"], k["of"], k["layers"]) == (len(DEAD_AT_ZERO), 16, 1)
+    assert k["macs_run"] == plan_memory(parse_tflite(path.read_bytes())).macs < json.loads(r.output)["macs"]
+    assert "constant channels: 8 of 16 leave the graph" in CliRunner().invoke(cli, ["inspect", str(path)]).output

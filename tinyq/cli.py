@@ -145,15 +145,16 @@ def _warn(lines) -> None:
         click.echo(f"warning: {w}", err=True)
 
 
-def _kernels(graph, board=None) -> dict[int, str]:
+def _kernels(graph, board=None):
     """The kernel tinyq will call for each op (a fused step names its kernel on every op it computes): as
     `build` plans for ``board`` (its weights' layout chosen for that board's flash), or without one
-    with int8 weights."""
+    with int8 weights; and that plan."""
     from tinyq.pipeline import choose_weights
     from tinyq.plan import plan_memory
 
     out = {}
-    for st in (choose_weights(graph, board) if board is not None else plan_memory(graph)).steps:
+    plan = choose_weights(graph, board) if board is not None else plan_memory(graph)
+    for st in plan.steps:
         if st.call.stages:  # a row band: each layer's own kernel, run a row at a time
             layers = [i for i in st.ops if graph.operators[i].opcode in ("CONV_2D", "DEPTHWISE_CONV_2D")]
             for i, stage in zip(layers, st.call.stages):
@@ -162,7 +163,7 @@ def _kernels(graph, board=None) -> dict[int, str]:
         else:  # an op lowered to two steps (a subsampled strided 1x1 conv) names both kernels
             for i in st.ops:
                 out[i] = f"{out[i]} + {st.call.label}" if i in out else st.call.label
-    return out
+    return out, plan
 
 
 def _finetune_options(f):
@@ -342,7 +343,8 @@ def inspect(model, as_json, plot, board_id):
     board = get_board(board_id) if board_id else None
     g = load_tflite(model)
     a = analyze(g, gate=False)
-    kernels = _kernels(g, board) if not a.issues else {}
+    kernels, plan = _kernels(g, board) if not a.issues else ({}, None)
+    constants = plan.constant_channels() if plan is not None else None
     data = {
         "model": str(model),
         "kind": tflite_kind(g),
@@ -357,6 +359,7 @@ def inspect(model, as_json, plot, board_id):
                      "scale": list(t.quant.scale) if t.quant else None,
                      "zero_point": list(t.quant.zero_point) if t.quant else None,
                      "per_channel": bool(t.quant and t.quant.per_channel)} for t in g.tensors],
+        "constant_channels": constants,
         "compatible": not a.issues,
         "issues": [str(i) for i in a.issues],
     }
@@ -376,9 +379,14 @@ def inspect(model, as_json, plot, board_id):
         empty = f"{o.empty_filters[0]}/{o.empty_filters[1]}" if o.weight_zeros is not None else ""
         click.echo(f"{o.index:>3} {o.opcode:<20} {str(list(o.output_shape)):<18} {o.macs:>12,} {o.weight_bytes:>9,} "
                    f"{zeros} {empty:>7}  {kernels.get(o.index, '')}")
+    if constants:
+        click.echo(f"constant channels: {constants['dropped']:,} of {constants['of']:,} leave the graph at build time "
+                   f"(their values folded into their readers' biases, exact): {constants['macs_run']:,} of "
+                   f"{a.macs:,} MACs run")
     zero_ops = [o for o in a.ops if o.weight_zeros and o.weight_zeros > 0.2]
     if zero_ops:
-        click.echo("zeros are stored and multiplied like any weight; `tinyq build --prune` removes whole filters instead")
+        click.echo(("other " if constants else "") + "zeros are stored and multiplied like any weight; "
+                   "`tinyq build --prune` removes whole filters instead")
     click.echo("tensors:")
     for t in g.tensors:
         q = ""
