@@ -166,6 +166,12 @@ def _kernels(graph, board=None):
     return out, plan
 
 
+def _constants_line(k: dict, macs: int, when: str = "") -> str:
+    """MemoryPlan.constant_channels() as `build` and `inspect` say it."""
+    return (f"constant channels: {k['dropped']:,} of {k['of']:,} leave the graph{when} (their values folded into "
+            f"their readers' biases, exact): {k['macs_run']:,} of {macs:,} MACs run")
+
+
 def _finetune_options(f):
     """--qat, --prune, --train, --epochs, --lr, --seed: the same on `quantize` and `build`."""
     opts = [
@@ -380,9 +386,7 @@ def inspect(model, as_json, plot, board_id):
         click.echo(f"{o.index:>3} {o.opcode:<20} {str(list(o.output_shape)):<18} {o.macs:>12,} {o.weight_bytes:>9,} "
                    f"{zeros} {empty:>7}  {kernels.get(o.index, '')}")
     if constants:
-        click.echo(f"constant channels: {constants['dropped']:,} of {constants['of']:,} leave the graph at build time "
-                   f"(their values folded into their readers' biases, exact): {constants['macs_run']:,} of "
-                   f"{a.macs:,} MACs run")
+        click.echo(_constants_line(constants, a.macs, " at build time"))
     zero_ops = [o for o in a.ops if o.weight_zeros and o.weight_zeros > 0.2]
     if zero_ops:
         click.echo(("other " if constants else "") + "zeros are stored and multiplied like any weight; "
@@ -463,10 +467,7 @@ def build(model, board_id, calib, eval_path, out_dir, mode, max_samples, signatu
               else "int8")
     click.echo(f"  weights in flash: {r['weights_bytes']:,} B as {layout}")
     if r.get("constant_channels"):
-        k = r["constant_channels"]
-        click.echo(f"  constant channels: {k['dropped']:,} of {k['of']:,} dropped from {k['layers']} layers' outputs "
-                   f"(their values folded into their readers' biases, exact): {k['macs_run']:,} of "
-                   f"{r['macs']:,} MACs run")
+        click.echo("  " + _constants_line(r["constant_channels"], r["macs"]))
     for b in r.get("bands", []):
         click.echo(f"  row band at step {b['step']}: {b['name']} ({b['window_bytes']:,} B of windows, "
                    f"{b['row_copies']} rows moved, nothing recomputed)")

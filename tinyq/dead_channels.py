@@ -29,7 +29,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from tinyq.graph import Graph, Operator, Quantization, Tensor
-from tinyq.ops.layout import constant_output
+from tinyq.ops.layout import channel_constant
 from tinyq.ops.quant import activation_range, multiply_by_quantized_multiplier, per_channel_multipliers
 
 #: Ops a channel passes through on its own (no mixing with other channels), when they keep the count.
@@ -87,7 +87,7 @@ def drop_constant_channels(graph: Graph) -> tuple[Graph, tuple[DroppedChannels, 
         if head is None:
             continue
         c_all = graph.tensors[head].shape[-1]
-        channels = _droppable(graph, members, const, uses, readers)
+        channels = _droppable(graph, members, const, readers)
         # The head's other constant channels go last, where its conv writes them without computing them
         # (tq_conv_params_t.const_tail); its readers take the same order.
         left = [c for c in range(c_all) if c not in channels]
@@ -129,10 +129,9 @@ def _passes(graph: Graph, op: Operator) -> bool:
     return len(x.shape) == 4 and x.quant == y.quant  # pooling: the same scale and zero point in and out
 
 
-def _clamp(v: int, op: Operator, y: Tensor) -> int:
-    lo, hi = activation_range(op.options.get("fused_activation_function", "NONE"), y.quant.scale[0],
-                              y.quant.zero_point[0])
-    return max(lo, min(hi, v))
+def _act_range(op: Operator, y: Tensor) -> tuple[int, int]:
+    """The int8 range ``op``'s fused activation leaves its output ``y``."""
+    return activation_range(op.options.get("fused_activation_function", "NONE"), y.quant.scale[0], y.quant.zero_point[0])
 
 
 def _constants(graph: Graph) -> dict[int, list[int | None]]:
@@ -160,6 +159,7 @@ def _constants(graph: Graph) -> dict[int, list[int | None]]:
             mult, shift = per_channel_multipliers(x.quant.scale[0], w.quant.scale, y.quant.scale[0], c_out)
             zp_in, zp_out = x.quant.zero_point[0], y.quant.zero_point[0]
             inside = _no_padding(op, x, y, k_h, k_w)
+            lo, hi = _act_range(op, y)
             src = const.get(x.index)
             for c in range(c_out):
                 v = src[c] if depthwise and src else None
@@ -167,30 +167,26 @@ def _constants(graph: Graph) -> dict[int, list[int | None]]:
                     # Every tap reads v (or a pad, worth 0 when v is the zero point).
                     acc = bias[c] + (v - zp_in) * int(rows[c].sum())
                     y8 = multiply_by_quantized_multiplier(acc, int(mult[c]), int(shift[c])) + zp_out
-                    vals[c] = _clamp(max(-128, min(127, y8)), op, y)
+                    vals[c] = max(lo, min(hi, y8))  # the activation's range is inside int8
                     continue
-                folded = bias[c] - zp_in * int(rows[c].sum())
-                k = constant_output(rows[c], folded, int(mult[c]), int(shift[c]), zp_out)
-                vals[c] = None if k is None else _clamp(k, op, y)
+                vals[c] = channel_constant(rows[c], bias[c], zp_in, int(mult[c]), int(shift[c]), zp_out, lo, hi)
         elif op.opcode in _PASS and _passes(graph, op) and x.index in const:
-            vals = [None if v is None else _clamp(v, op, y) if op.opcode != "RESHAPE" else v for v in const[x.index]]
+            lo, hi = _act_range(op, y) if op.opcode != "RESHAPE" else (-128, 127)
+            vals = [None if v is None else max(lo, min(hi, v)) for v in const[x.index]]
         else:
             continue
         const[y.index] = vals
     return const
 
 
-def _absorbs(graph: Graph, op: Operator, t: int, c: int, v: int, uses: dict[int, int]) -> bool:
-    """Whether ``op``, reading tensor ``t`` as its data input, can take channel ``c`` (worth ``v``) into its bias."""
-    if op.opcode not in _ABSORB or op.inputs[0] != t or list(op.inputs).count(t) != 1 or not _single(graph, op, uses):
-        return False
+def _absorbs(graph: Graph, op: Operator, t: int, v: int) -> bool:
+    """Whether ``op``, a conv or dense layer reading tensor ``t`` as its data input (the space's _head has
+    checked that), can take a channel worth ``v`` into its bias."""
     x, w, y = graph.tensors[t], graph.tensors[op.inputs[1]], graph.tensors[op.outputs[0]]
     if not w.is_constant or w.quant is None or any(w.quant.zero_point):
         return False  # a filter zero point the term would miss (int8 filters are symmetric)
-    if op.opcode == "FULLY_CONNECTED":
-        return x.size == x.shape[-1] == w.shape[1]
-    return (len(x.shape) == 4 and w.shape[-1] == x.shape[-1]
-            and (v == x.quant.zero_point[0] or _no_padding(op, x, y, w.shape[1], w.shape[2])))
+    return op.opcode == "FULLY_CONNECTED" or (
+        len(x.shape) == 4 and (v == x.quant.zero_point[0] or _no_padding(op, x, y, w.shape[1], w.shape[2])))
 
 
 def _head(graph: Graph, members: list[int], uses, readers, producer) -> int | None:
@@ -222,14 +218,14 @@ def _head(graph: Graph, members: list[int], uses, readers, producer) -> int | No
     return heads[0]
 
 
-def _droppable(graph: Graph, members: list[int], const, uses, readers) -> tuple[int, ...]:
+def _droppable(graph: Graph, members: list[int], const, readers) -> tuple[int, ...]:
     """The channels one channel space (whose _head is known) can lose, a multiple of 4 kept (the fast
     kernels' unit)."""
     c_all = graph.tensors[members[0]].shape[-1]
     out = []
     for c in range(c_all):
         if all(const[t][c] is not None for t in members) and all(
-                (op.outputs[0] in members and _passes(graph, op)) or _absorbs(graph, op, t, c, const[t][c], uses)
+                (op.outputs[0] in members and _passes(graph, op)) or _absorbs(graph, op, t, const[t][c])
                 for t in members for op in readers.get(t, [])):
             out.append(c)
     keep = -(-(c_all - len(out)) // 4) * 4

@@ -747,28 +747,27 @@ static inline __attribute__((always_inline)) void conv_body(const tq_conv_params
     const int pointwise = p->k_h == 1 && p->k_w == 1 && p->stride_h == 1 && p->stride_w == 1 && p->pad_h == 0 &&
                           p->pad_w == 0 && (p->in_c & 3) == 0 && p->in_h == p->out_h && p->in_w == p->out_w;
     int pix = 0;
-    void (*const tile_fn)(const tq_conv_tile_t *) = zp == -128 ? tq_conv_tile_w16b_z : tq_conv_tile_w16b;
-    if (!pointwise && w16 == 2 && !add && fast && full) {
-        /* Other convs' full groups of 4 pixels (a first layer's): their columns, then every channel pair in
-         * the tile, without the general loop's decisions (or its division). */
+    void (*const tile_fn)(const tq_conv_tile_t *) = tq_rq_z(zp) ? tq_conv_tile_w16b_z : tq_conv_tile_w16b;
+    if (w16 == 2 && !add && fast && full) {
+        /* The common case (every channel pair in the biased tile, an even out_c): from one group of 4 full
+         * pixels to the next only the columns and the output move, so each loop is just the columns and the
+         * tile (the general loop below spends about 100 instructions a group deciding). Two loops, not one
+         * with a test: the test costs VWW 5 K instructions. */
         tq_conv_tile_t tile = {filter, cols, cols + 4 * P, p->chan, out, out_c, (uint32_t)run / 2};
-        for (int oy = 0, ox = 0; pix + 4 <= n_pix; pix += 4, tile.out += 4 * out_c) {
-            if (!im2col_row4(p, in, oy, ox, cols, row)) im2col_group(p, in, 4, oy, ox, cols, row);
-            tile_fn(&tile);
-            if (run < out_c) fill_tail(p, tile.out, 4, run);
-            for (ox += 4; ox >= out_w; ox -= out_w) ++oy;
-        }
-    }
-    if (pointwise && w16 == 2 && !add && fast && full) {
-        /* The common pointwise case (every channel pair in the biased tile, an even out_c): from one
-         * group of 4 pixels to the next only the input and the output move, so the loop is just
-         * the two calls (the general loop below spends about 100 instructions a group deciding). */
-        tq_conv_tile_t tile = {filter, cols, cols + 4 * P, p->chan, out, out_c, (uint32_t)run / 2};
-        const int8_t *x = in;
-        for (; pix + 4 <= n_pix; pix += 4, x += 4 * p->in_c, tile.out += 4 * out_c) {
-            tq_expand4(x, p->in_c, cols, (uint32_t)p->in_c / 4);
-            tile_fn(&tile);
-            if (run < out_c) fill_tail(p, tile.out, 4, run);
+        if (pointwise) {  /* the input pixels themselves */
+            const int8_t *x = in;
+            for (; pix + 4 <= n_pix; pix += 4, x += 4 * p->in_c, tile.out += 4 * out_c) {
+                tq_expand4(x, p->in_c, cols, (uint32_t)p->in_c / 4);
+                tile_fn(&tile);
+                if (run < out_c) fill_tail(p, tile.out, 4, run);
+            }
+        } else {  /* their windows (a first layer's), without the general loop's division */
+            for (int oy = 0, ox = 0; pix + 4 <= n_pix; pix += 4, tile.out += 4 * out_c) {
+                if (!im2col_row4(p, in, oy, ox, cols, row)) im2col_group(p, in, 4, oy, ox, cols, row);
+                tile_fn(&tile);
+                if (run < out_c) fill_tail(p, tile.out, 4, run);
+                for (ox += 4; ox >= out_w; ox -= out_w) ++oy;
+            }
         }
     }
     for (; pix < n_pix; pix += 4) {
@@ -792,10 +791,7 @@ static inline __attribute__((always_inline)) void conv_body(const tq_conv_params
         } else if (fast && full && run >= 2) {
             /* The common case, all in the inner loop's registers. */
             const tq_conv_tile_t tile = {w, cols, cols + 4 * P, p->chan, dst, out_c, (uint32_t)run / 2};
-            if (w16 == 2) {  /* an even run: every pair, nothing left below */
-                if (zp == -128) tq_conv_tile_w16b_z(&tile);
-                else tq_conv_tile_w16b(&tile);
-            }
+            if (w16 == 2) tile_fn(&tile);  /* an even run: every pair, nothing left below */
             else if (w16) tq_conv_tile_w16(&tile);
             else tq_conv_tile(&tile);
             c = run & ~1;
@@ -997,7 +993,7 @@ static void __attribute__((noinline)) dw_pixel_sums(const tq_conv_params_t *p, c
 /* tq_dw3x3_rq, or its _z form for an output zero point of -128 (the same results, an instruction less an output). */
 static inline void dw_rq(const tq_conv_params_t *p, const tq_dw_taps_t *taps, const uint32_t *w, uint32_t groups,
                          int8_t *out) {
-    if (p->output_offset == -128) tq_dw3x3_rq_z(taps, w, groups, out);
+    if (tq_rq_z(p->output_offset)) tq_dw3x3_rq_z(taps, w, groups, out);
     else tq_dw3x3_rq(taps, w, groups, out);
 }
 
@@ -1100,8 +1096,8 @@ void tq_depthwise3x3_s8(const tq_conv_params_t *p, const int8_t *in, const uint3
                 taps.rows[2] = x + 2 * row_step;
                 taps.col_step = dil_w * C;
                 if (fused) {  /* the whole run in one call: no call and setup a pixel */
-                    (p->output_offset == -128 ? tq_dw3x3_rq_row_z : tq_dw3x3_rq_row)(&taps, filter, (uint32_t)C / 4, o,
-                                                                          (uint32_t)(ox_hi - ox), step);
+                    (tq_rq_z(p->output_offset) ? tq_dw3x3_rq_row_z : tq_dw3x3_rq_row)(&taps, filter, (uint32_t)C / 4,
+                                                                                      o, (uint32_t)(ox_hi - ox), step);
                     o += (ox_hi - ox - 1) * C;
                     ox = ox_hi - 1;
                     continue;
@@ -1204,6 +1200,6 @@ void tq_depthwise3x3_plane_s8(const tq_conv_params_t *p, const int8_t *in, const
     f.out = out;
     f.filter = filter;  /* 10 words a channel */
     f.channels = C;
-    if (p->output_offset == -128) tq_dw3x3_plane_z(&f);
+    if (tq_rq_z(p->output_offset)) tq_dw3x3_plane_z(&f);
     else tq_dw3x3_plane(&f);
 }

@@ -231,6 +231,9 @@ static inline int32_t tq_rq_fast_x2_z(int32_t x2, const tq_chan_t *q) {
     return tq_smmlar(x2, q->mult, q->rnd) >> q->shift;
 }
 
+/* Whether a layer's requantizing kernels take their _z form (tq_rq_fast_x2_z): its output zero point is -128. */
+static inline int tq_rq_z(int32_t output_zp) { return output_zp == -128; }
+
 static inline int32_t tq_rq_fast(int32_t acc, const tq_chan_t *q) {
     return tq_rq_fast_x2((int32_t)((uint32_t)q->bias + ((uint32_t)acc << 1)), q);
 }

@@ -164,15 +164,13 @@
     bne     \target
     .endm
 
-    .macro REQUANT_X2 acc, rnd, mult, shift, tmp   @ acc = 2 * (sum + bias): tq_rq_fast_x2, saturated to int8
+    .macro REQUANT_X2 acc, rnd, mult, shift, tmp, z=0   @ acc = 2 * (sum + bias): tq_rq_fast_x2, saturated to int8
+    .if \z                              @ an output zero point of -128: tq_rq_fast_x2_z, no correction
+    smmlar  \acc, \acc, \mult, \rnd
+    .else
     add     \tmp, \rnd, \acc, asr #31   @ rnd - [sum < 0] (tmp may be rnd)
     smmlar  \acc, \acc, \mult, \tmp
-    asr     \acc, \acc, \shift
-    ssat    \acc, #8, \acc
-    .endm
-
-    .macro REQUANT_X2Z acc, rnd, mult, shift   @ the same for an output zero point of -128: tq_rq_fast_x2_z
-    smmlar  \acc, \acc, \mult, \rnd
+    .endif
     asr     \acc, \acc, \shift
     ssat    \acc, #8, \acc
     .endm
@@ -183,10 +181,8 @@
     .endm
 
     .macro RQ acc, w16=0, z=0           @ r10-lr: the channel's bias, rnd, mult, shift
-    .if \w16 == 2 && \z                 @ acc is 2 * (sum + bias), the zero point -128: tq_rq_fast_x2_z
-    REQUANT_X2Z \acc, r11, r12, lr
-    .elseif \w16 == 2                   @ acc is already 2 * (sum + bias)
-    REQUANT_X2 \acc, r11, r12, lr, r1
+    .if \w16 == 2                       @ acc is already 2 * (sum + bias)
+    REQUANT_X2 \acc, r11, r12, lr, r1, \z
     .else
     REQUANT \acc, r10, r11, r12, lr, r1
     .endif
@@ -770,11 +766,7 @@
 
     .macro DW_RQ acc, z=0               @ acc is 2 * (sum + bias): tq_rq_fast_x2 (z: _z, the zero point -128)
     ldmia   r4!, {r10-r12}              @ rnd, mult, shift
-    .if \z
-    REQUANT_X2Z \acc, r10, r11, r12
-    .else
-    REQUANT_X2 \acc, r10, r11, r12, r9
-    .endif
+    REQUANT_X2 \acc, r10, r11, r12, r9, \z
     strb    \acc, [lr], #1
     .endm
 
@@ -975,14 +967,6 @@
     .endif
     .endm
 
-    .macro PLANE_RQ acc, z              @ a quad's sum: r0-r2 rnd, mult, shift (r4 free); z: tq_rq_fast_x2_z
-    .if \z
-    REQUANT_X2Z \acc, r0, r1, r2
-    .else
-    REQUANT_X2 \acc, r0, r1, r2, r4
-    .endif
-    .endm
-
     .macro PLANE_RUN n, z=0             @ n = 4 (a quad) or 5 (a quint) outputs of the window at r10 / r11
     ldr     r5, [sp]                    @ the sums start at the bias
     mov     r6, r5
@@ -1009,12 +993,12 @@
     .endr
     add     r2, sp, #8
     ldmia   r2, {r0-r3}                 @ rnd, mult, shift, out_step
-    PLANE_RQ r5, \z
-    PLANE_RQ r6, \z
-    PLANE_RQ r7, \z
-    PLANE_RQ r8, \z
+    REQUANT_X2 r5, r0, r1, r2, r4, \z
+    REQUANT_X2 r6, r0, r1, r2, r4, \z
+    REQUANT_X2 r7, r0, r1, r2, r4, \z
+    REQUANT_X2 r8, r0, r1, r2, r4, \z
     .if \n == 5
-    PLANE_RQ r9, \z
+    REQUANT_X2 r9, r0, r1, r2, r4, \z
     .endif
     strb    r5, [r12]
     strb    r6, [r12, r3]

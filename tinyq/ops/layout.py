@@ -260,6 +260,15 @@ def constant_output(w_row, folded: int, mult: int, shift: int, output_zp: int) -
     return y[0] if y[0] == y[1] else None
 
 
+def channel_constant(w_row, bias: int, input_zp: int, mult: int, shift: int, output_zp: int, lo: int = -128,
+                     hi: int = 127) -> int | None:
+    """The value an output channel (its weights ``w_row``, its int32 ``bias``, the input zero point not yet
+    folded) holds for every int8 input, clamped to the activation's range [lo, hi]; None when it can vary."""
+    w = np.asarray(w_row, dtype=np.int64)
+    v = constant_output(w, int(bias) - input_zp * int(w.sum()), mult, shift, output_zp)
+    return None if v is None else max(lo, min(hi, v))
+
+
 def fast_rnd(shift: int, output_zp: int) -> int:
     """tq_chan_t.rnd of the fast path: half of the right shift's divisor, and the zero point above it."""
     return (1 << (-shift - 1)) + (output_zp << -shift)

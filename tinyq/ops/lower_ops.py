@@ -8,7 +8,7 @@ import numpy as np
 
 from tinyq.graph import Graph, Operator, Tensor
 from tinyq.ops import ConstArray, KernelCall, lowering
-from tinyq.ops.layout import (channel_params, constant_output, depthwise3x3_edge, depthwise3x3_planes,
+from tinyq.ops.layout import (channel_constant, channel_params, depthwise3x3_edge, depthwise3x3_planes,
                               depthwise3x3_words, fast_ok, fast_rnd, padded_k, pair_rows)
 from tinyq.ops.quant import (
     activation_range,
@@ -159,6 +159,12 @@ def _uv(p: dict, transposed: bool) -> tuple[dict, dict]:
     return (h, w) if transposed else (w, h)
 
 
+def rq_z(params: dict) -> bool:
+    """Whether a layer's requantizing kernels take their _z form (tq_rq_z in tq_kernels.h): its output zero point
+    is -128."""
+    return params.get("output_offset") == -128
+
+
 def depthwise3x3_plane_instructions(params: dict, transposed: bool | None = None) -> int:
     """The instructions tq_depthwise3x3_plane_s8 takes for one inference of a layer (a model of the code,
     within 1 % of QEMU's count on KWS). ``transposed``: as given, or the layer's own setting."""
@@ -177,7 +183,7 @@ def depthwise3x3_plane_instructions(params: dict, transposed: bool | None = None
         gather = n_v * (PLANE_GATHER_ROW_2 + n_u // 4 * PLANE_GATHER4_2 + n_u % 4 * PLANE_GATHER1_2) / 2
     else:
         gather = n_v * (PLANE_GATHER_ROW + n_u // 4 * PLANE_GATHER4 + n_u % 4 * PLANE_GATHER1)
-    z = p.get("output_offset") == -128  # tq_dw3x3_plane_z: an instruction less an output, 3 less a pair
+    z = rq_z(p)  # tq_dw3x3_plane_z: an instruction less an output, 3 less a pair
     rows = v["out"] * (PLANE_ROW + (quads * (PLANE_QUAD - 4 * z) + PLANE_QUAD_ROW if quads else 0)
                        + quint * (PLANE_QUINT - 5 * z) + pairs * (PLANE_PAIR - 3 * z) + singles * (PLANE_SINGLE - z)
                        + (PLANE_SINGLES_ROW if singles else 0))
@@ -196,7 +202,7 @@ def depthwise3x3_windowed_instructions(params: dict) -> int:
                 if ox * p["stride_w"] - p["pad_w"] + 2 * p["dil_w"] >= p["in_w"])
     patched = (0 if "w_left" in p and "left" in edges else left) + (0 if "w_right" in p and "right" in edges else right)
     groups = p["out_h"] * -(-p["in_c"] // 4)
-    z = 4 * (p.get("output_offset") == -128)  # tq_dw3x3_rq_row_z: an instruction less an output
+    z = 4 * rq_z(p)  # tq_dw3x3_rq_row_z: an instruction less an output
     return groups * ((WINDOWED_GROUP - z) * (p["out_w"] - patched) + WINDOWED_PATCH * patched)
 
 
@@ -338,17 +344,16 @@ CONST_TAIL_UNIT = 4
 
 
 def const_tail(w_rows, bias, zp_in: int, mult, shift, zp_out: int, act_min: int, act_max: int) -> tuple[int, ...]:
-    """The values of a conv's trailing output channels that hold one value for every input (layout.constant_output,
-    clamped to the activation's range), a multiple of CONST_TAIL_UNIT of them, at least that many left computed."""
+    """The values of a conv's trailing output channels that hold one value for every input
+    (layout.channel_constant), a multiple of CONST_TAIL_UNIT of them, at least that many left computed."""
     out_c = len(w_rows)
     vals = []
     for c in range(out_c - 1, CONST_TAIL_UNIT - 1, -1):
-        b = 0 if bias is None else int(bias[c])
-        v = constant_output(w_rows[c], b - zp_in * int(np.asarray(w_rows[c], dtype=np.int64).sum()), int(mult[c]),
-                            int(shift[c]), zp_out)
+        v = channel_constant(w_rows[c], 0 if bias is None else bias[c], zp_in, int(mult[c]), int(shift[c]), zp_out,
+                             act_min, act_max)
         if v is None:
             break
-        vals.append(max(act_min, min(act_max, v)))
+        vals.append(v)
     n = len(vals) // CONST_TAIL_UNIT * CONST_TAIL_UNIT
     return tuple(reversed(vals[:n]))
 
