@@ -14,40 +14,46 @@
  *    a transfer overran MAXCNT; a guard byte behind it catches that and the console
  *    says so on the line instead of corrupting memory silently.
  *
- * The re-arm order (rx_rearm) matters in Renode 1.14's UARTE model: its transfers do not
- * stop at MAXCNT, so a byte that arrives after ENDRX is cleared but before STARTRX resets
- * the pointer lands past the buffer (the usual clear-then-start order lost bytes and
- * overwrote tx_len there). Triggering STARTRX while ENDRX still stands resets the pointer
- * with nothing moving; then ENDRX is cleared and STARTRX pulls the next byte, and a byte
- * arriving in between lands at the fresh pointer. On silicon the same order is one extra
- * STARTRX; it has run in Renode, not yet on a board.
+ * The re-arm order (rx_rearm) is nrfx's: clear ENDRX, then STARTRX. On silicon a byte
+ * already waiting in the RX FIFO moves as soon as STARTRX runs, so a second STARTRX would
+ * overwrite it. Renode 1.14's UARTE model needs another order (its transfers do not stop
+ * at MAXCNT, so a byte arriving between the clear and the start lands past the buffer):
+ * STARTRX while ENDRX still stands, clear, STARTRX again. That order exists only for the
+ * emulator and is built only with -DTQ_UARTE_RENODE_REARM; the board's firmware does not
+ * carry it.
+ *
+ * Register access goes through tq_mmio.h, so tests/test_usb.py runs this file on the
+ * host against a register-level UARTE/USBD model.
  */
 #include <stdint.h>
 
 #include "tq_board.h"
+#include "tq_mmio.h"
 #include "tq_port.h"
+#include "tq_protocol.h"
 #ifdef TQ_CONSOLE_USB
 /* The board's USB socket is a second console (started only with VBUS): output goes to both,
  * input is taken from either, so a board whose USB does not enumerate still answers on the UART. */
 #include "tq_usb_console.h"
-static int usb_on;
+static int usb_on;  /* 1 started, 0 no VBUS, -1 the USBD did not come up */
 #endif
 
 #define UARTE0_BASE 0x40002000u
-#define REG(off) (*(volatile uint32_t *)(UARTE0_BASE + (off)))
-#define TASKS_STARTRX REG(0x000u)
-#define TASKS_STARTTX REG(0x008u)
-#define EVENTS_ENDRX REG(0x110u)
-#define EVENTS_ENDTX REG(0x120u)
-#define ENABLE REG(0x500u)
-#define PSEL_TXD REG(0x50Cu)
-#define PSEL_RXD REG(0x514u)
-#define BAUDRATE REG(0x524u)
-#define RXD_PTR REG(0x534u)
-#define RXD_MAXCNT REG(0x538u)
-#define TXD_PTR REG(0x544u)
-#define TXD_MAXCNT REG(0x548u)
-#define AIRCR (*(volatile uint32_t *)0xE000ED0Cu)
+#define TASKS_STARTRX (UARTE0_BASE + 0x000u)
+#define TASKS_STARTTX (UARTE0_BASE + 0x008u)
+#define EVENTS_ENDRX (UARTE0_BASE + 0x110u)
+#define EVENTS_ENDTX (UARTE0_BASE + 0x120u)
+#define ENABLE (UARTE0_BASE + 0x500u)
+#define PSEL_TXD (UARTE0_BASE + 0x50Cu)
+#define PSEL_RXD (UARTE0_BASE + 0x514u)
+#define BAUDRATE (UARTE0_BASE + 0x524u)
+#define RXD_PTR (UARTE0_BASE + 0x534u)
+#define RXD_MAXCNT (UARTE0_BASE + 0x538u)
+#define TXD_PTR (UARTE0_BASE + 0x544u)
+#define TXD_MAXCNT (UARTE0_BASE + 0x548u)
+#define AIRCR 0xE000ED0Cu
+#define RD(a) tq_mmio_read(a)
+#define WR(a, v) tq_mmio_write((a), (v))
 
 #define ENABLE_UARTE 8u
 #define RX_GUARD 0xA5u
@@ -77,35 +83,37 @@ static void tx_flush(void) {
         return;
     }
 #ifdef TQ_CONSOLE_USB
-    if (usb_on) tq_usb_console_write(tx_buf, tx_len);
+    if (usb_on > 0) tq_usb_console_write(tx_buf, tx_len); /* never calls back into the console */
 #endif
-    TXD_PTR = (uint32_t)(uintptr_t)tx_buf;
-    TXD_MAXCNT = tx_len;
-    EVENTS_ENDTX = 0u;
-    TASKS_STARTTX = 1u;
-    while (!EVENTS_ENDTX) {}
-    EVENTS_ENDTX = 0u;
+    WR(TXD_PTR, tq_mmio_addr(tx_buf));
+    WR(TXD_MAXCNT, tx_len);
+    WR(EVENTS_ENDTX, 0u);
+    WR(TASKS_STARTTX, 1u);
+    while (!RD(EVENTS_ENDTX)) {}
+    WR(EVENTS_ENDTX, 0u);
     tx_len = 0u;
 }
 
 static void rx_rearm(void) {
     rx_buf[1] = RX_GUARD;
-    TASKS_STARTRX = 1u; /* ENDRX still set: the pointer resets, no byte moves */
-    EVENTS_ENDRX = 0u;
-    TASKS_STARTRX = 1u; /* the next byte, or one that arrived just now, lands in rx_buf[0] */
+#ifdef TQ_UARTE_RENODE_REARM
+    WR(TASKS_STARTRX, 1u); /* Renode only: ENDRX still set, the pointer resets, no byte moves */
+#endif
+    WR(EVENTS_ENDRX, 0u);
+    WR(TASKS_STARTRX, 1u); /* the next byte, or one waiting in the FIFO, lands in rx_buf[0] */
 }
 
 void tq_console_init(void) {
-    PSEL_TXD = TQ_CONSOLE_TX_PIN; /* (port << 5) | pin; bit 31 clear: connected */
-    PSEL_RXD = TQ_CONSOLE_RX_PIN;
-    BAUDRATE = baud_register(TQ_CONSOLE_BAUD);
-    ENABLE = ENABLE_UARTE;
+    WR(PSEL_TXD, TQ_CONSOLE_TX_PIN); /* (port << 5) | pin; bit 31 clear: connected */
+    WR(PSEL_RXD, TQ_CONSOLE_RX_PIN);
+    WR(BAUDRATE, baud_register(TQ_CONSOLE_BAUD));
+    WR(ENABLE, ENABLE_UARTE);
     tx_len = 0u;
     rx_buf[1] = RX_GUARD;
-    RXD_PTR = (uint32_t)(uintptr_t)rx_buf; /* double-buffered: kept for every transfer */
-    RXD_MAXCNT = 1u;
-    EVENTS_ENDRX = 0u;
-    TASKS_STARTRX = 1u;
+    WR(RXD_PTR, tq_mmio_addr(rx_buf)); /* double-buffered: kept for every transfer */
+    WR(RXD_MAXCNT, 1u);
+    WR(EVENTS_ENDRX, 0u);
+    WR(TASKS_STARTRX, 1u);
 #ifdef TQ_CONSOLE_USB
     usb_on = tq_usb_console_start();
 #endif
@@ -113,7 +121,7 @@ void tq_console_init(void) {
 
 const char *tq_console_names(void) {
 #ifdef TQ_CONSOLE_USB
-    return usb_on ? "uart+usb" : "uart,usb-off";
+    return usb_on > 0 ? "uart+usb" : usb_on < 0 ? "uart,usb-failed" : "uart,usb-off";
 #else
     return "uart";
 #endif
@@ -128,11 +136,17 @@ void tq_console_putc(char c) {
 
 int tq_console_getc(void) {
     tx_flush(); /* whatever was printed must be out before the console waits */
-    while (!EVENTS_ENDRX) {
+    while (!RD(EVENTS_ENDRX)) {
 #ifdef TQ_CONSOLE_USB
-        if (usb_on) {
+        if (usb_on > 0) {
             const int u = tq_usb_console_getc();
             if (u >= 0) return u;
+            if (tq_usb_console_take_connect()) {
+                /* A host opened the USB port: greet it here, at the top level, where a write
+                 * may wait for the host without anything re-entering. */
+                tq_console_on_connect();
+                tx_flush();
+            }
         }
 #endif
     }
@@ -151,6 +165,6 @@ int tq_console_getc(void) {
 void tq_exit(int status) {
     (void)status;
     tx_flush();
-    AIRCR = 0x05FA0004u; /* SYSRESETREQ: back to the bootloader's reset path */
+    WR(AIRCR, 0x05FA0004u); /* SYSRESETREQ: back to the bootloader's reset path */
     for (;;) {}
 }

@@ -106,6 +106,19 @@ void tq_usb_bus_reset(tq_usb_t *u) {
     u->address = 0;
     u->configuration = 0;
     u->pending_out = 0;
+    u->control_lines = 0; /* a reset host has no port open: DTR is the new host's to raise */
+    u->bootloader_requested = 0;
+    u->halted = 0;
+}
+
+/* The halt bit of an endpoint address this configuration has (0x81, 0x02, 0x83), or 0. */
+static uint32_t halt_bit(uint8_t ep) {
+    switch (ep) {
+    case 0x80u | TQ_USB_EP_DATA_IN: return 1uL << (16u + TQ_USB_EP_DATA_IN);
+    case 0x80u | TQ_USB_EP_NOTIFY_IN: return 1uL << (16u + TQ_USB_EP_NOTIFY_IN);
+    case TQ_USB_EP_DATA_OUT: return 1uL << TQ_USB_EP_DATA_OUT;
+    default: return 0;
+    }
 }
 
 uint32_t tq_usb_baud(const tq_usb_t *u) {
@@ -149,14 +162,36 @@ static void standard(tq_usb_t *u, const uint8_t *s, uint16_t value, uint16_t ind
     switch (s[1]) {
     case REQ_GET_STATUS:
         if (!in || length < 2u) break;
-        u->reply[0] = 0; /* bus powered, no remote wake-up; interfaces and endpoints: not halted */
+        u->reply[0] = 0; /* bus powered, no remote wake-up; interfaces: all zero */
         u->reply[1] = 0;
+        if (recipient == 2u) {
+            const uint8_t ep = (uint8_t)index;
+            if ((ep & 0x7Fu) != 0u) {
+                const uint32_t bit = halt_bit(ep);
+                if (!bit || !u->configuration) break;
+                u->reply[0] = (u->halted & bit) ? 1u : 0u;
+            }
+        } else if (recipient == 1u) {
+            if (index > 1u || !u->configuration) break;
+        } else if (recipient != 0u) {
+            break;
+        }
         answer(r, u->reply, 2, length);
         return;
     case REQ_CLEAR_FEATURE:
     case REQ_SET_FEATURE:
-        if (recipient == 2u && value == 0u) return; /* ENDPOINT_HALT: the register layer acts on it */
-        if (recipient == 0u && value == 1u) return; /* DEVICE_REMOTE_WAKEUP: accepted, never used */
+        if (recipient == 2u && value == 0u) { /* ENDPOINT_HALT */
+            const uint8_t ep = (uint8_t)index;
+            if ((ep & 0x7Fu) == 0u) return; /* endpoint 0 is never halted by request */
+            const uint32_t bit = halt_bit(ep);
+            if (!bit || !u->configuration) break;
+            if (s[1] == REQ_SET_FEATURE) u->halted |= bit; else u->halted &= ~bit;
+            r->halt_ep = ep;
+            r->halt_op = s[1] == REQ_SET_FEATURE ? TQ_USB_HALT_SET : TQ_USB_HALT_CLEAR;
+            return;
+        }
+        /* DEVICE_REMOTE_WAKEUP: the configuration does not advertise it (bmAttributes 0x80), so
+         * it is a request error (USB 2.0, 9.4.1 and 9.4.9): stall. */
         break;
     case TQ_USB_REQ_SET_ADDRESS:
         if (recipient != 0u || value > 127u) break;
@@ -206,8 +241,11 @@ static void cdc(tq_usb_t *u, const uint8_t *s, uint16_t value, uint16_t index, u
     case CDC_SET_CONTROL_LINE_STATE: {
         const uint16_t before = u->control_lines;
         u->control_lines = value & 3u;
-        /* The Arduino touch: the port opened at 1200 baud, then closed (DTR dropped). */
+        /* The Arduino touch: the port opened at 1200 baud, then closed (DTR dropped). The
+         * register layer resets once DTR has stayed low TQ_USB_TOUCH_DELAY_MS; a port opened
+         * again before that cancels it. */
         if ((before & 1u) && !(value & 1u) && tq_usb_baud(u) == TQ_USB_TOUCH_BAUD) u->bootloader_requested = 1;
+        if (value & 1u) u->bootloader_requested = 0;
         return;
     }
     case CDC_SEND_BREAK:
@@ -227,6 +265,8 @@ void tq_usb_setup(tq_usb_t *u, const uint8_t setup[8], tq_usb_reply_t *r) {
     r->stall = 0;
     r->zlp = 0;
     r->data_out = 0;
+    r->halt_ep = 0;
+    r->halt_op = 0;
     u->pending_out = 0;
     switch ((setup[0] >> 5) & 3u) {
     case 0: /* standard */

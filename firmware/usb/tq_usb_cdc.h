@@ -23,9 +23,14 @@
 #define TQ_USB_REQ_SET_ADDRESS 5u
 #define TQ_USB_REQ_SET_CONFIGURATION 9u
 
-/* The 1200-baud touch: what the Arduino core writes to GPREGRET before its reset. */
+/* The 1200-baud touch: what the Nano 33 BLE's Arduino core (ArduinoCore-mbed,
+ * variants/ARDUINO_NANO33BLE/pins_arduino.h: DFU_MAGIC_SERIAL_ONLY_RESET) writes to
+ * GPREGRET before its reset; the board's bootloader compares GPREGRET with it. (0x4e is
+ * the Adafruit nRF52 bootloader's value, which this board does not run.) */
 #define TQ_USB_TOUCH_BAUD 1200u
-#define TQ_USB_DFU_MAGIC_SERIAL_ONLY_RESET 0x4eu
+#define TQ_USB_DFU_MAGIC_SERIAL_ONLY_RESET 0xb0u
+/* ... and only once DTR has stayed low this long, so the host's request completes first. */
+#define TQ_USB_TOUCH_DELAY_MS 200u
 
 typedef struct {
     uint16_t vid, pid, bcd_device;
@@ -40,6 +45,7 @@ typedef struct {
     uint16_t control_lines;       /* bit 0 DTR, bit 1 RTS */
     uint8_t bootloader_requested; /* the 1200-baud touch happened: reset into the bootloader */
     uint8_t pending_out;          /* bRequest of a control OUT whose data stage is awaited, or 0 */
+    uint32_t halted;              /* ENDPOINT_HALT: bit n OUT endpoint n, bit 16+n IN endpoint n */
     /* descriptors built at init */
     uint8_t device[18];
     uint8_t strings[4][2 + 2 * 32]; /* 0: languages, 1: manufacturer, 2: product, 3: serial */
@@ -52,11 +58,18 @@ typedef struct {
     uint8_t stall;       /* answer with a protocol STALL */
     uint8_t zlp;         /* end the IN data stage with a zero-length packet */
     uint8_t data_out;    /* an OUT data stage of wLength bytes follows: give it to tq_usb_control_out */
+    uint8_t halt_ep;     /* SET/CLEAR_FEATURE(ENDPOINT_HALT) on this endpoint address (0x81, 0x02, 0x83) ... */
+    uint8_t halt_op;     /* ... TQ_USB_HALT_SET or TQ_USB_HALT_CLEAR (0: none): the register layer stalls,
+                            or unstalls and resets the data toggle to DATA0 */
 } tq_usb_reply_t;
+
+#define TQ_USB_HALT_SET 1u
+#define TQ_USB_HALT_CLEAR 2u
 
 /* Build the descriptors; the serial number is the 64-bit FICR DEVICEID as 16 hex digits. */
 void tq_usb_init(tq_usb_t *u, const tq_usb_ids_t *ids, uint32_t device_id_lo, uint32_t device_id_hi);
-/* A bus reset: back to the default state (address 0, unconfigured), descriptors kept. */
+/* A bus reset: back to the default state (address 0, unconfigured, no port open, nothing
+ * halted, no touch pending), descriptors kept. */
 void tq_usb_bus_reset(tq_usb_t *u);
 /* Answer one setup packet (8 bytes as they came off the bus). */
 void tq_usb_setup(tq_usb_t *u, const uint8_t setup[8], tq_usb_reply_t *r);
