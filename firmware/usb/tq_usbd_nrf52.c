@@ -175,7 +175,6 @@ static void halt(uint8_t ep, uint8_t op) {
     }
     /* CLEAR_FEATURE(ENDPOINT_HALT): unstall, the data toggle back to DATA0 (USB 2.0, 9.4.5),
      * and an OUT endpoint re-armed (the host reset its pipe: what the endpoint held is gone). */
-    WR(EPSTALL, reg);
     dtoggle_data0(reg);
     if (!(ep & 0x80u)) {
         WR(SIZE_EPOUT(ep & 7u), 0u);
@@ -183,6 +182,7 @@ static void halt(uint8_t ep, uint8_t op) {
     } else if ((ep & 7u) == TQ_USB_EP_DATA_IN) {
         in_busy = 0;
     }
+    WR(EPSTALL, reg); /* unstalled last, on a clean endpoint */
 }
 
 static void on_setup(void) {
