@@ -9,6 +9,7 @@ moves those bytes through the nRF52840's USBD has not run on silicon in CI.
 from __future__ import annotations
 
 import ctypes
+import os
 import shutil
 import struct
 import subprocess
@@ -552,3 +553,84 @@ def test_uart_receive_keeps_bytes_waiting_in_the_fifo(host):
         h.h.m_uart_push(b"info\n", 5)
         reply = h.until(b"tinyq-ready\n", where="uart", start=start, timeout=5)
         assert b"tinyq-info" in reply and b"tq-error" not in reply
+
+
+# ---------------------------------------------------------------------------------------
+# The host side: the touch and the board's USB ids.
+
+class _FakeSerial:
+    """serial.Serial as pyserial behaves when the board resets under the DTR drop."""
+
+    raise_on_dtr: BaseException | None = None
+    opened: list = []
+
+    def __init__(self, port, baud):
+        self.port, self.baud = port, baud
+        _FakeSerial.opened.append((port, baud))
+
+    @property
+    def dtr(self):
+        return True
+
+    @dtr.setter
+    def dtr(self, value):
+        if _FakeSerial.raise_on_dtr is not None:
+            raise _FakeSerial.raise_on_dtr
+
+    def close(self):
+        pass
+
+
+@pytest.mark.parametrize("error", [
+    OSError(71, "Protocol error"),                         # Linux: TIOCMBIC on a vanishing port
+    OSError(6, "Device not configured"),                   # macOS: ENXIO
+    "serial",                                              # Windows: SerialException from ClearCommError
+])
+def test_the_touch_survives_what_pyserial_raises_when_the_board_resets(monkeypatch, error):
+    import serial
+
+    from tinyq.flash import touch_1200bps
+
+    _FakeSerial.raise_on_dtr = serial.SerialException("ClearCommError failed") if error == "serial" else error
+    _FakeSerial.opened = []
+    monkeypatch.setattr(serial, "Serial", _FakeSerial)
+    touch_1200bps("/dev/ttyACM0")                          # no exception: the touch reached the board
+    assert _FakeSerial.opened == [("/dev/ttyACM0", 1200)]
+
+
+def test_the_touch_reports_a_port_that_cannot_be_opened(monkeypatch):
+    import serial
+
+    from tinyq.errors import TransportError
+    from tinyq.flash import touch_1200bps
+
+    def refuse(*a):
+        raise OSError(13, "Permission denied")
+    monkeypatch.setattr(serial, "Serial", refuse)
+    with pytest.raises(TransportError, match="1200-baud"):
+        touch_1200bps("/dev/ttyACM0")
+
+
+@pytest.mark.parametrize("pid,mode", [(0x805A, "application"), (0x015A, "application"), (0x025A, "application"),
+                                      (0x005A, "bootloader"), (0x8057, None)])
+def test_discovery_knows_every_id_the_nano33_enumerates_as(pid, mode):
+    from types import SimpleNamespace
+
+    from tinyq.ports import find_ports
+
+    board = get_board("nano33")
+    p = SimpleNamespace(device="/dev/ttyACM0", vid=0x2341, pid=pid, serial_number="X", description="Nano")
+    found = find_ports({board.id: board}, [p])
+    assert [f.mode for f in found] == ([mode] if mode else [])
+
+
+def test_bossac_on_windows_is_found_under_localappdata(tmp_path, monkeypatch):
+    from tinyq.ports import find_bossac
+
+    exe = tmp_path / "Arduino15/packages/arduino/tools/bossac/1.9.1-arduino2/bossac.exe"
+    exe.parent.mkdir(parents=True)
+    exe.write_text("#!/bin/sh\necho 'Version 1.9.1-arduino2'\n")
+    exe.chmod(0o755)
+    monkeypatch.setenv("LOCALAPPDATA", str(tmp_path))
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    assert find_bossac(path=os.devnull) == (str(exe), "1.9.1-arduino2")

@@ -230,10 +230,20 @@ def touch_1200bps(port: str) -> None:
 
     try:
         s = serial.Serial(port, 1200)
-        s.dtr = False
-        s.close()
-    except serial.SerialException as e:
+    except (serial.SerialException, OSError) as e:
         raise TransportError(f"cannot open {port} for the 1200-baud reset: {e}") from e
+    # The board resets into its bootloader once DTR is low: the port can vanish under the
+    # close. pyserial then raises what the OS said: a plain OSError from the TIOCMBIC ioctl
+    # on Linux and macOS, a SerialException (ClearCommError / EscapeCommFunction) on
+    # Windows. Any of them means the touch reached the board.
+    try:
+        s.dtr = False
+    except (serial.SerialException, OSError):
+        pass
+    try:
+        s.close()
+    except (serial.SerialException, OSError):
+        pass
 
 
 def upload_board(firmware_bin: Path, firmware_hex: Path, board: Board, port: str | None) -> str:

@@ -42,6 +42,26 @@ def _list_ports():
     return list_ports.comports()
 
 
+#: USB ids a board enumerates as besides its board file's two, from the board's Arduino core
+#: (ArduinoCore-mbed boards.txt, nano33ble.pid.N): 0x015a and 0x025a are sketches whose USB
+#: carries more than the CDC port (the core adds 0x0100 / 0x0200 to the product id); they
+#: answer the 1200-baud touch like the 0x805a application.
+EXTRA_USB_IDS: dict[str, dict[tuple[int, int], str]] = {
+    "nano33": {(0x2341, 0x015A): "application", (0x2341, 0x025A): "application"},
+}
+
+
+def usb_mode(board: Board, vid: int, pid: int) -> str | None:
+    """"application", "bootloader" or None: what ``board`` is doing if it enumerates as vid:pid."""
+    if board.usb is None:
+        return None
+    if (vid, pid) == (board.usb.vid, board.usb.pid):
+        return "application"
+    if (vid, pid) == (board.usb.bootloader_vid, board.usb.bootloader_pid):
+        return "bootloader"
+    return EXTRA_USB_IDS.get(board.id, {}).get((vid, pid))
+
+
 def find_ports(boards: dict[str, Board] | None = None, ports=None) -> list[FoundPort]:
     """Every connected port whose USB ids match a board file (``ports``: list_ports results, for tests)."""
     boards = load_boards() if boards is None else boards
@@ -50,10 +70,7 @@ def find_ports(boards: dict[str, Board] | None = None, ports=None) -> list[Found
         if p.vid is None:
             continue
         for b in boards.values():
-            if b.usb is None:
-                continue
-            mode = ("application" if (p.vid, p.pid) == (b.usb.vid, b.usb.pid) else
-                    "bootloader" if (p.vid, p.pid) == (b.usb.bootloader_vid, b.usb.bootloader_pid) else None)
+            mode = usb_mode(b, p.vid, p.pid)
             if mode:
                 found.append(FoundPort(p.device, b.id, mode, p.vid, p.pid, p.serial_number, p.description or ""))
     return sorted(found, key=lambda f: f.device)
@@ -81,6 +98,8 @@ BOSSAC_PLACES = (
     "~/.arduino15/packages/arduino/tools/bossac/*/bossac",
     "~/Library/Arduino15/packages/arduino/tools/bossac/*/bossac",
     "~/.platformio/packages/tool-bossac*/bossac",
+    "%LOCALAPPDATA%/Arduino15/packages/arduino/tools/bossac/*/bossac.exe",   # Arduino IDE/CLI on Windows
+    "~/.platformio/packages/tool-bossac*/bossac.exe",
 )
 BOSSAC_HOWTO = ("install the Arduino fork of bossac: `arduino-cli core install arduino:mbed_nano` (it lands in "
                 "~/.arduino15/packages/arduino/tools/bossac/), or the board's core in the Arduino IDE; Debian's "
@@ -104,13 +123,18 @@ def find_bossac(places=BOSSAC_PLACES, path: str | None = None) -> tuple[str, str
     """
     candidates = []
     for pattern in places:
-        candidates += sorted(glob.glob(os.path.expanduser(pattern)), reverse=True)  # newest version first
+        expanded = os.path.expanduser(pattern)
+        if expanded.startswith("%LOCALAPPDATA%"):
+            if not os.environ.get("LOCALAPPDATA"):
+                continue  # not Windows
+            expanded = os.environ["LOCALAPPDATA"] + expanded[len("%LOCALAPPDATA%"):]
+        candidates += sorted(glob.glob(expanded), reverse=True)  # newest version first
     on_path = shutil.which("bossac", path=path)
     if on_path:
         candidates.append(on_path)
     rejected = []
     for exe in candidates:
-        if not os.access(exe, os.X_OK):
+        if not os.access(exe, os.X_OK) and not exe.lower().endswith(".exe"):
             continue
         version = bossac_version(exe)
         if version and "arduino" in version:
