@@ -4,6 +4,13 @@ Three readers take data from outside: the .tflite reader (files from anywhere), 
 protocol parser (whatever a device or a noisy serial line prints) and the board loader
 (board files users write). Each is fed thousands of mutated real inputs. The figures
 are quoted in the README ("What tinyq guarantees"); TINYQ_FUZZ_EXAMPLES raises them.
+
+Malformed flatbuffers are one kind of bad file; well-formed ones with hostile values (zero
+and huge dimensions, scales of 0, inf or NaN, zero points out of range, quantization axes
+past the shape, buffers shorter than their tensors, absurd strides and windows) are the
+other (tests/hostile.py makes them). Each must be refused with a TinyqError or built
+exactly: the generated C run on the host and compared with TFLM, byte for byte.
+TINYQ_FUZZ_BUILDS sets how many of those end-to-end checks run.
 """
 
 from __future__ import annotations
@@ -29,6 +36,7 @@ FUZZ = settings(max_examples=EXAMPLES, deadline=None, derandomize=True,
                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 
 TINY = (DATA / "tiny_int8.tflite").read_bytes()
+BUILDS = int(os.environ.get("TINYQ_FUZZ_BUILDS", "16"))
 
 
 @st.composite
@@ -75,6 +83,72 @@ def _read_and_plan(buf: bytes) -> None:
 @given(mutated(TINY))
 def test_tflite_reader_raises_only_tinyq_errors(buf):
     only_tinyq_errors(_read_and_plan, buf)
+
+
+@st.composite
+def hostile_models(draw, seed: bytes = TINY):
+    """``seed`` with one hostile but well-formed value (tests/hostile.py), or two."""
+    from hostile import DIMS, OPTIONS, SCALES, ZERO_POINTS, hostile
+
+    values = {"dim": DIMS, "scale": SCALES, "zero_point": ZERO_POINTS, "axis": [-1, 1, 2, 3, 5, 2**31 - 1],
+              "short_buffer": [1, 2, 4, 1000], "option": OPTIONS}
+    buf = seed
+    for _ in range(draw(st.integers(1, 2))):
+        kind = draw(st.sampled_from(sorted(values)))
+        edited = hostile(buf, kind, draw(st.integers(0, 63)), draw(st.sampled_from(values[kind])),
+                         draw(st.integers(0, 3)))
+        if edited is None:  # the value does not fit that field's type: nothing to test
+            continue
+        buf = edited
+    return buf
+
+
+def _plan_and_emit(buf: bytes):
+    from tinyq.emit.model import emit_model
+
+    g = parse_tflite(buf, "hostile.tflite")
+    tflite_kind(g)
+    analyze(g)
+    return g, emit_model(plan_memory(g), buf, source="hostile.tflite")
+
+
+@FUZZ
+@given(hostile_models())
+def test_hostile_values_raise_only_tinyq_errors(buf):
+    only_tinyq_errors(_plan_and_emit, buf)
+
+
+@settings(FUZZ, max_examples=BUILDS)
+@given(hostile_models())
+def test_hostile_models_are_refused_or_built_exact(buf):
+    """What passes every check is built, and the generated C must then give TFLM's bytes (TFLM runs in a
+    worker: a hostile model may make it abort, which is a refusal too, in one line)."""
+    import numpy as np
+
+    from tinyq import isolate
+    from tinyq.hostrun import run_generated
+
+    try:
+        g, files = _plan_and_emit(buf)
+        x = np.random.default_rng(0).integers(-128, 128, size=(3, *g.input_tensors[0].shape[1:]), dtype=np.int8)
+        expected, _ = isolate.call("tinyq.reference:reference_outputs", buf, x, what="TFLM")
+    except TinyqError as e:
+        assert "\n" not in e.message and e.hint
+        return
+    host = run_generated(files, x.reshape(len(x), -1), expected.shape[1:])
+    assert np.array_equal(host, expected)
+
+
+def test_the_hostile_edits_reach_past_the_reader():
+    """The hostile strategy is only worth its figure if edited models get past parsing into the planner and
+    the host check, and if every kind of edit is taken."""
+    from hostile import hostile
+
+    kinds = {"dim": 3, "scale": 1e-3, "zero_point": 5, "axis": 3, "short_buffer": 1, "option": 2}
+    for kind, value in kinds.items():
+        assert hostile(TINY, kind, 1, value) not in (None, TINY), kind
+    # A value a converter could have written is built, not refused.
+    _plan_and_emit(hostile(TINY, "zero_point", 0, 5))
 
 
 def _log() -> str:

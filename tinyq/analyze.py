@@ -11,11 +11,15 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from tinyq.errors import UnsupportedModelError
+from tinyq.errors import BudgetError, UnsupportedModelError
 from tinyq.graph import Graph, Operator
+from tinyq.shapes import shape_problem
 
 _WEIGHTED = ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED")
 _ACTIVATIONS = ("NONE", "RELU", "RELU6", "RELU_N1_TO_1")
+#: Operands (by position) the lowering reads as stored constants: weights, biases, paddings, axes.
+_CONSTANT_OPERANDS = {"CONV_2D": (1, 2), "DEPTHWISE_CONV_2D": (1, 2), "FULLY_CONNECTED": (1, 2), "PAD": (1,),
+                      "MEAN": (1,)}
 #: Inputs each supported op takes in a TFLite file (min, max); ops not named take exactly one.
 _ARITY = {"CONV_2D": (2, 3), "DEPTHWISE_CONV_2D": (2, 3), "FULLY_CONNECTED": (2, 3), "ADD": (2, 2), "MUL": (2, 2),
           "MEAN": (2, 2), "PAD": (2, 2), "RESHAPE": (1, 2), "CONCATENATION": (1, 1 << 16)}
@@ -113,6 +117,11 @@ def op_macs(graph: Graph, op: Operator) -> int:
     return 0
 
 
+def model_macs(graph: Graph) -> int:
+    """The model's multiply-accumulates: the one figure `inspect`, `build`, build.json and the generated C all give."""
+    return sum(_safe_macs(graph, op) for op in graph.operators)
+
+
 def _safe_macs(graph: Graph, op: Operator) -> int:
     """op_macs for any model tinyq can read, 0 where an op's operands are not shaped as TFLite's builtins."""
     try:
@@ -186,7 +195,15 @@ def _op_level(graph: Graph, op: Operator, supported: frozenset[str]) -> list[Iss
             bad(x, f"batch {x.shape[0]}", "convert with a batch of 1 (tinyq quantize does)")
         elif x.quant is None and x.dtype == "INT8":
             bad(x, "int8 tensor without quantization parameters", "re-quantize the model")
+    for pos in _CONSTANT_OPERANDS.get(op.opcode, ()):
+        if pos < len(op.inputs) and op.inputs[pos] >= 0 and not t[op.inputs[pos]].is_constant:
+            bad(t[op.inputs[pos]], f"its operand {pos} is computed at run time; tinyq needs it stored in the model",
+                "convert the model with TensorFlow's converter, which stores weights, biases and paddings as constants")
     if issues:
+        return issues
+    problem = shape_problem(graph, op)
+    if problem:  # the planner and kernels size buffers by the declared shapes: they must be what the op computes
+        bad(t[op.outputs[0]], problem, "the .tflite was edited or is damaged: convert the model again")
         return issues
     act = op.options.get("fused_activation_function", "NONE")
     if act not in _ACTIVATIONS:
@@ -201,8 +218,8 @@ def _op_level(graph: Graph, op: Operator, supported: frozenset[str]) -> list[Iss
         a, b, y = t[op.inputs[0]], t[op.inputs[1]], t[op.outputs[0]]
         if len(y.shape) > 4 or any(len(s.shape) > len(y.shape) for s in (a, b)):
             bad(b, f"{op.opcode} of shapes {a.shape} and {b.shape}", "use at most 4-D tensors")
-    if op.opcode == "MEAN" and (not t[op.inputs[1]].is_constant or len(t[op.inputs[0]].shape) > 4):
-        bad(t[op.inputs[1]], "MEAN over computed axes or a tensor of rank > 4", "reduce over fixed axes of NHWC")
+    if op.opcode == "MEAN" and len(t[op.inputs[0]].shape) > 4:
+        bad(t[op.inputs[0]], "MEAN of a tensor of rank > 4", "reduce over fixed axes of NHWC")
     if op.opcode == "CONCATENATION" and act != "NONE":
         bad(None, f"fused activation {act} on CONCATENATION", "apply the activation as a separate layer")
     fixed_out = {"SOFTMAX": (1 / 256, -128), "LOGISTIC": (1 / 256, -128), "TANH": (1 / 128, 0)}
@@ -243,6 +260,20 @@ def tflite_kind(graph: Graph) -> str:
     if float_activations:
         return "hybrid"
     return "int8" if io == {"INT8"} else "int8-float-io"
+
+
+def check_tensor_sizes(graph: Graph, ram_bytes: int, board: str) -> None:
+    """Refuse a model with an activation larger than the board's RAM, before anything is allocated for it.
+
+    The full budget (:mod:`tinyq.budget`) comes after planning; this check is what keeps a model that
+    declares a huge input from making tinyq allocate verification inputs (or the planner tables) for it.
+    """
+    for t in graph.tensors:
+        if not t.is_constant and t.nbytes > ram_bytes:
+            role = "input" if t.index in graph.inputs else "output" if t.index in graph.outputs else "activation"
+            raise BudgetError(f"the model's {role} '{t.name}' {list(t.shape)} needs {t.nbytes:,} B of RAM alone; "
+                              f"{board} has {ram_bytes:,} B",
+                              hint="the model does not fit this board: use a smaller input or model")
 
 
 def check_compatibility(graph: Graph) -> tuple[Issue, ...]:

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from tinyq.errors import InputFileError
+from tinyq.errors import InputFileError, UnsupportedModelError
 
 _NUMPY_DTYPES = {
     "FLOAT32": np.float32,
@@ -29,6 +29,10 @@ _NUMPY_DTYPES = {
     "INT64": np.int64,
     "BOOL": np.bool_,
 }
+#: The zero points each quantized type can hold (TFLite's own rule: int16 is symmetric).
+_ZERO_POINT_RANGE = {"INT8": (-128, 127), "UINT8": (0, 255), "INT16": (0, 0), "INT32": (-2**31, 2**31 - 1)}
+#: No tensor may be larger than this: TFLite counts elements and bytes in int32, and so does tinyq's C.
+MAX_TENSOR_BYTES = 2**31 - 1
 
 
 @dataclass(frozen=True)
@@ -178,22 +182,21 @@ def parse_tflite(buf: bytes, source: str = "<bytes>") -> Graph:
                     axis=int(q.QuantizedDimension()),
                 )
             dtype = type_names.get(t.Type(), f"TYPE_{t.Type()}")
-            data = None
+            data = raw = None
             b = model.Buffers(t.Buffer())
             if b is not None:
-                raw = None
                 if b.DataLength() > 0:
                     raw = b.DataAsNumpy().tobytes()
                 elif hasattr(b, "Offset") and b.Offset() > 1:
                     raw = bytes(buf[b.Offset() : b.Offset() + b.Size()])
-                if raw is not None:
-                    np_dtype = _NUMPY_DTYPES.get(dtype, np.uint8)
-                    shape = tuple(int(s) for s in t.ShapeAsNumpy()) if t.ShapeLength() else ()
-                    arr = np.frombuffer(raw, dtype=np_dtype)
-                    data = arr.reshape(shape) if arr.size == int(np.prod(shape, dtype=np.int64)) else arr
-                    data.setflags(write=False)
             name = t.Name().decode("utf-8", "replace") if t.Name() else f"t{i}"
             shape = tuple(int(s) for s in t.ShapeAsNumpy()) if t.ShapeLength() else ()
+            where = f"{source}: tensor {i} '{name}'"
+            _check_shape(where, shape, dtype, constant=raw is not None)
+            if raw is not None:
+                data = _constant(where, raw, shape, dtype)
+            if quant is not None:
+                _check_quantization(where, quant, shape, dtype, constant=raw is not None)
             tensors.append(Tensor(i, name, shape, dtype, quant, data, bool(t.IsVariable())))
 
         op_names = tflite.BUILTIN_OPCODE2NAME
@@ -221,10 +224,65 @@ def parse_tflite(buf: bytes, source: str = "<bytes>") -> Graph:
             num_subgraphs=model.SubgraphsLength(),
             description=desc,
         )
-    except InputFileError:
+    except (InputFileError, UnsupportedModelError):
         raise
     except Exception as e:  # a truncated or corrupt flatbuffer fails in many ways
         raise InputFileError(f"{source}: corrupt TFLite flatbuffer ({type(e).__name__}: {e})") from e
+
+
+def _check_shape(where: str, shape: tuple[int, ...], dtype: str, constant: bool) -> None:
+    """A declared shape every later stage can trust: no negative dimension, no tensor past int32 bytes,
+    and no empty activation (a model input with no elements has nothing to run on). Checked here, before
+    anything is allocated from it."""
+    if any(d < 0 for d in shape):
+        raise InputFileError(f"{where} has shape {list(shape)}: a negative dimension",
+                             hint="re-export the model with fixed dimensions (batch 1); the .tflite is damaged or dynamic")
+    elements = int(np.prod(shape, dtype=object)) if shape else 1  # object: no int64 overflow on hostile shapes
+    nbytes = elements * np.dtype(_NUMPY_DTYPES.get(dtype, np.uint8)).itemsize
+    if nbytes > MAX_TENSOR_BYTES:
+        raise UnsupportedModelError(f"{where} has shape {list(shape)}: {nbytes:,} bytes, more than TFLite or any "
+                                    "microcontroller can address (2 GiB)",
+                                    hint="check the model's input size; a microcontroller model is kilobytes")
+    if elements == 0 and not constant:
+        raise UnsupportedModelError(f"{where} has shape {list(shape)}: no elements",
+                                    hint="a tensor with a zero-size dimension cannot run; re-export the model with "
+                                         "its real input shape")
+
+
+def _constant(where: str, raw: bytes, shape: tuple[int, ...], dtype: str) -> np.ndarray:
+    """A constant's contents, which must fill its shape exactly (types numpy cannot hold stay flat bytes)."""
+    if dtype not in _NUMPY_DTYPES:
+        arr = np.frombuffer(raw, dtype=np.uint8)  # e.g. INT4 (packed), STRING: read as bytes
+    else:
+        np_dtype = np.dtype(_NUMPY_DTYPES[dtype])
+        want = (int(np.prod(shape, dtype=np.int64)) if shape else 1) * np_dtype.itemsize
+        if len(raw) != want:
+            raise InputFileError(f"{where}: corrupt TFLite flatbuffer (its buffer holds {len(raw):,} bytes, its shape "
+                                 f"{list(shape)} of {dtype} needs {want:,})")
+        arr = np.frombuffer(raw, dtype=np_dtype).reshape(shape)
+    arr.setflags(write=False)
+    return arr
+
+
+def _check_quantization(where: str, q: Quantization, shape: tuple[int, ...], dtype: str, constant: bool) -> None:
+    """Quantization parameters TFLite itself would accept: finite positive scales (a constant may have 0),
+    one zero point a scale, in the type's range, and a per-channel axis that exists and matches."""
+    bad = [s for s in q.scale if not np.isfinite(s) or s < 0 or (s == 0 and not constant)]
+    if bad:
+        raise UnsupportedModelError(f"{where}: quantization scale {bad[0]}",
+                                    hint="scales must be finite and above 0; the .tflite was not made by a "
+                                         "TFLite converter, or is damaged")
+    if len(q.zero_point) != len(q.scale):
+        raise InputFileError(f"{where}: corrupt TFLite flatbuffer ({len(q.scale)} scales, "
+                             f"{len(q.zero_point)} zero points)")
+    lo, hi = _ZERO_POINT_RANGE.get(dtype, (-2**63, 2**63 - 1))
+    out = [z for z in q.zero_point if not lo <= z <= hi]
+    if out:
+        raise UnsupportedModelError(f"{where}: zero point {out[0]} is outside what {dtype} holds here ({lo}..{hi})",
+                                    hint="the .tflite was not made by a TFLite converter, or is damaged")
+    if q.per_channel and not (0 <= q.axis < len(shape) and shape[q.axis] == len(q.scale)):
+        raise InputFileError(f"{where}: corrupt TFLite flatbuffer ({len(q.scale)} per-channel scales along axis "
+                             f"{q.axis} of shape {list(shape)})")
 
 
 def _check_references(source: str, n_tensors: int, ops, inputs, outputs) -> None:

@@ -54,10 +54,11 @@ def log_dir() -> Path:
 
 
 def call(func: str, *args: Any, what: str = "TensorFlow", on_progress: Callable[[str], None] | None = None,
-         **kwargs: Any) -> Any:
+         crash_hint: str | None = None, **kwargs: Any) -> Any:
     """Call ``func`` ("module:name") with the arguments in a child process; return its result.
 
     ``on_progress`` receives each line the child passes to :func:`progress`, as it comes.
+    ``crash_hint`` is the hint of a crash (default: one about TensorFlow's converter).
 
     A :class:`TinyqError` raised in the child is raised here as it was. Any other
     failure, a crash by a signal included, becomes a :class:`QuantizationError` whose
@@ -99,7 +100,7 @@ def call(func: str, *args: Any, what: str = "TensorFlow", on_progress: Callable[
         else:
             how = f"exited with status {code}"
         raise errors.QuantizationError(f"{what} {how} while {facts.get('doing', 'starting')}; its output is in {log}",
-                                       hint=_crash_hint(facts))
+                                       hint=crash_hint or _crash_hint(facts))
 
 
 def _wait(proc, progress_file: Path, on_progress: Callable[[str], None] | None) -> int:

@@ -65,7 +65,6 @@ def build(model: Path, board_id: str, calib: Path | None, out_dir: Path, eval_pa
     from tinyq.hostrun import run_generated
     from tinyq.memory_plot import plot_memory
     from tinyq.outputs import check_build_dir
-    from tinyq.reference import TflmReference
 
     # Everything the user gave is checked before TensorFlow starts.
     board = get_board(board_id)
@@ -83,13 +82,14 @@ def build(model: Path, board_id: str, calib: Path | None, out_dir: Path, eval_pa
         if signature is not None:
             raise InputFileError("--signature applies to SavedModel folders only")
         progress("reading the int8 .tflite")
-        q, x_int8 = quantize.from_int8_tflite(inputs, verify_inputs)
+        q, x_int8 = quantize.from_int8_tflite(inputs, verify_inputs, board=board)
         graph = parse_tflite(q.tflite, str(model))
     else:
         progress("quantizing (TensorFlow)")
         q = isolate.call("tinyq.quantize:quantize", inputs, mode, signature=signature, finetune=finetune,
                          on_progress=progress)
         graph = parse_tflite(q.tflite, "quantized model")
+        analyze.check_tensor_sizes(graph, board.memory.ram_bytes, board.id)
         # Verification inputs: real samples, quantized as the device receives them.
         data = inputs.eval if inputs.eval is not None else inputs.calib
         samples = load.check_shape(data, q.input_shape[1:])[:verify_inputs]
@@ -103,8 +103,10 @@ def build(model: Path, board_id: str, calib: Path | None, out_dir: Path, eval_pa
     model_files = emit_model(mem, q.tflite, source=Path(model).name)
 
     progress("running the TFLM reference and the generated C on the host")
-    ref = TflmReference(q.tflite)
-    expected = np.stack([ref.run(x) for x in x_int8])
+    # TFLM runs in a worker: a hostile model can make it abort, and that must not kill tinyq silently.
+    expected, tflm_arena = isolate.call(
+        "tinyq.reference:reference_outputs", q.tflite, x_int8, what="TFLM (the host reference)",
+        crash_hint="TFLM cannot run this model either; check its quantization parameters with `tinyq inspect`")
     host = run_generated(model_files, x_int8.reshape(len(x_int8), -1), expected.shape[1:])
     host_exact = bool(np.array_equal(host, expected))
     if not host_exact:
@@ -129,16 +131,16 @@ def build(model: Path, board_id: str, calib: Path | None, out_dir: Path, eval_pa
         if q.float_tflite:
             # The float model as converted: `flash --eval` compares the device with it (TFLM runs it).
             (tmp / FLOAT_MODEL).write_bytes(q.float_tflite)
-        if ref.arena is not None:
+        if tflm_arena is not None:
             # The same model as a TensorFlow Lite Micro project, for users who have TFLM.
-            for name, text in emit_tflm(graph, q.tflite, board, ref.arena.total, Path(model).name).items():
+            for name, text in emit_tflm(graph, q.tflite, board, tflm_arena.total, Path(model).name).items():
                 (tmp / "tflm" / name).parent.mkdir(parents=True, exist_ok=True)
                 (tmp / "tflm" / name).write_text(text)
         if q.keras_model:
             (tmp / FINETUNED_MODEL).write_bytes(q.keras_model)
         progress("drawing the memory plan")
         timeline = mem.timeline()
-        plot_memory(timeline, tmp / MEMORY_PLOT, Path(model).name, ref.arena.total if ref.arena else None,
+        plot_memory(timeline, tmp / MEMORY_PLOT, Path(model).name, tflm_arena.total if tflm_arena else None,
                     "TFLM arena (tflite_micro, 64-bit host)")
         np.savez(tmp / "verify.npz", inputs=x_int8, expected=expected)
         # The board definition travels with the build, so a board given as a file flashes too.
@@ -164,8 +166,8 @@ def build(model: Path, board_id: str, calib: Path | None, out_dir: Path, eval_pa
             "activation_bytes": mem.activation_peak_bytes,
             "scratch_bytes": mem.scratch_bytes,
             # Measured by the tflite_micro host interpreter (64-bit pointers: a 32-bit MCU needs somewhat less).
-            "tflm_arena_bytes": ref.arena.total if ref.arena else None,
-            "tflm_arena_head_bytes": ref.arena.head if ref.arena else None,
+            "tflm_arena_bytes": tflm_arena.total if tflm_arena else None,
+            "tflm_arena_head_bytes": tflm_arena.head if tflm_arena else None,
             "tflm_arena_measured_on": "tflite_micro host interpreter (64-bit)",
             "layers": mem.layers(),
             "bands": mem.bands(),

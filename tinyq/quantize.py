@@ -535,6 +535,7 @@ def quantize(inputs: LoadedInputs, mode: str = "int8", eval_samples: int = 1000,
         if mode != "int8":
             raise FineTuneError(f"QAT and pruning make full-int8 models; --mode {mode} does not apply",
                                     hint="leave out --mode (int8 is the default)")
+        warnings += finetune.data_warnings(len(inputs.train.x)) if inputs.train is not None else []
         return _finetuned(src, inputs, calib, finetune, fbytes, qbytes, data, report, eval_samples, warnings)
     if report is not None:
         warnings += _accuracy_warnings(report)
@@ -650,16 +651,17 @@ def _output_size(tflite: bytes) -> int:
 
 
 def from_int8_tflite(inputs: LoadedInputs, verify_inputs: int = 8, seed: int = 0,
-                     eval_samples: int = 1000) -> tuple[QuantizedModel, np.ndarray]:
+                     eval_samples: int = 1000, board=None) -> tuple[QuantizedModel, np.ndarray]:
     """The quantize stage for a pre-quantized int8 .tflite: use it as it is (no TensorFlow).
 
     Returns the model and the int8 inputs the device will be verified on: the calibration
     samples when given (quantized with the model's input scale; int8 samples as they are),
     else seeded random int8 inputs. With labelled evaluation data the report holds the
     int8 model's top-1 on the host (the TFLM interpreter). Float, float16, hybrid and
-    weight-only files are refused: a .tflite cannot be re-calibrated.
+    weight-only files are refused: a .tflite cannot be re-calibrated. With ``board``, a tensor larger
+    than its RAM is refused before any input is made.
     """
-    from tinyq.analyze import TFLITE_KINDS, tflite_kind
+    from tinyq.analyze import TFLITE_KINDS, check_tensor_sizes, tflite_kind
     from tinyq.errors import UnsupportedModelError
     from tinyq.graph import parse_tflite
 
@@ -669,6 +671,8 @@ def from_int8_tflite(inputs: LoadedInputs, verify_inputs: int = 8, seed: int = 0
     except OSError as e:
         raise InputFileError(f"{path}: cannot read ({e.strerror})") from e
     graph = parse_tflite(data, str(path))
+    if board is not None:
+        check_tensor_sizes(graph, board.memory.ram_bytes, board.id)
     kind = tflite_kind(graph)
     if kind != "int8":
         fix = ("re-export it with int8 input and output (converter.inference_input_type = tf.int8 and "
@@ -716,8 +720,11 @@ def quantize_input(x: np.ndarray, tensor, already_int8: bool = False, source: st
 
 def _int8_report(tflite: bytes, x: np.ndarray, y: np.ndarray | None) -> QuantReport:
     """The int8 model alone on the host (TFLM): its top-1 where labels are given."""
-    from tinyq.reference import run_reference
+    from tinyq import isolate
 
-    acc = _top1(run_reference(tflite, x), y) if y is not None else None
+    acc = None
+    if y is not None:  # TFLM in a worker, as for the build's reference outputs (it can abort on hostile models)
+        acc = _top1(isolate.call("tinyq.reference:run_reference", tflite, x, what="TFLM (the host reference)",
+                                 crash_hint="TFLM cannot run this model either; check it with `tinyq inspect`"), y)
     return QuantReport(mode="int8", float_bytes=0, quant_bytes=len(tflite), samples=len(x), float_accuracy=None,
                        quant_accuracy=acc, agreement=None, mean_abs_error=None, max_abs_error=None)

@@ -91,6 +91,26 @@ def tflm_arena_bytes(tflite: bytes) -> int:
     return ref.arena.total
 
 
+def reference_outputs(tflite: bytes, inputs: np.ndarray) -> tuple[np.ndarray, TflmArena | None]:
+    """TFLM's outputs for every input of ``inputs`` (N, *input_shape), and the arena it reported.
+
+    Meant to run in a worker (:func:`tinyq.isolate.call`): TFLM is C++ and aborts or faults in-process on
+    some hostile models (a scale it cannot requantize), which would kill tinyq with nothing said.
+    """
+    from tinyq.isolate import note
+
+    from tinyq.errors import UnsupportedModelError
+
+    note("running the model on TFLM (the host reference)")
+    try:
+        ref = TflmReference(tflite)
+        return np.stack([ref.run(x) for x in inputs]), ref.arena
+    except RuntimeError as e:  # TFLM's own refusal (allocation, a kernel's Prepare): said as such
+        raise UnsupportedModelError(f"TFLM, the host reference every build is checked against, refuses the model "
+                                    f"({e})", hint="tinyq cannot verify a model TFLM cannot run; `tinyq inspect` "
+                                                   "shows its tensors and quantization") from e
+
+
 def run_reference(tflite: bytes, inputs: np.ndarray) -> np.ndarray:
     """Run every input of ``inputs`` (N, *input_shape) through TFLM; return (N, *output_shape)."""
     ref = TflmReference(tflite)

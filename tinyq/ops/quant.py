@@ -10,6 +10,8 @@ import math
 
 import numpy as np
 
+from tinyq.errors import UnsupportedModelError
+
 
 def tflite_round(x: float) -> int:
     """std::round: half away from zero."""
@@ -27,6 +29,12 @@ def quantize_multiplier(m: float) -> tuple[int, int]:
         shift += 1
     if shift < -31:
         shift, q_fixed = 0, 0
+    if shift > 31:
+        # x * 2^shift cannot be formed in int32 (TFLite's kernels overflow the same way): no model a
+        # converter makes has such a ratio of scales, only a damaged or hand-edited one.
+        raise UnsupportedModelError(f"a requantization factor of {m:.3g} (input scale x weight scale / output "
+                                    "scale): past what int32 fixed point can hold",
+                                    hint="the model's quantization scales are not a converter's: re-convert it")
     return int(q_fixed), int(shift)
 
 

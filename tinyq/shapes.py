@@ -1,0 +1,130 @@
+"""Shape inference for the ops tinyq runs: the output shape each op's inputs and options give.
+
+A .tflite states every tensor's shape; the planner and the kernels trust those declarations
+(a buffer's size, a loop's bound). A file whose declared output disagrees with what its op
+computes (an edited or damaged file: TFLM refuses to allocate it, or reads past a buffer) is
+refused by the analyze stage with the op named, before anything is planned or run.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from tinyq.graph import Graph, Operator
+
+
+class ShapeError(ValueError):
+    """An op's operands or options that no TFLite kernel accepts (the message says which)."""
+
+
+def _window(size: int, k: int, stride: int, dilation: int, padding: str) -> int:
+    """TFLite's ComputeOutSize: the output length of a window along one axis."""
+    if stride < 1 or dilation < 1 or k < 1:
+        raise ShapeError(f"window {k}, stride {stride}, dilation {dilation}: each must be at least 1")
+    eff = (k - 1) * dilation + 1
+    if padding == "SAME":
+        return (size + stride - 1) // stride
+    if padding == "VALID":
+        out = (size - eff + stride) // stride
+        if out < 1:
+            raise ShapeError(f"a window of {eff} over {size} elements leaves no output (VALID padding)")
+        return out
+    raise ShapeError(f"padding {padding!r}")
+
+
+def _nhwc(shape, what: str) -> tuple[int, int, int, int]:
+    if len(shape) != 4:
+        raise ShapeError(f"{what} of shape {list(shape)} is not NHWC")
+    return tuple(shape)
+
+
+def broadcast(a, b) -> tuple[int, ...]:
+    """NumPy's (and TFLite's) broadcast of two shapes."""
+    try:
+        return tuple(np.broadcast_shapes(tuple(a), tuple(b)))
+    except ValueError as e:
+        raise ShapeError(f"shapes {list(a)} and {list(b)} do not broadcast") from e
+
+
+def expected_output(graph: Graph, op: Operator) -> tuple[int, ...] | int | None:
+    """The output shape ``op`` computes from its inputs (an int: only its element count is fixed; None: an op
+    this module does not know)."""
+    t = graph.tensors
+    ins = [t[i] if i >= 0 else None for i in op.inputs]
+    o, code = op.options, op.opcode
+    x = ins[0]
+    if code in ("CONV_2D", "DEPTHWISE_CONV_2D"):
+        n, h, w, c = _nhwc(x.shape, "input")
+        oc, kh, kw, wc = _nhwc(ins[1].shape, "weights")
+        if code == "CONV_2D":
+            if wc != c:
+                raise ShapeError(f"weights for {wc} input channels, input has {c}")
+        else:
+            oc = wc
+            if oc % c:
+                raise ShapeError(f"{oc} output channels are no multiple of the input's {c}")
+        bias = ins[2] if len(ins) > 2 else None
+        if bias is not None and bias.size != oc:
+            raise ShapeError(f"a bias of {bias.size} for {oc} output channels")
+        pad = o.get("padding", "SAME")
+        return (n, _window(h, kh, o.get("stride_h", 1), o.get("dilation_hfactor", 1), pad),
+                _window(w, kw, o.get("stride_w", 1), o.get("dilation_wfactor", 1), pad), oc)
+    if code in ("MAX_POOL_2D", "AVERAGE_POOL_2D"):
+        n, h, w, c = _nhwc(x.shape, "input")
+        pad = o.get("padding", "SAME")
+        return (n, _window(h, o.get("filter_height", 0), o.get("stride_h", 0), 1, pad),
+                _window(w, o.get("filter_width", 0), o.get("stride_w", 0), 1, pad), c)
+    if code == "FULLY_CONNECTED":
+        units, depth = (ins[1].shape + (0, 0))[:2] if len(ins[1].shape) == 2 else (0, 0)
+        if depth < 1 or x.size % depth:
+            raise ShapeError(f"weights {list(ins[1].shape)} for an input of {x.size} elements")
+        bias = ins[2] if len(ins) > 2 else None
+        if bias is not None and bias.size != units:
+            raise ShapeError(f"a bias of {bias.size} for {units} units")
+        return (x.size // depth) * units
+    if code in ("ADD", "MUL"):
+        return broadcast(x.shape, ins[1].shape)
+    if code == "RESHAPE":
+        return x.size
+    if code in ("SOFTMAX", "RELU", "RELU6", "QUANTIZE", "LOGISTIC", "TANH"):
+        return tuple(x.shape)
+    if code == "PAD":
+        pads = np.asarray(ins[1].data).reshape(-1, 2) if ins[1].data is not None else None
+        if pads is None or len(pads) != len(x.shape) or (pads < 0).any():
+            raise ShapeError(f"paddings {None if pads is None else pads.tolist()} for a rank-{len(x.shape)} input")
+        return tuple(int(d + p.sum()) for d, p in zip(x.shape, pads))
+    if code == "CONCATENATION":
+        rank = len(x.shape)
+        axis = o.get("axis", 0)
+        if not -rank <= axis < rank:
+            raise ShapeError(f"axis {axis} of rank-{rank} inputs")
+        axis %= rank
+        parts = [s.shape for s in ins]
+        if any(len(p) != rank or tuple(p[:axis]) + tuple(p[axis + 1:]) != tuple(x.shape[:axis]) + tuple(x.shape[axis + 1:])
+               for p in parts):
+            raise ShapeError(f"inputs {[list(p) for p in parts]} differ off the axis {axis}")
+        return tuple(x.shape[:axis]) + (sum(p[axis] for p in parts),) + tuple(x.shape[axis + 1:])
+    if code == "MEAN":
+        rank = len(x.shape)
+        axes = [int(a) for a in np.asarray(ins[1].data).ravel()]
+        if any(not -rank <= a < rank for a in axes):
+            raise ShapeError(f"axes {axes} of a rank-{rank} input")
+        axes = {a % rank for a in axes}
+        return int(np.prod([d for i, d in enumerate(x.shape) if i not in axes], dtype=np.int64))
+    return None  # an op this table does not know: its kernel's lowering checks what it needs
+
+
+def shape_problem(graph: Graph, op: Operator) -> str | None:
+    """Why ``op``'s declared output shape is not the one it computes, or None when it is."""
+    y = graph.tensors[op.outputs[0]]
+    try:
+        want = expected_output(graph, op)
+    except ShapeError as e:
+        return str(e)
+    except (IndexError, TypeError, AttributeError) as e:  # an operand missing or of the wrong kind
+        return f"operands TFLite's {op.opcode} cannot take ({type(e).__name__})"
+    if want is None:
+        return None
+    if isinstance(want, int):
+        return None if y.size == want else f"an output of {y.size} elements where its input gives {want}"
+    return None if tuple(y.shape) == want else f"declared output shape {list(y.shape)}, where it computes {list(want)}"
