@@ -28,7 +28,9 @@ def test_shipped_boards_load_with_their_memory():
     assert nano.emulator.qemu.machine == "mps2-an386"
     assert nano.emulator.renode.platform.endswith("arduino_nano_33_ble.repl")
     f407 = boards["disco_f407"]
-    assert f407.chip.flash_bytes == 1024 * 1024 and f407.chip.ram_bytes == 192 * 1024
+    # The main SRAM, contiguous at 0x20000000 (its 64 KB CCM lies elsewhere); flash at 0x08000000.
+    assert f407.chip.flash_bytes == 1024 * 1024 and f407.chip.ram_bytes == 128 * 1024
+    assert f407.chip.flash_origin == 0x0800_0000 and f407.memory.flash_origin == 0x0800_0000
 
 
 # file -> the key the error message must name
@@ -42,6 +44,13 @@ EXPECTED = {
     "id_mismatch.toml": ("id:", "does not match the file name"),
     "bad_uart.toml": ("console.uart", "nrf52_uarte"),
     "tiny_stack.toml": ("memory.stack_bytes", "greater than or equal to 1024"),
+    # memory maps (issue #25): every range inside its region, its chip and its twin, aligned
+    "flash_over_ram.toml": ("chip.flash_bytes", "runs outside the Cortex-M Code region"),
+    "app_over_bootloader.toml": ("memory.flash_origin (0x00008000)", "below the end of the bootloader"),
+    "ram_outside_chip.toml": ("memory.ram_origin", "is not inside the chip's RAM"),
+    "misaligned_flash.toml": ("memory.flash_origin (0x00010010)", "not a multiple of 1024"),
+    "odd_stack.toml": ("memory.stack_bytes (8,190)", "not a multiple of 8"),
+    "twin_too_small.toml": ("memory.flash_bytes", "does not fit mps2-an386's flash"),
 }
 
 

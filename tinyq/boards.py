@@ -14,12 +14,24 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from tinyq.errors import BoardError
+from tinyq.outputs import path_too_long, short
 from tinyq.resources import BOARDS_DIR
 
 
 
 #: The smallest stack a board file may give the firmware (bytes).
 MIN_STACK_BYTES = 1024
+#: ARMv7-M's memory map (Architecture Reference Manual B3.1): code (flash) lives in the Code region,
+#: RAM in the SRAM region; a chip whose flash or RAM runs past its region cannot exist.
+CODE_REGION = (0x0000_0000, 0x2000_0000)
+SRAM_REGION = (0x2000_0000, 0x4000_0000)
+#: The application's flash start holds the vector table, which VTOR can point at only on a boundary of the
+#: table's size rounded up to a power of two: 1 KB covers the 16 + 240 vectors a Cortex-M4 can have.
+FLASH_ORIGIN_ALIGN = 1024
+#: RAM starts and sizes keep the stack 8-byte aligned, as the AAPCS needs at every public call.
+RAM_ALIGN = 8
+#: What each QEMU machine tinyq runs a twin on gives the firmware (code memory, RAM: start and size).
+QEMU_MACHINES = {"mps2-an386": {"flash": (0x0000_0000, 4 << 20), "ram": (0x2000_0000, 4 << 20)}}
 
 
 class _Strict(BaseModel):
@@ -33,6 +45,10 @@ class Chip(_Strict):
     clock_hz: int = Field(gt=0)
     flash_bytes: int = Field(gt=0)
     ram_bytes: int = Field(gt=0)
+    #: Where the chip's flash and (contiguous) RAM start; the defaults are where the ARMv7-M memory map puts
+    #: code and SRAM, and where most Cortex-M parts (the nRF52840 among them) have them.
+    flash_origin: int = Field(default=CODE_REGION[0], ge=0)
+    ram_origin: int = Field(default=SRAM_REGION[0], ge=0)
 
 
 class Memory(_Strict):
@@ -128,20 +144,42 @@ class Board(_Strict):
     emulator: Emulators
 
     @model_validator(mode="after")
-    def _memory_fits_chip(self) -> "Board":
-        if self.memory.ram_bytes > self.chip.ram_bytes:
-            raise ValueError(
-                f"memory.ram_bytes ({self.memory.ram_bytes}) is larger than the chip's RAM "
-                f"(chip.ram_bytes = {self.chip.ram_bytes})"
-            )
-        if self.memory.flash_bytes + self.upload.bootloader_bytes > self.chip.flash_bytes:
-            raise ValueError(
-                f"memory.flash_bytes + upload.bootloader_bytes ({self.memory.flash_bytes} + "
-                f"{self.upload.bootloader_bytes}) is larger than the chip's flash "
-                f"(chip.flash_bytes = {self.chip.flash_bytes})"
-            )
-        if self.memory.stack_bytes >= self.memory.ram_bytes:
+    def _memory_map(self) -> "Board":
+        c, m, boot = self.chip, self.memory, self.upload.bootloader_bytes
+        for name, lo, size, (rlo, rhi) in (("flash", c.flash_origin, c.flash_bytes, CODE_REGION),
+                                           ("ram", c.ram_origin, c.ram_bytes, SRAM_REGION)):
+            if not (rlo <= lo and lo + size <= rhi):
+                raise ValueError(f"chip.{name}_origin + chip.{name}_bytes ({_hex(lo)} + {size:,}) runs outside the "
+                                 f"Cortex-M {'Code' if name == 'flash' else 'SRAM'} region {_hex(rlo)}..{_hex(rhi)}")
+        # The bootloader is taken to hold the chip's first bootloader_bytes of flash (Arduino's, STM32's ROM-less).
+        app_lo = c.flash_origin + boot
+        if m.flash_origin < app_lo:
+            raise ValueError(f"memory.flash_origin ({_hex(m.flash_origin)}) is below "
+                             + (f"the end of the bootloader (chip.flash_origin + upload.bootloader_bytes = {_hex(app_lo)})"
+                                if boot else f"the chip's flash (chip.flash_origin = {_hex(c.flash_origin)})"))
+        if m.flash_origin + m.flash_bytes > c.flash_origin + c.flash_bytes:
+            raise ValueError(f"memory.flash_origin + memory.flash_bytes ({_hex(m.flash_origin)} + {m.flash_bytes:,}) "
+                             f"runs past the end of the chip's flash ({_hex(c.flash_origin + c.flash_bytes)})"
+                             + _larger("flash", m.flash_bytes + boot, c.flash_bytes))
+        if not (c.ram_origin <= m.ram_origin and m.ram_origin + m.ram_bytes <= c.ram_origin + c.ram_bytes):
+            raise ValueError(f"memory.ram_origin + memory.ram_bytes ({_hex(m.ram_origin)} + {m.ram_bytes:,}) is not "
+                             f"inside the chip's RAM ({_hex(c.ram_origin)} + {c.ram_bytes:,})"
+                             + _larger("ram", m.ram_bytes, c.ram_bytes))
+        if m.flash_origin % FLASH_ORIGIN_ALIGN:
+            raise ValueError(f"memory.flash_origin ({_hex(m.flash_origin)}) is not a multiple of {FLASH_ORIGIN_ALIGN}: "
+                             "the vector table that starts there could not be used")
+        for key in ("ram_origin", "ram_bytes", "stack_bytes"):
+            if getattr(m, key) % RAM_ALIGN:
+                raise ValueError(f"memory.{key} ({getattr(m, key):,}) is not a multiple of {RAM_ALIGN} "
+                                 "(the stack must stay 8-byte aligned)")
+        if m.stack_bytes >= m.ram_bytes:
             raise ValueError("memory.stack_bytes must be smaller than memory.ram_bytes")
+        q, twin = self.emulator.qemu, QEMU_MACHINES[self.emulator.qemu.machine]
+        for name, origin, size in (("flash", q.flash_origin, m.flash_bytes), ("ram", q.ram_origin, m.ram_bytes)):
+            lo, n = twin[name]
+            if not (lo <= origin and origin + size <= lo + n):
+                raise ValueError(f"emulator.qemu.{name}_origin + memory.{name}_bytes ({_hex(origin)} + {size:,}) does "
+                                 f"not fit {q.machine}'s {name} ({_hex(lo)} + {n:,}): the twin could not load it")
         if self.console.usb is not None and self.usb is None:
             raise ValueError("console.usb needs a [usb] table (vid, pid, bootloader_vid, bootloader_pid, manufacturer, product)")
         return self
@@ -161,6 +199,14 @@ class Board(_Strict):
             "upload": self.upload.method,
             "emulators": [n for n in ("qemu", "renode") if getattr(self.emulator, n) is not None],
         }
+
+
+def _larger(name: str, wants: int, has: int) -> str:
+    return f": memory.{name}_bytes is larger than the chip's {name} allows" if wants > has else ""
+
+
+def _hex(n: int) -> str:
+    return f"0x{n:08X}"
 
 
 def _describe(err: ValidationError) -> str:
@@ -221,14 +267,17 @@ def board_file(board: str, directory: Path = BOARDS_DIR) -> Path:
     """The file behind ``board``: a known board id, or the path of a board file of the user's own."""
     if board.endswith(".toml") or "/" in board or "\\" in board:
         path = Path(board)
+        problem = path_too_long(path)
+        if problem:
+            raise BoardError(f"{short(board)}: {problem}", hint="give a shorter path to the board file")
         if not path.is_file():
             raise BoardError(f"{board}: no such board file", hint="give a board id (`tinyq boards`) or a .toml file")
         return path
-    path = Path(directory) / f"{board}.toml"
-    if not path.is_file():
-        known = ", ".join(sorted(p.stem for p in Path(directory).glob("*.toml")))
-        raise BoardError(f"unknown board '{board}'", hint=f"known boards: {known}; or give a board file, e.g. ./myboard.toml")
-    return path
+    known = sorted(p.stem for p in Path(directory).glob("*.toml"))
+    if board not in known:  # looked up by name, never by touching a path made of what the user typed
+        raise BoardError(f"unknown board '{short(board)}'",
+                         hint=f"known boards: {', '.join(known)}; or give a board file, e.g. ./myboard.toml")
+    return Path(directory) / f"{board}.toml"
 
 
 def get_board(board: str, directory: Path = BOARDS_DIR) -> Board:
