@@ -1,5 +1,6 @@
 """The CLI shell: version, fast help, error printing."""
 
+import os
 import subprocess
 import sys
 
@@ -121,3 +122,45 @@ def test_a_bug_is_one_line_too_and_the_traceback_needs_v(monkeypatch):
     assert r.output.strip() == "error: internal error KeyError: 'boom' (hint: this is a bug in tinyq: run again with -v and report the traceback)"
     loud = CliRunner().invoke(cli, ["-v", "boards"])
     assert loud.exit_code == 3 and "Traceback" in loud.output
+
+
+def test_a_closed_pipe_is_a_quiet_end():
+    """`tinyq inspect m.tflite | head` (issue #25 case 8): the reader has gone before tinyq writes; tinyq ends
+    with status 0 and no word, not an internal error."""
+    from pathlib import Path
+
+    model = Path(__file__).parent / "data" / "tiny_int8.tflite"
+    for args in (["inspect", str(model)], ["inspect", str(model), "--json"], ["boards"]):
+        r, w = os.pipe()
+        os.close(r)  # nobody will ever read: every write tinyq makes meets a closed pipe
+        proc = subprocess.run([sys.executable, "-m", "tinyq", *args], stdout=w, stderr=subprocess.PIPE, text=True,
+                              timeout=60)
+        os.close(w)
+        assert proc.returncode == 0, (args, proc.stderr)
+        assert proc.stderr == "", (args, proc.stderr)
+
+
+def test_one_mac_count_for_a_model():
+    """Issue #25 case 10: inspect, build.json and the generated C state the same MACs (conv, depthwise and FC
+    multiply-accumulates; pools, adds and softmax count none), for a model with constant channels too."""
+    import json
+    import re
+    from pathlib import Path
+
+    from conftest import MLPERF
+    from tinyq.analyze import analyze
+    from tinyq.emit.model import emit_model
+    from tinyq.graph import load_tflite
+    from tinyq.plan import plan_memory
+
+    models = [Path(__file__).parent / "data" / "tiny_int8.tflite",
+              *(MLPERF / f for f in ("kws_ref_model.tflite", "vww_96_int8.tflite") if (MLPERF / f).is_file())]
+    for path in models:
+        g = load_tflite(path)
+        inspected = json.loads(CliRunner().invoke(cli, ["inspect", str(path), "--json"]).output)["macs"]
+        plan = plan_memory(g)
+        files = emit_model(plan, path.read_bytes(), source=path.name)
+        header = int(re.search(r"#define TQ_MODEL_MACS\s+(\d+)u", files["tq_model.h"]).group(1))
+        comment = int(re.search(r"ops, (\d+) MACs", files["tq_model.c"]).group(1))
+        assert inspected == analyze(g).macs == plan.model_macs == header == comment, path.name
+        assert plan.macs <= plan.model_macs  # what runs, less the constant channels that left

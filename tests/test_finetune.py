@@ -246,3 +246,21 @@ def test_inspect_shows_sparsity_and_the_zero_spike(tfmot_pruned, tmp_path):
     w = g.tensors[g.operators[0].inputs[1]].data
     values, counts = int8_histogram(w)
     assert counts[values == 0][0] == int((w == 0).sum()) and counts.max() == counts[values == 0][0]
+
+
+def test_a_training_set_smaller_than_a_batch_is_said(tmp_path):
+    """Issue #25 case 7: one training sample is allowed (a quick trial) but said, in one warning line."""
+    from tinyq.optimize import FineTune
+
+    assert FineTune(qat=True).data_warnings(32) == []
+    with np.load(DIGITS / "train.npz") as z:
+        np.savez(tmp_path / "one.npz", x=z["x"][:1], y=z["y"][:1])
+    r = CliRunner().invoke(cli, [str(a) for a in ("quantize", DIGITS / "model.keras", "--calib", DIGITS / "calib.npy",
+                                                  "--prune", "0.5", "--epochs", "1", "--train", tmp_path / "one.npz",
+                                                  "-o", tmp_path / "m.tflite", "--json")])
+    assert r.exit_code == 0, r.output
+    d = json.loads(r.stdout)  # the warning is also said on stderr, one line
+    assert "warning: only 1 training sample" in r.stderr
+    said = [w for w in d["warnings"] if "training sample" in w]
+    assert said == ["only 1 training sample, fewer than one batch (32): each epoch is one step, and fine-tuning on "
+                    "so few samples can over-fit them"], d["warnings"]

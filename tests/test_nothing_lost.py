@@ -134,6 +134,21 @@ def _corrupt_tflite(p: Path) -> str:
     return "cut.tflite"
 
 
+def _hostile(p: Path, name: str, **edit) -> str:
+    """A well-formed copy of the project's .tflite with one hostile value (tests/hostile.py)."""
+    from hostile import hostile, set_input_shape
+
+    data = (p / "model.tflite").read_bytes()
+    shape = edit.pop("input_shape", None)
+    (p / name).write_bytes(set_input_shape(data, shape) if shape is not None else hostile(data, **edit))
+    return name
+
+
+def _board_1gb_flash(p: Path) -> str:
+    shutil.copy(Path(__file__).parent / "data" / "boards_invalid" / "flash_over_ram.toml", p / "flash_over_ram.toml")
+    return "flash_over_ram.toml"
+
+
 B = ["build"]
 BOARD = ["--board", "nano33"]
 CALIB = ["--calib", "calib.npy"]
@@ -195,6 +210,20 @@ CORPUS = {
     "flash an ELF QEMU cannot start": (lambda p: ["flash", "--build", _edit_build(p, "b4", _garbage_elf), "--emulator", "qemu"], 2, "QEMU exited at start"),
     "flash with no board plugged in": (["flash", "--build", "old_build"], 2, "no Arduino Nano 33 BLE found on USB (looked for 2341:805a"),
     "an unknown command": (["frobnicate"], 2, "No such command 'frobnicate'"),
+    # second round (issue #25): hostile shapes and values, impossible boards, long names, options before TensorFlow
+    "build a model whose input has a zero-size dimension": (lambda p: B + [_hostile(p, "zero.tflite", input_shape=[1, 0, 8, 1]), *BOARD, "-o", "out"], 2, "[1, 0, 8, 1]: no elements"),
+    "build a model that declares an 8 TiB input": (lambda p: B + [_hostile(p, "huge.tflite", input_shape=[1, 2**20, 2**20, 1]), *BOARD, "-o", "out"], 2, "more than TFLite or any microcontroller can address"),
+    "build a model whose input is larger than the board's RAM": (lambda p: B + [_hostile(p, "big.tflite", input_shape=[1, 2000, 2000, 1]), *BOARD, "-o", "out"], 2, "needs 4,000,000 B of RAM alone; nano33 has 262,144 B"),
+    "build a model with a negative dimension": (lambda p: B + [_hostile(p, "neg.tflite", input_shape=[1, -1, 8, 1]), *BOARD, "-o", "out"], 2, "a negative dimension"),
+    "build a model with a NaN scale": (lambda p: B + [_hostile(p, "nan.tflite", kind="scale", pick=0, value=float("nan")), *BOARD, "-o", "out"], 2, "quantization scale nan"),
+    "build a model with a zero point out of range": (lambda p: B + [_hostile(p, "zp.tflite", kind="zero_point", pick=0, value=1000), *BOARD, "-o", "out"], 2, "zero point 1000 is outside what"),
+    "build a model with a weight buffer cut short": (lambda p: B + [_hostile(p, "short.tflite", kind="short_buffer", pick=0, value=1), *BOARD, "-o", "out"], 2, "its buffer holds"),
+    "build -o a 300-character name": (B + ["model.tflite", *BOARD, "-o", "x" * 300], 2, "a name of 300 bytes; the file system takes 255"),
+    "build a 300-character model name": (B + ["m" * 300 + ".tflite", *BOARD, "-o", "out"], 2, "a name of 307 bytes"),
+    "build for a board file with 1 GB of flash": (lambda p: B + ["model.tflite", "--board", _board_1gb_flash(p), "-o", "out"], 2, "runs outside the Cortex-M Code region"),
+    "build --qat --seed 4294967296": (B + ["model.keras", *BOARD, *CALIB, "--qat", "--seed", str(2**32), "--train", "test.npz", "-o", "out"], 2, "--seed 4294967296: the seed must be between 0 and 4,294,967,295"),
+    "build --prune 0.5 --seed -1": (B + ["model.keras", *BOARD, *CALIB, "--prune", "0.5", "--seed", "-1", "--train", "test.npz", "-o", "out"], 2, "--seed -1"),
+    "inspect --plot into a folder that does not exist": (["inspect", "model.tflite", "--plot", "newdir/"], 2, "newdir/: the folder newdir does not exist"),
 }
 
 
@@ -219,3 +248,85 @@ def test_bad_input_is_one_line_and_changes_nothing(case, project, capfd):
 def test_corpus_size():
     # The README quotes this figure ("What tinyq guarantees").
     assert len(CORPUS) >= 50
+
+
+def _as_unprivileged(fn) -> int:
+    """Run ``fn()`` in a forked child as user nobody when we are root (root ignores folder permissions, so a
+    read-only folder is only read-only to somebody else); return its exit status (0: fn returned)."""
+    pid = os.fork()
+    if pid == 0:  # the child: no pytest machinery from here on, only os._exit
+        code = 1
+        try:
+            if os.geteuid() == 0:
+                os.setgroups([])
+                os.setgid(65534)
+                os.setuid(65534)
+            fn()
+            code = 0
+        except BaseException as e:  # noqa: BLE001 - reported through the exit status
+            print(f"child: {type(e).__name__}: {e}", flush=True)
+        os._exit(code)
+    return os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1])
+
+
+def test_rebuild_over_a_read_only_build_leaves_nothing_behind():
+    """Issue #25 case 5: a build whose arduino/ folder was made read-only is replaced whole, and no hidden
+    `.NAME-XXXX-old` folder stays behind."""
+    import tempfile
+
+    from tinyq.staging import staged_dir
+
+    root = Path(tempfile.mkdtemp(prefix="tinyq-ro-", dir="/tmp"))
+    os.chmod(root, 0o777)
+
+    def rebuild():
+        old = root / "build"
+        (old / "arduino").mkdir(parents=True)
+        (old / "build.json").write_text('{"tinyq": "0"}')
+        (old / "arduino" / "lib.zip").write_bytes(b"zip")
+        os.chmod(old / "arduino", 0o555)
+        with staged_dir(old) as tmp:
+            (tmp / "build.json").write_text('{"tinyq": "1"}')
+
+    try:
+        assert _as_unprivileged(rebuild) == 0
+        assert sorted(p.name for p in root.iterdir()) == ["build"]
+        assert json.loads((root / "build" / "build.json").read_text()) == {"tinyq": "1"}
+    finally:
+        shutil.rmtree(root)
+
+
+def test_a_build_holding_a_folder_of_somebody_else_is_refused_before_any_work():
+    """The other half of case 5: a read-only folder we may not make writable (another user's) would stop the
+    old build's removal half-way, so such a build folder is refused up front, in one line."""
+    import tempfile
+
+    from tinyq.errors import OutputPathError
+    from tinyq.outputs import check_build_dir
+
+    root = Path(tempfile.mkdtemp(prefix="tinyq-ro-", dir="/tmp"))
+    old = root / "build"
+    (old / "arduino").mkdir(parents=True)
+    (old / "build.json").write_text('{"tinyq": "0"}')
+    os.chmod(root, 0o777)
+    os.chmod(old, 0o777)
+    if os.geteuid() == 0:
+        os.chown(old / "arduino", 12345, 12345)  # somebody else's
+    os.chmod(old / "arduino", 0o555)
+
+    def check():
+        try:
+            check_build_dir(old)
+        except OutputPathError as e:
+            assert "arduino, a folder that is not yours and not writable" in e.message, e.message
+            return
+        raise AssertionError("not refused")
+
+    try:
+        if os.geteuid() != 0 and (old / "arduino").stat().st_uid == os.geteuid():
+            pytest.skip("needs root (to give the folder to another user) or a folder of another user")
+        assert _as_unprivileged(check) == 0
+        assert (old / "build.json").is_file()
+    finally:
+        os.chmod(old / "arduino", 0o755)
+        shutil.rmtree(root)

@@ -7,6 +7,7 @@ Heavy modules (TensorFlow, the stages) are imported inside the commands, so
 from __future__ import annotations
 
 import json
+import os
 import signal
 import sys
 import warnings
@@ -17,6 +18,22 @@ import click
 from tinyq import __version__
 from tinyq.devices import EMULATORS
 from tinyq.errors import Interrupted, OutputPathError, TinyqError, last_line
+
+
+class _UserPath(click.Path):
+    """A path the user typed: refused in one line when no file system could hold it, before anything looks at it
+    (``Path.exists()`` raises on a name past NAME_MAX)."""
+
+    def __init__(self, path_type=Path):
+        super().__init__(path_type=path_type)
+
+    def convert(self, value, param, ctx):
+        from tinyq.outputs import path_too_long, short
+
+        problem = path_too_long(Path(value)) if isinstance(value, (str, Path)) else None
+        if problem:
+            self.fail(f"{short(value)}: {problem}", param, ctx)
+        return super().convert(value, param, ctx)
 
 
 #: Exit status of an error tinyq did not expect (a bug), apart from 1 (a check failed) and 2 (bad input).
@@ -45,6 +62,11 @@ class _Group(click.Group):
             ctx.exit(e.exit_code)
         except (click.exceptions.Exit, click.ClickException, click.Abort):
             raise
+        except BrokenPipeError:
+            if not _stdout_closed():
+                raise
+            # `tinyq inspect m.tflite | head`: the reader has all it wanted. A normal end, said by nobody.
+            _quiet_pipe_end()
         except Exception as e:  # noqa: BLE001 - a bug in tinyq: one line too, the traceback with -v
             if ctx.obj and ctx.obj.get("verbose"):
                 import traceback
@@ -69,6 +91,28 @@ class _Group(click.Group):
             click.echo("error: aborted (hint: nothing was left half-written)", err=True)
             sys.exit(1)
         sys.exit(rv if isinstance(rv, int) else 0)
+
+
+def _stdout_closed() -> bool:
+    """True when nobody reads our standard output any more (the reader of its pipe has gone)."""
+    import select
+
+    try:
+        poller = select.poll()
+        poller.register(sys.stdout.fileno(), select.POLLOUT)
+        return any(ev & select.POLLERR for _, ev in poller.poll(0))
+    except (OSError, ValueError, AttributeError):  # not a real file (a test's capture): nothing to tell
+        return False
+
+
+def _quiet_pipe_end() -> None:
+    """Exit 0 without a word, after pointing stdout at /dev/null so the interpreter's own last flush cannot
+    raise again (the way Python's documentation of SIGPIPE says to)."""
+    import os
+
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    sys.exit(0)
 
 
 def _echo_json(data) -> None:
@@ -178,7 +222,7 @@ def _finetune_options(f):
         click.option("--qat", is_flag=True, help="Quantization-aware fine-tuning before int8 conversion (needs --train)."),
         click.option("--prune", type=float, default=None, metavar="FRACTION",
                      help="Remove this fraction of the filters of each prunable layer while fine-tuning (needs --train)."),
-        click.option("--train", "train_path", type=click.Path(path_type=Path), default=None,
+        click.option("--train", "train_path", type=_UserPath(), default=None,
                      help="Labelled training data for --qat/--prune (.npz with x and y)."),
         click.option("--epochs", type=click.IntRange(min=1), default=3, show_default=True, help="Fine-tuning epochs."),
         click.option("--lr", type=float, default=1e-3, show_default=True, help="Fine-tuning learning rate (Adam, cosine decay)."),
@@ -236,8 +280,15 @@ def _echo_finetune(t: dict) -> None:
 _PLOT_FORMATS = (".png", ".pdf", ".svg")
 
 
-def _plot_path(plot: Path, model: Path) -> Path:
-    """Where --plot writes: a folder gets MODEL_weights.png inside it; a name without suffix gets .png."""
+def _plot_path(given: str, model: Path) -> Path:
+    """Where --plot writes: a folder gets MODEL_weights.png inside it; a name without suffix gets .png.
+
+    ``given`` is the text as typed: a trailing slash says "a folder", and such a folder must exist (a Path
+    would have dropped the slash and written DIR.png)."""
+    plot = Path(given)
+    if given.endswith(("/", os.sep)) and not plot.is_dir():
+        raise OutputPathError(f"{given}: the folder {plot} does not exist",
+                              hint="create the folder first, or give a file name such as hist.png")
     if plot.is_dir() and not plot.is_symlink():
         return plot / f"{Path(model).stem}_weights.png"
     if plot.suffix == "":
@@ -249,13 +300,13 @@ def _plot_path(plot: Path, model: Path) -> Path:
 
 
 @cli.command()
-@click.argument("model", type=click.Path(path_type=Path))
-@click.option("--calib", required=True, type=click.Path(path_type=Path), help="Calibration data: .npy, .npz or a folder of images.")
-@click.option("-o", "--output", type=click.Path(path_type=Path), default=None, help="Where to write the .tflite [MODEL_int8.tflite].")
+@click.argument("model", type=_UserPath())
+@click.option("--calib", required=True, type=_UserPath(), help="Calibration data: .npy, .npz or a folder of images.")
+@click.option("-o", "--output", type=_UserPath(), default=None, help="Where to write the .tflite [MODEL_int8.tflite].")
 @click.option("--mode", type=click.Choice(["int8", "int16x8", "float16", "dynamic"]), default="int8", show_default=True,
               help="int8 = full integer (deployable); the others are for host comparison.")
-@click.option("--eval", "eval_path", type=click.Path(path_type=Path), default=None, help="Evaluation data (.npz with x and optional y labels).")
-@click.option("--report", type=click.Path(path_type=Path), default=None, help="Write the float-vs-quantized report as JSON.")
+@click.option("--eval", "eval_path", type=_UserPath(), default=None, help="Evaluation data (.npz with x and optional y labels).")
+@click.option("--report", type=_UserPath(), default=None, help="Write the float-vs-quantized report as JSON.")
 @click.option("--max-samples", type=click.IntRange(min=1), default=None, help="Use at most this many calibration samples.")
 @click.option("--signature", default=None, help="SavedModel signature to convert [serving_default].")
 @_finetune_options
@@ -330,9 +381,11 @@ def quantize(model, calib, output, mode, eval_path, report, max_samples, signatu
 
 
 @cli.command()
-@click.argument("model", type=click.Path(path_type=Path))
+@click.argument("model", type=_UserPath())
 @click.option("--json", "as_json", is_flag=True, help="Print everything as JSON.")
-@click.option("--plot", type=click.Path(path_type=Path), default=None, help="Write per-layer weight histograms as a PNG.")
+@click.option("--plot", type=_UserPath(str), default=None,
+              help="Write per-layer weight histograms: a .png/.pdf/.svg file, or an existing folder (DIR/) to hold "
+                   "MODEL_weights.png.")
 @click.option("--board", "board_id", default=None,
               help="Name the kernels `build` picks for this board (its weight layout depends on the flash); "
                    "without it, those of int8 weights.")
@@ -409,12 +462,12 @@ def inspect(model, as_json, plot, board_id):
 
 
 @cli.command()
-@click.argument("model", type=click.Path(path_type=Path))
+@click.argument("model", type=_UserPath())
 @click.option("--board", "board_id", required=True, help="Board id (see `tinyq boards`) or a board file (.toml).")
-@click.option("--calib", type=click.Path(path_type=Path), default=None,
+@click.option("--calib", type=_UserPath(), default=None,
               help="Calibration data: .npy, .npz or a folder of images (optional for an int8 .tflite).")
-@click.option("--eval", "eval_path", type=click.Path(path_type=Path), default=None, help="Evaluation data for the accuracy report.")
-@click.option("-o", "--out", "out_dir", type=click.Path(path_type=Path), default=Path("build/tinyq"), show_default=True,
+@click.option("--eval", "eval_path", type=_UserPath(), default=None, help="Evaluation data for the accuracy report.")
+@click.option("-o", "--out", "out_dir", type=_UserPath(), default=Path("build/tinyq"), show_default=True,
               help="Build folder (replaced only when the build succeeds).")
 @click.option("--mode", default="int8", show_default=True, help="Quantization mode; only int8 deploys.")
 @click.option("--max-samples", type=click.IntRange(min=1), default=None, help="Use at most this many calibration samples.")
@@ -485,7 +538,7 @@ def build(model, board_id, calib, eval_path, out_dir, mode, max_samples, signatu
 
 
 @cli.command()
-@click.option("--build", "build_dir", type=click.Path(path_type=Path), default=Path("build/tinyq"), show_default=True,
+@click.option("--build", "build_dir", type=_UserPath(), default=Path("build/tinyq"), show_default=True,
               help="Build folder made by `tinyq build`.")
 @click.option("--port", default=None, help="Serial port of a real board (default: found on USB by its ids).")
 @click.option("--no-upload", is_flag=True, help="The board already runs this build's firmware (e.g. the Arduino library's sketch): only measure.")
@@ -495,7 +548,7 @@ def build(model, board_id, calib, eval_path, out_dir, mode, max_samples, signatu
 @click.option("--per-layer", is_flag=True, help="Also measure each layer.")
 @click.option("--timeout", type=click.FloatRange(min=0, min_open=True), default=30.0, show_default=True,
               help="Seconds to wait in each phase (boot, input upload, inference); grows with input size and MACs.")
-@click.option("--eval", "eval_path", type=click.Path(path_type=Path), default=None,
+@click.option("--eval", "eval_path", type=_UserPath(), default=None,
               help="Also run every sample of this evaluation set on the device: its top-1 and agreement with the host.")
 @click.option("--json", "as_json", is_flag=True, help="Print the measurement as JSON.")
 def flash(build_dir, port, no_upload, emulator, runs, warmup, per_layer, timeout, eval_path, as_json):

@@ -36,6 +36,10 @@ _CHANNELWISE = {"BatchNormalization", "Activation", "ReLU", "LeakyReLU", "ELU", 
 _PRUNABLE = {"Conv2D", "Conv1D", "Dense"}
 
 
+#: The largest --seed: NumPy's and TensorFlow's global seeds are 32-bit.
+MAX_SEED = 2**32 - 1
+
+
 @dataclass(frozen=True)
 class FineTune:
     """What the user asked of fine-tuning before conversion: QAT, pruning, or both."""
@@ -65,6 +69,16 @@ class FineTune:
         if not 0.0 < self.lr < 1.0:
             raise FineTuneError(f"--lr {self.lr}: the learning rate must be between 0 and 1",
                                     hint="1e-3 (the default) suits fine-tuning with Adam")
+        if not 0 <= self.seed <= MAX_SEED:
+            raise FineTuneError(f"--seed {self.seed}: the seed must be between 0 and {MAX_SEED:,}",
+                                hint="NumPy and TensorFlow seed with 32-bit values; e.g. --seed 0")
+
+    def data_warnings(self, samples: int) -> list[str]:
+        """What to say of a training set of ``samples`` samples (it is allowed, but may teach little)."""
+        if samples < self.batch_size:
+            return [f"only {samples} training sample{'s' if samples != 1 else ''}, fewer than one batch "
+                    f"({self.batch_size}): each epoch is one step, and fine-tuning on so few samples can over-fit them"]
+        return []
 
 
 @dataclass(frozen=True)

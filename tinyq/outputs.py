@@ -51,6 +51,42 @@ def is_build_dir(path: Path) -> bool:
         return False
 
 
+def scratch_prefix(name: str) -> str:
+    """The prefix of a hidden scratch entry beside ``name``: short, whatever the length of ``name``
+    (a name near the file system's limit would otherwise make its scratch twin's too long)."""
+    return f".{name[:40]}-"
+
+
+def path_too_long(path: Path) -> str | None:
+    """Why the file system cannot hold ``path`` (a name past NAME_MAX, the whole past PATH_MAX), or None.
+
+    Asked before any other look at a path the user typed: ``Path.exists()`` itself raises on such names.
+    """
+    path = _abs(Path(path))
+    try:
+        name_max, path_max = os.pathconf(path.anchor or "/", "PC_NAME_MAX"), os.pathconf(path.anchor or "/", "PC_PATH_MAX")
+    except (OSError, ValueError):
+        name_max, path_max = 255, 4096
+    long = [len(os.fsencode(p)) for p in path.parts if len(os.fsencode(p)) > name_max]
+    if long:
+        return f"a name of {long[0]:,} bytes; the file system takes {name_max}"
+    if len(os.fsencode(str(path))) >= path_max:
+        return f"a path of {len(os.fsencode(str(path))):,} bytes; the system takes {path_max - 1}"
+    return None
+
+
+def short(path) -> str:
+    """``path`` for a message: whole when short, its first 60 characters and an ellipsis when not."""
+    text = str(path)
+    return text if len(text) <= 80 else text[:60] + "…"
+
+
+def _check_lengths(path: Path, given: Path) -> None:
+    problem = path_too_long(path)
+    if problem:
+        raise OutputPathError(f"{short(given)}: {problem}", hint="give a shorter name")
+
+
 def _existing_ancestor(path: Path) -> Path:
     """The nearest ancestor of ``path`` that exists; a file on the way is an error."""
     for parent in path.parents:
@@ -80,6 +116,7 @@ def check_build_dir(out_dir: Path, inputs: Iterable[Path] = ()) -> Path:
     Raises :class:`OutputPathError` naming the path, before any work is done.
     """
     out = _abs(Path(out_dir))
+    _check_lengths(out, out_dir)
     if out.is_symlink():
         raise OutputPathError(f"{out_dir}: is a symbolic link; tinyq does not replace links",
                               hint="give the real folder, or a new folder name")
@@ -98,13 +135,27 @@ def check_build_dir(out_dir: Path, inputs: Iterable[Path] = ()) -> Path:
         if any(out.iterdir()) and not is_build_dir(out):
             raise OutputPathError(f"{out_dir}: is a folder that is neither empty nor a tinyq build folder",
                                   hint="tinyq replaces only empty folders and its own build folders: give a new folder")
+        _check_removable(out, out_dir)
     _prove_writable(_existing_ancestor(out), out)
     return out
+
+
+def _check_removable(folder: Path, given: Path) -> None:
+    """A build folder about to be replaced must be removable whole, or the old one would be left behind
+    half-deleted: every folder in it writable by us, or ours to make writable (its owner is us)."""
+    uid = os.geteuid()
+    for dirpath, dirnames, _ in os.walk(folder):
+        for d in [dirpath, *(os.path.join(dirpath, n) for n in dirnames)]:
+            if not os.path.islink(d) and not os.access(d, os.W_OK | os.X_OK) and os.stat(d).st_uid != uid:
+                raise OutputPathError(f"{given}: holds {os.path.relpath(d, folder)}, a folder that is not yours and "
+                                      "not writable: the old build could not be replaced whole",
+                                      hint="give a new folder for the build, or remove the old one first")
 
 
 def check_output_file(path: Path, inputs: Iterable[Path] = (), what: str = "output") -> Path:
     """Check that ``path`` may be written as a file; return its absolute path."""
     out = _abs(Path(path))
+    _check_lengths(out, path)
     if out.is_symlink():
         raise OutputPathError(f"{path}: is a symbolic link; tinyq does not write through links",
                               hint=f"give a plain file name for the {what}")
@@ -125,7 +176,7 @@ def check_output_file(path: Path, inputs: Iterable[Path] = (), what: str = "outp
 def write_file_atomic(path: Path, data: bytes) -> None:
     """Write ``data`` to ``path`` whole or not at all (a scratch file renamed over it)."""
     path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=scratch_prefix(path.name), dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)

@@ -6,12 +6,13 @@ import contextlib
 import errno
 import os
 import shutil
+import stat
 import tempfile
 from pathlib import Path
 from typing import Iterator
 
 from tinyq.errors import OutputPathError
-from tinyq.outputs import default_mode_dir
+from tinyq.outputs import default_mode_dir, scratch_prefix
 
 #: OSErrors that mean "this place cannot take the output" rather than a bug elsewhere.
 _WRITE_ERRORS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM, errno.EFBIG}
@@ -29,7 +30,7 @@ def staged_dir(out_dir: Path) -> Iterator[Path]:
     out_dir = Path(out_dir)
     try:
         out_dir.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}-", dir=out_dir.parent))
+        tmp = Path(tempfile.mkdtemp(prefix=scratch_prefix(out_dir.name), dir=out_dir.parent))
         # mkdtemp makes 0700 folders; a build folder is an ordinary folder.
         os.chmod(tmp, default_mode_dir())
     except OSError as e:
@@ -56,10 +57,36 @@ def staged_dir(out_dir: Path) -> Iterator[Path]:
         _undo(tmp, old, out_dir)
         raise
     if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
+        remove_tree(old)
+
+
+def remove_tree(path: Path) -> None:
+    """Remove a folder of tinyq's making (a scratch folder, a build being replaced) whole.
+
+    A read-only folder inside it (a user's ``chmod -R a-w`` on an old build) is made writable and the
+    removal tried again: ``rmtree(..., ignore_errors=True)`` alone left such a build behind as a hidden
+    ``.NAME-XXXX-old`` folder. What still cannot go (not the user's to change) stays, and is said.
+    """
+    _force_rmtree(path)
+    if os.path.lexists(path):
+        raise OutputPathError(f"{path}: could not be removed completely (part of it is not yours to change)",
+                              hint=f"the new build is in place; remove {path} by hand")
+
+
+def _force_rmtree(path: Path) -> None:
+    """rmtree that makes each read-only folder on the way writable (it is ours to remove) and tries again."""
+    def writable_and_retry(func, p, _exc):
+        parent = os.path.dirname(p)
+        try:
+            os.chmod(parent, os.stat(parent).st_mode | stat.S_IWUSR | stat.S_IXUSR)
+            func(p)
+        except OSError:
+            pass  # what is left is the caller's to report
+
+    shutil.rmtree(path, onerror=writable_and_retry)
 
 
 def _undo(tmp: Path, old: Path | None, out_dir: Path) -> None:
-    shutil.rmtree(tmp, ignore_errors=True)
+    _force_rmtree(tmp)
     if old is not None and not out_dir.exists():
         old.rename(out_dir)
