@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
+from tinyq.analyze import model_macs
 from tinyq.dead_channels import DroppedChannels, drop_constant_channels
 from tinyq.graph import Graph, Tensor
 from tinyq.ops import KernelCall, lower
@@ -68,6 +69,9 @@ class MemoryPlan:
     lowered: tuple[Step, ...] = ()
     #: Constant channels the graph lost before lowering (tinyq.dead_channels): ``graph`` is without them.
     dropped_channels: tuple[DroppedChannels, ...] = ()
+    #: The model's MACs as given (tinyq.analyze.model_macs of the graph before constant channels left);
+    #: :attr:`macs` is what runs.
+    model_macs: int = 0
 
     @property
     def calls(self) -> tuple[KernelCall, ...]:
@@ -200,7 +204,7 @@ def fuse_conv_add(graph: Graph, steps: list[Step]) -> list[Step]:
         scratch = conv_scratch_bytes(prm["in_c"], prm["out_c"], prm["k_pairs"], prm["out_h"] * prm["out_w"], add=True)
         call = replace(conv, function="tq_conv2d_add_s8", params2=("tq_addtab_params_t", fields),
                        args=(conv.args[0], conv.args[1], skip, add.outputs[0]), arrays=conv.arrays + tables,
-                       macs=conv.macs + add.call.macs, scratch_bytes=scratch, overwrites=(skip,),
+                       macs=conv.macs, scratch_bytes=scratch, overwrites=(skip,),
                        inplace_scratch=0, end_overlay=0)
         fused[i] = Step("CONV_2D+ADD", st.ops + add.ops, (st.inputs[0], skip), add.outputs, call, call.overwrites)
         dropped.add(j)
@@ -314,6 +318,7 @@ def plan_memory(graph: Graph, fuse: bool = True, inplace: bool = True, band: boo
             plan = planar_depthwise(g, plan, every=bool(dw_planes), keep_arena=favour == "ram", inplace=inplace)
         return plan
 
+    given_macs = model_macs(graph)
     graph, dropped = drop_constant_channels(graph) if constants else (graph, ())
     steps = _steps(graph)
     plan = lowered(graph, steps)
@@ -327,7 +332,7 @@ def plan_memory(graph: Graph, fuse: bool = True, inplace: bool = True, band: boo
             trial = lowered(g2, steps2)
             if trial.arena_bytes < plan.arena_bytes:
                 plan, steps = trial, steps2
-    return replace(plan, dropped_channels=dropped)
+    return replace(plan, dropped_channels=dropped, model_macs=given_macs)
 
 
 def split_strided_pointwise(graph: Graph, steps: list[Step], op_index: int) -> tuple[Graph, list[Step]]:

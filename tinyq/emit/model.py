@@ -169,7 +169,7 @@ def emit_model(plan: MemoryPlan, tflite: bytes, source: str = "model.tflite") ->
         "input_scale": f"{x.quant.scale[0]:.9g}", "input_zp": x.quant.zero_point[0],
         "output_scale": f"{y.quant.scale[0]:.9g}", "output_zp": y.quant.zero_point[0],
         "arena_bytes": max(plan.arena_bytes, 4), "weight_bytes": plan.weight_bytes,
-        "macs": plan.macs, "ops": ops, "weights": weights, "buffers": buffers,
+        "macs": plan.model_macs, "ops": ops, "weights": weights, "buffers": buffers,
         "input_offset": plan.offsets[x.index], "output_offset": plan.offsets[y.index],
     }
     env = environment()

@@ -408,7 +408,6 @@ def lower_pool(graph: Graph, op: Operator) -> KernelCall:
             ("act_min", act_min), ("act_max", act_max),
         ),
         args=(x.index, y.index),
-        macs=out_h * out_w * c * k_h * k_w,
     )
 
 
@@ -508,7 +507,7 @@ def lower_add(graph: Graph, op: Operator) -> KernelCall:
     if tuple(a.shape) == tuple(b.shape):
         fields, arrays = add_table_params(graph, op, a.index)
         return KernelCall(overwrites=(a.index, b.index), function="tq_add_s8", params_type="tq_addtab_params_t", params=fields,
-                          args=(a.index, b.index, y.index), arrays=arrays, macs=y.size)
+                          args=(a.index, b.index, y.index), arrays=arrays)
     left_shift, (m1, sh1), (m2, sh2), (mo, sho) = _add_multipliers(a, b, y)
     act_min, act_max = _act(op, y)
     return KernelCall(
@@ -522,7 +521,6 @@ def lower_add(graph: Graph, op: Operator) -> KernelCall:
             ("output_mult", mo), ("output_shift", sho), ("act_min", act_min), ("act_max", act_max),
         ),
         args=(a.index, b.index, y.index),
-        macs=y.size,
     )
 
 
@@ -545,7 +543,6 @@ def lower_softmax(graph: Graph, op: Operator) -> KernelCall:
         params=(("rows", x.size // depth), ("depth", depth), ("input_mult", mult),
                 ("input_left_shift", left_shift), ("diff_min", diff_min)),
         args=(x.index, y.index),
-        macs=x.size,
     )
 
 
@@ -563,7 +560,6 @@ def lower_mul(graph: Graph, op: Operator) -> KernelCall:
                 ("input2_offset", -b.quant.zero_point[0]), ("output_offset", y.quant.zero_point[0]),
                 ("mult", mult), ("shift", shift), ("act_min", act_min), ("act_max", act_max)),
         args=(a.index, b.index, y.index),
-        macs=y.size,
     )
 
 
@@ -581,7 +577,6 @@ def lower_requant(graph: Graph, op: Operator) -> KernelCall:
         params=(("size", y.size), ("input_zp", x.quant.zero_point[0]), ("output_zp", zp), ("mult", mult),
                 ("shift", shift), ("act_min", lo), ("act_max", 127)),
         args=(x.index, y.index),
-        macs=y.size,
     )
 
 
@@ -592,7 +587,7 @@ def lower_relu6(graph: Graph, op: Operator) -> KernelCall:
     zp, scale = x.quant.zero_point[0], x.quant.scale[0]
     six = max(-128, min(127, tflite_round(float(np.float32(6.0) / np.float32(scale))) + zp))
     return KernelCall("tq_clamp_s8", None, (), (x.index, y.index), lead_args=(f"{y.size}u", str(zp), str(six)),
-                      macs=y.size, overwrites=(x.index,))
+                      overwrites=(x.index,))
 
 
 @lowering("PAD")
@@ -653,7 +648,6 @@ def lower_mean(graph: Graph, op: Operator) -> KernelCall:
                 ("shift", shift), ("sums", "$scratch")),
         args=(x.index, y.index),
         scratch_bytes=4 * y.size,
-        macs=x.size,
     )
 
 
@@ -671,6 +665,5 @@ def lower_sigmoid(graph: Graph, op: Operator) -> KernelCall:
         params=(("size", y.size), ("input_zp", x.quant.zero_point[0]), ("input_range_radius", radius),
                 ("input_mult", mult), ("input_left_shift", left_shift)),
         args=(x.index, y.index),
-        macs=y.size,
         overwrites=(x.index,),
     )

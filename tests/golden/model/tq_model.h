@@ -14,7 +14,7 @@ extern "C" {
 #define TQ_MODEL_RAM_BYTES    TQ_MODEL_ARENA_BYTES
 #define TQ_MODEL_WEIGHT_BYTES 2696u
 #define TQ_MODEL_NUM_OPS      7u
-#define TQ_MODEL_MACS         4361u
+#define TQ_MODEL_MACS         4068u
 
 extern const char tq_model_id[];
 extern const char *const tq_model_op_names[TQ_MODEL_NUM_OPS];
