@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import shutil
 import subprocess
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from tinyq.boards import Board
@@ -88,10 +88,8 @@ def build_firmware(files: dict[str, str], board: Board, target: str, out_dir: Pa
 
     ``out_dir`` is replaced only when the build succeeded.
     """
-    from tinyq.emit.firmware import target_memory
-
-    cc = _require(CC)
-    objcopy = _require(OBJCOPY)
+    for tool in (CC, OBJCOPY):  # before any file is written
+        _require(tool)
     uart = target_uart(board, target)
     driver = console_driver(uart)
     if driver is None:
@@ -114,37 +112,59 @@ def build_firmware(files: dict[str, str], board: Board, target: str, out_dir: Pa
         for name in (*RUNTIME, driver.name, *(f.name for f in (FIRMWARE_DIR / "runtime").glob("*.h"))):
             shutil.copy2(FIRMWARE_DIR / "runtime" / name, runtime / name)
         usb_files = usb_driver(board, target)
-        defines = []
         if usb_files:
             (src / "usb").mkdir()
             for f in usb_files:
                 shutil.copy2(f, src / "usb" / f.name)
-            defines = ["-DTQ_CONSOLE_USB", "-I", str(src / "usb")]
-        sources = sorted(str(p) for p in src.glob("*.c")) + sorted(str(p) for p in kernels.glob("*.[cS]"))
-        sources += sorted(str(p) for p in runtime.glob("*.c")) + sorted(str(p) for p in (src / "usb").glob("*.c"))
-        elf = tmp / "firmware.elf"
-        cmd = [cc, *CPU_FLAGS, *CFLAGS, *defines, "-I", str(src), "-I", str(kernels), "-I", str(runtime), *sources,
-               "-T", str(src / "linker.ld"), *LDFLAGS, f"-Wl,-Map={tmp / 'firmware.map'}", "-o", str(elf)]
-        proc = subprocess.run(cmd, capture_output=True, text=True)
-        if proc.returncode != 0:
-            err = proc.stderr.strip()
-            overflow = [l for l in err.splitlines() if "overflowed" in l or "will not fit" in l]
-            if overflow:
-                mem = target_memory(board, target)
-                raise BuildError(
-                    f"the firmware does not fit {board.id}: {overflow[0].split(': ', 1)[-1]} "
-                    f"(flash {mem.flash_bytes} B, RAM {mem.ram_bytes} B incl. {mem.stack_bytes} B stack)",
-                    hint="shrink the model or pick a board with more memory; see firmware.map",
-                )
-            raise BuildError(f"compiling the firmware failed: {err[:1500]}")
-        for fmt, ext in (("binary", "bin"), ("ihex", "hex")):
-            subprocess.run([objcopy, "-O", fmt, str(elf), str(tmp / f"firmware.{ext}")], check=True)
-        sec = _sections(elf)
-        flash = sum(sec.get(n, 0) for n in (".isr_vector", ".text", ".ARM.exidx", ".data"))
-        static_ram = sec.get(".data", 0) + sec.get(".bss", 0)
-        mem = target_memory(board, target)
-    return Firmware(target, out_dir / "firmware.elf", out_dir / "firmware.bin", out_dir / "firmware.hex",
-                    out_dir / "firmware.map", flash, static_ram, sec.get(".stack", 0), mem.flash_bytes, mem.ram_bytes)
+        firmware = _compile(src, tmp, board, target)
+    return replace(firmware, elf=out_dir / "firmware.elf", bin=out_dir / "firmware.bin", hex=out_dir / "firmware.hex",
+                   map=out_dir / "firmware.map")
+
+
+def rebuild_firmware(src: Path, board: Board, target: str, out_dir: Path, defines: list[str]) -> Firmware:
+    """Compile a build's own ``src/`` folder again into ``out_dir`` (a scratch folder), with ``defines`` added:
+    a variant for one emulator (Renode's UARTE model wants its own receive re-arm order) that is never
+    the firmware a board gets."""
+    src = Path(src)
+    if not (src / "linker.ld").is_file():
+        raise BuildError(f"{src}: not a firmware source folder (no linker.ld)", hint="rebuild with `tinyq build`")
+    Path(out_dir).mkdir(parents=True, exist_ok=True)
+    return _compile(src, Path(out_dir), board, target, defines)
+
+
+def _compile(src: Path, out: Path, board: Board, target: str, defines: list[str] = ()) -> Firmware:
+    """Compile and link the self-contained source folder ``src`` into ``out`` (ELF, BIN, HEX, map); a
+    ``usb/`` folder in it is the USB console, compiled in."""
+    from tinyq.emit.firmware import target_memory
+
+    cc, objcopy = _require(CC), _require(OBJCOPY)
+    if (src / "usb").is_dir():
+        defines = ["-DTQ_CONSOLE_USB", "-I", str(src / "usb"), *defines]
+    kernels, runtime = src / "kernels", src / "runtime"
+    sources = sorted(str(p) for p in src.glob("*.c")) + sorted(str(p) for p in kernels.glob("*.[cS]"))
+    sources += sorted(str(p) for p in runtime.glob("*.c")) + sorted(str(p) for p in (src / "usb").glob("*.c"))
+    elf = out / "firmware.elf"
+    cmd = [cc, *CPU_FLAGS, *CFLAGS, *defines, "-I", str(src), "-I", str(kernels), "-I", str(runtime), *sources,
+           "-T", str(src / "linker.ld"), *LDFLAGS, f"-Wl,-Map={out / 'firmware.map'}", "-o", str(elf)]
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    mem = target_memory(board, target)
+    if proc.returncode != 0:
+        err = proc.stderr.strip()
+        overflow = [l for l in err.splitlines() if "overflowed" in l or "will not fit" in l]
+        if overflow:
+            raise BuildError(
+                f"the firmware does not fit {board.id}: {overflow[0].split(': ', 1)[-1]} "
+                f"(flash {mem.flash_bytes} B, RAM {mem.ram_bytes} B incl. {mem.stack_bytes} B stack)",
+                hint="shrink the model or pick a board with more memory; see firmware.map",
+            )
+        raise BuildError(f"compiling the firmware failed: {err[:1500]}")
+    for fmt, ext in (("binary", "bin"), ("ihex", "hex")):
+        subprocess.run([objcopy, "-O", fmt, str(elf), str(out / f"firmware.{ext}")], check=True)
+    sec = _sections(elf)
+    flash = sum(sec.get(n, 0) for n in (".isr_vector", ".text", ".ARM.exidx", ".data"))
+    static_ram = sec.get(".data", 0) + sec.get(".bss", 0)
+    return Firmware(target, elf, out / "firmware.bin", out / "firmware.hex", out / "firmware.map", flash, static_ram,
+                    sec.get(".stack", 0), mem.flash_bytes, mem.ram_bytes)
 
 
 def write_zip(files: dict[str, bytes], path: Path) -> None:

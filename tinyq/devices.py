@@ -113,7 +113,8 @@ class QemuDevice(Device):
 
 
 class RenodeDevice(Device):
-    """The board firmware (the very ELF that would be flashed) in Renode's model of the board's chip."""
+    """The board firmware in Renode's model of the board's chip: the very sources that would be flashed, with
+    one define for Renode's UARTE model (see :meth:`renode_variant`)."""
 
     name = "renode"
     firmware_target = "board"
@@ -130,7 +131,16 @@ class RenodeDevice(Device):
         if self.board.emulator.renode is None:
             raise ToolchainError(f"board {self.board.id} has no Renode platform", hint="use --emulator qemu")
         workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="tinyq-renode-")))
-        return stack.enter_context(run_renode(self.firmware, self.board, workdir))
+        return stack.enter_context(run_renode(self.renode_variant(workdir / "firmware"), self.board, workdir))
+
+    def renode_variant(self, out_dir: Path) -> Path:
+        """The board firmware rebuilt from its build's sources with Renode's UARTE receive re-arm order
+        (``TQ_UARTE_RENODE_REARM``): Renode 1.14's UARTE model needs it, and on silicon it would lose a byte
+        waiting in the RX FIFO, so the firmware a board gets never has it. Everything else is that firmware's."""
+        from tinyq.build import rebuild_firmware
+
+        return rebuild_firmware(self.firmware.parent / "src", self.board, self.firmware_target, out_dir,
+                                ["-DTQ_UARTE_RENODE_REARM"]).elf
 
     @property
     def clock(self) -> Clock:
