@@ -634,3 +634,21 @@ def test_bossac_on_windows_is_found_under_localappdata(tmp_path, monkeypatch):
     monkeypatch.setenv("LOCALAPPDATA", str(tmp_path))
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
     assert find_bossac(path=os.devnull) == (str(exe), "1.9.1-arduino2")
+
+
+def test_a_long_infer_still_answers_the_host(host):
+    """The host's control requests (a port opened elsewhere, line coding) time out after about 5 s on Linux: the
+    protocol services the console between runs, so a long `infer` answers them within a run, not at its end."""
+    h = host()
+    h.until(b"consoles=uart+usb", where="uart")
+    h.enumerate("linux")
+    _session(h)
+    start = len(h.usb_in)
+    h.send(b"infer 1 40000\n")  # tens of thousands of warm-ups of the stand-in model: seconds without a poll
+    time.sleep(0.3)
+    t0 = time.monotonic()
+    assert len(h.get_descriptor(1, length=18)) == 18
+    answered = time.monotonic() - t0
+    h.until(b"tq-done infer\n", start=start, timeout=120)
+    finished = time.monotonic() - t0
+    assert answered < 0.5 < finished, (answered, finished)

@@ -134,6 +134,14 @@ void tq_console_putc(char c) {
     }
 }
 
+#ifdef TQ_CONSOLE_USB
+void tq_console_service(void) {
+    if (usb_on > 0) {
+        tq_usb_console_poll(); /* control requests (a port opened, line coding) answered between runs */
+    }
+}
+#endif
+
 int tq_console_getc(void) {
     tx_flush(); /* whatever was printed must be out before the console waits */
     while (!RD(EVENTS_ENDRX)) {

@@ -126,7 +126,10 @@ static uint32_t ticks_to_us(uint32_t ticks) {
 
 static void cmd_infer(uint32_t n, uint32_t warmup) {
     if (n == 0 || n > MAX_RUNS) { puts_("tq-error infer: N must be 1.."); putu(MAX_RUNS); tq_console_putc('\n'); return; }
-    for (uint32_t i = 0; i < warmup; ++i) tq_model_run(input, output);
+    for (uint32_t i = 0; i < warmup; ++i) {
+        tq_model_run(input, output);
+        tq_console_service();
+    }
     const uint32_t start = tq_timer_now();
     for (uint32_t i = 0; i < n; ++i) {
         /* Start on a fresh timer tick: how long the host took to send the input changes
@@ -138,6 +141,7 @@ static void cmd_infer(uint32_t n, uint32_t warmup) {
         const uint32_t t0 = tq_timer_now();
         tq_model_run(input, output);
         runs[i] = tq_timer_now() - t0;
+        tq_console_service(); /* after the run's figure is taken */
     }
     const uint32_t end = tq_timer_now();
     puts_("m-lap-us-"); putu(ticks_to_us(start)); tq_console_putc('\n');
