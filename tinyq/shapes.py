@@ -61,8 +61,9 @@ def expected_output(graph: Graph, op: Operator) -> tuple[int, ...] | int | None:
                 raise ShapeError(f"weights for {wc} input channels, input has {c}")
         else:
             oc = wc
-            if oc % c:
-                raise ShapeError(f"{oc} output channels are no multiple of the input's {c}")
+            dm = o.get("depth_multiplier", oc // c if c else 0)
+            if oc % c or dm * c != oc:  # TFLM's kernels loop over the option's multiplier, not the weights'
+                raise ShapeError(f"depth multiplier {dm} for {c} input and {oc} output channels")
         bias = ins[2] if len(ins) > 2 else None
         if bias is not None and bias.size != oc:
             raise ShapeError(f"a bias of {bias.size} for {oc} output channels")
