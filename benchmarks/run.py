@@ -100,7 +100,7 @@ def official(name: str, cycles: bool) -> dict:
 def seeded(name: str, cycles: bool) -> dict:
     """A seeded-weight copy from benchmarks/models.py, saved and built from its .keras like a user's model."""
     from benchmarks import models
-    from tinyq.tfenv import quiet
+    from tinyq.model.tfenv import quiet
 
     with tempfile.TemporaryDirectory() as tmp:
         with quiet():  # TensorFlow's start-up notes would bury the progress bar
@@ -171,7 +171,7 @@ target; all outputs equal tinyq's. tinyq's arena = every byte of RAM the model n
 scratch, planned together); peak RAM adds the I/O buffers and the stack's high-water mark. The seeded copies'
 "TFLM host arena" is the tflite_micro host interpreter's figure (64-bit pointers), not a 32-bit measurement.
 Channels that hold one value for every input leave the graph before it is lowered, their values folded into
-their readers' biases (tinyq.dead_channels, exact): the per-layer tables show the channels and MACs that run
+their readers' biases (tinyq.compile.dead_channels, exact): the per-layer tables show the channels and MACs that run
 (official VWW: 808 channels dropped, the rest of its constant ones written, not computed: 3.92 M of its
 7.49 M MACs run); the MACs column of the main tables is the model's.
 """

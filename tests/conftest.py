@@ -64,7 +64,7 @@ def digits_build(tmp_path_factory):
 @pytest.fixture(scope="session")
 def digits_tflite() -> bytes:
     """The bundled digits example, quantized to full int8."""
-    from tinyq.quantize import quantize_keras
+    from tinyq.model.quantize import quantize_keras
 
     model, calib = DIGITS / "model.keras", DIGITS / "calib.npy"
     key = [hashlib.sha256(model.read_bytes()).hexdigest(), hashlib.sha256(calib.read_bytes()).hexdigest()]
@@ -74,7 +74,7 @@ def digits_tflite() -> bytes:
 def zoo_tflite(name: str) -> bytes:
     """An MLPerf Tiny architecture from benchmarks/models.py, quantized to full int8."""
     from benchmarks import models
-    from tinyq.quantize import quantize_keras
+    from tinyq.model.quantize import quantize_keras
 
     key = [name, inspect.getsource(models)]
 
@@ -98,7 +98,7 @@ MLPERF = ROOT.parent / "shared" / "models" / "mlperf-tiny"
 def dut(request) -> str:
     """The device under test (Zephyr twister's `dut`): each emulator this machine has, by the name
     users give to `tinyq flash --emulator`; the others skip, saying why."""
-    from tinyq.devices import device_class
+    from tinyq.target.devices import device_class
 
     why = device_class(request.param).unavailable()
     if why:

@@ -9,14 +9,14 @@ import pytest
 from click.testing import CliRunner
 
 from conftest import DIGITS, cached_tflite
-from tinyq.analyze import analyze, check_compatibility
+from tinyq.compile.analyze import analyze, check_compatibility
 from tinyq.cli import cli
 from tinyq.errors import UnsupportedModelError
 from tinyq.graph import parse_tflite
 
 
 def _digits(mode: str) -> bytes:
-    from tinyq.quantize import quantize_keras
+    from tinyq.model.quantize import quantize_keras
 
     calib = np.load(DIGITS / "calib.npy")[:50]
     model_hash = hashlib.sha256((DIGITS / "model.keras").read_bytes()).hexdigest()
@@ -27,7 +27,7 @@ def _digits(mode: str) -> bytes:
 def _keras_model(kind: str) -> bytes:
     import keras
 
-    from tinyq.quantize import quantize_keras
+    from tinyq.model.quantize import quantize_keras
 
     def make():
         keras.utils.set_random_seed(3)

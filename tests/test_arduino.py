@@ -56,7 +56,7 @@ def test_the_protocol_is_the_firmwares_own_source(library):
 
 def test_the_zip_is_deterministic(library, tmp_path):
     zpath, _ = library
-    from tinyq.build import write_zip
+    from tinyq.compile.firmware import write_zip
 
     z = zipfile.ZipFile(zpath)
     again = tmp_path / "again.zip"

@@ -5,15 +5,15 @@ from pathlib import Path
 
 import pytest
 
-from tinyq import build as build_stage
+from tinyq.compile import firmware as build_stage
 from tinyq.boards import get_board
-from tinyq.budget import CODE_BYTES, USB_CODE_BYTES, check_budget, estimate
-from tinyq.build import build_firmware
-from tinyq.emit.firmware import emit_firmware
-from tinyq.emit.model import emit_model
+from tinyq.compile.budget import CODE_BYTES, USB_CODE_BYTES, check_budget, estimate
+from tinyq.compile.firmware import build_firmware
+from tinyq.compile.emit.firmware import emit_firmware
+from tinyq.compile.emit.model import emit_model
 from tinyq.errors import BudgetError, BuildError, ToolchainError
 from tinyq.graph import parse_tflite
-from tinyq.plan import plan_memory
+from tinyq.compile.plan import plan_memory
 
 pytestmark = pytest.mark.skipif(shutil.which("arm-none-eabi-gcc") is None, reason="arm-none-eabi-gcc not installed")
 
@@ -100,7 +100,7 @@ def test_board_folder_builds_from_its_own_sources(tmp_path, digits_files):
     src/): compiling src/ alone, with the include paths of the emitted platformio.ini, links."""
     import subprocess
 
-    from tinyq.build import CFLAGS, CPU_FLAGS, LDFLAGS
+    from tinyq.compile.firmware import CFLAGS, CPU_FLAGS, LDFLAGS
 
     g, plan, files = digits_files
     board = get_board("nano33")

@@ -96,8 +96,7 @@ def test_a_build_replaces_its_own_earlier_build(digits_tflite, tmp_path):
 
 def _host_tflite(mode: str) -> bytes:
     """The digits model converted in a host-only mode (float, dynamic-range, float16)."""
-    from tinyq import quantize
-
+    from tinyq.model import quantize
     def make():
         src = quantize._load_source(DIGITS / "model.keras")
         calib = np.load(DIGITS / "calib.npy")[:50]
@@ -131,7 +130,7 @@ def test_build_refuses_a_tflite_that_cannot_be_recalibrated(mode, words, tmp_pat
 def test_unsupported_ops_are_listed_once(tmp_path):
     p = tmp_path / "float.tflite"
     p.write_bytes(_host_tflite("float"))
-    from tinyq.analyze import analyze
+    from tinyq.compile.analyze import analyze
     from tinyq.errors import UnsupportedModelError
     from tinyq.graph import load_tflite
 
@@ -154,7 +153,7 @@ def test_inspect_plot_into_a_folder_names_the_file_it_wrote(digits_tflite, tmp_p
 
 
 def test_text_from_model_files_cannot_end_a_comment():
-    from tinyq.emit.model import c_comment
+    from tinyq.compile.emit.model import c_comment
 
     # Tensor names of a third-party .tflite go into comments too: "*/" would end one.
     assert c_comment("conv*/evil/*x\\\nname\u00e9") == "conv*?evil?*x??name?"

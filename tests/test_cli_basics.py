@@ -148,10 +148,10 @@ def test_one_mac_count_for_a_model():
     from pathlib import Path
 
     from conftest import MLPERF
-    from tinyq.analyze import analyze
-    from tinyq.emit.model import emit_model
+    from tinyq.compile.analyze import analyze
+    from tinyq.compile.emit.model import emit_model
     from tinyq.graph import load_tflite
-    from tinyq.plan import plan_memory
+    from tinyq.compile.plan import plan_memory
 
     models = [Path(__file__).parent / "data" / "tiny_int8.tflite",
               *(MLPERF / f for f in ("kws_ref_model.tflite", "vww_96_int8.tflite") if (MLPERF / f).is_file())]

@@ -1,4 +1,4 @@
-"""Constant channels leave the graph exactly (tinyq.dead_channels): real TensorFlow conversions of models with
+"""Constant channels leave the graph exactly (tinyq.compile.dead_channels): real TensorFlow conversions of models with
 filters that quantize to nothing, the generated C against TFLM on the original .tflite, and official VWW."""
 
 from __future__ import annotations
@@ -10,12 +10,12 @@ import numpy as np
 import pytest
 
 from conftest import MLPERF, cached_tflite
-from tinyq.dead_channels import drop_constant_channels
-from tinyq.emit.model import emit_model
+from tinyq.compile.dead_channels import drop_constant_channels
+from tinyq.compile.emit.model import emit_model
 from tinyq.graph import parse_tflite
-from tinyq.hostrun import run_generated
-from tinyq.plan import plan_memory
-from tinyq.reference import TflmReference
+from tinyq.compile.hostrun import run_generated
+from tinyq.compile.plan import plan_memory
+from tinyq.model.reference import TflmReference
 
 #: Filters of the first 1x1 conv with zero weights: a negative bias (ReLU makes them 0, the output zero
 #: point) and a positive one (a constant that is not the zero point). The second conv's last 8 filters are
@@ -53,7 +53,7 @@ def _model(padding: str, head: str):
 
 
 def _tflite(padding: str, head: str) -> bytes:
-    from tinyq.quantize import quantize_keras
+    from tinyq.model.quantize import quantize_keras
 
     def make():
         m = _model(padding, head)

@@ -15,16 +15,16 @@ from click.testing import CliRunner
 
 from conftest import DIGITS
 from tinyq.boards import get_board
-from tinyq.build import build_firmware
+from tinyq.compile.firmware import build_firmware
 from tinyq.cli import cli
-from tinyq.emit.firmware import emit_firmware
-from tinyq.emit.model import emit_model
+from tinyq.compile.emit.firmware import emit_firmware
+from tinyq.compile.emit.model import emit_model
 from tinyq.errors import DeviceTimeoutError
-from tinyq.devices import open_device
+from tinyq.target.devices import open_device
 from tinyq.graph import parse_tflite
-from tinyq.measure import drive, evaluate
-from tinyq.plan import plan_memory
-from tinyq.reference import TflmReference
+from tinyq.report.measure import drive, evaluate
+from tinyq.compile.plan import plan_memory
+from tinyq.model.reference import TflmReference
 
 needs_qemu = pytest.mark.skipif(
     shutil.which("qemu-system-arm") is None or shutil.which("arm-none-eabi-gcc") is None,
@@ -80,7 +80,7 @@ def test_icount_makes_latency_repeatable(digits_build):
 
 def _run_in_qemu(tflite: bytes, tmp_path: Path, n: int = 3, device: str = "qemu", per_layer: bool = False,
                  **plan_options):
-    from tinyq.devices import device_class
+    from tinyq.target.devices import device_class
 
     g = parse_tflite(tflite)
     plan = plan_memory(g, **plan_options)

@@ -53,7 +53,7 @@ def test_qat_recovers_what_post_training_int8_loses(qat_run):
     # The deployed file is the QAT model, full int8, and the Keras model is saved beside it.
     assert d["quant_accuracy"] == a["final_int8"]
     assert Path(t["keras_model"]) == out.with_suffix(".h5") and out.with_suffix(".h5").is_file()
-    from tinyq.analyze import tflite_kind
+    from tinyq.compile.analyze import tflite_kind
     from tinyq.graph import parse_tflite
 
     assert tflite_kind(parse_tflite(out.read_bytes())) == "int8"
@@ -118,7 +118,7 @@ def test_pruning_pays_on_the_board(pruned_build, digits_build):
 # --- the pruning's graph surgery, on hand-made models ------------------------------------------------
 
 def _tfk():
-    from tinyq.tfenv import tf
+    from tinyq.model.tfenv import tf
 
     tf()
     import tf_keras
@@ -127,8 +127,7 @@ def _tfk():
 
 
 def test_removing_channels_is_exact_through_bn_depthwise_and_flatten():
-    from tinyq import optimize
-
+    from tinyq.model import optimize
     K = _tfk()
     L = K.layers
     inp = K.Input((6, 6, 2))
@@ -159,8 +158,7 @@ def test_removing_channels_is_exact_through_bn_depthwise_and_flatten():
 
 
 def test_channels_that_meet_in_an_add_are_not_pruned():
-    from tinyq import optimize
-
+    from tinyq.model import optimize
     K = _tfk()
     L = K.layers
     inp = K.Input((6, 6, 4))
@@ -178,7 +176,7 @@ def test_channels_that_meet_in_an_add_are_not_pruned():
 def test_a_keras3_layer_tf_keras_lacks_is_named():
     import keras
 
-    from tinyq import optimize
+    from tinyq.model import optimize
     from tinyq.errors import FineTuneError
 
     model = keras.Sequential([keras.Input((8,)), keras.layers.Dense(4, name="d"),
@@ -188,8 +186,7 @@ def test_a_keras3_layer_tf_keras_lacks_is_named():
 
 
 def test_a_keras3_model_is_carried_over_faithfully():
-    from tinyq import optimize
-
+    from tinyq.model import optimize
     import keras
 
     model = keras.models.load_model(WIDE / "model.keras")
@@ -206,7 +203,7 @@ def tfmot_pruned(tmp_path_factory) -> Path:
     """A model pruned the usual tfmot way (scattered zeros, 50 %), converted to full int8."""
     import tensorflow_model_optimization as tfmot
 
-    from tinyq.tfenv import tf
+    from tinyq.model.tfenv import tf
 
     K = _tfk()
     K.utils.set_random_seed(0)
@@ -240,7 +237,7 @@ def test_inspect_shows_sparsity_and_the_zero_spike(tfmot_pruned, tmp_path):
     assert "zeros are stored and multiplied" in r.output
     # The histogram has a bin of its own for 0, holding every zero weight.
     from tinyq.graph import load_tflite
-    from tinyq.inspect_plot import int8_histogram
+    from tinyq.report.inspect_plot import int8_histogram
 
     g = load_tflite(tfmot_pruned)
     w = g.tensors[g.operators[0].inputs[1]].data
@@ -250,7 +247,7 @@ def test_inspect_shows_sparsity_and_the_zero_spike(tfmot_pruned, tmp_path):
 
 def test_a_training_set_smaller_than_a_batch_is_said(tmp_path):
     """Issue #25 case 7: one training sample is allowed (a quick trial) but said, in one warning line."""
-    from tinyq.optimize import FineTune
+    from tinyq.model.optimize import FineTune
 
     assert FineTune(qat=True).data_warnings(32) == []
     with np.load(DIGITS / "train.npz") as z:

@@ -23,12 +23,12 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tinyq.analyze import analyze, tflite_kind
+from tinyq.compile.analyze import analyze, tflite_kind
 from tinyq.boards import BOARDS_DIR, load_board_file
 from tinyq.errors import TinyqError
 from tinyq.graph import parse_tflite
-from tinyq.plan import plan_memory
-from tinyq.protocol import parse_log
+from tinyq.compile.plan import plan_memory
+from tinyq.target.protocol import parse_log
 
 DATA = Path(__file__).parent / "data"
 EXAMPLES = int(os.environ.get("TINYQ_FUZZ_EXAMPLES", "2000"))
@@ -104,7 +104,7 @@ def hostile_models(draw, seed: bytes = TINY):
 
 
 def _plan_and_emit(buf: bytes):
-    from tinyq.emit.model import emit_model
+    from tinyq.compile.emit.model import emit_model
 
     g = parse_tflite(buf, "hostile.tflite")
     tflite_kind(g)
@@ -125,13 +125,13 @@ def test_hostile_models_are_refused_or_built_exact(buf):
     worker: a hostile model may make it abort, which is a refusal too, in one line)."""
     import numpy as np
 
-    from tinyq import isolate
-    from tinyq.hostrun import run_generated
+    from tinyq.infra import isolate
+    from tinyq.compile.hostrun import run_generated
 
     try:
         g, files = _plan_and_emit(buf)
         x = np.random.default_rng(0).integers(-128, 128, size=(3, *g.input_tensors[0].shape[1:]), dtype=np.int8)
-        expected, _ = isolate.call("tinyq.reference:reference_outputs", buf, x, what="TFLM")
+        expected, _ = isolate.call("tinyq.model.reference:reference_outputs", buf, x, what="TFLM")
     except TinyqError as e:
         assert "\n" not in e.message and e.hint
         return

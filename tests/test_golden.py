@@ -13,13 +13,13 @@ import numpy as np
 import pytest
 
 from tinyq.boards import get_board
-from tinyq.emit.firmware import emit_firmware
-from tinyq.emit.model import emit_model
-from tinyq.emit.tflm import arena_size, emit_tflm, resolver_method
+from tinyq.compile.emit.firmware import emit_firmware
+from tinyq.compile.emit.model import emit_model
+from tinyq.compile.emit.tflm import arena_size, emit_tflm, resolver_method
 from tinyq.graph import load_tflite
-from tinyq.hostrun import run_generated
-from tinyq.plan import plan_memory
-from tinyq.reference import TflmReference
+from tinyq.compile.hostrun import run_generated
+from tinyq.compile.plan import plan_memory
+from tinyq.model.reference import TflmReference
 
 DATA = Path(__file__).parent / "data"
 GOLDEN = Path(__file__).parent / "golden"

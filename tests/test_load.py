@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from tinyq.errors import CalibrationError, InputFileError
-from tinyq.load import Dataset, check_model_file, check_shape, load_dataset
+from tinyq.model.load import Dataset, check_model_file, check_shape, load_dataset
 
 
 def test_recognises_the_example_model():
@@ -190,7 +190,7 @@ def test_npz_keys(tmp_path):
 
 
 def test_labels_must_name_the_models_classes():
-    from tinyq.load import check_labels
+    from tinyq.model.load import check_labels
 
     d = Dataset(np.zeros((2, 4), np.float32), np.array([0, 9]), source="e.npz")
     check_labels(d, d.x, 10)

@@ -274,7 +274,7 @@ def test_rebuild_over_a_read_only_build_leaves_nothing_behind():
     `.NAME-XXXX-old` folder stays behind."""
     import tempfile
 
-    from tinyq.staging import staged_dir
+    from tinyq.infra.staging import staged_dir
 
     root = Path(tempfile.mkdtemp(prefix="tinyq-ro-", dir="/tmp"))
     os.chmod(root, 0o777)
@@ -302,7 +302,7 @@ def test_a_build_holding_a_folder_of_somebody_else_is_refused_before_any_work():
     import tempfile
 
     from tinyq.errors import OutputPathError
-    from tinyq.outputs import check_build_dir
+    from tinyq.infra.outputs import check_build_dir
 
     root = Path(tempfile.mkdtemp(prefix="tinyq-ro-", dir="/tmp"))
     old = root / "build"

@@ -14,11 +14,11 @@ import numpy as np
 import pytest
 
 from conftest import cached_tflite
-from tinyq.emit.model import emit_model
+from tinyq.compile.emit.model import emit_model
 from tinyq.graph import parse_tflite
-from tinyq.hostrun import run_generated
-from tinyq.plan import plan_memory
-from tinyq.reference import TflmReference
+from tinyq.compile.hostrun import run_generated
+from tinyq.compile.plan import plan_memory
+from tinyq.model.reference import TflmReference
 
 ACTS = [None, "relu", "relu6"]
 
@@ -173,7 +173,7 @@ CASES = _cases() + EXTRA + DW_EDGES + WINO + FIRST + DW_QUADS + POOLS
 def op_tflite(kind: str, params: dict) -> bytes:
     """The case's one-layer model converted to full int8 (cached; the builder's source is part of the key, so
     editing a test model reconverts it)."""
-    from tinyq.quantize import quantize_keras
+    from tinyq.model.quantize import quantize_keras
 
     def make():
         m = _model(kind, params)

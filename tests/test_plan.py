@@ -7,7 +7,7 @@ host and in QEMU); here: that the plan does what it claims, on the MLPerf models
 import pytest
 
 from tinyq.graph import parse_tflite
-from tinyq.plan import plan_memory
+from tinyq.compile.plan import plan_memory
 
 
 @pytest.fixture(scope="module")
@@ -177,7 +177,7 @@ def test_kernel_scratch_sizes_agree_between_python_and_c(tmp_path, zoo):
     import subprocess
 
     from tinyq.graph import load_tflite
-    from tinyq.hostrun import KERNELS_DIR
+    from tinyq.compile.hostrun import KERNELS_DIR
 
     graphs = [parse_tflite(zoo(n)) for n in ("kws_ds_cnn", "vww_mobilenet_v1_025", "ic_resnet8")]
     if MLPERF.is_dir():
@@ -252,7 +252,7 @@ def test_layout_constants_agree_between_python_and_c(tmp_path):
     """The facts the weight layouts and the band runner share with C, stated once each side."""
     import subprocess
 
-    from tinyq.hostrun import KERNELS_DIR
+    from tinyq.compile.hostrun import KERNELS_DIR
     from tinyq.ops import band, layout
 
     harness = tmp_path / "k.c"
@@ -294,7 +294,7 @@ def chain():
     import numpy as np
 
     from conftest import cached_tflite
-    from tinyq.quantize import quantize_keras
+    from tinyq.model.quantize import quantize_keras
 
     def make():
         m = _chain_model()
@@ -308,9 +308,9 @@ def chain():
 def _bit_exact(tflite, g, plan):
     import numpy as np
 
-    from tinyq.emit.model import emit_model
-    from tinyq.hostrun import run_generated
-    from tinyq.reference import TflmReference
+    from tinyq.compile.emit.model import emit_model
+    from tinyq.compile.hostrun import run_generated
+    from tinyq.model.reference import TflmReference
 
     ref = TflmReference(tflite)
     x = np.random.default_rng(9).integers(-128, 128, (6, *g.input_tensors[0].shape)).astype(np.int8)
@@ -321,7 +321,7 @@ def _bit_exact(tflite, g, plan):
 
 @pytest.mark.parametrize("groups", [1, 2, 3])
 def test_small_border_patches_are_bit_exact(chain, groups):
-    from tinyq.plan import _with_small_patch, place
+    from tinyq.compile.plan import _with_small_patch, place
 
     tflite, g = chain
     steps = list(plan_memory(g, band=False, dw_planes=False).lowered)
@@ -336,7 +336,7 @@ def test_small_border_patches_are_bit_exact(chain, groups):
 def test_every_band_is_bit_exact(chain, first, last):
     """Bands over every kind of link: 3x3 conv, clamped and full-range depthwise, stride 2, dilation."""
     from tinyq.ops import band
-    from tinyq.plan import Step, place
+    from tinyq.compile.plan import Step, place
 
     tflite, g = chain
     steps = list(plan_memory(g, band=False).lowered)
@@ -391,14 +391,14 @@ def test_depthwise_kernel_is_chosen_by_its_instructions():
 
 def _step(name, ins, outs, **call):
     from tinyq.ops import KernelCall
-    from tinyq.plan import Step
+    from tinyq.compile.plan import Step
 
     c = KernelCall(function=name, params_type=None, params=(), args=(), **call)
     return Step(name, (0,), tuple(ins), tuple(outs), c, c.overwrites)
 
 
 def test_lifetimes_views_share_their_input_and_io_spans_the_model():
-    from tinyq.plan import lifetimes
+    from tinyq.compile.plan import lifetimes
 
     # t0 -conv-> t1 -reshape(view)-> t2 -fc-> t3
     steps = [_step("conv", [0], [1]), _step("reshape", [1], [2], alias=True), _step("fc", [2], [3])]
@@ -410,7 +410,7 @@ def test_lifetimes_views_share_their_input_and_io_spans_the_model():
 
 
 def test_alias_writes_in_place_only_over_an_input_that_dies_there():
-    from tinyq.plan import alias, lifetimes
+    from tinyq.compile.plan import alias, lifetimes
 
     size = {0: 64, 1: 64, 2: 64, 3: 64, 4: 64}.__getitem__
     # t1 = relu(t0) may overwrite t0 (t0 dies there); t3 = relu(t1) may not overwrite t1 (t2 still reads it)
@@ -428,7 +428,7 @@ def test_alias_writes_in_place_only_over_an_input_that_dies_there():
 
 
 def test_alias_puts_an_input_inside_its_output_at_the_proven_displacement():
-    from tinyq.plan import alias, lifetimes
+    from tinyq.compile.plan import alias, lifetimes
 
     steps = [_step("conv", [0], [1], end_overlay=40)]
     lt = lifetimes([0], [1], steps)
@@ -441,7 +441,7 @@ def test_alias_puts_an_input_inside_its_output_at_the_proven_displacement():
 
 
 def test_placement_is_greedy_by_size_over_lifetimes():
-    from tinyq.plan import placement
+    from tinyq.compile.plan import placement
 
     sizes = {"a": 100, "b": 60, "c": 50, "d": 40}
     first = {"a": 0, "b": 1, "c": 2, "d": 0}

@@ -8,8 +8,8 @@ import pytest
 from conftest import DIGITS
 from tinyq.errors import CalibrationError, QuantizationError
 from tinyq.graph import parse_tflite
-from tinyq.load import load_inputs
-from tinyq.quantize import quantize, quantize_keras
+from tinyq.model.load import load_inputs
+from tinyq.model.quantize import quantize, quantize_keras
 
 
 @pytest.fixture(scope="module")

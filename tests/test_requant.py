@@ -14,7 +14,7 @@ import subprocess
 import numpy as np
 import pytest
 
-from tinyq.hostrun import KERNELS_DIR
+from tinyq.compile.hostrun import KERNELS_DIR
 from tinyq.ops import layout
 
 HARNESS = r"""

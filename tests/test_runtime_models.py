@@ -7,11 +7,11 @@ larger than the arena TFLM reports for the same model.
 import numpy as np
 import pytest
 
-from tinyq.emit.model import emit_model
+from tinyq.compile.emit.model import emit_model
 from tinyq.graph import parse_tflite
-from tinyq.hostrun import run_generated
-from tinyq.plan import plan_memory
-from tinyq.reference import TflmReference
+from tinyq.compile.hostrun import run_generated
+from tinyq.compile.plan import plan_memory
+from tinyq.model.reference import TflmReference
 
 
 def _inputs(g, n: int, seed: int) -> np.ndarray:

@@ -115,7 +115,7 @@ def test_sigterm_during_firmware_compile_leaves_no_staging_folder(build_dir, tmp
 def test_sigterm_during_quantization_stops_the_tensorflow_worker(tmp_path):
     p = _start(["build", str(DIGITS / "model.keras"), "--board", "nano33", "--calib", str(DIGITS / "calib.npy"),
                 "-o", str(tmp_path / "out")])
-    worker = wait_for(lambda: [c for c in children(p.pid) if "tinyq.isolate" in c[1]], what="the worker")[0][0]
+    worker = wait_for(lambda: [c for c in children(p.pid) if "tinyq.infra.isolate" in c[1]], what="the worker")[0][0]
     time.sleep(1.0)
     p.send_signal(signal.SIGTERM)
     _, err = p.communicate(timeout=30)

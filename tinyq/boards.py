@@ -14,7 +14,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from tinyq.errors import BoardError
-from tinyq.outputs import path_too_long, short
+from tinyq.infra.outputs import path_too_long, short
 from tinyq.resources import BOARDS_DIR
 
 

@@ -16,7 +16,7 @@ from pathlib import Path
 import click
 
 from tinyq import __version__
-from tinyq.devices import EMULATORS
+from tinyq.target.devices import EMULATORS
 from tinyq.errors import Interrupted, OutputPathError, TinyqError, last_line
 
 
@@ -28,7 +28,7 @@ class _UserPath(click.Path):
         super().__init__(path_type=path_type)
 
     def convert(self, value, param, ctx):
-        from tinyq.outputs import path_too_long, short
+        from tinyq.infra.outputs import path_too_long, short
 
         problem = path_too_long(Path(value)) if isinstance(value, (str, Path)) else None
         if problem:
@@ -147,7 +147,7 @@ def boards(as_json: bool, ports: bool) -> None:
     if ports:
         from dataclasses import asdict
 
-        from tinyq.ports import find_ports
+        from tinyq.target.ports import find_ports
 
         found = find_ports()
         if as_json:
@@ -194,7 +194,7 @@ def _kernels(graph, board=None):
     `build` plans for ``board`` (its weights' layout chosen for that board's flash), or without one
     with int8 weights; and that plan."""
     from tinyq.pipeline import choose_weights
-    from tinyq.plan import plan_memory
+    from tinyq.compile.plan import plan_memory
 
     out = {}
     plan = choose_weights(graph, board) if board is not None else plan_memory(graph)
@@ -236,7 +236,7 @@ def _finetune_options(f):
 def _finetune(qat: bool, prune: float | None, train_path: Path | None, epochs: int, lr: float, seed: int):
     """The fine-tuning asked for (None when none), checked before anything is read."""
     from tinyq.errors import CalibrationError
-    from tinyq.optimize import FineTune
+    from tinyq.model.optimize import FineTune
 
     ft = FineTune(qat=qat, prune=prune, epochs=epochs, lr=lr, seed=seed)
     if not ft.active:
@@ -317,10 +317,10 @@ def quantize(model, calib, output, mode, eval_path, report, max_samples, signatu
 
     With --qat and/or --prune the model is fine-tuned on --train first; the fine-tuned Keras model
     is written beside the .tflite (same name, .h5)."""
-    from tinyq import isolate
+    from tinyq.infra import isolate
     from tinyq.errors import InputFileError
-    from tinyq.load import load_inputs
-    from tinyq.outputs import check_output_file, write_file_atomic
+    from tinyq.model.load import load_inputs
+    from tinyq.infra.outputs import check_output_file, write_file_atomic
 
     # Every path is checked before TensorFlow starts; no output may land on an input.
     ft = _finetune(qat, prune, train_path, epochs, lr, seed)
@@ -344,7 +344,7 @@ def quantize(model, calib, output, mode, eval_path, report, max_samples, signatu
     step, done = _progress(not as_json and sys.stderr.isatty())
     step("quantizing (TensorFlow)")
     try:
-        q = isolate.call("tinyq.quantize:quantize", inputs, mode, signature=signature, finetune=ft,
+        q = isolate.call("tinyq.model.quantize:quantize", inputs, mode, signature=signature, finetune=ft,
                          on_progress=step)
     finally:
         done()
@@ -391,10 +391,10 @@ def quantize(model, calib, output, mode, eval_path, report, max_samples, signatu
                    "without it, those of int8 weights.")
 def inspect(model, as_json, plot, board_id):
     """Show a .tflite model: ops, tensors, quantization, weights, MACs, and what tinyq cannot run."""
-    from tinyq.analyze import TFLITE_KINDS, analyze, tflite_kind
+    from tinyq.compile.analyze import TFLITE_KINDS, analyze, tflite_kind
     from tinyq.boards import get_board
     from tinyq.graph import load_tflite
-    from tinyq.outputs import check_output_file
+    from tinyq.infra.outputs import check_output_file
 
     if plot:
         plot = _plot_path(plot, model)
@@ -423,7 +423,7 @@ def inspect(model, as_json, plot, board_id):
         "issues": [str(i) for i in a.issues],
     }
     if plot:
-        from tinyq.inspect_plot import plot_weight_histograms
+        from tinyq.report.inspect_plot import plot_weight_histograms
 
         data["plot"] = str(plot_weight_histograms(g, plot))
     if as_json:

@@ -16,8 +16,8 @@ import numpy as np
 
 from tinyq import __version__
 from tinyq.errors import InputFileError, TinyqError
-from tinyq.outputs import MANIFEST
-from tinyq.staging import staged_dir
+from tinyq.infra.outputs import MANIFEST
+from tinyq.infra.staging import staged_dir
 
 #: The board definition a build was made for, copied into the build folder.
 BOARD_FILE = "board.toml"
@@ -48,23 +48,28 @@ def build(model: Path, board_id: str, calib: Path | None, out_dir: Path, eval_pa
     ``model`` is a Keras model (.keras, .h5), a SavedModel folder or a full-int8 .tflite
     (used as it is; ``calib`` is then optional). Every input and the output folder are
     checked before TensorFlow starts; TensorFlow runs in a worker process.
-    ``finetune`` (:class:`tinyq.optimize.FineTune`) fine-tunes on ``train_path`` first (QAT, pruning).
+    ``finetune`` (:class:`tinyq.model.optimize.FineTune`) fine-tunes on ``train_path`` first (QAT, pruning).
     ``favour`` ("ram" or "speed") is what the memory plan favours where the two pull apart.
     ``weights``: "int8", "int16" (conv and FC weights as int16 pairs: twice their flash, fewer
     instructions) or "auto" (int16 when the firmware still leaves a quarter of the board's flash).
     """
-    from tinyq import analyze, budget, isolate, load, plan, quantize
+    from tinyq.compile import analyze
+    from tinyq.compile import budget
+    from tinyq.infra import isolate
+    from tinyq.model import load
+    from tinyq.compile import plan
+    from tinyq.model import quantize
     from tinyq.boards import board_file, get_board
-    from tinyq.build import build_firmware, console_driver, target_uart, write_zip
-    from tinyq.emit.arduino import emit_arduino
-    from tinyq.emit.firmware import TARGETS, emit_firmware
-    from tinyq.emit.model import emit_model
-    from tinyq.emit.tflm import emit_tflm
+    from tinyq.compile.firmware import build_firmware, console_driver, target_uart, write_zip
+    from tinyq.compile.emit.arduino import emit_arduino
+    from tinyq.compile.emit.firmware import TARGETS, emit_firmware
+    from tinyq.compile.emit.model import emit_model
+    from tinyq.compile.emit.tflm import emit_tflm
     from tinyq.errors import UnsupportedModelError
     from tinyq.graph import parse_tflite
-    from tinyq.hostrun import run_generated
-    from tinyq.memory_plot import plot_memory
-    from tinyq.outputs import check_build_dir
+    from tinyq.compile.hostrun import run_generated
+    from tinyq.report.memory_plot import plot_memory
+    from tinyq.infra.outputs import check_build_dir
 
     # Everything the user gave is checked before TensorFlow starts.
     board = get_board(board_id)
@@ -86,7 +91,7 @@ def build(model: Path, board_id: str, calib: Path | None, out_dir: Path, eval_pa
         graph = parse_tflite(q.tflite, str(model))
     else:
         progress("quantizing (TensorFlow)")
-        q = isolate.call("tinyq.quantize:quantize", inputs, mode, signature=signature, finetune=finetune,
+        q = isolate.call("tinyq.model.quantize:quantize", inputs, mode, signature=signature, finetune=finetune,
                          on_progress=progress)
         graph = parse_tflite(q.tflite, "quantized model")
         analyze.check_tensor_sizes(graph, board.memory.ram_bytes, board.id)
@@ -105,7 +110,7 @@ def build(model: Path, board_id: str, calib: Path | None, out_dir: Path, eval_pa
     progress("running the TFLM reference and the generated C on the host")
     # TFLM runs in a worker: a hostile model can make it abort, and that must not kill tinyq silently.
     expected, tflm_arena = isolate.call(
-        "tinyq.reference:reference_outputs", q.tflite, x_int8, what="TFLM (the host reference)",
+        "tinyq.model.reference:reference_outputs", q.tflite, x_int8, what="TFLM (the host reference)",
         crash_hint="TFLM cannot run this model either; check its quantization parameters with `tinyq inspect`")
     host = run_generated(model_files, x_int8.reshape(len(x_int8), -1), expected.shape[1:])
     host_exact = bool(np.array_equal(host, expected))
@@ -193,8 +198,8 @@ WEIGHTS = ("auto", "int8", "int16")
 
 def choose_weights(graph, board, favour: str = "ram", weights: str = "auto"):
     """The memory plan with int8 or int16 weights, as ``weights`` says (see :func:`build`)."""
-    from tinyq import budget, plan
-
+    from tinyq.compile import budget
+    from tinyq.compile import plan
     if weights not in WEIGHTS:
         raise InputFileError(f"--weights {weights}: one of {', '.join(WEIGHTS)}")
     if weights == "int8":
@@ -211,7 +216,7 @@ def choose_weights(graph, board, favour: str = "ram", weights: str = "auto"):
 def _baseline(tflite: bytes, board, favour: str, weights: str) -> dict:
     """Size, MACs and arena of the post-training int8 model of the model as given (what fine-tuning is
     measured against), planned as the build plans its own model."""
-    from tinyq import analyze
+    from tinyq.compile import analyze
     from tinyq.graph import parse_tflite
 
     g = parse_tflite(tflite, "post-training int8 model")
@@ -272,9 +277,9 @@ def flash(build_dir: Path, emulator: str | None = None, port: str | None = None,
     ``eval_path`` every evaluation sample also runs on the device (``on_sample(done, total)``
     after each) and the result holds its top-1 and agreement with the host (``validation``).
     """
-    from tinyq.devices import device_class, open_device
+    from tinyq.target.devices import device_class, open_device
     from tinyq.errors import ProtocolError
-    from tinyq.measure import Timeouts, check, drive, evaluate
+    from tinyq.report.measure import Timeouts, check, drive, evaluate
 
     if not timeout > 0:
         raise InputFileError(f"--timeout must be more than 0 s (got {timeout})", hint="e.g. --timeout 30")
@@ -314,9 +319,9 @@ def flash(build_dir: Path, emulator: str | None = None, port: str | None = None,
 
 def _eval_inputs(build_dir: Path, eval_path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
     """The evaluation samples (float, and as the device's int8 inputs) and their labels, checked against the model."""
-    from tinyq import load
+    from tinyq.model import load
     from tinyq.graph import load_tflite
-    from tinyq.quantize import quantize_input
+    from tinyq.model.quantize import quantize_input
 
     g = load_tflite(Path(build_dir) / "model_int8.tflite")
     data = load.load_dataset(eval_path, what="evaluation")
@@ -327,8 +332,8 @@ def _eval_inputs(build_dir: Path, eval_path: Path) -> tuple[np.ndarray, np.ndarr
 
 def _validation(build_dir: Path, x: np.ndarray, x_int8: np.ndarray, device_out: np.ndarray, labels) -> dict:
     """Device outputs on the evaluation set against TFLM on the int8 model and (if kept) the float model."""
-    from tinyq.measure import validate
-    from tinyq.reference import TflmReference, run_reference
+    from tinyq.report.measure import validate
+    from tinyq.model.reference import TflmReference, run_reference
 
     build_dir = Path(build_dir)
     host = run_reference((build_dir / "model_int8.tflite").read_bytes(), x_int8)

@@ -50,7 +50,7 @@ class KernelCall:
     #: Literal leading arguments for kernels without a params struct.
     lead_args: tuple[str, ...] = field(default=())
     #: Multiply-accumulates this call runs: conv, depthwise and FC only (the definition of
-    #: :func:`tinyq.analyze.op_macs`, less the constant channels it does not compute); 0 for any other kernel.
+    #: :func:`tinyq.compile.analyze.op_macs`, less the constant channels it does not compute); 0 for any other kernel.
     macs: int = 0
     #: Output aliases the first input (no data movement, e.g. RESHAPE).
     alias: bool = False

@@ -8,7 +8,7 @@ peak is one large early activation plus the next (VWW's 48x48x8 -> 48x48x16) fit
 RAM than a plan of whole tensors (MCUNetV2's patch-based inference, done by rows, with sliding
 windows instead of recomputed halos).
 
-The planner (tinyq.plan) tries the chains and keeps one only where the arena shrinks.
+The planner (tinyq.compile.plan) tries the chains and keeps one only where the arena shrinks.
 """
 
 from __future__ import annotations

@@ -232,7 +232,7 @@ def depthwise3x3_plane_scratch_bytes(params: dict) -> int:
 
 def depthwise3x3_plane_call(graph: Graph, op: Operator, planes: int = 1) -> KernelCall | None:
     """``op`` (a DEPTHWISE_CONV_2D) lowered to the channel-planar kernel, or None where it does not apply.
-    The planner picks between it and the windowed tq_depthwise3x3_s8 (tinyq.plan.planar_depthwise).
+    The planner picks between it and the windowed tq_depthwise3x3_s8 (tinyq.compile.plan.planar_depthwise).
     ``planes`` 2: two channels gathered together into two planes (an even channel count; None otherwise)."""
     if op.opcode != "DEPTHWISE_CONV_2D":
         return None
@@ -338,7 +338,7 @@ def lower_conv(graph: Graph, op: Operator, planar: bool = False, planes: int = 1
     )
 
 
-#: A 1x1 conv writes its trailing constant channels (tinyq.dead_channels puts a space's constant channels
+#: A 1x1 conv writes its trailing constant channels (tinyq.compile.dead_channels puts a space's constant channels
 #: last) without computing them, this many at a time (whole words) and leaving at least this many computed.
 CONST_TAIL_UNIT = 4
 

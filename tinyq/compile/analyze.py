@@ -13,7 +13,7 @@ import numpy as np
 
 from tinyq.errors import BudgetError, UnsupportedModelError
 from tinyq.graph import Graph, Operator
-from tinyq.shapes import shape_problem
+from tinyq.compile.shapes import shape_problem
 
 _WEIGHTED = ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED")
 _ACTIVATIONS = ("NONE", "RELU", "RELU6", "RELU_N1_TO_1")
@@ -265,7 +265,7 @@ def tflite_kind(graph: Graph) -> str:
 def check_tensor_sizes(graph: Graph, ram_bytes: int, board: str) -> None:
     """Refuse a model with an activation larger than the board's RAM, before anything is allocated for it.
 
-    The full budget (:mod:`tinyq.budget`) comes after planning; this check is what keeps a model that
+    The full budget (:mod:`tinyq.compile.budget`) comes after planning; this check is what keeps a model that
     declares a huge input from making tinyq allocate verification inputs (or the planner tables) for it.
     """
     for t in graph.tensors:

@@ -11,7 +11,7 @@ dense model, so it needs fewer flash bytes and fewer instructions with the same 
 bit-exact with TFLM by construction. Zeros scattered through a weight tensor would still be stored
 and multiplied by every int8 kernel tinyq (or CMSIS-NN) has.
 
-Like :mod:`tinyq.quantize`, this module imports TensorFlow only inside its functions.
+Like :mod:`tinyq.model.quantize`, this module imports TensorFlow only inside its functions.
 """
 
 from __future__ import annotations
@@ -102,7 +102,7 @@ class PrunedLayer:
 
 
 def _tfk():
-    from tinyq.tfenv import tf
+    from tinyq.model.tfenv import tf
 
     tf()
     import tf_keras
@@ -111,7 +111,7 @@ def _tfk():
 
 
 def _seed(seed: int) -> None:
-    from tinyq.tfenv import tf
+    from tinyq.model.tfenv import tf
 
     _tfk().utils.set_random_seed(seed)
     tf().config.experimental.enable_op_determinism()
@@ -219,7 +219,7 @@ def _loss(model, x: np.ndarray):
 
 def _epoch_callback(what: str, epochs: int, history: list):
     """A Keras callback (tf-keras is imported only here) that records and reports each epoch."""
-    from tinyq.isolate import progress
+    from tinyq.infra.isolate import progress
 
     class Epochs(_tfk().callbacks.Callback):
         def on_epoch_end(self, epoch, logs=None):
@@ -248,7 +248,7 @@ def _fit(model, train, opts: FineTune, what: str, extra_callbacks=()) -> list:
 
 def qat(model, train, opts: FineTune):
     """Quantization-aware fine-tuning (tfmot's default 8-bit scheme). Returns (QAT model, history)."""
-    from tinyq.isolate import note
+    from tinyq.infra.isolate import note
 
     _tfk()
     import tensorflow_model_optimization as tfmot
@@ -410,7 +410,7 @@ def prune(model, train, opts: FineTune):
     fine-tuning; the last third trains with the final masks. The masked channels are then
     removed for real, and the smaller model is checked to compute what the masked one did.
     """
-    from tinyq.isolate import note
+    from tinyq.infra.isolate import note
 
     tfk = _tfk()
     import tensorflow_model_optimization as tfmot

@@ -2,7 +2,7 @@
 
 Modelled on Zephyr twister's ``DeviceAdapter`` (``device_adapter.py``, ``qemu_adapter.py``)
 and its ``dut`` fixture: an adapter launches the target with a firmware, hands back a
-:class:`~tinyq.transport.Transport` on its console, says how its timer ticks become
+:class:`~tinyq.target.transport.Transport` on its console, says how its timer ticks become
 instructions or cycles (:class:`Clock`), and stops everything it started on close. The
 pipeline, the tests and the benchmarks all go through :func:`open_device`, so they run
 what users run. The adapters hold no board facts: those come from ``boards/*.toml``.
@@ -20,7 +20,7 @@ from typing import ClassVar, Iterator
 
 from tinyq.boards import Board
 from tinyq.errors import InputFileError, ToolchainError
-from tinyq.transport import Transport
+from tinyq.target.transport import Transport
 
 
 @dataclass(frozen=True)
@@ -100,13 +100,13 @@ class QemuDevice(Device):
         return None if shutil.which("qemu-system-arm") else "qemu-system-arm is not installed"
 
     def _launch(self, stack):
-        from tinyq.flash import run_qemu
+        from tinyq.target.launch import run_qemu
 
         return stack.enter_context(run_qemu(self.firmware, self.board, extra_args=self.options.get("extra_args", ())))
 
     @property
     def clock(self) -> Clock:
-        from tinyq.flash import instructions_per_tick
+        from tinyq.target.launch import instructions_per_tick
 
         return Clock("instructions", instructions_per_tick(self.board.emulator.qemu.clock_hz),
                      "QEMU icount: exact instruction counts")
@@ -126,7 +126,7 @@ class RenodeDevice(Device):
         return None if shutil.which("renode") else "renode is not on PATH"
 
     def _launch(self, stack):
-        from tinyq.flash import run_renode
+        from tinyq.target.launch import run_renode
 
         if self.board.emulator.renode is None:
             raise ToolchainError(f"board {self.board.id} has no Renode platform", hint="use --emulator qemu")
@@ -137,7 +137,7 @@ class RenodeDevice(Device):
         """The board firmware rebuilt from its build's sources with Renode's UARTE receive re-arm order
         (``TQ_UARTE_RENODE_REARM``): Renode 1.14's UARTE model needs it, and on silicon it would lose a byte
         waiting in the RX FIFO, so the firmware a board gets never has it. Everything else is that firmware's."""
-        from tinyq.build import rebuild_firmware
+        from tinyq.compile.firmware import rebuild_firmware
 
         return rebuild_firmware(self.firmware.parent / "src", self.board, self.firmware_target, out_dir,
                                 ["-DTQ_UARTE_RENODE_REARM"]).elf
@@ -156,12 +156,14 @@ class SerialDevice(Device):
     firmware_target = "board"
 
     def _launch(self, stack):
-        from tinyq import ports
-        from tinyq.flash import run_board, upload_board
+        from tinyq.target import ports
+        from tinyq.target.launch import run_board
+        from tinyq.target.upload import uploader_for
 
         port = self.options.get("port")
         if self.options.get("upload", True):
-            port = upload_board(self.firmware.with_suffix(".bin"), self.firmware.with_suffix(".hex"), self.board, port)
+            port = uploader_for(self.board).upload(self.firmware.with_suffix(".bin"), self.firmware.with_suffix(".hex"),
+                                                   port)
         elif port is None:
             port = ports.discover(self.board).device
         self.port = port

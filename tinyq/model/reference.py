@@ -94,10 +94,10 @@ def tflm_arena_bytes(tflite: bytes) -> int:
 def reference_outputs(tflite: bytes, inputs: np.ndarray) -> tuple[np.ndarray, TflmArena | None]:
     """TFLM's outputs for every input of ``inputs`` (N, *input_shape), and the arena it reported.
 
-    Meant to run in a worker (:func:`tinyq.isolate.call`): TFLM is C++ and aborts or faults in-process on
+    Meant to run in a worker (:func:`tinyq.infra.isolate.call`): TFLM is C++ and aborts or faults in-process on
     some hostile models (a scale it cannot requantize), which would kill tinyq with nothing said.
     """
-    from tinyq.isolate import note
+    from tinyq.infra.isolate import note
 
     from tinyq.errors import UnsupportedModelError
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from tinyq.boards import Board
 from tinyq.errors import BudgetError
 from tinyq.ops.lower_ops import has_edge_streams
-from tinyq.plan import MemoryPlan
+from tinyq.compile.plan import MemoryPlan
 
 #: Kernels + runtime + start-up, on the QEMU twin (flash less weights and op parameters): measured
 #: 42.2 KB for official VWW, which links the most (both 3x3 depthwise kernels, the row-band runner,

@@ -17,7 +17,7 @@ from pathlib import Path
 from tinyq.boards import Board
 from tinyq.errors import BuildError, ToolchainError
 from tinyq.resources import FIRMWARE_DIR
-from tinyq.staging import staged_dir
+from tinyq.infra.staging import staged_dir
 
 CC = "arm-none-eabi-gcc"
 OBJCOPY = "arm-none-eabi-objcopy"
@@ -135,7 +135,7 @@ def rebuild_firmware(src: Path, board: Board, target: str, out_dir: Path, define
 def _compile(src: Path, out: Path, board: Board, target: str, defines: list[str] = ()) -> Firmware:
     """Compile and link the self-contained source folder ``src`` into ``out`` (ELF, BIN, HEX, map); a
     ``usb/`` folder in it is the USB console, compiled in."""
-    from tinyq.emit.firmware import target_memory
+    from tinyq.compile.emit.firmware import target_memory
 
     cc, objcopy = _require(CC), _require(OBJCOPY)
     if (src / "usb").is_dir():

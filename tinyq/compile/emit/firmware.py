@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from tinyq import __version__
 from tinyq.boards import Board
-from tinyq.emit.model import environment
+from tinyq.compile.emit.model import environment
 
 TARGETS = ("qemu", "board")
 

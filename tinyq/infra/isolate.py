@@ -2,11 +2,11 @@
 
 TensorFlow's converter and calibrator are C++; on some models (recurrent layers) they
 segfault. Run in-process, that kills tinyq with exit 139 and nothing said. Here the
-call runs in a child (``python -m tinyq.isolate``): its stdout and stderr (TensorFlow's
+call runs in a child (``python -m tinyq.infra.isolate``): its stdout and stderr (TensorFlow's
 own messages and, on a crash, Python's fault handler report) go to a log file, and a
 crash comes back as a :class:`~tinyq.errors.TinyqError` naming the signal, what the
 child was doing (:func:`note`) and the log. The child is tied to tinyq's life
-(:mod:`tinyq.proc`): a signal to tinyq stops it too.
+(:mod:`tinyq.infra.proc`): a signal to tinyq stops it too.
 """
 
 from __future__ import annotations
@@ -65,7 +65,7 @@ def call(func: str, *args: Any, what: str = "TensorFlow", on_progress: Callable[
     message names the signal and the log file holding the child's output. The log is
     removed when the call succeeds.
     """
-    from tinyq.proc import spawn, stop
+    from tinyq.infra.proc import spawn, stop
 
     logs = log_dir()
     logs.mkdir(parents=True, exist_ok=True)
@@ -77,7 +77,7 @@ def call(func: str, *args: Any, what: str = "TensorFlow", on_progress: Callable[
         req.write_bytes(pickle.dumps((func, args, kwargs)))
         env = {**os.environ, _NOTE_ENV: str(note_file), _PROGRESS_ENV: str(progress_file), "PYTHONFAULTHANDLER": "1"}
         with log.open("wb") as out:
-            proc = spawn([sys.executable, "-m", "tinyq.isolate", str(req), str(resp)],
+            proc = spawn([sys.executable, "-m", "tinyq.infra.isolate", str(req), str(resp)],
                          stdin=subprocess.DEVNULL, stdout=out, stderr=out, env=env)
             try:
                 code = _wait(proc, progress_file, on_progress)

@@ -19,7 +19,7 @@ def quiet():
     import sys
     import warnings
 
-    from tinyq.isolate import in_worker
+    from tinyq.infra.isolate import in_worker
 
     if in_worker():
         # In the worker process fd 1 and 2 are its log file: keep everything TensorFlow says there.

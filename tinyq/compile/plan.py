@@ -15,8 +15,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-from tinyq.analyze import model_macs
-from tinyq.dead_channels import DroppedChannels, drop_constant_channels
+from tinyq.compile.analyze import model_macs
+from tinyq.compile.dead_channels import DroppedChannels, drop_constant_channels
 from tinyq.graph import Graph, Tensor
 from tinyq.ops import KernelCall, lower
 from tinyq.ops.layout import align as _align
@@ -67,9 +67,9 @@ class MemoryPlan:
     #: The steps as lowered, before placement grew in-place steps' scratch: what another
     #: placement (a lowering pass trying alternatives) starts from.
     lowered: tuple[Step, ...] = ()
-    #: Constant channels the graph lost before lowering (tinyq.dead_channels): ``graph`` is without them.
+    #: Constant channels the graph lost before lowering (tinyq.compile.dead_channels): ``graph`` is without them.
     dropped_channels: tuple[DroppedChannels, ...] = ()
-    #: The model's MACs as given (tinyq.analyze.model_macs of the graph before constant channels left);
+    #: The model's MACs as given (tinyq.compile.analyze.model_macs of the graph before constant channels left);
     #: :attr:`macs` is what runs.
     model_macs: int = 0
 
@@ -118,7 +118,7 @@ class MemoryPlan:
                  "scratch_bytes": st.call.scratch_bytes} for i, st in enumerate(self.steps)]
 
     def constant_channels(self) -> dict | None:
-        """The constant channels the graph lost (tinyq.dead_channels), as the reports show them, or None."""
+        """The constant channels the graph lost (tinyq.compile.dead_channels), as the reports show them, or None."""
         if not self.dropped_channels:
             return None
         return {"dropped": sum(len(d.channels) for d in self.dropped_channels),
@@ -281,7 +281,7 @@ def plan_memory(graph: Graph, fuse: bool = True, inplace: bool = True, band: boo
     by Winograd F(2, 3) wherever they can (True), never (False), or (None) unless that grows the arena
     when favouring RAM (its scratch is 4/3 of the direct conv's). ``constants``: channels that hold one
     value for every input leave the graph first, their values folded into their readers' biases
-    (tinyq.dead_channels; exact): official VWW runs 3.92 M of its 7.49 M MACs.
+    (tinyq.compile.dead_channels; exact): official VWW runs 3.92 M of its 7.49 M MACs.
     """
     if favour not in FAVOURS:
         raise ValueError(f"favour must be one of {FAVOURS}")

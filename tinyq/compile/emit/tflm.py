@@ -12,7 +12,7 @@ import math
 
 from tinyq import __version__
 from tinyq.boards import Board
-from tinyq.emit.model import environment
+from tinyq.compile.emit.model import environment
 from tinyq.graph import Graph
 
 #: Added to the host's (64-bit) arena figure.

@@ -11,7 +11,7 @@ import re
 
 from tinyq import __version__
 from tinyq.boards import Board
-from tinyq.emit.model import environment
+from tinyq.compile.emit.model import environment
 from tinyq.resources import FIRMWARE_DIR
 
 #: The runtime files the library carries besides the model and the kernels.

@@ -1,8 +1,8 @@
-"""Flash stage: put firmware on its target and give back a connected :class:`Transport`.
+"""Launchers: start a target with a firmware and give back its connected :class:`Transport`.
 
-Targets: QEMU (the board's ``mps2-an386`` twin, deterministic ``-icount``), Renode
-(when installed) and a real board over its serial bootloader. Every runner is a
-context manager that always stops what it started.
+QEMU (the board's ``mps2-an386`` twin, deterministic ``-icount``), Renode (when installed)
+and a flashed board's console. Every runner is a context manager that always stops what it
+started. Putting firmware on a board is :mod:`tinyq.target.upload`'s job.
 """
 
 from __future__ import annotations
@@ -18,8 +18,8 @@ from typing import Iterator, Sequence
 
 from tinyq.boards import Board
 from tinyq.errors import DeviceTimeoutError, EmulatorExitedError, TinyqError, ToolchainError, TransportError
-from tinyq.proc import spawn, stop
-from tinyq.transport import Transport
+from tinyq.infra.proc import spawn, stop
+from tinyq.target.transport import Transport
 
 #: -icount shift: one instruction is 2**shift ns of virtual time. 0 keeps SysTick
 #: (25 MHz) at exactly 40 instructions a tick, the same every run.
@@ -48,7 +48,7 @@ def qemu_command(elf: Path, board: Board, console: Path, extra_args: Sequence[st
 @contextlib.contextmanager
 def _emulator(name: str, cmd: Sequence[str], url: str, connect_timeout: float, both_outputs: bool = False,
               **popen) -> Iterator[Transport]:
-    """Start an emulator (tied to tinyq: :mod:`tinyq.proc`), yield a Transport on its console (``url``),
+    """Start an emulator (tied to tinyq: :mod:`tinyq.infra.proc`), yield a Transport on its console (``url``),
     always stop it with everything it started.
 
     Its stderr goes to a file: when it exits while tinyq talks to it (it failed to start,
@@ -194,7 +194,7 @@ def run_renode(elf: Path, board: Board, workdir: Path, connect_timeout: float = 
     Renode's ``--console`` monitor quits when its stdin reaches end of file, so stdin is a
     pipe held open for the run. At start-up Renode deletes every ``$TMPDIR/renode-*``
     folder not named after a live process: it gets a TMPDIR of its own. Its launcher
-    runs mono without ``exec``: the whole process group is stopped (:mod:`tinyq.proc`).
+    runs mono without ``exec``: the whole process group is stopped (:mod:`tinyq.infra.proc`).
     """
     exe = shutil.which("renode")
     if exe is None:
@@ -222,66 +222,6 @@ def renode_root(exe: Path) -> Path | None:
         if (cand / "platforms").is_dir():
             return cand
     return None
-
-
-def touch_1200bps(port: str) -> None:
-    """Open and close the port at 1200 baud: the Arduino core's signal to enter the bootloader."""
-    import serial
-
-    try:
-        s = serial.Serial(port, 1200)
-    except (serial.SerialException, OSError) as e:
-        raise TransportError(f"cannot open {port} for the 1200-baud reset: {e}") from e
-    # The board resets into its bootloader once DTR is low: the port can vanish under the
-    # close. pyserial then raises what the OS said: a plain OSError from the TIOCMBIC ioctl
-    # on Linux and macOS, a SerialException (ClearCommError / EscapeCommFunction) on
-    # Windows. Any of them means the touch reached the board.
-    try:
-        s.dtr = False
-    except (serial.SerialException, OSError):
-        pass
-    try:
-        s.close()
-    except (serial.SerialException, OSError):
-        pass
-
-
-def upload_board(firmware_bin: Path, firmware_hex: Path, board: Board, port: str | None) -> str:
-    """Upload to a real board with the board's method; return the port of its console afterwards.
-
-    bossac (Arduino's bootloader): a board running its application is touched at 1200 baud,
-    which resets it into the bootloader under another USB id (and often another port name);
-    the bootloader's port is found by that id, written, and the board restarts into tinyq's
-    firmware, whose USB console is found by the application's id.
-    """
-    from tinyq import ports
-
-    if board.upload.method == "bossac":
-        here = ports.discover(board) if port is None else None
-        exe, _ = ports.find_bossac()
-        mode = here.mode if here else "application"
-        port = port or here.device
-        if board.upload.touch_1200bps and mode == "application":
-            touch_1200bps(port)
-            if board.usb is not None:
-                port = ports.wait_for_board(board, "bootloader", 10.0).device
-            else:
-                time.sleep(1.0)
-        cmd = [exe, f"--port={Path(port).name}", "-U", "-i", "-e", "-w", str(firmware_bin), "-R"]
-    else:
-        exe = shutil.which("pyocd")
-        if exe is None:
-            raise ToolchainError("pyocd not found", hint="pip install pyocd, and connect the board's debug probe")
-        cmd = [exe, "flash", "-t", board.chip.name.lower(), str(firmware_hex)]
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
-    if proc.returncode != 0:
-        raise TransportError(f"upload failed: {(proc.stderr or proc.stdout).strip()[:500]}",
-                             hint="double-tap the reset button to enter the bootloader, then retry")
-    if board.usb is not None and board.console.usb is not None:
-        return ports.wait_for_board(board, "application", 15.0).device
-    if port is None:
-        raise TransportError(f"{board.name} has no USB console: give the serial port of its UART with --port")
-    return port
 
 
 @contextlib.contextmanager

@@ -16,12 +16,12 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from tinyq.errors import CalibrationError, FineTuneError, InputFileError, QuantizationError, last_line
-from tinyq.load import Dataset, LoadedInputs, check_labels, check_model_file, check_shape
-from tinyq.tfenv import quiet as _quiet
-from tinyq.tfenv import tf as _tf
+from tinyq.model.load import Dataset, LoadedInputs, check_labels, check_model_file, check_shape
+from tinyq.model.tfenv import quiet as _quiet
+from tinyq.model.tfenv import tf as _tf
 
 if TYPE_CHECKING:
-    from tinyq.optimize import FineTune
+    from tinyq.model.optimize import FineTune
 
 MODES = ("int8", "int16x8", "float16", "dynamic")
 #: Only this mode runs on tinyq's int8 runtime; the others are for host comparison.
@@ -279,7 +279,7 @@ def _load_hint(text: str) -> str:
 
 def _convert(src: _Source, calib: np.ndarray | None, mode: str) -> bytes:
     tf = _tf()
-    from tinyq.isolate import note
+    from tinyq.infra.isolate import note
 
     note(f"converting the model ({mode})" + (" with calibration" if calib is not None else ""),
          suspect_layers=[f"{c} layer '{n}'" for c, n in src.layers if c in _RECURRENT])
@@ -516,7 +516,7 @@ def quantize(inputs: LoadedInputs, mode: str = "int8", eval_samples: int = 1000,
     """
     if mode not in MODES:
         raise QuantizationError(f"unknown mode '{mode}'", hint=f"choose one of {', '.join(MODES)}")
-    from tinyq.isolate import note
+    from tinyq.infra.isolate import note
 
     note("loading the model")
     src = _load_source(inputs.model.path, signature)
@@ -547,8 +547,7 @@ def _finetuned(src: _Source, inputs: LoadedInputs, calib: np.ndarray, ft: "FineT
     """Fine-tune (prune, then QAT), convert, and put the result beside the post-training baseline."""
     import tempfile
 
-    from tinyq import optimize
-
+    from tinyq.model import optimize
     if src.model is None:
         raise FineTuneError(f"QAT and pruning train Keras models; this one was read as a {src.loader}",
                                 hint="give the .keras or .h5 file the SavedModel was made from")
@@ -580,7 +579,7 @@ def _finetuned(src: _Source, inputs: LoadedInputs, calib: np.ndarray, ft: "FineT
         keras_bytes = path.read_bytes()
     report = pruned_acc = None
     if data is not None:
-        from tinyq.isolate import note
+        from tinyq.infra.isolate import note
 
         note("comparing the fine-tuned int8 model with float")
         report = evaluate(ref_float, final, data, "int8", eval_samples)
@@ -661,7 +660,7 @@ def from_int8_tflite(inputs: LoadedInputs, verify_inputs: int = 8, seed: int = 0
     weight-only files are refused: a .tflite cannot be re-calibrated. With ``board``, a tensor larger
     than its RAM is refused before any input is made.
     """
-    from tinyq.analyze import TFLITE_KINDS, check_tensor_sizes, tflite_kind
+    from tinyq.compile.analyze import TFLITE_KINDS, check_tensor_sizes, tflite_kind
     from tinyq.errors import UnsupportedModelError
     from tinyq.graph import parse_tflite
 
@@ -720,11 +719,10 @@ def quantize_input(x: np.ndarray, tensor, already_int8: bool = False, source: st
 
 def _int8_report(tflite: bytes, x: np.ndarray, y: np.ndarray | None) -> QuantReport:
     """The int8 model alone on the host (TFLM): its top-1 where labels are given."""
-    from tinyq import isolate
-
+    from tinyq.infra import isolate
     acc = None
     if y is not None:  # TFLM in a worker, as for the build's reference outputs (it can abort on hostile models)
-        acc = _top1(isolate.call("tinyq.reference:run_reference", tflite, x, what="TFLM (the host reference)",
+        acc = _top1(isolate.call("tinyq.model.reference:run_reference", tflite, x, what="TFLM (the host reference)",
                                  crash_hint="TFLM cannot run this model either; check it with `tinyq inspect`"), y)
     return QuantReport(mode="int8", float_bytes=0, quant_bytes=len(tflite), samples=len(x), float_accuracy=None,
                        quant_accuracy=acc, agreement=None, mean_abs_error=None, max_abs_error=None)

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Iterator
 
 from tinyq.errors import OutputPathError
-from tinyq.outputs import default_mode_dir, scratch_prefix
+from tinyq.infra.outputs import default_mode_dir, scratch_prefix
 
 #: OSErrors that mean "this place cannot take the output" rather than a bug elsewhere.
 _WRITE_ERRORS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM, errno.EFBIG}
@@ -25,7 +25,7 @@ def staged_dir(out_dir: Path) -> Iterator[Path]:
     On any error (a signal included) the scratch folder is removed and ``out_dir`` is
     left as it was, so a failed build never leaves half-written output. The previous
     ``out_dir`` is moved aside, not deleted, until the new one is in place. Callers
-    check beforehand that ``out_dir`` may be replaced (:func:`tinyq.outputs.check_build_dir`).
+    check beforehand that ``out_dir`` may be replaced (:func:`tinyq.infra.outputs.check_build_dir`).
     """
     out_dir = Path(out_dir)
     try:

@@ -10,7 +10,7 @@ import numpy as np
 
 from tinyq import __version__
 from tinyq.graph import Graph
-from tinyq.plan import MemoryPlan
+from tinyq.compile.plan import MemoryPlan
 from tinyq.resources import TEMPLATES_DIR
 
 _CTYPES = {"INT8": "int8_t", "INT32": "int32_t", "INT16": "int16_t", "UINT8": "uint8_t"}
