@@ -331,15 +331,6 @@ static void dw3x3_plane(const tq_dw_plane_t *t, int zq) {
 
 void tq_dw3x3_plane(const tq_dw_plane_t *t) { dw3x3_plane(t, 0); }
 void tq_dw3x3_plane_z(const tq_dw_plane_t *t) { dw3x3_plane(t, 1); }
-#else
-/* tq_m4.S reads the frame by these offsets. */
-_Static_assert(offsetof(tq_dw_plane_t, out_step) == 20 && offsetof(tq_dw_plane_t, p) == 24 &&
-                   offsetof(tq_dw_plane_t, rows) == 32 && offsetof(tq_dw_plane_t, next_row) == 44 &&
-                   offsetof(tq_dw_plane_t, row_bytes) == 52 && offsetof(tq_dw_plane_t, w) == 56 &&
-                   offsetof(tq_dw_plane_t, src) == 60 && offsetof(tq_dw_plane_t, gather2) == 84 &&
-                   offsetof(tq_dw_plane_t, filter) == 88 && offsetof(tq_dw_plane_t, channels) == 92 &&
-                   sizeof(tq_dw_plane_t) == 96,
-               "tq_dw3x3_plane's frame offsets");
 #endif
 
 /* Requantize, add the zero point, clamp. `fast` and `full` (the activation range is all of

@@ -14,6 +14,7 @@
 #if defined(__ARM_FEATURE_DSP) && __ARM_FEATURE_DSP
 
 #include "tq_layout.h"
+#include "tq_offsets.h"
 
     .syntax unified
     .thumb
@@ -348,7 +349,7 @@
     strb    r7, [r1, #3]
     add     r1, r1, #4
     strd    r12, r1, [sp, #4]
-    add     r0, r3, #4 * TQ_TILE_TAIL_WORDS   @ the next A follows B
+    add     r0, r3, #4 * TQ_TILE_TAIL_WORDS @ the next A follows B
     b       5b
 6:  itt     eq                          @ two were left: B's too
     strbeq  r6, [r1, #2]
@@ -492,12 +493,12 @@
     push    {r4-r11, lr}
     sub     sp, sp, #16
     str     r0, [sp]
-    ldrd    r2, r3, [r0, #20]           @ left_step, right_step
+    ldrd    r2, r3, [r0, #TQ_WINO_ROW_LEFT_STEP] @ left_step, right_step
     strd    r2, r3, [sp, #8]
-    ldr     r2, [r0, #8]                @ words
+    ldr     r2, [r0, #TQ_WINO_ROW_WORDS] @ words
     str     r2, [sp, #4]
-    ldrd    r11, r12, [r0, #12]         @ left, right
-    add     lr, r0, #28
+    ldrd    r11, r12, [r0, #TQ_WINO_ROW_LEFT] @ left, right
+    add     lr, r0, #TQ_WINO_ROW_D
     ldmia   lr, {r2-r5}                 @ d0..d3
     ldrd    r0, r1, [r0]                @ px, c
 1:  WLANE   0
@@ -850,7 +851,7 @@
  * Same-shape ADD by tables (tq_add_run's fast path with the full int8 range), four elements a
  * turn: one word of each input, each byte sign-extended in place (SXTB ROR) as its table index.
  * r1 / r2 / r3 in1 / in2 / out, r4 the end of in1, r5 / r6 the tables, r7-r9 rnd, mult, shift
- * (tq_pool.c checks the offsets). 10.75 instructions an element. */
+ * (offsets from tq_offsets.h). 10.75 instructions an element. */
 
     .macro ADD_ONE rot, off, last=0
     .if \rot
@@ -875,9 +876,9 @@
     push    {r4-r11, lr}
     ldr     r4, [sp, #36]               @ quads: the fifth argument, above the 9 registers pushed
     add     r4, r1, r4, lsl #2          @ the end of in1
-    ldr     r5, [r0, #4]                @ t1
-    ldr     r6, [r0, #8]                @ t2
-    add     r0, r0, #16
+    ldr     r5, [r0, #TQ_ADDTAB_T1]
+    ldr     r6, [r0, #TQ_ADDTAB_T2]
+    add     r0, r0, #TQ_ADDTAB_OUT + TQ_CHAN_RND
     ldmia   r0, {r7-r9}                 @ out.rnd, out.mult, out.shift
 1:  ldr     r10, [r1], #4
     ldr     r11, [r2], #4
@@ -902,7 +903,7 @@
  * weights, r6/r7 the loaded words, r8/r9 the sums. Quads: r0/r1 a kernel row's weights, r2-r4 its
  * words (and lr in a quint), r5-r8 the sums (r9 the fifth), r2 row 2 first. Both: r10 / r11 the
  * window's first and second plane rows, r12 the output, lr where the run ends. The frame is the
- * tq_dw_plane_t, copied (tq_conv.c checks its offsets), then (PLANE_W on) a channel's 6 weight
+ * tq_dw_plane_t, copied (its offsets from tq_offsets.h), then (PLANE_W on) a channel's 6 weight
  * words, whether rows end in a quint, and what each channel starts from. */
 
     .macro PLANE_LOAD k                 @ kernel row k's four inputs into r6, r7; the window moves on
@@ -925,14 +926,14 @@
     .endm
 
     .macro GATHER_ROW_END row           @ the gather's next plane row (src by dv, dst by row_bytes), if any
-    ldr     r7, [sp, #68]               @ dv
+    ldr     r7, [sp, #TQ_DW_PLANE_DV]   @ dv
     add     r0, r0, r7
     add     r3, r3, r11
     subs    r5, r5, #1
     bne     \row
     .endm
 
-    .equ    PLANE_W, 96                 @ after the tq_dw_plane_t: the frame's copy of a channel's weights,
+    .equ    PLANE_W, TQ_DW_PLANE_SIZEOF @ after the tq_dw_plane_t: the frame's copy of a channel's weights,
     .equ    PLANE_QUINT, PLANE_W + 24   @ 4: the rows end in a quint,
     .equ    PLANE_PA, PLANE_W + 28      @ the first plane's first window,
     .equ    PLANE_OUTC, PLANE_W + 32    @ the channel's first output,
@@ -991,7 +992,7 @@
     QROW
     .endif
     .endr
-    add     r2, sp, #8
+    add     r2, sp, #TQ_DW_PLANE_RND
     ldmia   r2, {r0-r3}                 @ rnd, mult, shift, out_step
     REQUANT_X2 r5, r0, r1, r2, r4, \z
     REQUANT_X2 r6, r0, r1, r2, r4, \z
@@ -1023,16 +1024,16 @@
     stmia   r12!, {r1-r8}
     ldmia   r0, {r1-r8}                 @ du, dv, dst, n_u, n_v, gather2, filter, channels
     stmia   r12, {r1-r8}
-    ldrd    r1, r2, [sp, #24]           @ the first plane's window, the first channel's output
-    ldr     r3, [sp, #32]               @ rows
-    ldr     r4, [sp, #80]               @ n_v
+    ldrd    r1, r2, [sp, #TQ_DW_PLANE_P] @ the first plane's window, the first channel's output
+    ldr     r3, [sp, #TQ_DW_PLANE_ROWS] @ rows
+    ldr     r4, [sp, #TQ_DW_PLANE_N_V]  @ n_v
     add     r12, sp, #PLANE_PA
     mov     r5, #0
     stmia   r12, {r1-r5}                @ PLANE_PA, PLANE_OUTC, PLANE_ROWS, PLANE_NV, PLANE_PAR
 /* How every row goes: under two quads (pair_bytes 4 a pair, 8 a quad), pairs (a quad and a pair
  * cost what three pairs do, in cycles and in instructions); else quads, and where one single and
  * no pair would be left, the last quad and the single as a quint (PLANE_QUINT 4). */
-    ldrd    r1, r2, [sp, #36]           @ pair_bytes, single_bytes
+    ldrd    r1, r2, [sp, #TQ_DW_PLANE_PAIR_BYTES] @ pair_bytes, single_bytes
     mov     r3, #0                      @ the quads' bytes
     mov     r4, #0
     cmp     r1, #16
@@ -1048,21 +1049,21 @@
 /* A channel: its bias, rnd, mult, shift and weights from filter; its output and rows from the first
  * channel's; with two planes, an even channel gathers both, the odd one after it only computes, on
  * the second (gather2 bytes on). */
-40: ldr     r0, [sp, #88]               @ filter
+40: ldr     r0, [sp, #TQ_DW_PLANE_FILTER] @ filter
     ldmia   r0!, {r1-r4}                @ bias, rnd, mult, shift
     strd    r1, r1, [sp]
-    add     r12, sp, #8
+    add     r12, sp, #TQ_DW_PLANE_RND
     stmia   r12, {r2-r4}
-    str     r0, [sp, #56]               @ w: the 6 weight words follow
+    str     r0, [sp, #TQ_DW_PLANE_W]    @ w: the 6 weight words follow
     add     r0, r0, #24
-    str     r0, [sp, #88]               @ the next channel's
+    str     r0, [sp, #TQ_DW_PLANE_FILTER] @ the next channel's
     add     r12, sp, #PLANE_PA
     ldmia   r12, {r1-r4}                @ the first plane's window, this channel's output, rows, n_v
     add     r5, r2, #1
     str     r5, [sp, #PLANE_OUTC]       @ the next channel's output
-    str     r2, [sp, #28]
-    str     r3, [sp, #32]
-    ldr     r3, [sp, #84]               @ gather2
+    str     r2, [sp, #TQ_DW_PLANE_OUT]
+    str     r3, [sp, #TQ_DW_PLANE_ROWS]
+    ldr     r3, [sp, #TQ_DW_PLANE_GATHER2] @ gather2
     cbz     r3, 41f
     ldr     r5, [sp, #PLANE_PAR]
     eors    r5, r5, #1
@@ -1070,14 +1071,14 @@
     itt     eq                          @ an odd channel: its plane was gathered with the last one
     addeq   r1, r1, r3
     moveq   r4, #0
-41: str     r1, [sp, #24]
-    str     r4, [sp, #80]
-    ldr     r0, [sp, #60]               @ src: this channel's inputs; the next one's a byte on
+41: str     r1, [sp, #TQ_DW_PLANE_P]
+    str     r4, [sp, #TQ_DW_PLANE_N_V]
+    ldr     r0, [sp, #TQ_DW_PLANE_SRC]  @ src: this channel's inputs; the next one's a byte on
     add     r1, r0, #1
-    str     r1, [sp, #60]
-    add     r12, sp, #64
+    str     r1, [sp, #TQ_DW_PLANE_SRC]
+    add     r12, sp, #TQ_DW_PLANE_DU
     ldmia   r12, {r1-r6}                @ du, dv, dst, n_u, n_v, gather2
-    ldr     r11, [sp, #52]              @ row_bytes
+    ldr     r11, [sp, #TQ_DW_PLANE_ROW_BYTES] @ row_bytes
     lsl     r9, r1, #1
     add     r2, r9, r1                  @ 3 du (dv stays in the frame)
     cmp     r5, #0                      @ gathered with the channel before
@@ -1112,7 +1113,7 @@
 20: sub     r4, r6, #4
 21: mov     r6, r0
     mov     r8, r3
-    ldr     r10, [sp, #76]              @ n_u
+    ldr     r10, [sp, #TQ_DW_PLANE_N_U] @ n_u
     subs    r10, r10, #4
     blo     9f
 22: ldrh    r12, [r6]
@@ -1140,17 +1141,17 @@
     subs    r10, r10, #1
     bne     24b
 25: GATHER_ROW_END 21b
-30: ldr     r7, [sp, #56]               @ the weights, into the frame for the quads
+30: ldr     r7, [sp, #TQ_DW_PLANE_W]    @ the weights, into the frame for the quads
     ldmia   r7, {r0-r5}
     add     r7, sp, #PLANE_W
     stmia   r7, {r0-r5}
-2:  ldrd    r10, r12, [sp, #24]         @ a plane row: its first window and output
-    ldr     r11, [sp, #52]              @ the window's second row
+2:  ldrd    r10, r12, [sp, #TQ_DW_PLANE_P] @ a plane row: its first window and output
+    ldr     r11, [sp, #TQ_DW_PLANE_ROW_BYTES] @ the window's second row
     add     r11, r10, r11
     ldr     lr, [sp, #PLANE_QUADB]      @ the quads' bytes, or 0: all pairs
     cmp     lr, #0
     itt     eq
-    ldreq   lr, [sp, #36]               @ pair_bytes
+    ldreq   lr, [sp, #TQ_DW_PLANE_PAIR_BYTES] @ pair_bytes
     beq     12f
     add     lr, r10, lr
 13: PLANE_RUN 4, \z
@@ -1163,7 +1164,7 @@
     beq     14f
     add     r7, sp, #PLANE_W            @ the pairs' and singles' weights, back in registers
     ldmia   r7, {r0-r5}
-    ldr     lr, [sp, #36]               @ a pair left
+    ldr     lr, [sp, #TQ_DW_PLANE_PAIR_BYTES] @ a pair left
     and     lr, lr, #4
 12: add     lr, r10, lr
     cmp     r10, lr
@@ -1184,18 +1185,18 @@
     smlatb  r9, r6, r4, r9
     smlabb  r8, r7, r5, r8
     smladx  r9, r7, r5, r9
-    ldrd    r6, r7, [sp, #8]            @ rnd, mult: REQUANT_X2 split around the loads (two free registers)
+    ldrd    r6, r7, [sp, #TQ_DW_PLANE_RND] @ rnd, mult: REQUANT_X2 split around the loads (two free registers)
     .if \z
     smmlar  r8, r8, r7, r6
     smmlar  r9, r9, r7, r6
     .else
     add     r6, r6, r8, asr #31
     smmlar  r8, r8, r7, r6
-    ldr     r6, [sp, #8]
+    ldr     r6, [sp, #TQ_DW_PLANE_RND]
     add     r6, r6, r9, asr #31
     smmlar  r9, r9, r7, r6
     .endif
-    ldrd    r6, r7, [sp, #16]           @ shift, out_step
+    ldrd    r6, r7, [sp, #TQ_DW_PLANE_SHIFT] @ shift, out_step
     asr     r8, r8, r6
     asr     r9, r9, r6
     ssat    r8, #8, r8
@@ -1205,7 +1206,7 @@
     add     r12, r12, r7, lsl #1
     cmp     r10, lr
     bne     3b
-4:  ldr     lr, [sp, #40]               @ single_bytes
+4:  ldr     lr, [sp, #TQ_DW_PLANE_SINGLE_BYTES] @ single_bytes
     add     lr, r10, lr
     cmp     r10, lr
     beq     6f
@@ -1219,14 +1220,14 @@
     PLANE_LOAD 2
     smlad   r8, r6, r4, r8
     smlabb  r8, r7, r5, r8
-    ldrd    r6, r7, [sp, #8]
+    ldrd    r6, r7, [sp, #TQ_DW_PLANE_RND]
     .if \z
     smmlar  r8, r8, r7, r6
     .else
     add     r6, r6, r8, asr #31
     smmlar  r8, r8, r7, r6
     .endif
-    ldrd    r6, r7, [sp, #16]
+    ldrd    r6, r7, [sp, #TQ_DW_PLANE_SHIFT]
     asr     r8, r8, r6
     ssat    r8, #8, r8
     strb    r8, [r12]
@@ -1235,13 +1236,13 @@
     bne     5b
     b       6f
 14: PLANE_RUN 5, \z                        @ a quint
-6:  ldrd    r6, r7, [sp, #24]           @ the next plane row: p, out
-    ldrd    r8, r9, [sp, #44]           @ next_row, out_next_row
+6:  ldrd    r6, r7, [sp, #TQ_DW_PLANE_P] @ the next plane row: p, out
+    ldrd    r8, r9, [sp, #TQ_DW_PLANE_NEXT_ROW] @ next_row, out_next_row
     add     r6, r6, r8
     add     r7, r7, r9
-    strd    r6, r7, [sp, #24]
-    COUNTDOWN r6, 32, 2b                @ rows left
-    COUNTDOWN r6, 92, 40b               @ channels left
+    strd    r6, r7, [sp, #TQ_DW_PLANE_P]
+    COUNTDOWN r6, TQ_DW_PLANE_ROWS, 2b  @ rows left
+    COUNTDOWN r6, TQ_DW_PLANE_CHANNELS, 40b @ channels left
     add     sp, sp, #PLANE_FRAME
     pop     {r4-r11, pc}
     .size   \name, . - \name

@@ -3,14 +3,6 @@
 
 #include <stddef.h>
 
-#ifdef TQ_DSP
-/* tq_add_fast (tq_m4.S) reads t1, t2 and out.rnd/mult/shift at these offsets (32-bit pointers). */
-_Static_assert(offsetof(tq_addtab_params_t, t1) == 4 && offsetof(tq_addtab_params_t, t2) == 8 &&
-                   offsetof(tq_addtab_params_t, out) + offsetof(tq_chan_t, rnd) == 16 &&
-                   offsetof(tq_addtab_params_t, out) + offsetof(tq_chan_t, shift) == 24,
-               "tq_add_fast's offsets");
-#endif
-
 /* The pooling window of output index o along one axis, clipped to the input:
  * input start i0, filter taps [f0, f1). */
 static inline void window(int o, int stride, int pad, int k, int in, int *i0, int *f0, int *f1) {

@@ -121,6 +121,7 @@ def lower(graph: Graph, op: Operator) -> KernelCall:
 
 
 from tinyq.ops import lower_ops as _lower_ops  # noqa: E402,F401  (registers the lowerings)
+from tinyq.ops import kernels as _kernels  # noqa: E402,F401  (the kernel descriptors, and the operators they carry)
 
 #: Opcodes tinyq's int8 runtime can run.
 SUPPORTED_OPS: frozenset[str] = frozenset(LOWERINGS)

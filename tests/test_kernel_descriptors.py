@@ -1,0 +1,75 @@
+"""The kernel descriptors (tinyq.ops.kernel) against what is built from them and what uses them.
+
+tq_params.h and tq_offsets.h are generated from the descriptors and committed: regenerating them gives the
+same bytes (after changing a descriptor: ``python -m tinyq.ops.gen``). Every lowering names a registered
+kernel, passes its own struct and only that struct's fields, and every kernel's symbol is defined in its
+family's C file.
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+
+import pytest
+
+from tinyq.ops import LOWERINGS, SUPPORTED_OPS
+from tinyq.ops.gen import KERNELS_DIR, generated
+from tinyq.ops.kernel import KERNELS, STRUCTS, check_call
+
+
+@pytest.mark.parametrize("name", ["tq_params.h", "tq_offsets.h"])
+def test_generated_headers_are_current(name):
+    text = generated()[KERNELS_DIR / name]
+    assert (KERNELS_DIR / name).read_text() == text, f"{name} is stale: run python -m tinyq.ops.gen"
+
+
+def test_no_struct_or_prototype_is_written_by_hand_too():
+    """The structs and kernel prototypes are in tq_params.h only."""
+    for path in KERNELS_DIR.glob("*.[ch]"):
+        if path.name == "tq_params.h":
+            continue
+        text = path.read_text()
+        for s in STRUCTS:
+            assert not re.search(r"\}\s*" + s + r"\s*;", text), f"{path.name} defines {s}"
+        for k in KERNELS:
+            assert not re.search(r"^void " + k + r"\(.*\);", text, re.M), f"{path.name} declares {k}"
+
+
+def test_every_kernel_is_defined_in_its_family_file():
+    for k in KERNELS.values():
+        src = (KERNELS_DIR / k.c_file).read_text()
+        assert re.search(r"^void " + k.symbol + r"\(", src, re.M), f"{k.symbol} not in {k.c_file}"
+        if k.asm_file:
+            asm = (KERNELS_DIR / k.asm_file).read_text()
+            for v in k.variants:
+                assert re.search(r"^\s*(FUNC\s+|\w+\s+)" + v + r"\b", asm, re.M), f"{v} not in {k.asm_file}"
+                assert re.search(r"^void " + v + r"\(", src, re.M), f"{v}'s C twin not in {k.c_file}"
+
+
+def test_every_opcode_has_a_kernel():
+    covered = {op for k in KERNELS.values() for op in k.opcodes}
+    assert covered == set(SUPPORTED_OPS) == set(LOWERINGS)
+
+
+def test_layout_matches_the_compiler_on_a_32_bit_target(tmp_path):
+    """tq_params.h asserts tq_offsets.h against the compiler's offsetof on 32-bit targets: the
+    Cortex-M4 compiler accepts it (the static asserts would fail it otherwise)."""
+    cc = "arm-none-eabi-gcc"
+    src = tmp_path / "t.c"
+    src.write_text('#include "tq_kernels.h"\nint tq_t;\n')
+    try:
+        subprocess.run([cc, "-mcpu=cortex-m4", "-mthumb", "-std=c99", "-Wall", "-Werror", "-c", "-I",
+                        str(KERNELS_DIR), str(src), "-o", str(tmp_path / "t.o")], check=True)
+    except FileNotFoundError:
+        pytest.skip("no arm-none-eabi-gcc")
+
+
+def test_lowered_calls_match_their_descriptors(zoo):
+    from tinyq.graph import parse_tflite
+    from tinyq.ops import lower
+
+    for name in ("kws_ds_cnn", "vww_mobilenet_v1_025", "ic_resnet8"):
+        g = parse_tflite(zoo(name))
+        for op in g.operators:
+            check_call(lower(g, op))
