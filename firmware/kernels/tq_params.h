@@ -223,14 +223,14 @@ typedef struct {
     int32_t col_step;
 } tq_dw_taps_t;
 
-/* The channels of tq_depthwise3x3_plane_s8 (tq_m4.S on a Cortex-M4, plain C elsewhere), one after another:
- * each one's inputs gathered into the plane (n_v rows of n_u, from src, du / dv bytes apart along / across a
- * plane row, to dst, row_bytes apart), then `rows` output rows of pair_bytes / 4 pairs of outputs (stride 1)
- * and single_bytes / 4 single outputs (stride 1: the odd last one; stride 2: all). With gather2, an even
- * channel gathers the next one too, into the plane gather2 bytes on, where that one's outputs are then
- * computed without a gather. The layout is the assembly's stack frame, copied whole (tq_offsets.h gives its
- * offsets); the fields marked "a channel's" are the kernel's own (it sets them from filter and the first
- * channel's). */
+/* The channels of tq_depthwise3x3_plane_s8 (tq_dw_plane_m4.S on a Cortex-M4, tq_dw_plane.c elsewhere), one
+ * after another: each one's inputs gathered into the plane (n_v rows of n_u, from src, du / dv bytes apart
+ * along / across a plane row, to dst, row_bytes apart), then `rows` output rows of pair_bytes / 4 pairs of
+ * outputs (stride 1) and single_bytes / 4 single outputs (stride 1: the odd last one; stride 2: all). With
+ * gather2, an even channel gathers the next one too, into the plane gather2 bytes on, where that one's
+ * outputs are then computed without a gather. The layout is the assembly's stack frame, copied whole
+ * (tq_offsets.h gives its offsets); the fields marked "a channel's" are the kernel's own (it sets them from
+ * filter and the first channel's). */
 typedef struct {
     int32_t bias, bias_again;    /* a channel's: 2 * the folded bias, twice (one LDRD starts both sums) */
     int32_t rnd, mult, shift;    /* a channel's: tq_rq_fast_x2 */
