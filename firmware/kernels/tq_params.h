@@ -252,6 +252,14 @@ typedef struct {
     int32_t channels;            /* >= 1 (even with gather2) */
 } tq_dw_plane_t;
 
+/* LEAKY_RELU: out = zp_out + M(x - zp_in), M the identity's multiplier for x >= zp_in, alpha's below. */
+typedef struct {
+    uint32_t size;
+    int32_t input_zp, output_zp;
+    int32_t mult_identity, shift_identity; /* x >= 0: input scale / output scale */
+    int32_t mult_alpha, shift_alpha; /* x < 0: input scale * alpha / output scale (alpha >= 0) */
+} tq_leaky_relu_params_t;
+
 /* ---- kernels (KernelCall.function) ---- */
 
 /* CONV_2D: im2col columns of 4 pixels through the tile kernels (w16 0: int8 weights, 1: int16 pairs, 2: the
@@ -333,6 +341,11 @@ void tq_logistic_s8(const tq_sigmoid_params_t *p, const int8_t *in, int8_t *out)
 void tq_tanh_s8(const tq_sigmoid_params_t *p, const int8_t *in, int8_t *out);
 
 void tq_copy_s8(uint32_t size, const int8_t *in, int8_t *out);
+
+/* LEAKY_RELU, int8 (out may be in).
+ *
+ * tq_leaky_relu.c */
+void tq_leaky_relu_s8(const tq_leaky_relu_params_t *p, const int8_t *in, int8_t *out);
 
 /* The structs the assembly reads, laid out where tq_offsets.h says (32-bit pointers). */
 #if !defined(__cplusplus) && UINTPTR_MAX == 0xFFFFFFFFu
