@@ -6,7 +6,7 @@
     .venv/bin/python -m benchmarks.run --official   # the official models only
 
 Each model goes through the same library calls as `tinyq build` and `tinyq flash --emulator qemu
---per-layer` (tinyq.pipeline.build and .flash): built for nano33, run in QEMU with deterministic
+--per-layer` (tinyq.pipeline.compile_model and .run_on): built for nano33, run in QEMU with deterministic
 -icount, checked byte for byte against TFLM. Writes benchmarks/results.md and benchmarks/results.json.
 """
 
@@ -54,29 +54,29 @@ def measure(model: Path, calib: Path | None, out: Path, cycles: bool) -> dict:
     from tinyq.boards import get_board
 
     t0 = time.perf_counter()
-    built = pipeline.build(model, "nano33", calib, out)
+    built = pipeline.compile_model(model, "nano33", calib, out)
     t_build = time.perf_counter() - t0
-    m = pipeline.flash(out, emulator="qemu", runs=3, warmup=1, per_layer=True, timeout=600)
+    m = pipeline.run_on(out, emulator="qemu", runs=3, warmup=1, per_layer=True, timeout=600)
     r = built.report
     est = None
     if cycles:
         from benchmarks.cycles import cycles_per_instruction
 
         inputs = np.load(out / "verify.npz")["inputs"]
-        cpi = cycles_per_instruction(out / r["firmware"]["qemu"]["elf"], get_board("nano33"), inputs)[1]
+        cpi = cycles_per_instruction(out / r.firmware["qemu"].elf, get_board("nano33"), inputs)[1]
         est = round(m.cycles * cpi)
-    layers = [{**step, "instructions": c} for step, (_, c) in zip(r["layers"], m.layers)]
+    layers = [{**step, "instructions": c} for step, (_, c) in zip(r.layers, m.layers)]
     return {
-        "int8_bytes": r["quantization"]["quant_bytes"],
-        "macs": r["macs"],
+        "int8_bytes": r.quantization["quant_bytes"],
+        "macs": r.macs,
         "instructions": m.cycles,
-        "instructions_per_mac": round(m.cycles / r["macs"], 2),
+        "instructions_per_mac": round(m.cycles / r.macs, 2),
         "estimated_m4_cycles": est,
         "ms_at_64mhz": round(m.latency_us / 1000, 2),
         "flash_bytes": m.flash_bytes,
-        "arena_bytes": r["arena_bytes"],
+        "arena_bytes": r.arena_bytes,
         "peak_ram_bytes": m.static_ram_bytes + m.stack_high_water_bytes,
-        "tflm_host_arena_bytes": r["tflm_arena_bytes"],
+        "tflm_host_arena_bytes": r.tflm_arena_bytes,
         "outputs_bit_exact": m.outputs_match,
         "build_s": round(t_build, 1),
         "layers": layers,

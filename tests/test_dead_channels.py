@@ -10,10 +10,9 @@ import numpy as np
 import pytest
 
 from conftest import MLPERF, cached_tflite
+from tinyq.pipeline import run_on_host
 from tinyq.compile.dead_channels import drop_constant_channels
-from tinyq.compile.emit.model import emit_model
 from tinyq.graph import parse_tflite
-from tinyq.compile.hostrun import run_generated
 from tinyq.compile.plan import plan_memory
 from tinyq.model.reference import TflmReference
 
@@ -69,7 +68,7 @@ def _bit_exact(tflite: bytes) -> None:
     x = np.random.default_rng(2).normal(0, 60, (20, 8, 8, 8)).clip(-128, 127).astype(np.int8)
     want = np.stack([ref.run(s) for s in x])
     for weights16 in (False, True):
-        got = run_generated(emit_model(plan_memory(g, weights16=weights16), tflite), x, g.output_tensors[0].shape)
+        got = run_on_host(tflite, x, weights16=weights16)
         np.testing.assert_array_equal(got, want)
 
 

@@ -14,9 +14,8 @@ import numpy as np
 import pytest
 
 from conftest import cached_tflite
-from tinyq.compile.emit.model import emit_model
+from tinyq.pipeline import run_on_host
 from tinyq.graph import parse_tflite
-from tinyq.compile.hostrun import run_generated
 from tinyq.compile.plan import plan_memory
 from tinyq.model.reference import TflmReference
 
@@ -197,24 +196,24 @@ def test_op_bit_exact_with_tflm(kind, params):
     want = np.stack([ref.run(s) for s in x])
     # A depthwise case runs each kernel the planner may pick: windowed, then (below) channel-planar.
     windowed = {"dw_planes": False} if kind == "dw" else {}
-    got = run_generated(emit_model(plan_memory(g, **windowed), tflite), x, g.output_tensors[0].shape)
+    got = run_on_host(tflite, x, **windowed)
     np.testing.assert_array_equal(got, want)
     if kind in ("conv", "fc", "dw"):
         # The same in the layout that spends flash on speed: conv and FC weights as int16 pairs (the _w16
         # kernels), 3x3 depthwise border columns with streams of their own.
         plan16 = plan_memory(g, weights16=True, **windowed)
         assert kind == "dw" or any(dict(c.params).get("w16") for c in plan16.calls)
-        got16 = run_generated(emit_model(plan16, tflite), x, g.output_tensors[0].shape)
+        got16 = run_on_host(tflite, x, plan=plan16)
         np.testing.assert_array_equal(got16, want)
     if kind == "conv" and winograd_applies(tflite):
         # And by Winograd F(2, 3), where the planner may pick it.
         wino = plan_memory(g, weights16=True, wino=True)
         assert any(dict(c.params).get("w16") == 3 for c in wino.calls)
-        np.testing.assert_array_equal(run_generated(emit_model(wino, tflite), x, g.output_tensors[0].shape), want)
+        np.testing.assert_array_equal(run_on_host(tflite, x, plan=wino), want)
     if kind == "dw" and planar_applies(tflite):
         planes = plan_memory(g, dw_planes=True)
         assert any(c.function == "tq_depthwise3x3_plane_s8" for c in planes.calls)
-        got_planes = run_generated(emit_model(planes, tflite), x, g.output_tensors[0].shape)
+        got_planes = run_on_host(tflite, x, plan=planes)
         np.testing.assert_array_equal(got_planes, want)
 
 

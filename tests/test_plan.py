@@ -6,6 +6,7 @@ host and in QEMU); here: that the plan does what it claims, on the MLPerf models
 
 import pytest
 
+from tinyq.pipeline import run_on_host
 from tinyq.graph import parse_tflite
 from tinyq.compile.plan import plan_memory
 
@@ -308,14 +309,12 @@ def chain():
 def _bit_exact(tflite, g, plan):
     import numpy as np
 
-    from tinyq.compile.emit.model import emit_model
-    from tinyq.compile.hostrun import run_generated
     from tinyq.model.reference import TflmReference
 
     ref = TflmReference(tflite)
     x = np.random.default_rng(9).integers(-128, 128, (6, *g.input_tensors[0].shape)).astype(np.int8)
     want = np.stack([ref.run(s) for s in x])
-    got = run_generated(emit_model(plan, tflite), x, g.output_tensors[0].shape)
+    got = run_on_host(tflite, x, plan=plan)
     np.testing.assert_array_equal(got, want)
 
 

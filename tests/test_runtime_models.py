@@ -7,9 +7,8 @@ larger than the arena TFLM reports for the same model.
 import numpy as np
 import pytest
 
-from tinyq.compile.emit.model import emit_model
+from tinyq.pipeline import run_on_host
 from tinyq.graph import parse_tflite
-from tinyq.compile.hostrun import run_generated
 from tinyq.compile.plan import plan_memory
 from tinyq.model.reference import TflmReference
 
@@ -27,7 +26,7 @@ def _check_bit_exact(tflite: bytes, n: int = 100, seed: int = 0, inputs: np.ndar
     ref = TflmReference(tflite)
     x = _inputs(g, n, seed) if inputs is None else inputs
     want = np.stack([ref.run(s) for s in x])
-    got = run_generated(emit_model(plan, tflite), x, g.output_tensors[0].shape)
+    got = run_on_host(tflite, x, plan=plan)
     mismatched = int(np.sum(np.any(got.reshape(n, -1) != want.reshape(n, -1), axis=1)))
     assert mismatched == 0, f"{mismatched} of {n} inputs differ from TFLM"
     assert plan.activation_peak_bytes <= ref.arena.head  # activations: never more than TFLM's planner

@@ -488,20 +488,20 @@ def build(model, board_id, calib, eval_path, out_dir, mode, max_samples, signatu
     ft = _finetune(qat, prune, train_path, epochs, lr, seed)
     step, done = _progress(not as_json and sys.stderr.isatty())
     try:
-        res = pipeline.build(model, board_id, calib, out_dir, eval_path, mode, max_samples,
+        res = pipeline.compile_model(model, board_id, calib, out_dir, eval_path, mode, max_samples,
                              signature=signature, finetune=ft, train_path=train_path, favour=favour,
                              weights=weights, progress=step)
     finally:
         done()
     r = res.report
-    _warn(r["warnings"])
+    _warn(r.warnings)
     if as_json:
-        _echo_json({"out_dir": str(res.out_dir), **r})
+        _echo_json({"out_dir": str(res.out_dir), **r.to_dict()})
         return
-    q = r["quantization"]
-    click.echo(f"built {r['model']} for {r['board']} in {res.out_dir}")
-    click.echo(f"  loaded with {r['loader']}")
-    if r.get("finetune"):
+    q = r.quantization
+    click.echo(f"built {r.model} for {r.board} in {res.out_dir}")
+    click.echo(f"  loaded with {r.loader}")
+    if r.finetune:
         pass  # the fine-tuning table below says it all
     elif q.get("float_accuracy") is not None:
         click.echo(f"  accuracy (host): float {q['float_accuracy']:.2%}, int8 {q['quant_accuracy']:.2%} on {q['samples']} samples")
@@ -509,32 +509,31 @@ def build(model, board_id, calib, eval_path, out_dir, mode, max_samples, signatu
         click.echo(f"  accuracy (host): int8 {q['quant_accuracy']:.2%} on {q['samples']} samples")
     if q.get("size_ratio"):
         click.echo(f"  model: {q['quant_bytes']:,} B int8 ({q['size_ratio']:.2f}x smaller than float)")
-    if r.get("finetune"):
-        _echo_finetune(r["finetune"])
-        b = r["finetune"]["baseline"]
-        click.echo(f"  against the model as given (post-training int8): weights {r['weights_bytes']:,} B vs "
-                   f"{b['weights_bytes']:,} B, {r['macs']:,} vs {b['macs']:,} MACs, "
-                   f"arena {r['arena_bytes']:,} vs {b['arena_bytes']:,} B")
-    click.echo(f"  ops: {', '.join(f'{k} x{v}' for k, v in sorted(r['ops'].items()))}; {r['macs']:,} MACs")
-    layout = ("int16 pairs (faster; --weights int8 takes about half)" if r.get("weights") == "int16"
-              else "int8")
-    click.echo(f"  weights in flash: {r['weights_bytes']:,} B as {layout}")
-    if r.get("constant_channels"):
-        click.echo("  " + _constants_line(r["constant_channels"], r["macs"]))
-    for b in r.get("bands", []):
+    if r.finetune:
+        _echo_finetune(r.finetune)
+        b = r.finetune["baseline"]
+        click.echo(f"  against the model as given (post-training int8): weights {r.weights_bytes:,} B vs "
+                   f"{b['weights_bytes']:,} B, {r.macs:,} vs {b['macs']:,} MACs, "
+                   f"arena {r.arena_bytes:,} vs {b['arena_bytes']:,} B")
+    click.echo(f"  ops: {', '.join(f'{k} x{v}' for k, v in sorted(r.ops.items()))}; {r.macs:,} MACs")
+    layout = "int16 pairs (faster; --weights int8 takes about half)" if r.weights == "int16" else "int8"
+    click.echo(f"  weights in flash: {r.weights_bytes:,} B as {layout}")
+    if r.constant_channels:
+        click.echo("  " + _constants_line(r.constant_channels, r.macs))
+    for b in r.bands:
         click.echo(f"  row band at step {b['step']}: {b['name']} ({b['window_bytes']:,} B of windows, "
                    f"{b['row_copies']} rows moved, nothing recomputed)")
-    for layer in r.get("layers", []):
+    for layer in r.layers:
         if layer["op"] == "SUBSAMPLE":
             shape = "x".join(str(d) for d in layer["output_shape"][1:])
             click.echo(f"  subsampled copy at step {layer['step']}: op {layer['ops'][0]} (a strided 1x1 conv) reads "
                        f"{shape} taken early, so its full input dies sooner")
-    tflm = f" (TFLM's host interpreter reports {r['tflm_arena_bytes']:,} B)" if r.get("tflm_arena_bytes") else ""
-    click.echo(f"  arena: {r['arena_bytes']:,} B{tflm}; plan drawn in {res.out_dir / r['memory']['plot']}")
-    for t, f in r["firmware"].items():
-        click.echo(f"  firmware [{t}]: flash {f['flash_bytes']:,} / {f['flash_limit']:,} B, "
-                   f"static RAM {f['static_ram_bytes']:,} B + stack {f['stack_bytes']:,} B / {f['ram_limit']:,} B")
-    click.echo(f"  generated C matches TFLM bit for bit on the host ({r['host_bit_exact_inputs']} inputs)")
+    tflm = f" (TFLM's host interpreter reports {r.tflm_arena_bytes:,} B)" if r.tflm_arena_bytes else ""
+    click.echo(f"  arena: {r.arena_bytes:,} B{tflm}; plan drawn in {res.out_dir / r.memory['plot']}")
+    for t, f in r.firmware.items():
+        click.echo(f"  firmware [{t}]: flash {f.flash_bytes:,} / {f.flash_limit:,} B, "
+                   f"static RAM {f.static_ram_bytes:,} B + stack {f.stack_bytes:,} B / {f.ram_limit:,} B")
+    click.echo(f"  generated C matches TFLM bit for bit on the host ({r.host_bit_exact_inputs} inputs)")
 
 
 @cli.command()
@@ -571,7 +570,7 @@ def flash(build_dir, port, no_upload, emulator, runs, warmup, per_layer, timeout
             bar["bar"].update(i - bar["bar"].n)
 
     try:
-        m = pipeline.flash(build_dir, emulator, port, runs, warmup, per_layer, timeout, upload=not no_upload,
+        m = pipeline.run_on(build_dir, emulator, port, runs, warmup, per_layer, timeout, upload=not no_upload,
                            eval_path=eval_path, progress=step, on_sample=on_sample if eval_path else None)
     finally:
         if "bar" in bar:

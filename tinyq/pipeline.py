@@ -1,13 +1,17 @@
-"""The pipeline: load -> quantize -> analyze -> plan -> emit -> build, then flash -> measure.
+"""The pipeline and tinyq's public API: load -> quantize -> analyze -> plan -> emit -> firmware, then run -> measure.
 
-Each stage is a module with one job; this module only chains them, keeps the build
-folder consistent (written whole or not at all) and records what each stage found.
+Each stage is a module with one job; this module only chains them, keeps the build folder consistent
+(written whole or not at all) and records what each stage found. The CLI, the tests and the benchmarks
+call these functions rather than chaining the stages themselves:
+
+* :func:`compile_model`: a model file to a build folder (``tinyq build``), with its :class:`BuildReport`;
+* :func:`run_on`: a build folder on a device, measured and verified (``tinyq flash``);
+* :func:`run_on_host`: a model's generated C on the host (what every build checks against TFLM).
 """
 
 from __future__ import annotations
 
 import dataclasses
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -16,30 +20,19 @@ import numpy as np
 
 from tinyq import __version__
 from tinyq.errors import InputFileError, TinyqError
-from tinyq.infra.outputs import MANIFEST
 from tinyq.infra.staging import staged_dir
+from tinyq.report.builddir import BuildDir, BuildReport, FirmwareImage
 
-#: The board definition a build was made for, copied into the build folder.
-BOARD_FILE = "board.toml"
-#: The float model a Keras build came from (absent for an int8 .tflite build).
-FLOAT_MODEL = "model_float.tflite"
-#: The fine-tuned Keras model of a --qat/--prune build (tf-keras, HDF5: the one format that reloads
-#: tfmot's QAT layers; tinyq reads it back like any .h5).
-FINETUNED_MODEL = "model_finetuned.h5"
-#: The arena over the op sequence, drawn by every build.
-MEMORY_PLOT = "memory.png"
-#: What `flash` reads from build.json; a manifest without them is refused with one line.
-_MANIFEST_KEYS = ("board", "model_id", "firmware")
 Progress = Callable[[str], None]
 
 
 @dataclass(frozen=True, eq=False)
 class BuildResult:
     out_dir: Path
-    report: dict  # the same dict written to build.json
+    report: BuildReport  # what build.json holds
 
 
-def build(model: Path, board_id: str, calib: Path | None, out_dir: Path, eval_path: Path | None = None,
+def compile_model(model: Path, board_id: str, calib: Path | None, out_dir: Path, eval_path: Path | None = None,
           mode: str = "int8", max_calib: int | None = None, verify_inputs: int = 8, signature: str | None = None,
           finetune=None, train_path: Path | None = None, favour: str = "ram", weights: str = "auto",
           progress: Progress = lambda s: None) -> BuildResult:
@@ -126,7 +119,8 @@ def build(model: Path, board_id: str, calib: Path | None, out_dir: Path, eval_pa
                 continue  # no console driver for that chip yet: the emulator twin still builds
             progress(f"compiling firmware ({target})")
             firmware[target] = build_firmware({**model_files, **emit_firmware(board, target)}, board, target, tmp / target)
-        (tmp / "model_int8.tflite").write_bytes(q.tflite)
+        out = BuildDir(tmp)
+        out.file(BuildDir.INT8_MODEL).write_bytes(q.tflite)
         arduino = None
         if board.arduino is not None:
             name, lib = emit_arduino(model_files, emit_firmware(board, "board")["tq_board.h"], board,
@@ -135,65 +129,64 @@ def build(model: Path, board_id: str, calib: Path | None, out_dir: Path, eval_pa
             write_zip(lib, tmp / arduino)
         if q.float_tflite:
             # The float model as converted: `flash --eval` compares the device with it (TFLM runs it).
-            (tmp / FLOAT_MODEL).write_bytes(q.float_tflite)
+            out.file(BuildDir.FLOAT_MODEL).write_bytes(q.float_tflite)
         if tflm_arena is not None:
             # The same model as a TensorFlow Lite Micro project, for users who have TFLM.
             for name, text in emit_tflm(graph, q.tflite, board, tflm_arena.total, Path(model).name).items():
-                (tmp / "tflm" / name).parent.mkdir(parents=True, exist_ok=True)
-                (tmp / "tflm" / name).write_text(text)
+                (out.file(BuildDir.TFLM_PROJECT) / name).parent.mkdir(parents=True, exist_ok=True)
+                (out.file(BuildDir.TFLM_PROJECT) / name).write_text(text)
         if q.keras_model:
-            (tmp / FINETUNED_MODEL).write_bytes(q.keras_model)
+            out.file(BuildDir.FINETUNED_MODEL).write_bytes(q.keras_model)
         progress("drawing the memory plan")
         timeline = mem.timeline()
-        plot_memory(timeline, tmp / MEMORY_PLOT, Path(model).name, tflm_arena.total if tflm_arena else None,
+        plot_memory(timeline, out.file(BuildDir.MEMORY_PLOT), Path(model).name, tflm_arena.total if tflm_arena else None,
                     "TFLM arena (tflite_micro, 64-bit host)")
-        np.savez(tmp / "verify.npz", inputs=x_int8, expected=expected)
+        np.savez(out.file(BuildDir.VERIFY), inputs=x_int8, expected=expected)
         # The board definition travels with the build, so a board given as a file flashes too.
-        (tmp / BOARD_FILE).write_text(board_file(board_id).read_text(encoding="utf-8"), encoding="utf-8")
-        rel = {t: {k: (str(Path(v).relative_to(tmp)) if isinstance(v, Path) else v) for k, v in f.__dict__.items()}
-               for t, f in firmware.items()}
-        report = {
-            "tinyq": __version__,
-            "model": str(model),
-            "board": board.id,
-            "model_id": q.sha256[:12],
-            "loader": q.loader,
-            "warnings": list(q.warnings),
-            "quantization": q.report.to_dict() if q.report else {"mode": mode, "quant_bytes": len(q.tflite)},
-            "ops": analysis.op_counts,
-            "macs": analysis.macs,
-            "weights_bytes": mem.weight_bytes,
-            # All RAM the model needs (activations + each op's scratch, planned together),
-            # comparable with TFLM's arena.
-            "arena_bytes": mem.ram_bytes,
-            "favour": favour,
-            "weights": "int16" if any(dict(c.params).get("w16") for c in mem.kernel_calls) else "int8",
-            "activation_bytes": mem.activation_peak_bytes,
-            "scratch_bytes": mem.scratch_bytes,
+        out.file(BuildDir.BOARD_FILE).write_text(board_file(board_id).read_text(encoding="utf-8"), encoding="utf-8")
+        images = {t: FirmwareImage(**{k: (str(Path(v).relative_to(tmp)) if isinstance(v, Path) else v)
+                                      for k, v in f.__dict__.items()}) for t, f in firmware.items()}
+        report = BuildReport(
+            tinyq=__version__, model=str(model), board=board.id, model_id=q.sha256[:12], loader=q.loader,
+            warnings=tuple(q.warnings),
+            quantization=q.report.to_dict() if q.report else {"mode": mode, "quant_bytes": len(q.tflite)},
+            ops=analysis.op_counts, macs=analysis.macs, weights_bytes=mem.weight_bytes,
+            # All RAM the model needs (activations + each op's scratch, planned together), comparable with TFLM's arena.
+            arena_bytes=mem.ram_bytes, favour=favour,
+            weights="int16" if any(dict(c.params).get("w16") for c in mem.kernel_calls) else "int8",
+            activation_bytes=mem.activation_peak_bytes, scratch_bytes=mem.scratch_bytes,
             # Measured by the tflite_micro host interpreter (64-bit pointers: a 32-bit MCU needs somewhat less).
-            "tflm_arena_bytes": tflm_arena.total if tflm_arena else None,
-            "tflm_arena_head_bytes": tflm_arena.head if tflm_arena else None,
-            "tflm_arena_measured_on": "tflite_micro host interpreter (64-bit)",
-            "layers": mem.layers(),
-            "bands": mem.bands(),
-            "constant_channels": mem.constant_channels(),
-            "memory": {**timeline, "plot": MEMORY_PLOT},
-            "budget": {"flash_bytes": fit.flash_bytes, "flash_limit": fit.flash_limit,
-                       "ram_bytes": fit.ram_bytes, "ram_limit": fit.ram_limit, "breakdown": fit.breakdown},
-            "host_bit_exact_inputs": len(x_int8) if host_exact else 0,
-            "firmware": rel,
-            "arduino_library": arduino,
-        }
-        if q.finetune is not None:
-            report["finetune"] = {**q.finetune, "keras_model": FINETUNED_MODEL,
-                                  "baseline": _baseline(q.baseline_tflite, board, favour, weights)}
-        (tmp / MANIFEST).write_text(json.dumps(report, indent=2) + "\n")
+            tflm_arena_bytes=tflm_arena.total if tflm_arena else None,
+            tflm_arena_head_bytes=tflm_arena.head if tflm_arena else None,
+            layers=tuple(mem.layers()), bands=tuple(mem.bands()), constant_channels=mem.constant_channels(),
+            memory={**timeline, "plot": BuildDir.MEMORY_PLOT},
+            budget={"flash_bytes": fit.flash_bytes, "flash_limit": fit.flash_limit, "ram_bytes": fit.ram_bytes,
+                    "ram_limit": fit.ram_limit, "breakdown": fit.breakdown},
+            host_bit_exact_inputs=len(x_int8) if host_exact else 0, firmware=images, arduino_library=arduino,
+            finetune=({**q.finetune, "keras_model": BuildDir.FINETUNED_MODEL,
+                       "baseline": _baseline(q.baseline_tflite, board, favour, weights)}
+                      if q.finetune is not None else None),
+        )
+        out.write_report(report)
     return BuildResult(out_dir, report)
 
 
 #: "auto" stores weights as int16 only while the firmware leaves at least this share of flash free.
 FLASH_KEPT_FREE = 0.25
 WEIGHTS = ("auto", "int8", "int16")
+
+
+def run_on_host(tflite: bytes, inputs: np.ndarray, plan=None, **plan_options) -> np.ndarray:
+    """The generated C of ``tflite`` run on the host for each of ``inputs`` (N, *input shape, int8): the outputs,
+    (N, *output shape). ``plan`` is a memory plan of the model to emit (else one made with ``plan_options``)."""
+    from tinyq.compile.emit.model import emit_model
+    from tinyq.compile.hostrun import run_generated
+    from tinyq.compile.plan import plan_memory
+    from tinyq.graph import parse_tflite
+
+    g = parse_tflite(tflite, "model")
+    plan = plan if plan is not None else plan_memory(g, **plan_options)
+    return run_generated(emit_model(plan, tflite), inputs, g.output_tensors[0].shape)
 
 
 def choose_weights(graph, board, favour: str = "ram", weights: str = "auto"):
@@ -225,49 +218,7 @@ def _baseline(tflite: bytes, board, favour: str, weights: str) -> dict:
             "arena_bytes": mem.ram_bytes}
 
 
-def read_manifest(build_dir: Path) -> dict:
-    """The build.json of a build folder, checked for what `flash` needs."""
-    path = Path(build_dir) / MANIFEST
-    if not path.is_file():
-        raise InputFileError(f"{build_dir}: not a tinyq build folder (no {MANIFEST})",
-                             hint="run `tinyq build` first, or pass --build DIR")
-    try:
-        data = json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise InputFileError(f"{path}: corrupt ({e})", hint="rebuild with `tinyq build`") from e
-    missing = [k for k in _MANIFEST_KEYS if not isinstance(data, dict) or k not in data]
-    if missing:
-        raise InputFileError(f"{path}: lacks {', '.join(missing)}; not written by this tinyq, or edited",
-                             hint="rebuild with `tinyq build`")
-    return data
-
-
-def _read_verify(build_dir: Path) -> tuple[np.ndarray, np.ndarray]:
-    path = Path(build_dir) / "verify.npz"
-    try:
-        with np.load(path, allow_pickle=False) as z:
-            return z["inputs"], z["expected"]
-    except FileNotFoundError as e:
-        raise InputFileError(f"{path}: missing; the build folder is incomplete", hint="rebuild with `tinyq build`") from e
-    except (OSError, ValueError, KeyError, EOFError) as e:
-        raise InputFileError(f"{path}: corrupt ({e})", hint="rebuild with `tinyq build`") from e
-
-
-def _board_of(build_dir: Path, manifest: dict):
-    """The board a build was made for: the copy in the build folder, else the board database."""
-    from tinyq.boards import get_board, load_board_file
-    from tinyq.errors import BoardError
-
-    copy = Path(build_dir) / BOARD_FILE
-    if not copy.is_file():
-        return get_board(manifest["board"])
-    try:
-        return load_board_file(copy, expect_id=manifest["board"])
-    except BoardError as e:
-        raise BoardError(e.message, hint="the build was made by another tinyq version: rebuild with `tinyq build`") from e
-
-
-def flash(build_dir: Path, emulator: str | None = None, port: str | None = None, runs: int = 10,
+def run_on(build_dir: Path, emulator: str | None = None, port: str | None = None, runs: int = 10,
           warmup: int = 2, per_layer: bool = False, timeout: float = 30.0, upload: bool = True,
           eval_path: Path | None = None, progress: Progress = lambda s: None, on_sample=None):
     """Run a build on an emulator (``emulator``: a device name) or a board (``port``) and measure it.
@@ -286,17 +237,18 @@ def flash(build_dir: Path, emulator: str | None = None, port: str | None = None,
     name = emulator or "serial"  # no emulator named: the board, on --port or found on USB
     target = device_class(name).firmware_target
     build_dir = Path(build_dir)
-    manifest = read_manifest(build_dir)
-    board = _board_of(build_dir, manifest)
-    inputs, expected = _read_verify(build_dir)
-    if target not in manifest["firmware"]:
+    bd = BuildDir(build_dir)
+    built = bd.read_report()
+    board = bd.board(built)
+    inputs, expected = bd.read_verify()
+    if target not in built.firmware:
         raise InputFileError(f"{build_dir} has no firmware for target '{target}' (needed by {name})",
                              hint=f"tinyq has no console driver for {board.id}'s chip yet; use --emulator qemu")
-    elf = build_dir / manifest["firmware"][target]["elf"]
+    elf = bd.firmware_elf(built, target)
     x_eval, stream, labels = (_eval_inputs(build_dir, eval_path) if eval_path is not None
                               else (None, inputs[:0], None))
     n_verify, total = len(inputs), len(inputs) + len(stream)
-    deadlines = Timeouts.scaled(timeout, inputs[0].size if len(inputs) else 0, int(manifest.get("macs", 0)),
+    deadlines = Timeouts.scaled(timeout, inputs[0].size if len(inputs) else 0, built.macs,
                                 runs + warmup, board.console.baud)
     progress(f"starting {name}" if name != "serial" else "uploading to the board")
     with open_device(name, board, elf, port=port, upload=upload) as dev:
@@ -306,8 +258,8 @@ def flash(build_dir: Path, emulator: str | None = None, port: str | None = None,
         report = drive(dev.transport, np.concatenate([inputs, stream]) if len(stream) else inputs,
                        runs, warmup, per_layer, deadlines, on_input=tick)
         clock = dev.clock
-    if report.info is not None and report.info.model != manifest["model_id"]:
-        raise ProtocolError(f"the device runs model {report.info.model}, but {build_dir} holds model {manifest['model_id']}",
+    if report.info is not None and report.info.model != built.model_id:
+        raise ProtocolError(f"the device runs model {report.info.model}, but {build_dir} holds model {built.model_id}",
                             hint="the firmware on the device is not this build's: flash it again from this build folder")
     m = evaluate(dataclasses.replace(report, infers=report.infers[:n_verify]), expected, board.chip.clock_hz, clock)
     check(m)
@@ -323,7 +275,7 @@ def _eval_inputs(build_dir: Path, eval_path: Path) -> tuple[np.ndarray, np.ndarr
     from tinyq.graph import load_tflite
     from tinyq.model.quantize import quantize_input
 
-    g = load_tflite(Path(build_dir) / "model_int8.tflite")
+    g = load_tflite(BuildDir(build_dir).file(BuildDir.INT8_MODEL))
     data = load.load_dataset(eval_path, what="evaluation")
     x = load.check_shape(data, g.input_tensors[0].shape[1:], "evaluation")
     load.check_labels(data, x, g.output_tensors[0].size)
@@ -335,10 +287,10 @@ def _validation(build_dir: Path, x: np.ndarray, x_int8: np.ndarray, device_out: 
     from tinyq.report.measure import validate
     from tinyq.model.reference import TflmReference, run_reference
 
-    build_dir = Path(build_dir)
-    host = run_reference((build_dir / "model_int8.tflite").read_bytes(), x_int8)
+    bd = BuildDir(build_dir)
+    host = run_reference(bd.file(BuildDir.INT8_MODEL).read_bytes(), x_int8)
     float_out = None
-    float_path = build_dir / FLOAT_MODEL
+    float_path = bd.file(BuildDir.FLOAT_MODEL)
     if float_path.is_file():
         ref = TflmReference(float_path.read_bytes())
         float_out = np.stack([ref.run(s) for s in x.astype(np.float32)])
