@@ -14,6 +14,7 @@ import subprocess
 import pytest
 
 from tinyq.ops import LOWERINGS, SUPPORTED_OPS
+from tinyq.ops.cexpr import FORMULAS
 from tinyq.ops.gen import KERNELS_DIR, generated
 from tinyq.ops.kernel import KERNELS, STRUCTS, check_call
 
@@ -24,8 +25,8 @@ def test_generated_headers_are_current(name):
     assert (KERNELS_DIR / name).read_text() == text, f"{name} is stale: run python -m tinyq.ops.gen"
 
 
-def test_no_struct_or_prototype_is_written_by_hand_too():
-    """The structs and kernel prototypes are in tq_params.h only."""
+def test_no_struct_prototype_or_formula_is_written_by_hand_too():
+    """The structs, kernel prototypes and scratch formulas are in tq_params.h only."""
     for path in KERNELS_DIR.glob("*.[ch]"):
         if path.name == "tq_params.h":
             continue
@@ -34,6 +35,43 @@ def test_no_struct_or_prototype_is_written_by_hand_too():
             assert not re.search(r"\}\s*" + s + r"\s*;", text), f"{path.name} defines {s}"
         for k in KERNELS:
             assert not re.search(r"^void " + k + r"\(.*\);", text, re.M), f"{path.name} declares {k}"
+        for f in FORMULAS:
+            assert not re.search(r"\b" + f + r"\([^;]*\)\s*\{", text), f"{path.name} defines {f}"
+
+
+def test_formulas_evaluate_as_their_c(tmp_path):
+    """Each scratch formula, evaluated in Python and compiled from its generated C, on a spread of layers."""
+    import numpy as np
+
+    from tinyq.ops import scratch
+
+    rng = np.random.default_rng(0)
+    names = ("in_h", "in_w", "in_c", "out_h", "out_w", "out_c", "k_pairs", "dil_w", "fast", "act_min", "act_max",
+             "stride_h", "stride_w", "pad_h", "pad_w", "small_patch", "transposed", "w16", "planes")
+    rows, want = [], []
+    for _ in range(300):
+        p = dict(in_h=int(rng.integers(1, 50)), in_w=int(rng.integers(1, 50)), in_c=int(rng.integers(1, 130)),
+                 out_c=int(rng.integers(1, 130)), k_pairs=int(rng.integers(1, 300)), dil_w=int(rng.integers(1, 3)),
+                 fast=int(rng.integers(0, 2)), act_min=int(rng.choice([-128, -100, 0])), act_max=int(rng.choice([127, 90])),
+                 stride_h=int(rng.integers(1, 3)), stride_w=int(rng.integers(1, 3)), pad_h=int(rng.integers(0, 2)),
+                 pad_w=int(rng.integers(0, 2)), small_patch=int(rng.choice([0, 0, 2, 5])),
+                 transposed=int(rng.integers(0, 2)), w16=int(rng.choice([0, 1, 2, 3])), planes=int(rng.integers(1, 3)))
+        p["out_h"], p["out_w"] = max(1, p["in_h"] // p["stride_h"]), max(1, p["in_w"] // p["stride_w"])
+        rows.append(" ".join(str(p[n]) for n in names))
+        want.append([f.eval(p) for f in (scratch.conv, scratch.conv_add, scratch.depthwise3x3, scratch.dw_plane)])
+    harness = tmp_path / "f.c"
+    harness.write_text("#include <stdio.h>\n#include \"tq_kernels.h\"\nint main(void) {\n    int v[19];\n"
+                       "    while (1) {\n        for (int i = 0; i < 19; ++i) if (scanf(\"%d\", &v[i]) != 1) return 0;\n"
+                       "        tq_conv_params_t p = {0};\n"
+                       + "".join(f"        p.{n} = v[{i}];\n" for i, n in enumerate(names))
+                       + "        printf(\"%u %u %u %u\\n\", tq_conv2d_scratch_bytes(&p), tq_conv2d_add_scratch_bytes(&p),\n"
+                         "               tq_depthwise3x3_scratch_bytes(&p), tq_depthwise3x3_plane_scratch_bytes(&p));\n"
+                         "    }\n}\n")
+    exe = tmp_path / "f"
+    subprocess.run(["gcc", "-std=c99", "-Wall", "-Wextra", "-Werror", "-Wno-conversion", "-I", str(KERNELS_DIR),
+                    str(harness), "-o", str(exe)], check=True)
+    got = subprocess.run([str(exe)], input="\n".join(rows) + "\n", capture_output=True, text=True, check=True).stdout
+    assert [[int(x) for x in line.split()] for line in got.splitlines()] == want
 
 
 def test_every_kernel_is_defined_in_its_family_file():

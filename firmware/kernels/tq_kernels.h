@@ -110,51 +110,6 @@ static inline int8_t tq_out8(int32_t y, int full, int32_t lo, int32_t hi) {
  * their rnd, mult, shift. The generic depthwise takes TFLite's [1, k_h, k_w, out_c] as it is.
  */
 
-/* The scratch each kernel reads through p->scratch, in bytes: the C statement of what the host plans
- * (tinyq.ops.lower_ops.conv_scratch_bytes and depthwise3x3_scratch_bytes; tests/test_plan.py holds
- * them equal for every lowered op). `fused`: tq_depthwise3x3_s8 requantizes in the inner loop. */
-/* The Winograd conv (w16 = 3): a group of 8 output pixels' transformed inputs, 4 phases of
- * 3 * in_c / 2 K-pairs of 4 columns (96 bytes an input channel), and with a fused ADD the group's
- * output before the sum. */
-static inline uint32_t tq_conv2d_wino_scratch_bytes(const tq_conv_params_t *p, int add) {
-    return 96u * p->in_c + (add ? 8u * p->out_c : 0u);
-}
-static inline uint32_t tq_conv2d_scratch_bytes(const tq_conv_params_t *p) {
-    if (p->w16 == 3) return tq_conv2d_wino_scratch_bytes(p, 0);
-    return 16u * p->k_pairs + (p->in_c % 4 ? 8u * p->k_pairs + 4u : 0u)
-           + (((uint32_t)p->out_h * p->out_w) % 4 ? 4u * p->out_c : 0u);
-}
-/* tq_conv2d_add_s8: every group of 4 pixels goes through the tail buffer. */
-static inline uint32_t tq_conv2d_add_scratch_bytes(const tq_conv_params_t *p) {
-    if (p->w16 == 3) return tq_conv2d_wino_scratch_bytes(p, 1);
-    return 16u * p->k_pairs + (p->in_c % 4 ? 8u * p->k_pairs + 4u : 0u) + 4u * p->out_c;
-}
-static inline uint32_t tq_depthwise3x3_scratch_bytes(const tq_conv_params_t *p) {
-    const int fused = p->fast && p->act_min == -128 && p->act_max == 127;
-    return (fused ? 0u : 4u * p->in_c) + (p->small_patch ? 36u * p->small_patch
-                                                        : 9u * p->in_c + (2u * p->dil_w + 1u) * p->in_c);
-}
-/* The channel-planar 3x3 depthwise (tq_depthwise3x3_plane_s8) works along plane rows: the output's
- * width, or its height when `transposed`. Each plane row holds the inputs one output row's window
- * slides over, as int16, padded with the zero point: (out - 1) * stride + 3 of them, rounded up so
- * that every window's two-word load stays inside the row. */
-static inline uint32_t tq_dw_plane_width(uint32_t out, uint32_t stride) {
-    return stride == 1 ? out + 2u + (out & 1u) : 2u * out + 2u;
-}
-/* Its planes: each (out_v - 1) * stride_v + 3 rows of tq_dw_plane_width; with planes 2, the second
- * starts at the first's last row (tq_dw_plane_share: 1) where both rows are zero points. */
-static inline uint32_t tq_dw_plane_share(const tq_conv_params_t *p, uint32_t rows) {
-    const uint32_t t = p->transposed, in_v = t ? p->in_w : p->in_h, pad_v = t ? p->pad_w : p->pad_h;
-    const uint32_t n_v = in_v < rows - pad_v ? in_v : rows - pad_v;  /* the rows gathered */
-    return p->planes == 2 && pad_v >= 1u && pad_v + n_v < rows;
-}
-static inline uint32_t tq_depthwise3x3_plane_scratch_bytes(const tq_conv_params_t *p) {
-    const uint32_t t = p->transposed, out_u = t ? p->out_h : p->out_w, out_v = t ? p->out_w : p->out_h;
-    const uint32_t s_u = t ? p->stride_h : p->stride_w, s_v = t ? p->stride_w : p->stride_h;
-    const uint32_t rows = (out_v - 1u) * s_v + 3u;
-    return 2u * (p->planes == 2 ? 2u * rows - tq_dw_plane_share(p, rows) : rows) * tq_dw_plane_width(out_u, s_u);
-}
-
 /* The inner loops (each family's tq_<family>_m4.S on a Cortex-M4, its tq_<family>.c elsewhere). */
 /* acc[0..3] = channel c . columns 0..3, acc[4..7] = channel c+1 . columns 0..3, over
  * k_pairs (even, >= 2) K-pairs; cols holds 4 words per K-pair, one per column. */

@@ -260,6 +260,64 @@ typedef struct {
     int32_t mult_alpha, shift_alpha; /* x < 0: input scale * alpha / output scale (alpha >= 0) */
 } tq_leaky_relu_params_t;
 
+/* ---- formulas (tinyq/ops/scratch.py): the scratch each kernel reads through p->scratch, in bytes;
+ * the host plans the same figures from the same definitions ---- */
+
+/* The Winograd conv (w16 = 3): a group of 8 output pixels' transformed inputs, 4 phases of 3 * in_c / 2
+ * K-pairs of 4 columns (96 bytes an input channel), and with a fused ADD the group's output before the sum. */
+static inline uint32_t tq_conv2d_wino_scratch_bytes(const tq_conv_params_t *p, uint32_t add) {
+    return 96u * p->in_c + (add ? 8u * p->out_c : 0u);
+}
+
+/* tq_conv2d_s8: 4 int16 columns a K-pair, for unaligned channel counts 4 byte patches (one a pixel of a
+ * group) and 4 bytes of slack, and the output of a partial group of pixels. */
+static inline uint32_t tq_conv2d_scratch_bytes(const tq_conv_params_t *p) {
+    return p->w16 == 3u ? tq_conv2d_wino_scratch_bytes(p, 0u) : 16u * p->k_pairs + (p->in_c % 4u ? 8u * p->k_pairs + 4u : 0u) + (p->out_h * p->out_w % 4u ? 4u * p->out_c : 0u);
+}
+
+/* tq_conv2d_add_s8: as tq_conv2d_s8, every group of 4 pixels going through the tail buffer. */
+static inline uint32_t tq_conv2d_add_scratch_bytes(const tq_conv_params_t *p) {
+    return p->w16 == 3u ? tq_conv2d_wino_scratch_bytes(p, 1u) : 16u * p->k_pairs + (p->in_c % 4u ? 8u * p->k_pairs + 4u : 0u) + 4u * p->out_c;
+}
+
+/* tq_depthwise3x3_s8: the sums (unless requantized in the inner loop: the fast path with the full int8
+ * range), a 3x3 patch and a row of zero points as long as a kernel row reaches; with small_patch = G, a patch
+ * of 9 words a group for G groups of 4 channels instead of both. */
+static inline uint32_t tq_depthwise3x3_scratch_bytes(const tq_conv_params_t *p) {
+    const uint32_t fused = p->fast && p->act_min == (-128) && p->act_max == 127;
+    return (fused ? 0u : 4u * p->in_c) + (p->small_patch ? 36u * p->small_patch : 9u * p->in_c + (2u * p->dil_w + 1u) * p->in_c);
+}
+
+/* The channel-planar 3x3 depthwise (tq_depthwise3x3_plane_s8) works along plane rows: the output's width, or
+ * its height when `transposed`. Each plane row holds the inputs one output row's window slides over, as
+ * int16, padded with the zero point: (out - 1) * stride + 3 of them, rounded up so that every window's two-
+ * word load stays inside the row. */
+static inline uint32_t tq_dw_plane_width(uint32_t out, uint32_t stride) {
+    return stride == 1u ? out + 2u + (out & 1u) : 2u * out + 2u;
+}
+
+/* Its planes: each (out_v - 1) * stride_v + 3 rows of tq_dw_plane_width; with planes 2, the second starts at
+ * the first's last row (tq_dw_plane_share: 1) where both rows are zero points. */
+static inline uint32_t tq_dw_plane_share(const tq_conv_params_t *p, uint32_t rows) {
+    const uint32_t t = p->transposed;
+    const uint32_t in_v = t ? p->in_w : p->in_h;
+    const uint32_t pad_v = t ? p->pad_w : p->pad_h;
+    const uint32_t n_v = in_v < rows - pad_v ? in_v : rows - pad_v;
+    return p->planes == 2u && pad_v >= 1u && pad_v + n_v < rows;
+}
+
+/* tq_depthwise3x3_plane_s8: one channel's plane, or with planes 2 two, the second sharing the first's last
+ * row where both are zero points. */
+static inline uint32_t tq_depthwise3x3_plane_scratch_bytes(const tq_conv_params_t *p) {
+    const uint32_t t = p->transposed;
+    const uint32_t out_u = t ? p->out_h : p->out_w;
+    const uint32_t out_v = t ? p->out_w : p->out_h;
+    const uint32_t s_u = t ? p->stride_h : p->stride_w;
+    const uint32_t s_v = t ? p->stride_w : p->stride_h;
+    const uint32_t rows = (out_v - 1u) * s_v + 3u;
+    return 2u * (p->planes == 2u ? 2u * rows - tq_dw_plane_share(p, rows) : rows) * tq_dw_plane_width(out_u, s_u);
+}
+
 /* ---- kernels (KernelCall.function) ---- */
 
 /* CONV_2D: im2col columns of 4 pixels through the tile kernels (w16 0: int8 weights, 1: int16 pairs, 2: the

@@ -14,6 +14,8 @@ import sys
 import textwrap
 from pathlib import Path
 
+from tinyq.ops import scratch as _scratch  # noqa: F401  (registers the formulas)
+from tinyq.ops.cexpr import FORMULAS
 from tinyq.ops.kernel import KERNELS, STRUCTS, Struct
 
 KERNELS_DIR = Path(__file__).resolve().parents[2] / "firmware" / "kernels"
@@ -64,6 +66,9 @@ def params_h() -> str:
     parts = [_BANNER, "#ifndef TQ_PARAMS_H\n#define TQ_PARAMS_H\n\n#include <stddef.h>\n#include <stdint.h>\n\n"
              '#include "tq_offsets.h"\n\n#ifdef __cplusplus\nextern "C" {\n#endif\n\n/* ---- parameter structs ---- */\n']
     parts += [_struct_c(s) + "\n" for s in STRUCTS.values()]
+    parts.append("/* ---- formulas (tinyq/ops/scratch.py): the scratch each kernel reads through p->scratch, in bytes;\n"
+                 " * the host plans the same figures from the same definitions ---- */\n")
+    parts += ["\n".join([*(_comment(f.doc) if f.doc else []), f.c()]) + "\n" for f in FORMULAS.values()]
     parts.append("/* ---- kernels (KernelCall.function) ---- */\n")
     for k in KERNELS.values():
         doc = k.doc + (f"\n\n{k.c_file}" + (f"; inner loops in {k.asm_file}" if k.asm_file else "") if k.doc else "")

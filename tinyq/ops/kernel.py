@@ -100,7 +100,8 @@ class Kernel:
     args: str
     #: The TFLite opcodes whose lowering may pick this kernel.
     opcodes: tuple[str, ...] = ()
-    #: The Python function that computes the scratch bytes it asks for (None: no scratch).
+    #: The formula of the scratch bytes it asks for (a tinyq.ops.cexpr.Formula of its params, which tq_params.h
+    #: also states in C under its name), or a Python function of the call's params; None: no scratch.
     scratch: Callable | None = None
     #: The Python cost model the planner picks it by (None: none needed), and its fitted constants.
     cost: Callable | None = None

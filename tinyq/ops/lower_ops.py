@@ -7,7 +7,7 @@ import math
 import numpy as np
 
 from tinyq.graph import Graph, Operator, Tensor
-from tinyq.ops import ConstArray, KernelCall, lowering
+from tinyq.ops import ConstArray, KernelCall, lowering, scratch
 from tinyq.ops.layout import (channel_constant, channel_params, depthwise3x3_edge, depthwise3x3_planes,
                               depthwise3x3_words, fast_ok, fast_rnd, padded_k, pair_rows)
 from tinyq.ops.quant import (
@@ -38,14 +38,10 @@ def _act(op: Operator, out: Tensor) -> tuple[int, int]:
 
 def conv_scratch_bytes(in_c: int, out_c: int, k_pairs: int, out_pixels: int, add: bool = False,
                        wino: bool = False) -> int:
-    """tq_conv2d_s8's scratch (the C side: tq_conv2d_scratch_bytes in tq_kernels.h; a test holds them equal):
-    4 int16 columns a K-pair, for unaligned channel counts 4 byte patches (one a pixel of a group)
-    and 4 bytes of slack, and the output of a partial group of pixels, or of every group with a
-    fused ADD (see conv_body). ``wino`` (w16 = 3): a group of 8 pixels' transformed inputs, 4 phases
-    of 3 * in_c / 2 K-pairs of 4 columns, and with a fused ADD the group's 8 outputs."""
-    if wino:
-        return 96 * in_c + (8 * out_c if add else 0)
-    return 16 * k_pairs + (8 * k_pairs + 4 if in_c % 4 else 0) + (4 * out_c if add or out_pixels % 4 else 0)
+    """tq_conv2d_s8's scratch (tq_add: tq_conv2d_add_s8's; ``wino``: the Winograd conv's, w16 = 3) for a layer
+    of ``out_pixels`` output pixels: the formulas of tinyq.ops.scratch, which tq_params.h states in C."""
+    f = scratch.conv_add if add else scratch.conv
+    return f.eval(dict(in_c=in_c, out_c=out_c, k_pairs=k_pairs, out_h=out_pixels, out_w=1, w16=3 if wino else 0))
 
 
 def conv_end_overlay(p: dict, in_bytes: int, out_bytes: int, group: int = 4) -> int:
@@ -119,10 +115,10 @@ def depthwise3x3_edges(params: dict) -> tuple[str, ...]:
 
 
 def depthwise3x3_scratch_bytes(in_c: int, dil_w: int, fused: bool, small_patch: int = 0) -> int:
-    """tq_depthwise3x3_s8's scratch (C: tq_depthwise3x3_scratch_bytes): the sums (unless requantized in
-    the inner loop), a 3x3 patch, and a row of zero points as long as a kernel row reaches; with
-    ``small_patch`` = G, a patch of 9 words a group for G groups of 4 channels instead of both."""
-    return (0 if fused else 4 * in_c) + (36 * small_patch if small_patch else 9 * in_c + (2 * dil_w + 1) * in_c)
+    """tq_depthwise3x3_s8's scratch (tinyq.ops.scratch.depthwise3x3): ``fused``, it requantizes in its inner
+    loop; ``small_patch`` = G, a patch of 9 words a group for G groups of 4 channels."""
+    return scratch.depthwise3x3.eval(dict(in_c=in_c, dil_w=dil_w, fast=int(fused), act_min=-128 if fused else 0,
+                                          act_max=127, small_patch=small_patch))
 
 
 def depthwise3x3_plane_ok(params: dict) -> bool:
@@ -213,21 +209,15 @@ def depthwise3x3_plane_transposed(params: dict) -> bool:
 
 
 def dw_plane_width(out: int, stride: int) -> int:
-    """A plane row's int16 inputs (C: tq_dw_plane_width): every window of the row, and every two-word load."""
-    return out + 2 + (out & 1) if stride == 1 else 2 * out + 2
+    """A plane row's int16 inputs (tinyq.ops.scratch.dw_plane_width): every window of the row, and every
+    two-word load."""
+    return scratch.dw_plane_width.eval(None, out, stride)
 
 
 def depthwise3x3_plane_scratch_bytes(params: dict) -> int:
-    """tq_depthwise3x3_plane_s8's scratch (C: tq_depthwise3x3_plane_scratch_bytes): one channel's plane,
-    or with ``planes`` 2 two, the second sharing the first's last row where both are zero points."""
-    p = params
-    u, v = _uv(p, bool(p.get("transposed", 0)))
-    ph, pw = (v["out"] - 1) * v["s"] + 3, dw_plane_width(u["out"], u["s"])
-    if p.get("planes", 1) != 2:
-        return 2 * ph * pw
-    n_v = min(v["inp"], ph - v["pad"])
-    share = int(v["pad"] >= 1 and v["pad"] + n_v < ph)
-    return 2 * (2 * ph - share) * pw
+    """tq_depthwise3x3_plane_s8's scratch (tinyq.ops.scratch.dw_plane): one channel's plane, or with
+    ``planes`` 2 two, the second sharing the first's last row where both are zero points."""
+    return scratch.dw_plane.eval(params)
 
 
 def depthwise3x3_plane_call(graph: Graph, op: Operator, planes: int = 1) -> KernelCall | None:

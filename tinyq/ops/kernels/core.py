@@ -4,6 +4,7 @@ tq_params.h declares them, and every kernel a lowering calls."""
 from __future__ import annotations
 
 from tinyq.ops import lower_ops as lo
+from tinyq.ops import scratch
 from tinyq.ops.kernel import F, Kernel, Struct, kernel, struct
 
 
@@ -188,12 +189,12 @@ _CONV_LOOPS = ("tq_mm_2x4", "tq_mm_2x4_w16", "tq_conv_tile", "tq_conv_tile_w16",
 _WINO_LOOPS = ("tq_wino_tile", "tq_wino_row")
 
 kernel(Kernel("tq_conv2d_s8", "conv", "tq_conv_params_t", "const int8_t *in, const uint32_t *filter, int8_t *out",
-              opcodes=("CONV_2D",), scratch=lo.conv_scratch_bytes, variants=_CONV_LOOPS + _WINO_LOOPS,
+              opcodes=("CONV_2D",), scratch=scratch.conv, variants=_CONV_LOOPS + _WINO_LOOPS,
               doc="CONV_2D: im2col columns of 4 pixels through the tile kernels (w16 0: int8 weights, 1: int16 "
                   "pairs, 2: the biased tile stream, 3: Winograd F(2, 3) along the rows, tq_winograd.c)."))
 kernel(Kernel("tq_conv2d_add_s8", "conv", "tq_conv_params_t",
               "const int8_t *in, const uint32_t *filter, const int8_t *skip, int8_t *out",
-              params2="tq_addtab_params_t", scratch=lo.conv_scratch_bytes, variants=_CONV_LOOPS + _WINO_LOOPS,
+              params2="tq_addtab_params_t", scratch=scratch.conv_add, variants=_CONV_LOOPS + _WINO_LOOPS,
               doc="CONV_2D then a same-shape ADD of `skip` (the conv's output is the ADD's in1), written to\n"
                   "out, which may be skip itself: the conv's output is never stored whole (the planner fuses them)."))
 kernel(Kernel("tq_fully_connected_s8", "fc", "tq_fc_params_t", "const int8_t *in, const uint32_t *filter, int8_t *out",
@@ -204,13 +205,13 @@ kernel(Kernel("tq_depthwise_conv2d_s8", "depthwise", "tq_conv_params_t",
               doc="DEPTHWISE_CONV_2D, any kernel and depth multiplier: TFLite's [1, k_h, k_w, out_c] weights."))
 kernel(Kernel("tq_depthwise3x3_s8", "depthwise", "tq_conv_params_t",
               "const int8_t *in, const uint32_t *filter, int8_t *out", opcodes=("DEPTHWISE_CONV_2D",),
-              scratch=lo.depthwise3x3_scratch_bytes, cost=lo.depthwise3x3_windowed_instructions,
+              scratch=scratch.depthwise3x3, cost=lo.depthwise3x3_windowed_instructions,
               cost_constants=("WINDOWED_GROUP", "WINDOWED_PATCH"),
               variants=("tq_dw3x3_sums", "tq_dw3x3_rq", "tq_dw3x3_rq_z", "tq_dw3x3_rq_row", "tq_dw3x3_rq_row_z"),
               doc="3x3 depthwise (depth multiplier 1, channels a multiple of 4), a pixel's channels 4 at a time."))
 kernel(Kernel("tq_depthwise3x3_plane_s8", "dw_plane", "tq_conv_params_t",
               "const int8_t *in, const uint32_t *filter, int8_t *out", opcodes=("DEPTHWISE_CONV_2D",),
-              scratch=lo.depthwise3x3_plane_scratch_bytes, cost=lo.depthwise3x3_plane_instructions,
+              scratch=scratch.dw_plane, cost=lo.depthwise3x3_plane_instructions,
               cost_constants=_PLANE_COSTS, variants=("tq_dw3x3_plane", "tq_dw3x3_plane_z"),
               doc="3x3 depthwise, one channel at a time (dilation 1, stride 1 or 2, the fast path with the full int8\n"
                   "range): the channel's inputs are gathered into an int16 plane in scratch, zero points around, and\n"
