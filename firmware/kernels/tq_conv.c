@@ -17,7 +17,7 @@
 #include "tq_internal.h"
 
 #ifndef TQ_DSP
-/* Plain-C twins of the inner loops of tq_conv_m4.S (assembled on a Cortex-M4 with DSP), on the same data layout. */
+/* Plain-C twins of the inner loops of tq_m4_conv.S (assembled on a Cortex-M4 with DSP), on the same data layout. */
 void tq_mm_2x4(const uint32_t *w, const int32_t *cols, uint32_t k_pairs, int32_t acc[8]) {
     int32_t s[8] = {0, 0, 0, 0, 0, 0, 0, 0};
     for (uint32_t j = 0; j < k_pairs; ++j, cols += 4) {
@@ -49,7 +49,7 @@ static inline tq_chan_t stream_chan(const uint32_t *r) {
 
 /* w16: 0 int8 weights, 1 int16 pairs, 2 the biased tile stream (each pair's 8 bias words, then its
  * weights doubled: the sums plus the biases are tq_rq_fast_x2's input; then its two channels' rnd,
- * mult and shift, which the requantization reads from the stream as tq_conv_m4.S does). */
+ * mult and shift, which the requantization reads from the stream as tq_m4_conv.S does). */
 static void conv_tile(const tq_conv_tile_t *t, int w16, int z) {
     const uint32_t k_pairs = (uint32_t)(t->cols_end - t->cols) / 4;
     const uint32_t lead = w16 == 2 ? TQ_TILE_LEAD_WORDS : 0u;  /* the bias words before each pair's weights */

@@ -1,19 +1,19 @@
 /*
  * DEPTHWISE_CONV_2D, int8: any kernel and depth multiplier (tq_depthwise_conv2d_s8), and 3x3 with a
  * depth multiplier of 1 a pixel at a time, 4 channels a group (tq_depthwise3x3_s8; its inner loops
- * tq_dw3x3_* in tq_depthwise_m4.S). The channel-planar 3x3 is tq_dw_plane.c.
+ * tq_dw3x3_* in tq_m4_depthwise.S). The channel-planar 3x3 is tq_dw_plane.c.
  */
 #include <stddef.h>
 
 #include "tq_internal.h"
 
 #ifndef TQ_DSP
-/* Plain-C twins of the inner loops of tq_depthwise_m4.S (assembled on a Cortex-M4 with DSP), on the same data layout. */
+/* Plain-C twins of the inner loops of tq_m4_depthwise.S (assembled on a Cortex-M4 with DSP), on the same data layout. */
 /* One group of 4 channels: 9 taps, each two words (w0 w2, w1 w3), added to s[]; returns the advanced
  * stream. */
 static const uint32_t *dw_group(const tq_dw_taps_t *taps, const uint32_t *w, uint32_t g, int32_t s[4]) {
     for (int ky = 0; ky < 3; ++ky) {
-        for (int kx = 2; kx >= 0; --kx, w += 2) {  /* right to left, as tq_depthwise_m4.S */
+        for (int kx = 2; kx >= 0; --kx, w += 2) {  /* right to left, as tq_m4_depthwise.S */
             const int8_t *x = taps->rows[ky] + 4 * g + kx * taps->col_step;
             s[0] = (int32_t)((uint32_t)s[0] + (uint32_t)(x[0] * lane(w[0], 0)));
             s[2] = (int32_t)((uint32_t)s[2] + (uint32_t)(x[2] * lane(w[0], 1)));

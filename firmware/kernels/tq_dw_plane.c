@@ -1,13 +1,13 @@
 /*
  * The channel-planar 3x3 depthwise (tq_depthwise3x3_plane_s8): one channel at a time through an int16
- * plane (tq_dw3x3_plane in tq_dw_plane_m4.S).
+ * plane (tq_dw3x3_plane in tq_m4_dw_plane.S).
  */
 #include <stddef.h>
 
 #include "tq_internal.h"
 
 #ifndef TQ_DSP
-/* Plain-C twins of the inner loops of tq_dw_plane_m4.S (assembled on a Cortex-M4 with DSP), on the same data layout. */
+/* Plain-C twins of the inner loops of tq_m4_dw_plane.S (assembled on a Cortex-M4 with DSP), on the same data layout. */
 static void dw3x3_plane(const tq_dw_plane_t *t, int zq) {
     const uint32_t *filter = t->filter;
     for (int32_t c = 0; c < t->channels; ++c, filter += 10) {

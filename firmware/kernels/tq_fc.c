@@ -7,7 +7,7 @@
 #include "tq_internal.h"
 
 #ifndef TQ_DSP
-/* Plain-C twins of the inner loops of tq_fc_m4.S (assembled on a Cortex-M4 with DSP), on the same data layout. */
+/* Plain-C twins of the inner loops of tq_m4_fc.S (assembled on a Cortex-M4 with DSP), on the same data layout. */
 void tq_mv_4x1(const uint32_t *w, const int32_t *vec, uint32_t k_pairs, int32_t acc[4]) {
     int32_t s[4] = {0, 0, 0, 0};
     const uint32_t *w2 = w + k_pairs;  /* the second channel pair */

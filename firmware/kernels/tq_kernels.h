@@ -110,7 +110,7 @@ static inline int8_t tq_out8(int32_t y, int full, int32_t lo, int32_t hi) {
  * their rnd, mult, shift. The generic depthwise takes TFLite's [1, k_h, k_w, out_c] as it is.
  */
 
-/* The inner loops (each family's tq_<family>_m4.S on a Cortex-M4, its tq_<family>.c elsewhere). */
+/* The inner loops (each family's tq_m4_<family>.S on a Cortex-M4, its tq_<family>.c elsewhere). */
 /* acc[0..3] = channel c . columns 0..3, acc[4..7] = channel c+1 . columns 0..3, over
  * k_pairs (even, >= 2) K-pairs; cols holds 4 words per K-pair, one per column. */
 void tq_mm_2x4(const uint32_t *w, const int32_t *cols, uint32_t k_pairs, int32_t acc[8]);
@@ -162,7 +162,7 @@ void tq_dw3x3_plane_z(const tq_dw_plane_t *t);
 
 /* n elements of a table ADD (out may be in2). */
 void tq_add_run(const tq_addtab_params_t *p, const int8_t *in1, const int8_t *in2, int8_t *out, uint32_t n);
-/* The fast path with the full int8 range, 4 * quads elements (quads >= 1; tq_pool_m4.S or plain C). */
+/* The fast path with the full int8 range, 4 * quads elements (quads >= 1; tq_m4_pool.S or plain C). */
 void tq_add_fast(const tq_addtab_params_t *p, const int8_t *in1, const int8_t *in2, int8_t *out, uint32_t quads);
 /* tq_copy_s8's inner loop: blocks (>= 1) of 8 words, forwards, each read whole before it is written. */
 void tq_copy_words(uint32_t blocks, const uint32_t *src, uint32_t *dst);

@@ -1,4 +1,4 @@
-/* Layout facts that C (tq_kernels.h) and the assembly (tq_*_m4.S) both read: plain integers, so
+/* Layout facts that C (tq_kernels.h) and the assembly (tq_m4_*.S) both read: plain integers, so
  * the assembler takes them too. tinyq.ops.layout states them for Python; a test compares. */
 #ifndef TQ_LAYOUT_H
 #define TQ_LAYOUT_H

@@ -11,7 +11,7 @@
  * in one single-cycle instruction; SXTB16 (ROR 8) sign-extends bytes 0 and 2
  * (1 and 3) of a word into two int16 lanes.
  */
-/* Shared by the Cortex-M4 assembly of every kernel family (tq_<family>_m4.S, which include this file):
+/* Shared by the Cortex-M4 assembly of every kernel family (tq_m4_<family>.S, which include this file):
  * the FUNC macro, the requantization and store macros, the offsets of the structs they read. It only
  * defines macros, so assembled on its own (the build assembles every .S) it gives an empty object. */
 #if defined(__ARM_FEATURE_DSP) && __ARM_FEATURE_DSP && !defined(TQ_M4_S)

@@ -223,7 +223,7 @@ typedef struct {
     int32_t col_step;
 } tq_dw_taps_t;
 
-/* The channels of tq_depthwise3x3_plane_s8 (tq_dw_plane_m4.S on a Cortex-M4, tq_dw_plane.c elsewhere), one
+/* The channels of tq_depthwise3x3_plane_s8 (tq_m4_dw_plane.S on a Cortex-M4, tq_dw_plane.c elsewhere), one
  * after another: each one's inputs gathered into the plane (n_v rows of n_u, from src, du / dv bytes apart
  * along / across a plane row, to dst, row_bytes apart), then `rows` output rows of pair_bytes / 4 pairs of
  * outputs (stride 1) and single_bytes / 4 single outputs (stride 1: the odd last one; stride 2: all). With
@@ -323,19 +323,19 @@ static inline uint32_t tq_depthwise3x3_plane_scratch_bytes(const tq_conv_params_
 /* CONV_2D: im2col columns of 4 pixels through the tile kernels (w16 0: int8 weights, 1: int16 pairs, 2: the
  * biased tile stream, 3: Winograd F(2, 3) along the rows, tq_winograd.c).
  *
- * tq_conv.c; inner loops in tq_conv_m4.S */
+ * tq_conv.c; inner loops in tq_m4_conv.S */
 void tq_conv2d_s8(const tq_conv_params_t *p, const int8_t *in, const uint32_t *filter, int8_t *out);
 
 /* CONV_2D then a same-shape ADD of `skip` (the conv's output is the ADD's in1), written to out, which may be
  * skip itself: the conv's output is never stored whole (the planner fuses them).
  *
- * tq_conv.c; inner loops in tq_conv_m4.S */
+ * tq_conv.c; inner loops in tq_m4_conv.S */
 void tq_conv2d_add_s8(const tq_conv_params_t *p, const tq_addtab_params_t *add, const int8_t *in,
                       const uint32_t *filter, const int8_t *skip, int8_t *out);
 
 /* FULLY_CONNECTED: each row's input as int16 pairs in scratch (k_pairs words), 4 channels a turn.
  *
- * tq_fc.c; inner loops in tq_fc_m4.S */
+ * tq_fc.c; inner loops in tq_m4_fc.S */
 void tq_fully_connected_s8(const tq_fc_params_t *p, const int8_t *in, const uint32_t *filter, int8_t *out);
 
 /* DEPTHWISE_CONV_2D, any kernel and depth multiplier: TFLite's [1, k_h, k_w, out_c] weights.
@@ -345,7 +345,7 @@ void tq_depthwise_conv2d_s8(const tq_conv_params_t *p, const int8_t *in, const i
 
 /* 3x3 depthwise (depth multiplier 1, channels a multiple of 4), a pixel's channels 4 at a time.
  *
- * tq_depthwise.c; inner loops in tq_depthwise_m4.S */
+ * tq_depthwise.c; inner loops in tq_m4_depthwise.S */
 void tq_depthwise3x3_s8(const tq_conv_params_t *p, const int8_t *in, const uint32_t *filter, int8_t *out);
 
 /* 3x3 depthwise, one channel at a time (dilation 1, stride 1 or 2, the fast path with the full int8 range):
@@ -356,7 +356,7 @@ void tq_depthwise3x3_s8(const tq_conv_params_t *p, const int8_t *in, const uint3
  * (k2, k1). `out` may be `in`: channel c's outputs land only on channel c's bytes, which its plane already
  * holds.
  *
- * tq_dw_plane.c; inner loops in tq_dw_plane_m4.S */
+ * tq_dw_plane.c; inner loops in tq_m4_dw_plane.S */
 void tq_depthwise3x3_plane_s8(const tq_conv_params_t *p, const int8_t *in, const uint32_t *filter,
                               int8_t *out);
 
@@ -371,7 +371,7 @@ void tq_subsample_s8(const tq_pool_params_t *p, const int8_t *in, int8_t *out);
 
 /* Same-shape ADD by tables.
  *
- * tq_pool.c; inner loops in tq_pool_m4.S */
+ * tq_pool.c; inner loops in tq_m4_pool.S */
 void tq_add_s8(const tq_addtab_params_t *p, const int8_t *in1, const int8_t *in2, int8_t *out);
 
 /* Broadcasting ADD (TFLite's general path).

@@ -3,7 +3,7 @@
 A :class:`Kernel` names the C symbol a :class:`~tinyq.ops.KernelCall` calls, its parameter struct
 (a :class:`Struct`: ordered fields with their C types), the scratch it asks for, its cost model, its
 variants (the assembly entry points it dispatches to), the C file that holds it (one file a kernel
-family, firmware/kernels/tq_<family>.c, with its assembly in tq_<family>_m4.S and the plain-C twin of
+family, firmware/kernels/tq_<family>.c, with its assembly in tq_m4_<family>.S and the plain-C twin of
 that assembly in the .c) and the opcodes whose lowering picks it.
 
 From these descriptors :mod:`tinyq.ops.gen` writes firmware/kernels/tq_params.h (every parameter
@@ -92,7 +92,7 @@ class Kernel:
 
     #: The C function (KernelCall.function).
     symbol: str
-    #: The kernel family: its code is firmware/kernels/tq_<family>.c (and tq_<family>_m4.S where it has assembly).
+    #: The kernel family: its code is firmware/kernels/tq_<family>.c (and tq_m4_<family>.S where it has assembly).
     family: str
     #: Its parameter struct (KernelCall.params_type), or None for a kernel that takes literal arguments.
     params: str | None
@@ -106,7 +106,7 @@ class Kernel:
     #: The Python cost model the planner picks it by (None: none needed), and its fitted constants.
     cost: Callable | None = None
     cost_constants: tuple[str, ...] = ()
-    #: Inner loops it dispatches to: the entry points of tq_<family>_m4.S on a Cortex-M4, whose plain-C
+    #: Inner loops it dispatches to: the entry points of tq_m4_<family>.S on a Cortex-M4, whose plain-C
     #: twins (same names) are in tq_<family>.c for the host and cores without DSP.
     variants: tuple[str, ...] = ()
     #: A second const struct passed after the params (KernelCall.params2).
@@ -119,7 +119,7 @@ class Kernel:
 
     @property
     def asm_file(self) -> str | None:
-        return f"tq_{self.family}_m4.S" if self.variants else None
+        return f"tq_m4_{self.family}.S" if self.variants else None
 
     @property
     def prototype(self) -> str:

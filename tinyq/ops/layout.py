@@ -1,6 +1,6 @@
 """Host-side layouts of weights and per-channel requantization for the SMLAD kernels.
 
-The kernels (``firmware/kernels/tq_<family>.c``, ``tq_<family>_m4.S``) read weights in the order
+The kernels (``firmware/kernels/tq_<family>.c``, ``tq_m4_<family>.S``) read weights in the order
 their inner loops consume them, so no instruction on the device is spent
 rearranging data. Everything here is integer arithmetic on exact Python ints.
 """

@@ -130,7 +130,7 @@ def depthwise3x3_plane_ok(params: dict) -> bool:
 
 
 #: Instructions on the M4 (QEMU), for the planner's choice of depthwise kernel. tq_dw3x3_plane
-#: (tq_dw_plane_m4.S): four outputs of a stride-1 plane row (rows of two quads or more) and what such a row
+#: (tq_m4_dw_plane.S): four outputs of a stride-1 plane row (rows of two quads or more) and what such a row
 #: adds to its setup; a row's last quad and a single after it as five outputs (less the setup of
 #: the pairs and singles it skips); two outputs, one output (stride 2, or a stride-1 row's odd last
 #: one) and what a row of singles adds, a plane row's setup; four gathered inputs, a gathered row's
