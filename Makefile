@@ -13,6 +13,8 @@ STAMP := $(VENV)/.tinyq-installed-$(shell cat requirements.lock requirements-nod
 EXAMPLE := examples/digits
 BUILD := build/digits
 PYTEST_ARGS ?=
+# Test processes: one per core (pytest-xdist); a module with costly module fixtures stays on one worker.
+JOBS ?= auto
 
 export PLATFORMIO_SETTING_ENABLE_TELEMETRY := No
 export TF_CPP_MIN_LOG_LEVEL := 2
@@ -46,11 +48,11 @@ demo: setup
 	$(VENV)/bin/tinyq flash --build $(BUILD) --emulator qemu
 
 test: setup
-	$(VENV)/bin/python -m pytest $(PYTEST_ARGS)
+	$(VENV)/bin/python -m pytest -n $(JOBS) --dist loadgroup $(PYTEST_ARGS)
 
 # Everything but the slow tests (large-model conversions, every zoo model in QEMU).
 test-fast: setup
-	$(VENV)/bin/python -m pytest -m "not slow" $(PYTEST_ARGS)
+	$(VENV)/bin/python -m pytest -n $(JOBS) --dist loadgroup -m "not slow" $(PYTEST_ARGS)
 
 clean:
 	rm -rf build .cache .pytest_cache

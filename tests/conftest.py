@@ -7,6 +7,7 @@ and the TensorFlow version, so a changed model is always reconverted.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import inspect
 import os
@@ -29,17 +30,41 @@ def _tf_version() -> str:
     return version("tensorflow-cpu")
 
 
+@contextlib.contextmanager
+def locked(path: Path):
+    """An exclusive lock on the file ``path``: of the test processes (pytest-xdist's workers) that want one
+    shared thing made, one makes it and the others wait, then find it made."""
+    import fcntl
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
+def shared_dir(tmp_path_factory, name: str) -> Path:
+    """A folder all workers of this test run share (under plain pytest, the session's own)."""
+    base = tmp_path_factory.getbasetemp()
+    return (base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base) / name
+
+
 def cached_tflite(key_parts: list, make) -> bytes:
-    """Return the bytes ``make()`` produces, cached under a hash of ``key_parts``."""
+    """Return the bytes ``make()`` produces, cached under a hash of ``key_parts`` (made once, whichever
+    worker asks first)."""
     h = hashlib.sha256(repr([_tf_version(), *key_parts]).encode()).hexdigest()[:16]
     path = CACHE / f"{h}.tflite"
     if path.is_file():
         return path.read_bytes()
-    data = make()
-    CACHE.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_bytes(data)
-    tmp.replace(path)
+    with locked(CACHE / f"{h}.lock"):
+        if path.is_file():
+            return path.read_bytes()
+        data = make()
+        tmp = path.with_suffix(".tmp")
+        tmp.write_bytes(data)
+        tmp.replace(path)
     return data
 
 
@@ -54,11 +79,16 @@ def digits_build(tmp_path_factory):
 
     from tinyq.cli import cli
 
-    out = tmp_path_factory.mktemp("b") / "digits"
-    r = CliRunner().invoke(cli, ["build", str(DIGITS / "model.keras"), "--board", "nano33", "--calib",
-                                 str(DIGITS / "calib.npy"), "--eval", str(DIGITS / "test.npz"), "-o", str(out), "--json"])
-    assert r.exit_code == 0, r.output
-    return out, json.loads(r.output)
+    root = shared_dir(tmp_path_factory, "digits-build")
+    out, report = root / "digits", root / "report.json"
+    with locked(root.with_suffix(".lock")):  # one build for every worker of the run
+        if not report.is_file():
+            r = CliRunner().invoke(cli, ["build", str(DIGITS / "model.keras"), "--board", "nano33", "--calib",
+                                         str(DIGITS / "calib.npy"), "--eval", str(DIGITS / "test.npz"), "-o", str(out),
+                                         "--json"])
+            assert r.exit_code == 0, r.output
+            report.write_text(r.stdout)
+    return out, json.loads(report.read_text())
 
 
 @pytest.fixture(scope="session")

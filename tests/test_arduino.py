@@ -20,6 +20,9 @@ from click.testing import CliRunner
 from tinyq.cli import cli
 from tinyq.resources import FIRMWARE_DIR
 
+# One worker runs this whole module (pytest-xdist --dist loadgroup): its module fixtures are made once.
+pytestmark = pytest.mark.xdist_group("test_arduino")
+
 STUB = Path(__file__).parent / "data" / "arduino"
 needs_cross = pytest.mark.skipif(shutil.which("arm-none-eabi-g++") is None, reason="arm-none-eabi-g++ not installed")
 ARM = ["-mcpu=cortex-m4", "-mthumb", "-mfloat-abi=softfp", "-mfpu=fpv4-sp-d16", "-O2", "-Wall", "-Wextra", "-Werror"]

@@ -15,7 +15,8 @@ from tinyq.errors import BudgetError, BuildError, ToolchainError
 from tinyq.graph import parse_tflite
 from tinyq.compile.plan import plan_memory
 
-pytestmark = pytest.mark.skipif(shutil.which("arm-none-eabi-gcc") is None, reason="arm-none-eabi-gcc not installed")
+# One worker runs this whole module (pytest-xdist --dist loadgroup): its module fixtures are made once.
+pytestmark = [pytest.mark.xdist_group("test_build"), pytest.mark.skipif(shutil.which("arm-none-eabi-gcc") is None, reason="arm-none-eabi-gcc not installed")]
 
 
 def _shrunk(board, **memory):

@@ -19,6 +19,9 @@ from click.testing import CliRunner
 from conftest import DIGITS, ROOT
 from tinyq.cli import cli
 
+# One worker runs this whole module (pytest-xdist --dist loadgroup): its module fixtures are made once.
+pytestmark = pytest.mark.xdist_group("test_byom")
+
 MLPERF = ROOT.parent / "shared" / "models" / "mlperf-tiny"
 needs_toolchain = pytest.mark.skipif(
     shutil.which("qemu-system-arm") is None or shutil.which("arm-none-eabi-gcc") is None,

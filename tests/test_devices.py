@@ -28,7 +28,8 @@ needs_toolchain = pytest.mark.skipif(
 )
 needs_renode = pytest.mark.skipif(shutil.which("renode") is None,
                                   reason="Renode is not installed (it is in no registry reachable here)")
-pytestmark = needs_toolchain
+# One worker runs this whole module (pytest-xdist --dist loadgroup): its module fixtures are made once.
+pytestmark = [pytest.mark.xdist_group("test_devices"), needs_toolchain]
 
 MODELS = ["digits", "kws_ref_model", "ad01_int8", "pretrainedResnet_quant",
           pytest.param("vww_96_int8", marks=pytest.mark.slow)]

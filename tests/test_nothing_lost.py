@@ -21,6 +21,9 @@ from click.testing import CliRunner
 from conftest import DIGITS
 from tinyq.cli import cli
 
+# One worker runs this whole module (pytest-xdist --dist loadgroup): its module fixtures are made once.
+pytestmark = pytest.mark.xdist_group("test_nothing_lost")
+
 needs_toolchain = pytest.mark.skipif(
     shutil.which("qemu-system-arm") is None or shutil.which("arm-none-eabi-gcc") is None,
     reason="qemu-system-arm or arm-none-eabi-gcc not installed",

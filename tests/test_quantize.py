@@ -11,6 +11,9 @@ from tinyq.graph import parse_tflite
 from tinyq.model.load import load_inputs
 from tinyq.model.quantize import quantize, quantize_keras
 
+# One worker runs this whole module (pytest-xdist --dist loadgroup): its module fixtures are made once.
+pytestmark = pytest.mark.xdist_group("test_quantize")
+
 
 @pytest.fixture(scope="module")
 def digits_q():

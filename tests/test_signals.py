@@ -21,10 +21,11 @@ from click.testing import CliRunner
 from conftest import DIGITS
 from tinyq.cli import cli
 
-pytestmark = pytest.mark.skipif(
+# One worker runs this whole module (pytest-xdist --dist loadgroup): its module fixtures are made once.
+pytestmark = [pytest.mark.xdist_group("test_signals"), pytest.mark.skipif(
     shutil.which("qemu-system-arm") is None or shutil.which("arm-none-eabi-gcc") is None,
     reason="qemu-system-arm or arm-none-eabi-gcc not installed",
-)
+)]
 TINYQ = [sys.executable, "-m", "tinyq.cli"]
 
 
