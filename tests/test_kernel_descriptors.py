@@ -1,6 +1,6 @@
 """The kernel descriptors (tinyq.ops.kernel) against what is built from them and what uses them.
 
-tq_params.h and tq_offsets.h are generated from the descriptors and committed: regenerating them gives the
+tq_params.h, tq_offsets.h and tq_layout.h are generated from the descriptors and committed: regenerating them gives the
 same bytes (after changing a descriptor: ``python -m tinyq.ops.gen``). Every lowering names a registered
 kernel, passes its own struct and only that struct's fields, and every kernel's symbol is defined in its
 family's C file.
@@ -19,7 +19,7 @@ from tinyq.ops.gen import KERNELS_DIR, generated
 from tinyq.ops.kernel import KERNELS, STRUCTS, check_call
 
 
-@pytest.mark.parametrize("name", ["tq_params.h", "tq_offsets.h"])
+@pytest.mark.parametrize("name", ["tq_params.h", "tq_offsets.h", "tq_layout.h"])
 def test_generated_headers_are_current(name):
     text = generated()[KERNELS_DIR / name]
     assert (KERNELS_DIR / name).read_text() == text, f"{name} is stale: run python -m tinyq.ops.gen"

@@ -169,7 +169,7 @@ void tq_copy_words(uint32_t blocks, const uint32_t *src, uint32_t *dst);
 
 /* ---- row-band execution of a conv chain (tq_band.c) ---- */
 
-#define TQ_BAND_MAX_STAGES 8
+/* TQ_BAND_MAX_STAGES: tq_layout.h. */
 
 /* One layer of a band chain: its whole-tensor kernel and parameters, and (all but the last)
  * the window its output rows wait in for the next layer: cap rows of out_w * out_c bytes.

@@ -22,7 +22,7 @@ from tinyq.ops.lower_ops import conv_scratch_bytes
 #: Kernels a band stage can call: whole-tensor kernels that take narrowed row parameters. (Not the
 #: channel-planar depthwise: a stage makes one row, and each channel would gather three.)
 BAND_KERNELS = ("tq_conv2d_s8", "tq_depthwise3x3_s8")
-#: TQ_BAND_MAX_STAGES in tq_kernels.h (test_plan compares them).
+#: TQ_BAND_MAX_STAGES in tq_layout.h, generated from this (tinyq.ops.gen).
 MAX_STAGES = 8
 
 

@@ -1,11 +1,12 @@
 """The C headers generated from the kernel descriptors (tinyq.ops.kernel).
 
-    python -m tinyq.ops.gen          # rewrite firmware/kernels/tq_params.h and tq_offsets.h
+    python -m tinyq.ops.gen          # rewrite firmware/kernels/tq_params.h, tq_offsets.h and tq_layout.h
     python -m tinyq.ops.gen --check  # exit 1 if either differs from what the descriptors give
 
 tq_params.h: every parameter struct's typedef and every kernel's prototype, and for the structs the
 assembly reads at fixed offsets, _Static_asserts (on 32-bit targets) that the compiler put each field
-where tq_offsets.h says. tq_offsets.h: those offsets as plain #defines, for the assembler.
+where tq_offsets.h says. tq_offsets.h: those offsets as plain #defines, for the assembler. tq_layout.h: the
+weight streams' and the band runner's constants (tinyq.ops.layout, tinyq.ops.band).
 """
 
 from __future__ import annotations
@@ -123,9 +124,24 @@ def offsets_h() -> str:
     return "\n".join(out)
 
 
+def layout_h() -> str:
+    """The text of tq_layout.h: the layout constants of tinyq.ops.layout and tinyq.ops.band."""
+    from tinyq.ops import band, layout
+
+    return (_BANNER + "\n/* Layout facts that C (tq_kernels.h) and the assembly (tq_m4_*.S) both read: plain integers, so\n"
+            " * the assembler takes them too. */\n#ifndef TQ_LAYOUT_H\n#define TQ_LAYOUT_H\n\n"
+            "/* The biased tile stream (w16 = 2): each channel pair's two biases four times each before its\n"
+            " * weights, its two channels' rnd, mult and shift after them (tinyq.ops.layout.TILE_LEAD_WORDS,\n"
+            " * TILE_TAIL_WORDS). */\n"
+            f"#define TQ_TILE_LEAD_WORDS {layout.TILE_LEAD_WORDS}\n#define TQ_TILE_TAIL_WORDS {layout.TILE_TAIL_WORDS}\n\n"
+            "/* The most stages a row band chains (tinyq.ops.band.MAX_STAGES). */\n"
+            f"#define TQ_BAND_MAX_STAGES {band.MAX_STAGES}\n\n#endif /* TQ_LAYOUT_H */\n")
+
+
 def generated() -> dict[Path, str]:
     """Each generated header's path and text."""
-    return {KERNELS_DIR / "tq_params.h": params_h(), KERNELS_DIR / "tq_offsets.h": offsets_h()}
+    return {KERNELS_DIR / "tq_params.h": params_h(), KERNELS_DIR / "tq_offsets.h": offsets_h(),
+            KERNELS_DIR / "tq_layout.h": layout_h()}
 
 
 def main(argv: list[str]) -> int:

@@ -71,7 +71,7 @@ def int16_words(words, scale: int = 1) -> tuple[int, ...]:
 
 
 #: The biased tile stream's words before each channel pair's weights (its biases, 4 times each) and after
-#: them (its channels' rnd, mult, shift): TQ_TILE_LEAD_WORDS / TQ_TILE_TAIL_WORDS in tq_layout.h.
+#: them (its channels' rnd, mult, shift): TQ_TILE_LEAD_WORDS / TQ_TILE_TAIL_WORDS in tq_layout.h, generated from these.
 TILE_LEAD_WORDS = 8
 TILE_TAIL_WORDS = 6
 
