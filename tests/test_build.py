@@ -13,7 +13,7 @@ from tinyq.compile.emit.firmware import emit_firmware
 from tinyq.compile.emit.model import emit_model
 from tinyq.errors import BudgetError, BuildError, ToolchainError
 from tinyq.graph import parse_tflite
-from tinyq.compile.plan import plan_memory
+from tinyq.compile.plan import plan_model
 
 # One worker runs this whole module (pytest-xdist --dist loadgroup): its module fixtures are made once.
 pytestmark = [pytest.mark.xdist_group("test_build"), pytest.mark.skipif(shutil.which("arm-none-eabi-gcc") is None, reason="arm-none-eabi-gcc not installed")]
@@ -26,7 +26,7 @@ def _shrunk(board, **memory):
 @pytest.fixture(scope="module")
 def digits_files(digits_tflite):
     g = parse_tflite(digits_tflite)
-    plan = plan_memory(g)
+    plan = plan_model(g)
     return g, plan, emit_model(plan, digits_tflite)
 
 

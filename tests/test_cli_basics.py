@@ -151,14 +151,14 @@ def test_one_mac_count_for_a_model():
     from tinyq.compile.analyze import analyze
     from tinyq.compile.emit.model import emit_model
     from tinyq.graph import load_tflite
-    from tinyq.compile.plan import plan_memory
+    from tinyq.compile.plan import plan_model
 
     models = [Path(__file__).parent / "data" / "tiny_int8.tflite",
               *(MLPERF / f for f in ("kws_ref_model.tflite", "vww_96_int8.tflite") if (MLPERF / f).is_file())]
     for path in models:
         g = load_tflite(path)
         inspected = json.loads(CliRunner().invoke(cli, ["inspect", str(path), "--json"]).output)["macs"]
-        plan = plan_memory(g)
+        plan = plan_model(g)
         files = emit_model(plan, path.read_bytes(), source=path.name)
         header = int(re.search(r"#define TQ_MODEL_MACS\s+(\d+)u", files["tq_model.h"]).group(1))
         comment = int(re.search(r"ops, (\d+) MACs", files["tq_model.c"]).group(1))

@@ -13,7 +13,7 @@ from conftest import MLPERF, cached_tflite
 from tinyq.pipeline import run_on_host
 from tinyq.compile.dead_channels import drop_constant_channels
 from tinyq.graph import parse_tflite
-from tinyq.compile.plan import plan_memory
+from tinyq.compile.plan import PlanOptions, plan_model
 from tinyq.model.reference import TflmReference
 
 #: Filters of the first 1x1 conv with zero weights: a negative bias (ReLU makes them 0, the output zero
@@ -68,13 +68,13 @@ def _bit_exact(tflite: bytes) -> None:
     x = np.random.default_rng(2).normal(0, 60, (20, 8, 8, 8)).clip(-128, 127).astype(np.int8)
     want = np.stack([ref.run(s) for s in x])
     for weights16 in (False, True):
-        got = run_on_host(tflite, x, weights16=weights16)
+        got = run_on_host(tflite, x, weights="int16" if weights16 else "int8")
         np.testing.assert_array_equal(got, want)
 
 
 def _tails(g, constants: bool = True) -> list[int]:
     """Each 1x1 conv's constant channels written, not computed (tq_conv_params_t.const_tail)."""
-    return [dict(c.params).get("const_tail", 0) for c in plan_memory(g, weights16=True, constants=constants).calls
+    return [dict(c.params).get("const_tail", 0) for c in plan_model(g, PlanOptions(weights="int16", constants=constants)).calls
             if c.function == "tq_conv2d_s8"]
 
 
@@ -93,7 +93,7 @@ def test_channels_at_the_zero_point_leave_through_a_padded_depthwise_into_the_ne
     assert g2.tensors[conv2.inputs[1]].shape == (16, 1, 1, 8)
     assert g2.tensors[conv2.outputs[0]].shape == g.tensors[conv2.outputs[0]].shape
     assert _tails(g) == [4, 8] and _tails(g, constants=False) == [0, 8]  # DEAD_ABOVE moved last; LAST_DEAD were
-    assert plan_memory(g).macs < plan_memory(g, constants=False).macs
+    assert plan_model(g).macs < plan_model(g, PlanOptions(constants=False)).macs
     _bit_exact(tflite)
 
 
@@ -134,7 +134,7 @@ def test_official_vww_loses_808_constant_channels_and_a_third_of_its_macs():
     g2, dropped = drop_constant_channels(g)
     assert sum(len(d.channels) for d in dropped) == 808
     assert all((d.of - len(d.channels)) % 4 == 0 for d in dropped)
-    full, lean = plan_memory(g, constants=False), plan_memory(g)
+    full, lean = plan_model(g, PlanOptions(constants=False)), plan_model(g)
     assert lean.macs < 0.67 * full.macs and lean.dropped_channels == dropped
 
 
@@ -145,7 +145,7 @@ def test_constant_tails_in_qemu(tmp_path):
     """The Cortex-M4 tile with its constant channels written after it, against TFLM on the original file."""
     from test_emulator import _run_in_qemu
 
-    m, plan, _ = _run_in_qemu(_tflite("same", "out"), tmp_path, n=4, weights16=True)
+    m, plan, _ = _run_in_qemu(_tflite("same", "out"), tmp_path, n=4, weights="int16")
     assert [dict(c.params).get("const_tail", 0) for c in plan.calls if c.function == "tq_conv2d_s8"] == [4, 8]
     assert m.outputs_match, f"inputs {m.mismatched_inputs} differ from TFLM"
 
@@ -164,5 +164,5 @@ def test_inspect_and_build_say_what_leaves(tmp_path):
     assert r.exit_code == 0, r.output
     k = json.loads(r.output)["constant_channels"]
     assert (k["dropped"], k["of"], k["layers"]) == (len(DEAD_AT_ZERO), 16, 1)
-    assert k["macs_run"] == plan_memory(parse_tflite(path.read_bytes())).macs < json.loads(r.output)["macs"]
+    assert k["macs_run"] == plan_model(parse_tflite(path.read_bytes())).macs < json.loads(r.output)["macs"]
     assert "constant channels: 8 of 16 leave the graph" in CliRunner().invoke(cli, ["inspect", str(path)]).output

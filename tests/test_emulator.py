@@ -23,7 +23,7 @@ from tinyq.errors import DeviceTimeoutError
 from tinyq.target.devices import open_device
 from tinyq.graph import parse_tflite
 from tinyq.report.measure import drive, evaluate
-from tinyq.compile.plan import plan_memory
+from tinyq.compile.plan import PlanOptions, plan_model
 from tinyq.model.reference import TflmReference
 
 needs_qemu = pytest.mark.skipif(
@@ -83,7 +83,7 @@ def _run_in_qemu(tflite: bytes, tmp_path: Path, n: int = 3, device: str = "qemu"
     from tinyq.target.devices import device_class
 
     g = parse_tflite(tflite)
-    plan = plan_memory(g, **plan_options)
+    plan = plan_model(g, PlanOptions(**plan_options))
     board = get_board("nano33")
     target = device_class(device).firmware_target
     fw = build_firmware({**emit_model(plan, tflite), **emit_firmware(board, target)}, board, target, tmp_path / "fw")
@@ -100,7 +100,7 @@ def _run_in_qemu(tflite: bytes, tmp_path: Path, n: int = 3, device: str = "qemu"
 def test_resnet_blocks_by_winograd_in_qemu(zoo, tmp_path):
     """ResNet-8's 3x3 stride-1 convs by Winograd F(2, 3) on the device: in row bands, one with the
     residual ADD fused into its last stage (the sum written over the skip tensor row by row)."""
-    m, plan, _ = _run_in_qemu(zoo("ic_resnet8"), tmp_path, n=2, weights16=True, wino=True)
+    m, plan, _ = _run_in_qemu(zoo("ic_resnet8"), tmp_path, n=2, weights="int16", wino=True)
     wino = [st for st in plan.steps for c in (st.call.stages or (st.call,)) if dict(c.params).get("w16") == 3]
     assert any(st.name.startswith("BAND:") and st.name.endswith("CONV_2D+ADD") for st in wino)
     assert m.outputs_match, f"inputs {m.mismatched_inputs} differ from TFLM"
@@ -166,11 +166,11 @@ def test_op_cases_in_qemu_bit_exact(kind, params, tmp_path):
     m, _, _ = _run_in_qemu(tflite, tmp_path, n=4, **windowed)
     assert m.outputs_match, f"inputs {m.mismatched_inputs} differ from TFLM"
     if kind in ("conv", "fc", "dw"):  # the int16-weight inner loops and the depthwise border streams too
-        m, plan, _ = _run_in_qemu(tflite, tmp_path / "w16", n=4, weights16=True, **windowed)
+        m, plan, _ = _run_in_qemu(tflite, tmp_path / "w16", n=4, weights="int16", **windowed)
         assert kind == "dw" or any(dict(c.params).get("w16") for c in plan.calls)
         assert m.outputs_match, f"the fast layout: inputs {m.mismatched_inputs} differ from TFLM"
     if kind == "conv" and test_ops.winograd_applies(tflite):
-        m, plan, _ = _run_in_qemu(tflite, tmp_path / "wino", n=4, weights16=True, wino=True)
+        m, plan, _ = _run_in_qemu(tflite, tmp_path / "wino", n=4, weights="int16", wino=True)
         assert any(dict(c.params).get("w16") == 3 for c in plan.calls)
         assert m.outputs_match, f"Winograd: inputs {m.mismatched_inputs} differ from TFLM"
     if kind == "dw" and test_ops.planar_applies(tflite):
@@ -202,5 +202,5 @@ def test_depthwise_instruction_models_match_qemu(shape, act, tmp_path):
         (layer,) = [n for op, n in m.layers if op == "DEPTHWISE_CONV_2D"]  # the layer alone, not the I/O copies
         assert m.outputs_match and abs(layer - model) < (0.01 if planes else 0.15) * model, (call.function, layer)
         measured[call.function] = layer
-    chosen = [c.function for c in plan_memory(parse_tflite(tflite)).kernel_calls if "depthwise" in c.function]
+    chosen = [c.function for c in plan_model(parse_tflite(tflite)).kernel_calls if "depthwise" in c.function]
     assert chosen == [min(measured, key=measured.get)]

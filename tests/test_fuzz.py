@@ -27,7 +27,7 @@ from tinyq.compile.analyze import analyze, tflite_kind
 from tinyq.boards import BOARDS_DIR, load_board_file
 from tinyq.errors import TinyqError
 from tinyq.graph import parse_tflite
-from tinyq.compile.plan import plan_memory
+from tinyq.compile.plan import plan_model
 from tinyq.target.protocol import parse_log
 
 DATA = Path(__file__).parent / "data"
@@ -76,7 +76,7 @@ def _read_and_plan(buf: bytes) -> None:
     tflite_kind(g)
     analyze(g, gate=False)
     analyze(g)
-    plan_memory(g)
+    plan_model(g)
 
 
 @FUZZ
@@ -109,7 +109,7 @@ def _plan_and_emit(buf: bytes):
     g = parse_tflite(buf, "hostile.tflite")
     tflite_kind(g)
     analyze(g)
-    return g, emit_model(plan_memory(g), buf, source="hostile.tflite")
+    return g, emit_model(plan_model(g), buf, source="hostile.tflite")
 
 
 @FUZZ

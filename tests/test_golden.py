@@ -18,7 +18,7 @@ from tinyq.compile.emit.model import emit_model
 from tinyq.compile.emit.tflm import arena_size, emit_tflm, resolver_method
 from tinyq.graph import load_tflite
 from tinyq.compile.hostrun import run_generated
-from tinyq.compile.plan import plan_memory
+from tinyq.compile.plan import plan_model
 from tinyq.model.reference import TflmReference
 
 DATA = Path(__file__).parent / "data"
@@ -31,7 +31,7 @@ def _emitted() -> dict[str, str]:
     tflite = MODEL.read_bytes()
     g = load_tflite(MODEL)
     board = get_board("nano33")
-    files = {f"model/{k}": v for k, v in emit_model(plan_memory(g), tflite, source="tiny_int8.tflite").items()}
+    files = {f"model/{k}": v for k, v in emit_model(plan_model(g), tflite, source="tiny_int8.tflite").items()}
     files.update({f"firmware/{k}": v for k, v in emit_firmware(board, "board").items()})
     files.update({f"tflm/{k}": v for k, v in emit_tflm(g, tflite, board, TflmReference(tflite).arena.total,
                                                        source="tiny_int8.tflite").items()})

@@ -49,7 +49,7 @@ def test_leaky_relu_bit_exact_with_tflm(case):
 
 
 def test_leaky_relu_is_supported_and_runs_in_place():
-    from tinyq.compile.plan import plan_memory
+    from tinyq.compile.plan import plan_model
     from tinyq.ops import SUPPORTED_OPS, lower
     from tinyq.ops.kernel import check_call
 
@@ -59,4 +59,4 @@ def test_leaky_relu_is_supported_and_runs_in_place():
     call = lower(g, op)
     check_call(call)
     assert call.function == "tq_leaky_relu_s8" and call.overwrites == (op.inputs[0],)
-    assert any(c.function == "tq_leaky_relu_s8" for c in plan_memory(g).calls)
+    assert any(c.function == "tq_leaky_relu_s8" for c in plan_model(g).calls)

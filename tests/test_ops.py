@@ -16,7 +16,7 @@ import pytest
 from conftest import cached_tflite
 from tinyq.pipeline import run_on_host
 from tinyq.graph import parse_tflite
-from tinyq.compile.plan import plan_memory
+from tinyq.compile.plan import PlanOptions, plan_model
 from tinyq.model.reference import TflmReference
 
 ACTS = [None, "relu", "relu6"]
@@ -201,17 +201,17 @@ def test_op_bit_exact_with_tflm(kind, params):
     if kind in ("conv", "fc", "dw"):
         # The same in the layout that spends flash on speed: conv and FC weights as int16 pairs (the _w16
         # kernels), 3x3 depthwise border columns with streams of their own.
-        plan16 = plan_memory(g, weights16=True, **windowed)
+        plan16 = plan_model(g, PlanOptions(weights="int16", **windowed))
         assert kind == "dw" or any(dict(c.params).get("w16") for c in plan16.calls)
         got16 = run_on_host(tflite, x, plan=plan16)
         np.testing.assert_array_equal(got16, want)
     if kind == "conv" and winograd_applies(tflite):
         # And by Winograd F(2, 3), where the planner may pick it.
-        wino = plan_memory(g, weights16=True, wino=True)
+        wino = plan_model(g, PlanOptions(weights="int16", wino=True))
         assert any(dict(c.params).get("w16") == 3 for c in wino.calls)
         np.testing.assert_array_equal(run_on_host(tflite, x, plan=wino), want)
     if kind == "dw" and planar_applies(tflite):
-        planes = plan_memory(g, dw_planes=True)
+        planes = plan_model(g, PlanOptions(dw_planes=True))
         assert any(c.function == "tq_depthwise3x3_plane_s8" for c in planes.calls)
         got_planes = run_on_host(tflite, x, plan=planes)
         np.testing.assert_array_equal(got_planes, want)
@@ -243,6 +243,6 @@ def test_depthwise_border_streams_where_one_column_is_outside(params, sides):
     """TensorFlow pads an even width at stride 2 on the right only; an input 2 wide cannot hold the moved
     window; an output wider than 16 keeps its flash (border columns are few there)."""
     g = parse_tflite(op_tflite("dw", params))
-    (dw,) = [c for c in plan_memory(g, weights16=True, dw_planes=False).kernel_calls
+    (dw,) = [c for c in plan_model(g, PlanOptions(weights="int16", dw_planes=False)).kernel_calls
              if c.function == "tq_depthwise3x3_s8"]
     assert tuple(side for side in ("left", "right") if f"w_{side}" in dict(dw.params)) == sides

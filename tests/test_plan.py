@@ -8,7 +8,7 @@ import pytest
 
 from tinyq.pipeline import run_on_host
 from tinyq.graph import parse_tflite
-from tinyq.compile.plan import plan_memory
+from tinyq.compile.plan import PlanOptions, plan_model
 
 
 @pytest.fixture(scope="module")
@@ -17,7 +17,7 @@ def plans(zoo):
     for name in ("kws_ds_cnn", "ic_resnet8"):
         g = parse_tflite(zoo(name))
         # Without row bands: these tests look at fusion and in-place steps one by one.
-        out[name] = (g, plan_memory(g, band=False), plan_memory(g, fuse=False, inplace=False, band=False))
+        out[name] = (g, plan_model(g, PlanOptions(band=False)), plan_model(g, PlanOptions(fuse=False, inplace=False, band=False)))
     return out
 
 
@@ -53,7 +53,7 @@ def test_depthwise_and_pointwise_run_in_place(plans):
                and st.call.scratch_bytes == 2 * 28 * (2 * 7 - 1) for st in dw)
     assert max(st.call.scratch_bytes for st in dw) <= min(st.call.scratch_bytes for st in pw)
     # Windowed, they get their row ring (2 rows of 5 x 64) on top of their scratch.
-    windowed = plan_memory(g, dw_planes=False)
+    windowed = plan_model(g, PlanOptions(dw_planes=False))
     assert all(st.call.scratch_bytes >= 2 * 5 * 64 for st in windowed.steps if st.name == "DEPTHWISE_CONV_2D")
     # One 25x5x64 activation tensor at a time, plus scratch: well under the greedy plan.
     assert plan.arena_bytes < 25 * 5 * 64 + 2048 < greedy.arena_bytes
@@ -64,7 +64,7 @@ def test_depthwise_border_columns_read_weight_streams_of_their_own(plans):
     moved inside the input, with streams whose outside tap weighs 0 and whose bias holds its
     zero-point term (bit-exactness: test_ops' depthwise cases, on the host and in QEMU)."""
     g, compact, _ = plans["kws_ds_cnn"]
-    plan = plan_memory(g, band=False, weights16=True, dw_planes=False)  # the flash-for-speed layout, windowed
+    plan = plan_model(g, PlanOptions(band=False, weights="int16", dw_planes=False))  # the flash-for-speed layout, windowed
     dw = [st.call for st in plan.steps if st.call.function == "tq_depthwise3x3_s8"]
     assert len(dw) == 4
     # The compact layout (--weights int8) keeps the flash: its border pixels go through a patch.
@@ -105,7 +105,7 @@ def test_vww_runs_its_first_stage_by_rows_and_fits_32k():
     from tinyq.graph import load_tflite
 
     g = load_tflite(MLPERF / "vww_96_int8.tflite")
-    whole, plan = plan_memory(g, band=False), plan_memory(g)
+    whole, plan = plan_model(g, PlanOptions(band=False)), plan_model(g)
     (b,) = plan.bands()
     assert b["step"] == 0 and b["name"].startswith("BAND:CONV>DW>CONV>DW")
     assert b["output_over_input"] and b["window_bytes"] < 8192
@@ -114,7 +114,7 @@ def test_vww_runs_its_first_stage_by_rows_and_fits_32k():
     assert whole.arena_bytes == 55_360 and plan.arena_bytes <= 32_768
     assert plan.macs == whole.macs
     # Bands run the layers' own kernels (here all windowed: the weights are the same bytes).
-    assert plan_memory(g, band=False, dw_planes=False).weight_bytes == plan_memory(g, dw_planes=False).weight_bytes
+    assert plan_model(g, PlanOptions(band=False, dw_planes=False)).weight_bytes == plan_model(g, PlanOptions(dw_planes=False)).weight_bytes
 
 
 @needs_mlperf
@@ -125,7 +125,7 @@ def test_ic_fits_27500_with_its_projections_on_subsampled_copies():
     from tinyq.graph import load_tflite
 
     g = load_tflite(MLPERF / "pretrainedResnet_quant.tflite")
-    plan = plan_memory(g)
+    plan = plan_model(g)
     assert plan.arena_bytes <= 27_500
     subs = [i for i, st in enumerate(plan.steps) if st.name == "SUBSAMPLE"]
     assert subs
@@ -145,7 +145,7 @@ def test_subsampled_projections_are_bit_exact(zoo):
     """The seeded ResNet-8 through the same rewrite: generated C against TFLM on the host."""
     tflite = zoo("ic_resnet8")
     g = parse_tflite(tflite)
-    plan = plan_memory(g)
+    plan = plan_model(g)
     assert [st.name for st in plan.steps].count("SUBSAMPLE") >= 1
     _bit_exact(tflite, g, plan)
 
@@ -173,7 +173,7 @@ def test_band_windows_and_overlay_on_hand_made_chains():
 
 
 def test_kernel_scratch_sizes_agree_between_python_and_c(tmp_path, zoo):
-    """Each kernel's scratch is stated in C (tq_kernels.h) and planned in Python: equal for every
+    """Each kernel's scratch is generated into C (tq_params.h, from tinyq/ops/scratch.py) and planned in Python: equal for every
     conv and 3x3 depthwise lowered from the seeded models and the official ones."""
     import subprocess
 
@@ -191,7 +191,7 @@ def test_kernel_scratch_sizes_agree_between_python_and_c(tmp_path, zoo):
 
     rows, want = [], []
     for g in graphs:
-        lowered = plan_memory(g).lowered + plan_memory(g, weights16=True, wino=True).lowered
+        lowered = plan_model(g).lowered + plan_model(g, PlanOptions(weights="int16", wino=True)).lowered
         # As lowered, as the planner chose (small patches), and band stages (which run one row at a time).
         stages = {id(s) for st in lowered for s in st.call.stages}
         calls = [lower(g, op) for op in g.operators] + [s for st in lowered for s in (st.call.stages or (st.call,))]
@@ -323,7 +323,7 @@ def test_small_border_patches_are_bit_exact(chain, groups):
     from tinyq.compile.plan import _with_small_patch, place
 
     tflite, g = chain
-    steps = list(plan_memory(g, band=False, dw_planes=False).lowered)
+    steps = list(plan_model(g, PlanOptions(band=False, dw_planes=False)).lowered)
     dw = [i for i, st in enumerate(steps) if st.call.function == "tq_depthwise3x3_s8"]
     assert len(dw) == 2
     plan = place(g, [_with_small_patch(st, groups) if i in dw else st for i, st in enumerate(steps)])
@@ -338,7 +338,7 @@ def test_every_band_is_bit_exact(chain, first, last):
     from tinyq.compile.plan import Step, place
 
     tflite, g = chain
-    steps = list(plan_memory(g, band=False).lowered)
+    steps = list(plan_model(g, PlanOptions(band=False)).lowered)
     run = steps[first:last + 1]
     call, facts = band.band_call([st.call for st in run])
     fused = Step("BAND", tuple(o for st in run for o in st.ops), run[0].inputs, run[-1].outputs, call,
@@ -355,14 +355,14 @@ def test_kws_fits_8800_with_its_input_inside_the_first_output():
     from tinyq.graph import load_tflite
 
     g = load_tflite(MLPERF / "kws_ref_model.tflite")
-    plan = plan_memory(g)
+    plan = plan_model(g)
     first = plan.steps[0]
     # The 49x10 input sits in the last bytes of the first conv's 25x5x64 output.
     assert plan.offsets[first.inputs[0]] - plan.offsets[first.outputs[0]] == first.call.end_overlay > 0
     assert plan.arena_bytes <= 8_800
     dw = [st.call for st in plan.steps if st.name == "DEPTHWISE_CONV_2D"]
     assert len(dw) == 4 and all(c.function == "tq_depthwise3x3_plane_s8" and dict(c.params)["transposed"] for c in dw)
-    windowed = plan_memory(g, dw_planes=False)
+    windowed = plan_model(g, PlanOptions(dw_planes=False))
     assert windowed.arena_bytes == plan.arena_bytes
     assert all(dict(st.call.params).get("small_patch") for st in windowed.steps if st.name == "DEPTHWISE_CONV_2D")
 
@@ -377,7 +377,7 @@ def test_depthwise_kernel_is_chosen_by_its_instructions():
 
     g = load_tflite(MLPERF / "vww_96_int8.tflite")
     for weights16, small_planar in ((True, set()), (False, {(3, 1)})):
-        plan = plan_memory(g, weights16=weights16)
+        plan = plan_model(g, PlanOptions(weights="int16" if weights16 else "int8"))
         dw = [(dict(st.call.params), st.call.function) for st in plan.steps if st.name == "DEPTHWISE_CONV_2D"]
         planar = {(p["out_w"], p["stride_w"]) for p, f in dw if f == "tq_depthwise3x3_plane_s8"}
         windowed = {(p["out_w"], p["stride_w"]) for p, f in dw if f == "tq_depthwise3x3_s8"}

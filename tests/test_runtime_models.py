@@ -9,7 +9,7 @@ import pytest
 
 from tinyq.pipeline import run_on_host
 from tinyq.graph import parse_tflite
-from tinyq.compile.plan import plan_memory
+from tinyq.compile.plan import plan_model
 from tinyq.model.reference import TflmReference
 
 
@@ -22,7 +22,7 @@ def _inputs(g, n: int, seed: int) -> np.ndarray:
 
 def _check_bit_exact(tflite: bytes, n: int = 100, seed: int = 0, inputs: np.ndarray | None = None):
     g = parse_tflite(tflite)
-    plan = plan_memory(g)
+    plan = plan_model(g)
     ref = TflmReference(tflite)
     x = _inputs(g, n, seed) if inputs is None else inputs
     want = np.stack([ref.run(s) for s in x])

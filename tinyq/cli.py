@@ -193,11 +193,11 @@ def _kernels(graph, board=None):
     """The kernel tinyq will call for each op (a fused step names its kernel on every op it computes): as
     `build` plans for ``board`` (its weights' layout chosen for that board's flash), or without one
     with int8 weights; and that plan."""
-    from tinyq.pipeline import choose_weights
-    from tinyq.compile.plan import plan_memory
+    from tinyq.compile.budget import plan_for_board
+    from tinyq.compile.plan import PlanOptions, plan_model
 
     out = {}
-    plan = choose_weights(graph, board) if board is not None else plan_memory(graph)
+    plan = plan_for_board(graph, board, PlanOptions(weights="auto")) if board is not None else plan_model(graph)
     for st in plan.steps:
         if st.call.stages:  # a row band: each layer's own kernel, run a row at a time
             layers = [i for i in st.ops if graph.operators[i].opcode in ("CONV_2D", "DEPTHWISE_CONV_2D")]

@@ -46,23 +46,22 @@ def compile_model(model: Path, board_id: str, calib: Path | None, out_dir: Path,
     ``weights``: "int8", "int16" (conv and FC weights as int16 pairs: twice their flash, fewer
     instructions) or "auto" (int16 when the firmware still leaves a quarter of the board's flash).
     """
-    from tinyq.compile import analyze
-    from tinyq.compile import budget
-    from tinyq.infra import isolate
-    from tinyq.model import load
-    from tinyq.compile import plan
-    from tinyq.model import quantize
     from tinyq.boards import board_file, get_board
-    from tinyq.compile.firmware import build_firmware, console_driver, target_uart, write_zip
+    from tinyq.compile import analyze, budget
+    from tinyq.compile.budget import plan_for_board
     from tinyq.compile.emit.arduino import emit_arduino
     from tinyq.compile.emit.firmware import TARGETS, emit_firmware
     from tinyq.compile.emit.model import emit_model
     from tinyq.compile.emit.tflm import emit_tflm
+    from tinyq.compile.firmware import build_firmware, console_driver, target_uart, write_zip
+    from tinyq.compile.hostrun import run_generated
+    from tinyq.compile.plan import PlanOptions
     from tinyq.errors import UnsupportedModelError
     from tinyq.graph import parse_tflite
-    from tinyq.compile.hostrun import run_generated
-    from tinyq.report.memory_plot import plot_memory
+    from tinyq.infra import isolate
     from tinyq.infra.outputs import check_build_dir
+    from tinyq.model import load, quantize
+    from tinyq.report.memory_plot import plot_memory
 
     # Everything the user gave is checked before TensorFlow starts.
     board = get_board(board_id)
@@ -95,7 +94,7 @@ def compile_model(model: Path, board_id: str, calib: Path | None, out_dir: Path,
         x_int8 = quantize.quantize_input(samples, graph.input_tensors[0])
     progress("checking ops and memory")
     analysis = analyze.analyze(graph)
-    mem = choose_weights(graph, board, favour, weights)
+    mem = plan_for_board(graph, board, PlanOptions(favour=favour, weights=weights))
     fit = budget.check_budget(mem, board, favour)
     progress("emitting C")
     model_files = emit_model(mem, q.tflite, source=Path(model).name)
@@ -171,49 +170,30 @@ def compile_model(model: Path, board_id: str, calib: Path | None, out_dir: Path,
     return BuildResult(out_dir, report)
 
 
-#: "auto" stores weights as int16 only while the firmware leaves at least this share of flash free.
-FLASH_KEPT_FREE = 0.25
-WEIGHTS = ("auto", "int8", "int16")
-
-
-def run_on_host(tflite: bytes, inputs: np.ndarray, plan=None, **plan_options) -> np.ndarray:
+def run_on_host(tflite: bytes, inputs: np.ndarray, plan=None, **options) -> np.ndarray:
     """The generated C of ``tflite`` run on the host for each of ``inputs`` (N, *input shape, int8): the outputs,
-    (N, *output shape). ``plan`` is a memory plan of the model to emit (else one made with ``plan_options``)."""
+    (N, *output shape). ``plan`` is a memory plan of the model to emit (else one made with ``options``, the
+    fields of :class:`~tinyq.compile.plan.PlanOptions`)."""
     from tinyq.compile.emit.model import emit_model
     from tinyq.compile.hostrun import run_generated
-    from tinyq.compile.plan import plan_memory
+    from tinyq.compile.plan import PlanOptions, plan_model
     from tinyq.graph import parse_tflite
 
     g = parse_tflite(tflite, "model")
-    plan = plan if plan is not None else plan_memory(g, **plan_options)
+    plan = plan if plan is not None else plan_model(g, PlanOptions(**options))
     return run_generated(emit_model(plan, tflite), inputs, g.output_tensors[0].shape)
-
-
-def choose_weights(graph, board, favour: str = "ram", weights: str = "auto"):
-    """The memory plan with int8 or int16 weights, as ``weights`` says (see :func:`build`)."""
-    from tinyq.compile import budget
-    from tinyq.compile import plan
-    if weights not in WEIGHTS:
-        raise InputFileError(f"--weights {weights}: one of {', '.join(WEIGHTS)}")
-    if weights == "int8":
-        return plan.plan_memory(graph, favour=favour)
-    wide = plan.plan_memory(graph, favour=favour, weights16=True)
-    if weights == "int16":
-        return wide
-    est = budget.estimate(wide, board)
-    if est.flash_bytes <= (1 - FLASH_KEPT_FREE) * est.flash_limit:
-        return wide
-    return plan.plan_memory(graph, favour=favour)
 
 
 def _baseline(tflite: bytes, board, favour: str, weights: str) -> dict:
     """Size, MACs and arena of the post-training int8 model of the model as given (what fine-tuning is
     measured against), planned as the build plans its own model."""
     from tinyq.compile import analyze
+    from tinyq.compile.budget import plan_for_board
+    from tinyq.compile.plan import PlanOptions
     from tinyq.graph import parse_tflite
 
     g = parse_tflite(tflite, "post-training int8 model")
-    mem = choose_weights(g, board, favour, weights)
+    mem = plan_for_board(g, board, PlanOptions(favour=favour, weights=weights))
     return {"int8_bytes": len(tflite), "weights_bytes": mem.weight_bytes, "macs": analyze.analyze(g, gate=False).macs,
             "arena_bytes": mem.ram_bytes}
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from tinyq.boards import Board
 from tinyq.errors import BudgetError
 from tinyq.ops.lower_ops import has_edge_streams
-from tinyq.compile.plan import MemoryPlan
+from tinyq.compile.plan import WEIGHTS, MemoryPlan, PlanOptions, plan_model
 
 #: Kernels + runtime + start-up, on the QEMU twin (flash less weights and op parameters): measured
 #: 42.2 KB for official VWW, which links the most (both 3x3 depthwise kernels, the row-band runner,
@@ -85,3 +85,25 @@ def check_budget(plan: MemoryPlan, board: Board, favour: str = "ram") -> Budget:
             hint = "leave out --favour speed (row bands lower the arena); or " + hint
         raise BudgetError(f"the model does not fit {board.id}: " + "; ".join(problems), hint=hint)
     return b
+
+
+#: "auto" stores weights as int16 only while the firmware leaves at least this share of flash free.
+FLASH_KEPT_FREE = 0.25
+
+
+def plan_for_board(graph, board: Board, options: PlanOptions) -> MemoryPlan:
+    """The plan ``options`` ask for on ``board``: the --weights policy made concrete. "auto" takes the int16
+    layout (faster, twice the weights' flash) while the firmware still leaves a quarter of the flash free."""
+    from dataclasses import replace
+
+    from tinyq.errors import InputFileError
+
+    if options.weights not in WEIGHTS:
+        raise InputFileError(f"--weights {options.weights}: one of {', '.join(WEIGHTS)}")
+    if options.weights != "auto":
+        return plan_model(graph, options)
+    wide = plan_model(graph, replace(options, weights="int16"))
+    est = estimate(wide, board)
+    if est.flash_bytes <= (1 - FLASH_KEPT_FREE) * est.flash_limit:
+        return wide
+    return plan_model(graph, replace(options, weights="int8"))

@@ -217,7 +217,8 @@ def fuse_conv_add(graph: Graph, steps: list[Step]) -> list[Step]:
 FAVOURS = ("ram", "speed")
 
 
-#: Kernels with an int16-weight variant (the _w16 functions of tq_m4.S / tq_conv.c).
+#: Kernels with an int16-weight variant (the _w16 functions of tq_m4_conv.S / tq_m4_fc.S and their C twins in
+#: tq_conv.c / tq_fc.c).
 W16_KERNELS = ("tq_conv2d_s8", "tq_conv2d_add_s8", "tq_fully_connected_s8")
 
 
@@ -264,75 +265,119 @@ def without_edge_streams(st: Step) -> Step:
                                     arrays=tuple(a for a in c.arrays if a.name not in arrays)))
 
 
-def plan_memory(graph: Graph, fuse: bool = True, inplace: bool = True, band: bool = True,
-                favour: str = "ram", weights16: bool = False, dw_planes: bool | None = None,
-                wino: bool | None = None, constants: bool = True) -> MemoryPlan:
-    """Lower every op (fusing conv + ADD where it saves memory, running conv chains by rows where that
-    lowers the arena) and lay out the activations in one arena.
+@dataclass(frozen=True)
+class PlanOptions:
+    """How the planner trades RAM, flash and instructions: the one set of options every caller passes.
 
-    ``fuse=False, inplace=False, band=False`` gives the plain greedy plan (every tensor a buffer of
-    its own), the baseline the benchmarks compare against. ``favour="speed"`` skips the savings that
-    cost instructions (official VWW: 32,292 B arena and 5.16 M instructions, or 55,360 B and 4.89 M).
-    ``weights16`` is the layout that spends flash on speed: conv and FC weights as int16 pairs (twice
-    their flash), and 3x3 depthwise border columns with weight streams of their own (the layer's
-    weights again per side); without it the weights take their smallest form. ``dw_planes``: 3x3
-    depthwise steps run channel-planar where that is faster (None; see planar_depthwise), wherever
-    that kernel applies (True), or never (False). ``wino`` (with ``weights16``): 3x3 stride-1 convs run
-    by Winograd F(2, 3) wherever they can (True), never (False), or (None) unless that grows the arena
-    when favouring RAM (its scratch is 4/3 of the direct conv's). ``constants``: channels that hold one
-    value for every input leave the graph first, their values folded into their readers' biases
-    (tinyq.compile.dead_channels; exact): official VWW runs 3.92 M of its 7.49 M MACs.
+    ``favour``: "ram" takes every arena saving; "speed" leaves out those that cost instructions (official
+    VWW: 32,292 B arena and 5.16 M instructions, or 55,360 B and 4.89 M). ``weights``: "int8" (the smallest
+    form), "int16" (conv and FC weights as int16 pairs, twice their flash, and 3x3 depthwise border columns
+    with weight streams of their own) or "auto" (int16 while a quarter of the board's flash stays free:
+    :func:`tinyq.compile.budget.plan_for_board` resolves it). The rest are the passes' switches, which the
+    tests force: ``fuse`` (conv + ADD), ``inplace`` (outputs over dying inputs, small patches, subsampled
+    projections), ``band`` (row bands, favouring RAM only), ``dw_planes`` (3x3 depthwise channel-planar where
+    faster: None, everywhere it applies: True, never: False), ``wino`` (with int16 weights, 3x3 stride-1
+    convs by Winograd F(2, 3): everywhere True, never False, None unless that grows the arena when favouring
+    RAM), ``constants`` (constant channels leave the graph first, folded into their readers' biases: exact;
+    official VWW runs 3.92 M of its 7.49 M MACs). ``fuse=False, inplace=False, band=False`` is the plain
+    greedy plan, every tensor a buffer of its own: the benchmarks' baseline.
     """
-    if favour not in FAVOURS:
-        raise ValueError(f"favour must be one of {FAVOURS}")
-    band = band and favour == "ram"
 
-    def lowered(g: Graph, steps: list[Step]) -> MemoryPlan:
-        able = [st.ops[0] for st in steps if weights16 and st.call.function in ("tq_conv2d_s8", "tq_conv2d_add_s8")
-                and conv_winograd_ok(dict(st.call.params))]
-        if wino is not None or not able:
-            return lowered_with(g, steps, frozenset(able) if wino else frozenset())
-        if favour == "speed":
-            return lowered_with(g, steps, frozenset(able))
-        # Each conv's scratch grows by a third: keep each only where the arena does not grow.
-        best, chosen = lowered_with(g, steps, frozenset()), frozenset()
-        for op in able:
-            trial = lowered_with(g, steps, chosen | {op})
-            if trial.arena_bytes <= best.arena_bytes:
-                best, chosen = trial, chosen | {op}
-        return best
+    favour: str = "ram"
+    weights: str = "int8"
+    fuse: bool = True
+    inplace: bool = True
+    band: bool = True
+    dw_planes: bool | None = None
+    wino: bool | None = None
+    constants: bool = True
 
-    def lowered_with(g: Graph, steps: list[Step], winograd: frozenset) -> MemoryPlan:
-        if fuse:
-            steps = fuse_conv_add(g, steps)
-        if not inplace:
-            steps = [replace(st, overwrites=()) for st in steps]
-        steps = [with_int16_weights(st, g, st.ops[0] in winograd) if weights16 else without_edge_streams(st)
-                 for st in steps]
-        plan = place(g, steps)
-        if band:
-            plan = band_chains(g, plan)
-        if inplace and favour == "ram":
-            plan = small_patches(g, plan)
-        if dw_planes is not False:
-            plan = planar_depthwise(g, plan, every=bool(dw_planes), keep_arena=favour == "ram", inplace=inplace)
-        return plan
+    def __post_init__(self):
+        if self.favour not in FAVOURS:
+            raise ValueError(f"favour must be one of {FAVOURS}")
+        if self.weights not in WEIGHTS:
+            raise ValueError(f"weights must be one of {WEIGHTS}")
 
+    @property
+    def weights16(self) -> bool:
+        return self.weights == "int16"
+
+
+#: What --weights may say ("auto" needs a board to decide: tinyq.compile.budget.plan_for_board).
+WEIGHTS = ("auto", "int8", "int16")
+
+
+def plan_model(graph: Graph, options: PlanOptions = PlanOptions()) -> MemoryPlan:
+    """Plan ``graph``: the passes below, in order, each from steps (or a plan) to steps (or a plan).
+
+    1. constant channels leave the graph (:func:`drop_constant_channels`);
+    2. every op is lowered to a kernel call (:func:`_steps`);
+    3. Winograd is chosen per conv (:func:`winograd_pass`), around
+    4. the layout passes of :func:`layout_passes` (fusion, in-place, weight layout, placement, bands,
+       small patches, planar depthwise);
+    5. strided projections read subsampled copies where the arena shrinks (:func:`subsample_pass`).
+    """
+    if options.weights == "auto":
+        raise ValueError("weights='auto' needs a board: plan with tinyq.compile.budget.plan_for_board")
     given_macs = model_macs(graph)
-    graph, dropped = drop_constant_channels(graph) if constants else (graph, ())
+    graph, dropped = drop_constant_channels(graph) if options.constants else (graph, ())
     steps = _steps(graph)
-    plan = lowered(graph, steps)
-    if inplace:
-        # A strided 1x1 conv (a residual block's projection) may read a subsampled copy of its input,
-        # taken early, so the full input can die sooner: kept only where the arena shrinks.
-        for op in graph.operators:
-            if not strided_pointwise(graph, op) or op.inputs[0] in graph.outputs:
-                continue
-            g2, steps2 = split_strided_pointwise(plan.graph, steps, op.index)
-            trial = lowered(g2, steps2)
-            if trial.arena_bytes < plan.arena_bytes:
-                plan, steps = trial, steps2
+    plan = winograd_pass(graph, steps, options)
+    if options.inplace:
+        plan = subsample_pass(graph, steps, plan, options)
     return replace(plan, dropped_channels=dropped, model_macs=given_macs)
+
+
+def winograd_pass(g: Graph, steps: list[Step], options: PlanOptions) -> MemoryPlan:
+    """The layout passes with 3x3 stride-1 convs by Winograd F(2, 3) as ``options.wino`` says; with None,
+    each such conv keeps Winograd only where the arena does not grow (its scratch is 4/3 of the direct
+    conv's), or everywhere when favouring speed."""
+    able = [st.ops[0] for st in steps if options.weights16 and st.call.function in ("tq_conv2d_s8", "tq_conv2d_add_s8")
+            and conv_winograd_ok(dict(st.call.params))]
+    if options.wino is not None or not able:
+        return layout_passes(g, steps, frozenset(able) if options.wino else frozenset(), options)
+    if options.favour == "speed":
+        return layout_passes(g, steps, frozenset(able), options)
+    best, chosen = layout_passes(g, steps, frozenset(), options), frozenset()
+    for op in able:
+        trial = layout_passes(g, steps, chosen | {op}, options)
+        if trial.arena_bytes <= best.arena_bytes:
+            best, chosen = trial, chosen | {op}
+    return best
+
+
+def layout_passes(g: Graph, steps: list[Step], winograd: frozenset, options: PlanOptions) -> MemoryPlan:
+    """Steps to a placed plan: conv + ADD fusion, in-place writes, the weight layout, placement in one arena
+    (:func:`place`), then the passes that rework a placed plan where it pays: row bands, small depthwise
+    patches, channel-planar depthwise."""
+    ram = options.favour == "ram"
+    if options.fuse:
+        steps = fuse_conv_add(g, steps)
+    if not options.inplace:
+        steps = [replace(st, overwrites=()) for st in steps]
+    steps = [with_int16_weights(st, g, st.ops[0] in winograd) if options.weights16 else without_edge_streams(st)
+             for st in steps]
+    plan = place(g, steps)
+    if options.band and ram:
+        plan = band_chains(g, plan)
+    if options.inplace and ram:
+        plan = small_patches(g, plan)
+    if options.dw_planes is not False:
+        plan = planar_depthwise(g, plan, every=bool(options.dw_planes), keep_arena=ram, inplace=options.inplace)
+    return plan
+
+
+def subsample_pass(graph: Graph, steps: list[Step], plan: MemoryPlan, options: PlanOptions) -> MemoryPlan:
+    """A strided 1x1 conv (a residual block's projection) may read a subsampled copy of its input, taken
+    early, so the full input can die sooner: kept only where the arena shrinks."""
+    for op in graph.operators:
+        if not strided_pointwise(graph, op) or op.inputs[0] in graph.outputs:
+            continue
+        g2, steps2 = split_strided_pointwise(plan.graph, steps, op.index)
+        trial = winograd_pass(g2, steps2, options)
+        if trial.arena_bytes < plan.arena_bytes:
+            plan, steps = trial, steps2
+    return plan
 
 
 def split_strided_pointwise(graph: Graph, steps: list[Step], op_index: int) -> tuple[Graph, list[Step]]:

@@ -87,7 +87,7 @@ def expected_output(graph: Graph, op: Operator) -> tuple[int, ...] | int | None:
         return broadcast(x.shape, ins[1].shape)
     if code == "RESHAPE":
         return x.size
-    if code in ("SOFTMAX", "RELU", "RELU6", "QUANTIZE", "LOGISTIC", "TANH"):
+    if code in ("SOFTMAX", "RELU", "RELU6", "QUANTIZE", "LOGISTIC", "TANH", "LEAKY_RELU"):
         return tuple(x.shape)
     if code == "PAD":
         pads = np.asarray(ins[1].data).reshape(-1, 2) if ins[1].data is not None else None
