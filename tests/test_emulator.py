@@ -182,13 +182,13 @@ def test_op_cases_in_qemu_bit_exact(kind, params, tmp_path):
 @pytest.mark.parametrize("shape,act", [((25, 5, 64), None), ((24, 24, 32), None), ((24, 24, 32), "relu")])
 def test_depthwise_instruction_models_match_qemu(shape, act, tmp_path):
     """The planner picks a 3x3 depthwise kernel from a model of each one's instructions
-    (tinyq.ops.lower_ops); in QEMU, on a KWS-sized layer (its planes run down the columns) and a
+    (tinyq.compile.ops.lower_ops); in QEMU, on a KWS-sized layer (its planes run down the columns) and a
     VWW-sized one (along the rows; and with a ReLU, whose output zero point of -128 takes the _z kernels),
     the channel-planar model is within 1 % of the count, the
     windowed one (a fitted figure a pixel's group of channels) within 15 %, and the faster kernel
     is the one the planner picks. A kernel change that moves its cost must move its model too."""
     import test_ops
-    from tinyq.ops.lower_ops import depthwise3x3_plane_instructions, depthwise3x3_windowed_instructions
+    from tinyq.compile.ops.lower_ops import depthwise3x3_plane_instructions, depthwise3x3_windowed_instructions
 
     h, w, c = shape
     tflite = test_ops.op_tflite("dw", dict(h=h, w=w, c=c, k=3, strides=1, dilation=1, padding="same", act=act,

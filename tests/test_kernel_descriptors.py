@@ -1,7 +1,7 @@
-"""The kernel descriptors (tinyq.ops.kernel) against what is built from them and what uses them.
+"""The kernel descriptors (tinyq.compile.ops.kernel) against what is built from them and what uses them.
 
 tq_params.h, tq_offsets.h and tq_layout.h are generated from the descriptors and committed: regenerating them gives the
-same bytes (after changing a descriptor: ``python -m tinyq.ops.gen``). Every lowering names a registered
+same bytes (after changing a descriptor: ``python -m tinyq.compile.ops.gen``). Every lowering names a registered
 kernel, passes its own struct and only that struct's fields, and every kernel's symbol is defined in its
 family's C file.
 """
@@ -13,16 +13,16 @@ import subprocess
 
 import pytest
 
-from tinyq.ops import LOWERINGS, SUPPORTED_OPS
-from tinyq.ops.cexpr import FORMULAS
-from tinyq.ops.gen import KERNELS_DIR, generated
-from tinyq.ops.kernel import KERNELS, STRUCTS, check_call
+from tinyq.compile.ops import LOWERINGS, SUPPORTED_OPS
+from tinyq.compile.ops.cexpr import FORMULAS
+from tinyq.compile.ops.gen import KERNELS_DIR, generated
+from tinyq.compile.ops.kernel import KERNELS, STRUCTS, check_call
 
 
 @pytest.mark.parametrize("name", ["tq_params.h", "tq_offsets.h", "tq_layout.h"])
 def test_generated_headers_are_current(name):
     text = generated()[KERNELS_DIR / name]
-    assert (KERNELS_DIR / name).read_text() == text, f"{name} is stale: run python -m tinyq.ops.gen"
+    assert (KERNELS_DIR / name).read_text() == text, f"{name} is stale: run python -m tinyq.compile.ops.gen"
 
 
 def test_no_struct_prototype_or_formula_is_written_by_hand_too():
@@ -43,7 +43,7 @@ def test_formulas_evaluate_as_their_c(tmp_path):
     """Each scratch formula, evaluated in Python and compiled from its generated C, on a spread of layers."""
     import numpy as np
 
-    from tinyq.ops import scratch
+    from tinyq.compile.ops import scratch
 
     rng = np.random.default_rng(0)
     names = ("in_h", "in_w", "in_c", "out_h", "out_w", "out_c", "k_pairs", "dil_w", "fast", "act_min", "act_max",
@@ -105,7 +105,7 @@ def test_layout_matches_the_compiler_on_a_32_bit_target(tmp_path):
 
 def test_lowered_calls_match_their_descriptors(zoo):
     from tinyq.graph import parse_tflite
-    from tinyq.ops import lower
+    from tinyq.compile.ops import lower
 
     for name in ("kws_ds_cnn", "vww_mobilenet_v1_025", "ic_resnet8"):
         g = parse_tflite(zoo(name))

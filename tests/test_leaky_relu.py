@@ -1,4 +1,4 @@
-"""LEAKY_RELU (tinyq/ops/kernels/leaky_relu.py, firmware/kernels/tq_leaky_relu.c) bit-exact with TFLM.
+"""LEAKY_RELU (tinyq/compile/ops/kernels/leaky_relu.py, firmware/kernels/tq_leaky_relu.c) bit-exact with TFLM.
 
 One-layer Keras models converted to full int8, with slopes below and above 1 and an
 input scale that puts the zero point at either end; the generated C (host gcc) must give the bytes
@@ -50,8 +50,8 @@ def test_leaky_relu_bit_exact_with_tflm(case):
 
 def test_leaky_relu_is_supported_and_runs_in_place():
     from tinyq.compile.plan import plan_model
-    from tinyq.ops import SUPPORTED_OPS, lower
-    from tinyq.ops.kernel import check_call
+    from tinyq.compile.ops import SUPPORTED_OPS, lower
+    from tinyq.compile.ops.kernel import check_call
 
     assert "LEAKY_RELU" in SUPPORTED_OPS
     g = parse_tflite(leaky_tflite(**CASES[0]))

@@ -139,7 +139,7 @@ EXTRA = [
 # one group of pixels a row, two, and a map 2 rows high (both kernel rows outside at once).
 WINO = [("conv", dict(h=h, w=w, c=c, filters=f, k=3, strides=1, dilation=1, padding="same", act=None, bias=b))
         for h, w, c, f, b in [(5, 8, 4, 2, True), (6, 16, 8, 6, False), (2, 8, 12, 4, True)]]
-# 3x3 depthwise border columns through weight streams of their own (tinyq.ops.layout.depthwise3x3_edge):
+# 3x3 depthwise border columns through weight streams of their own (tinyq.compile.ops.layout.depthwise3x3_edge):
 # both sides at stride 1 and 2, the right side only (stride 2, even width), a 3-wide input, and maps that
 # take none (an input 2 wide, an output 17 wide).
 DW_EDGES = [("dw", dict(h=h, w=w, c=c, k=3, strides=s, dilation=1, padding="same", act=a, mult=1))
@@ -220,7 +220,7 @@ def test_op_bit_exact_with_tflm(kind, params):
 def planar_applies(tflite: bytes) -> bool:
     """Whether a case's depthwise layer can run channel-planar (3x3, depth multiplier 1, dilation 1, the
     fast path with the full int8 range): then the planar run must not be skipped."""
-    from tinyq.ops.lower_ops import depthwise3x3_plane_call
+    from tinyq.compile.ops.lower_ops import depthwise3x3_plane_call
 
     g = parse_tflite(tflite)
     return any(depthwise3x3_plane_call(g, op) is not None for op in g.operators)
@@ -228,8 +228,8 @@ def planar_applies(tflite: bytes) -> bool:
 
 def winograd_applies(tflite: bytes) -> bool:
     """Whether a case's conv can run by Winograd F(2, 3) (then that run must not be skipped)."""
-    from tinyq.ops import lower
-    from tinyq.ops.lower_ops import conv_winograd_ok
+    from tinyq.compile.ops import lower
+    from tinyq.compile.ops.lower_ops import conv_winograd_ok
 
     g = parse_tflite(tflite)
     return any(conv_winograd_ok(dict(lower(g, op).params)) for op in g.operators if op.opcode == "CONV_2D")

@@ -151,7 +151,7 @@ def test_subsampled_projections_are_bit_exact(zoo):
 
 
 def test_band_windows_and_overlay_on_hand_made_chains():
-    from tinyq.ops import band
+    from tinyq.compile.ops import band
 
     def conv(h, w, c_in, c_out, k, s):
         out_h = (h + s - 1) // s
@@ -173,7 +173,7 @@ def test_band_windows_and_overlay_on_hand_made_chains():
 
 
 def test_kernel_scratch_sizes_agree_between_python_and_c(tmp_path, zoo):
-    """Each kernel's scratch is generated into C (tq_params.h, from tinyq/ops/scratch.py) and planned in Python: equal for every
+    """Each kernel's scratch is generated into C (tq_params.h, from tinyq/compile/ops/scratch.py) and planned in Python: equal for every
     conv and 3x3 depthwise lowered from the seeded models and the official ones."""
     import subprocess
 
@@ -186,8 +186,8 @@ def test_kernel_scratch_sizes_agree_between_python_and_c(tmp_path, zoo):
                                                    "pretrainedResnet_quant.tflite")]
     from dataclasses import replace
 
-    from tinyq.ops import lower
-    from tinyq.ops.lower_ops import depthwise3x3_plane_call, depthwise3x3_plane_scratch_bytes
+    from tinyq.compile.ops import lower
+    from tinyq.compile.ops.lower_ops import depthwise3x3_plane_call, depthwise3x3_plane_scratch_bytes
 
     rows, want = [], []
     for g in graphs:
@@ -254,7 +254,7 @@ def test_layout_constants_agree_between_python_and_c(tmp_path):
     import subprocess
 
     from tinyq.compile.hostrun import KERNELS_DIR
-    from tinyq.ops import band, layout
+    from tinyq.compile.ops import band, layout
 
     harness = tmp_path / "k.c"
     harness.write_text('#include <stdio.h>\n#include "tq_kernels.h"\nint main(void) {\n'
@@ -334,7 +334,7 @@ def test_small_border_patches_are_bit_exact(chain, groups):
 @pytest.mark.parametrize("first,last", [(0, 1), (0, 3), (1, 4), (0, 5), (2, 4)])
 def test_every_band_is_bit_exact(chain, first, last):
     """Bands over every kind of link: 3x3 conv, clamped and full-range depthwise, stride 2, dilation."""
-    from tinyq.ops import band
+    from tinyq.compile.ops import band
     from tinyq.compile.plan import Step, place
 
     tflite, g = chain
@@ -389,7 +389,7 @@ def test_depthwise_kernel_is_chosen_by_its_instructions():
 # --- the placement's three parts, on hand-made graphs ---------------------------------------------------
 
 def _step(name, ins, outs, **call):
-    from tinyq.ops import KernelCall
+    from tinyq.compile.ops import KernelCall
     from tinyq.compile.plan import Step
 
     c = KernelCall(function=name, params_type=None, params=(), args=(), **call)

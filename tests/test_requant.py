@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from tinyq.compile.hostrun import KERNELS_DIR
-from tinyq.ops import layout
+from tinyq.compile.ops import layout
 
 HARNESS = r"""
 #include <stdio.h>

@@ -53,7 +53,7 @@ static inline int32_t tq_clamp(int32_t v, int32_t lo, int32_t hi) {
 }
 
 /* ---- parameters: the structs (tq_chan_t, tq_*_params_t, the inner loops' frames) and the kernels'
- * prototypes are generated from their descriptors into tq_params.h (tinyq/ops/kernels/) ---- */
+ * prototypes are generated from their descriptors into tq_params.h (tinyq/compile/ops/kernels/) ---- */
 
 /* ---- requantization of one output channel (see tq_chan_t) ---- */
 
@@ -100,12 +100,12 @@ static inline int8_t tq_out8(int32_t y, int full, int32_t lo, int32_t hi) {
 
 /* ---- kernels ----
  * CONV_2D and FULLY_CONNECTED weights are laid out by the host for the SMLAD
- * matrix product (tinyq.ops.layout.pair_rows): output channels in pairs, the patch in
+ * matrix product (tinyq.compile.ops.layout.pair_rows): output channels in pairs, the patch in
  * "K-pairs" (k, k+2) and (k+1, k+3) of each group of 4, one word per (channel pair,
  * K-pair) holding w[c][ka] w[c+1][ka] w[c][kb] w[c+1][kb], so SXTB16 and SXTB16 ROR 8
  * give each channel's two weights as int16 lanes. Padding (channels, K) is zero.
  * The 3x3 depthwise weights are words of int16 pairs (w[c], w[c+2]) (w[c+1], w[c+3]) per
- * 4 channels and tap (tinyq.ops.layout.depthwise3x3_words); where the layer requantizes on
+ * 4 channels and tap (tinyq.compile.ops.layout.depthwise3x3_words); where the layer requantizes on
  * the fast path with the full int8 range they are doubled, between the 4 channels' biases and
  * their rnd, mult, shift. The generic depthwise takes TFLite's [1, k_h, k_w, out_c] as it is.
  */
@@ -145,7 +145,7 @@ void tq_fc_tile_w16(const tq_fc_tile_t *t);
 void tq_dw3x3_sums(const tq_dw_taps_t *taps, const uint32_t *w, uint32_t groups, int32_t *sums);
 /* The same, requantized (fast path, full int8 range) and stored to out[0..4*groups): each group's
  * stream is its 4 channels' biases, its taps doubled, then each channel's rnd, mult, shift
- * (tinyq.ops.layout.depthwise3x3_words with chan). */
+ * (tinyq.compile.ops.layout.depthwise3x3_words with chan). */
 void tq_dw3x3_rq(const tq_dw_taps_t *taps, const uint32_t *w, uint32_t groups, int8_t *out);
 /* tq_dw3x3_rq for an output zero point of -128: tq_rq_fast_x2_z, the same results. */
 void tq_dw3x3_rq_z(const tq_dw_taps_t *taps, const uint32_t *w, uint32_t groups, int8_t *out);

@@ -1,5 +1,5 @@
 /* LEAKY_RELU, int8: TFLM's QuantizeLeakyRelu. The parameters (tq_leaky_relu_params_t, generated from
- * tinyq/ops/kernels/leaky_relu.py) are computed on the host. */
+ * tinyq/compile/ops/kernels/leaky_relu.py) are computed on the host. */
 #include "tq_kernels.h"
 
 void tq_leaky_relu_s8(const tq_leaky_relu_params_t *p, const int8_t *in, int8_t *out) {

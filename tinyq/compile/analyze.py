@@ -278,7 +278,7 @@ def check_tensor_sizes(graph: Graph, ram_bytes: int, board: str) -> None:
 
 def check_compatibility(graph: Graph) -> tuple[Issue, ...]:
     """Every reason tinyq's runtime cannot run ``graph`` (empty when it can)."""
-    from tinyq.ops import SUPPORTED_OPS
+    from tinyq.compile.ops import SUPPORTED_OPS
 
     issues = _model_level(graph)
     for op in graph.operators:

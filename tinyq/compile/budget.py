@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from tinyq.boards import Board
 from tinyq.errors import BudgetError
-from tinyq.ops.lower_ops import has_edge_streams
+from tinyq.compile.ops.lower_ops import has_edge_streams
 from tinyq.compile.plan import WEIGHTS, MemoryPlan, PlanOptions, plan_model
 
 #: Kernels + runtime + start-up, on the QEMU twin (flash less weights and op parameters): measured

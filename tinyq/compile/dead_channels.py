@@ -29,8 +29,8 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from tinyq.graph import Graph, Operator, Quantization, Tensor
-from tinyq.ops.layout import channel_constant
-from tinyq.ops.quant import activation_range, multiply_by_quantized_multiplier, per_channel_multipliers
+from tinyq.compile.ops.layout import channel_constant
+from tinyq.compile.ops.quant import activation_range, multiply_by_quantized_multiplier, per_channel_multipliers
 
 #: Ops a channel passes through on its own (no mixing with other channels), when they keep the count.
 _PASS = ("DEPTHWISE_CONV_2D", "AVERAGE_POOL_2D", "MAX_POOL_2D", "RESHAPE")

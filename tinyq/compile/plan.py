@@ -18,9 +18,9 @@ from dataclasses import dataclass, replace
 from tinyq.compile.analyze import model_macs
 from tinyq.compile.dead_channels import DroppedChannels, drop_constant_channels
 from tinyq.graph import Graph, Tensor
-from tinyq.ops import KernelCall, lower
-from tinyq.ops.layout import align as _align
-from tinyq.ops.lower_ops import (EDGE_STREAMS, add_table_params, conv_end_overlay, conv_scratch_bytes,
+from tinyq.compile.ops import KernelCall, lower
+from tinyq.compile.ops.layout import align as _align
+from tinyq.compile.ops.lower_ops import (EDGE_STREAMS, add_table_params, conv_end_overlay, conv_scratch_bytes,
                                  conv_tile_biased, conv_winograd_ok, depthwise3x3_fused, depthwise3x3_plane_call,
                                  depthwise3x3_plane_instructions, depthwise3x3_scratch_bytes,
                                  depthwise3x3_windowed_instructions, has_edge_streams, strided_pointwise,
@@ -130,7 +130,7 @@ class MemoryPlan:
     def bands(self) -> list[dict]:
         """The steps that run a conv chain by rows: their layers, windows, and the rows moved as
         windows slide (nothing is recomputed)."""
-        from tinyq.ops import band
+        from tinyq.compile.ops import band
 
         out = []
         for i, st in enumerate(self.steps):
@@ -229,8 +229,8 @@ def with_int16_weights(st: Step, graph: Graph, wino: bool = False) -> Step:
     ``graph``'s), a 3x3 stride-1 conv that conv_winograd_ok takes runs by Winograd F(2, 3),
     w16 = 3 (layout.winograd_stream): a third fewer multiplies, 4/3 of the direct conv's scratch and
     1.3 times its int16 weights' flash."""
-    from tinyq.ops import ConstArray
-    from tinyq.ops.layout import int16_words, tile_stream, winograd_stream
+    from tinyq.compile.ops import ConstArray
+    from tinyq.compile.ops.layout import int16_words, tile_stream, winograd_stream
 
     c = st.call
     p = dict(c.params)
@@ -498,14 +498,14 @@ BAND_MIN_SAVING = 0.01
 
 
 def band_chains(graph: Graph, plan: MemoryPlan, rounds: int = 3) -> MemoryPlan:
-    """Run a chain of conv steps by rows (tinyq.ops.band) where that lowers the arena by at least
+    """Run a chain of conv steps by rows (tinyq.compile.ops.band) where that lowers the arena by at least
     BAND_MIN_SAVING of it.
 
     Only a chain through the step where the plan peaks can lower it; each round tries every such
     chain (up to band.MAX_STAGES steps, each the only reader of the one before) and keeps the
     smallest arena, until no chain helps.
     """
-    from tinyq.ops import band
+    from tinyq.compile.ops import band
 
     for _ in range(rounds):
         steps = list(plan.lowered)

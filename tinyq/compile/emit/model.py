@@ -96,7 +96,7 @@ def _call_consts(call, prefix: str, pname: str, scratch: int | None) -> tuple[li
 def _band_op(graph: Graph, plan: MemoryPlan, index: int, step) -> dict:
     """A tq_band_run step: each stage's constants and params (its scratch after the windows), and the
     stage table pointing at them and at the windows in the arena."""
-    from tinyq.ops.band import window_offsets
+    from tinyq.compile.ops.band import window_offsets
 
     call = step.call
     base = plan.scratch_offsets[index]

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from tinyq.ops.quant import multiply_by_quantized_multiplier, wrap_int32
+from tinyq.compile.ops.quant import multiply_by_quantized_multiplier, wrap_int32
 
 INT32_MAX = (1 << 31) - 1
 #: The fast requantization path takes right shifts in [1, MAX_FAST_SHIFT]; see fast_ok.

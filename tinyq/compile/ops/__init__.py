@@ -73,7 +73,7 @@ class KernelCall:
     #: input byte it still has to read (proven at lowering). 0: no such overlay.
     end_overlay: int = 0
     #: A row-band chain (tq_band_run): the layers' own calls, and the rows each one's output window
-    #: holds (0 for the last, which writes the chain's output tensor). See tinyq.ops.band.
+    #: holds (0 for the last, which writes the chain's output tensor). See tinyq.compile.ops.band.
     stages: tuple["KernelCall", ...] = ()
     windows: tuple[int, ...] = ()
 
@@ -120,8 +120,8 @@ def lower(graph: Graph, op: Operator) -> KernelCall:
                              hint="the .tflite file is damaged, or was not written by TensorFlow's converter") from e
 
 
-from tinyq.ops import lower_ops as _lower_ops  # noqa: E402,F401  (registers the lowerings)
-from tinyq.ops import kernels as _kernels  # noqa: E402,F401  (the kernel descriptors, and the operators they carry)
+from tinyq.compile.ops import lower_ops as _lower_ops  # noqa: E402,F401  (registers the lowerings)
+from tinyq.compile.ops import kernels as _kernels  # noqa: E402,F401  (the kernel descriptors, and the operators they carry)
 
 #: Opcodes tinyq's int8 runtime can run.
 SUPPORTED_OPS: frozenset[str] = frozenset(LOWERINGS)

@@ -2,7 +2,7 @@
 
 A :class:`Formula` wraps a Python function of a parameter struct's fields (and plain unsigned
 arguments). Called with numbers it computes; :meth:`Formula.c` calls it with symbolic values and
-renders a ``static inline uint32_t`` C function (tinyq.ops.gen puts it in tq_params.h). So a
+renders a ``static inline uint32_t`` C function (tinyq.compile.ops.gen puts it in tq_params.h). So a
 kernel's scratch size is stated once: the planner evaluates the formula, the device and the tests'
 C harness call the generated function.
 
@@ -142,7 +142,7 @@ class Formula:
 
     def c(self) -> str:
         """The C function."""
-        from tinyq.ops.kernel import STRUCTS
+        from tinyq.compile.ops.kernel import STRUCTS
 
         v = _Sym(STRUCTS[self.struct] if self.struct else None)
         params = ([f"const {self.struct} *p"] if self.struct else []) + [f"uint32_t {a}" for a in self.args]

@@ -7,10 +7,10 @@ import math
 import numpy as np
 
 from tinyq.graph import Graph, Operator, Tensor
-from tinyq.ops import ConstArray, KernelCall, lowering, scratch
-from tinyq.ops.layout import (channel_constant, channel_params, depthwise3x3_edge, depthwise3x3_planes,
+from tinyq.compile.ops import ConstArray, KernelCall, lowering, scratch
+from tinyq.compile.ops.layout import (channel_constant, channel_params, depthwise3x3_edge, depthwise3x3_planes,
                               depthwise3x3_words, fast_ok, fast_rnd, padded_k, pair_rows)
-from tinyq.ops.quant import (
+from tinyq.compile.ops.quant import (
     activation_range,
     tflite_round,
     compute_padding,
@@ -39,7 +39,7 @@ def _act(op: Operator, out: Tensor) -> tuple[int, int]:
 def conv_scratch_bytes(in_c: int, out_c: int, k_pairs: int, out_pixels: int, add: bool = False,
                        wino: bool = False) -> int:
     """tq_conv2d_s8's scratch (tq_add: tq_conv2d_add_s8's; ``wino``: the Winograd conv's, w16 = 3) for a layer
-    of ``out_pixels`` output pixels: the formulas of tinyq.ops.scratch, which tq_params.h states in C."""
+    of ``out_pixels`` output pixels: the formulas of tinyq.compile.ops.scratch, which tq_params.h states in C."""
     f = scratch.conv_add if add else scratch.conv
     return f.eval(dict(in_c=in_c, out_c=out_c, k_pairs=k_pairs, out_h=out_pixels, out_w=1, w16=3 if wino else 0))
 
@@ -115,7 +115,7 @@ def depthwise3x3_edges(params: dict) -> tuple[str, ...]:
 
 
 def depthwise3x3_scratch_bytes(in_c: int, dil_w: int, fused: bool, small_patch: int = 0) -> int:
-    """tq_depthwise3x3_s8's scratch (tinyq.ops.scratch.depthwise3x3): ``fused``, it requantizes in its inner
+    """tq_depthwise3x3_s8's scratch (tinyq.compile.ops.scratch.depthwise3x3): ``fused``, it requantizes in its inner
     loop; ``small_patch`` = G, a patch of 9 words a group for G groups of 4 channels."""
     return scratch.depthwise3x3.eval(dict(in_c=in_c, dil_w=dil_w, fast=int(fused), act_min=-128 if fused else 0,
                                           act_max=127, small_patch=small_patch))
@@ -209,13 +209,13 @@ def depthwise3x3_plane_transposed(params: dict) -> bool:
 
 
 def dw_plane_width(out: int, stride: int) -> int:
-    """A plane row's int16 inputs (tinyq.ops.scratch.dw_plane_width): every window of the row, and every
+    """A plane row's int16 inputs (tinyq.compile.ops.scratch.dw_plane_width): every window of the row, and every
     two-word load."""
     return scratch.dw_plane_width.eval(None, out, stride)
 
 
 def depthwise3x3_plane_scratch_bytes(params: dict) -> int:
-    """tq_depthwise3x3_plane_s8's scratch (tinyq.ops.scratch.dw_plane): one channel's plane, or with
+    """tq_depthwise3x3_plane_s8's scratch (tinyq.compile.ops.scratch.dw_plane): one channel's plane, or with
     ``planes`` 2 two, the second sharing the first's last row where both are zero points."""
     return scratch.dw_plane.eval(params)
 

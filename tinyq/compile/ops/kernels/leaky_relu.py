@@ -10,9 +10,9 @@ import numpy as np
 
 from tinyq.errors import UnsupportedModelError
 from tinyq.graph import Graph, Operator
-from tinyq.ops import KernelCall, lowering
-from tinyq.ops.kernel import F, Kernel, Struct, kernel, struct
-from tinyq.ops.quant import quantize_multiplier
+from tinyq.compile.ops import KernelCall, lowering
+from tinyq.compile.ops.kernel import F, Kernel, Struct, kernel, struct
+from tinyq.compile.ops.quant import quantize_multiplier
 
 PARAMS = struct(Struct("tq_leaky_relu_params_t", (
     F("uint32_t", "size"),

@@ -1,11 +1,11 @@
-"""The descriptors of tinyq's kernels (see tinyq.ops.kernel): their parameter structs, in the order
+"""The descriptors of tinyq's kernels (see tinyq.compile.ops.kernel): their parameter structs, in the order
 tq_params.h declares them, and every kernel a lowering calls."""
 
 from __future__ import annotations
 
-from tinyq.ops import lower_ops as lo
-from tinyq.ops import scratch
-from tinyq.ops.kernel import F, Kernel, Struct, kernel, struct
+from tinyq.compile.ops import lower_ops as lo
+from tinyq.compile.ops import scratch
+from tinyq.compile.ops.kernel import F, Kernel, Struct, kernel, struct
 
 
 def _s(*args, **kw) -> Struct:
@@ -35,9 +35,9 @@ _s('tq_conv_params_t', (
     F('int32_t', 'act_min, act_max'),
     F('const tq_chan_t', '*chan', 'per output channel'),
     F('void', '*scratch', 'conv: 4 im2col columns (+ a byte row); depthwise 3x3: sums + patch'),
-    F('uint8_t', 'w16', "conv: weights stored as int16 pairs (twice the flash, no SXTB16); 2: the biased tile stream (tinyq.ops.layout.tile_stream): each channel pair's weights doubled, after 8 words of its biases; 3: a 3x3 stride-1 conv by Winograd F(2, 3) along the rows (tinyq.ops.layout.winograd_stream, tq_wino_tile)"),
+    F('uint8_t', 'w16', "conv: weights stored as int16 pairs (twice the flash, no SXTB16); 2: the biased tile stream (tinyq.compile.ops.layout.tile_stream): each channel pair's weights doubled, after 8 words of its biases; 3: a 3x3 stride-1 conv by Winograd F(2, 3) along the rows (tinyq.compile.ops.layout.winograd_stream, tq_wino_tile)"),
     F('uint8_t', 'small_patch', '3x3 depthwise: border pixels this many groups of 4 channels at a time through a 36-byte-a-group patch (0: all; less scratch, a little slower)'),
-    F('const uint32_t', '*w_left, *w_right', before="3x3 depthwise requantizing in its inner loop: the weight streams of its left and right border columns (NULL: none), for a window shifted to the input's first / last 3 columns with the tap that would fall outside weighted 0 and its zero-point term in the bias (tinyq.ops.layout.depthwise3x3_edge), so those pixels need no patch."),
+    F('const uint32_t', '*w_left, *w_right', before="3x3 depthwise requantizing in its inner loop: the weight streams of its left and right border columns (NULL: none), for a window shifted to the input's first / last 3 columns with the tap that would fall outside weighted 0 and its zero-point term in the bias (tinyq.compile.ops.layout.depthwise3x3_edge), so those pixels need no patch."),
     F('uint8_t', 'transposed', before="tq_depthwise3x3_plane_s8: 1 the planes run down the columns (the sliding window's long axis is the height), 0 along the rows."),
     F('uint8_t', 'planes', before='tq_depthwise3x3_plane_s8: 2 two channels gathered together into two planes (an even channel count: each input halfword read gives both), else 1.'),
     F('uint16_t', 'const_tail', before='conv (1x1): the last const_tail output channels hold one value for every input (tinyq.dead_channels puts them last), written from `tail` instead of computed; the weights, biases and chan rows are those of the out_c - const_tail channels computed. A multiple of 4, at most out_c - 4.'),
@@ -128,7 +128,7 @@ _s('tq_conv_tile_t', (
     F('uint32_t', 'pairs', '>= 1'),
 ), doc='Every channel pair of a group of 4 pixels, requantized (fast path, full int8 range) and\nstored: out[n * out_stride + c] for pixel n, channel c.', asm='TQ_CONV_TILE'),
 _s('tq_wino_tile_t', (
-    F('const uint32_t', '*w', "the first pair's stream (tinyq.ops.layout.winograd_stream)"),
+    F('const uint32_t', '*w', "the first pair's stream (tinyq.compile.ops.layout.winograd_stream)"),
     F('const int32_t', '*cols', 'the transformed inputs, phase after phase'),
     F('uint32_t', 'k_pairs', "a phase's: 3 * in_c / 2"),
     F('int8_t', '*out'),
@@ -216,7 +216,7 @@ kernel(Kernel("tq_depthwise3x3_plane_s8", "dw_plane", "tq_conv_params_t",
               doc="3x3 depthwise, one channel at a time (dilation 1, stride 1 or 2, the fast path with the full int8\n"
                   "range): the channel's inputs are gathered into an int16 plane in scratch, zero points around, and\n"
                   "the window slides along its rows two outputs at a time, a kernel row of both in one two-word load\n"
-                  "and four MACs (tq_dw3x3_plane). Its weights (tinyq.ops.layout.depthwise3x3_planes) are per channel:\n"
+                  "and four MACs (tq_dw3x3_plane). Its weights (tinyq.compile.ops.layout.depthwise3x3_planes) are per channel:\n"
                   "bias, rnd, mult, shift, then for each kernel row (a kernel column when transposed) the doubled taps\n"
                   "as int16 pairs (k0, k1) (k2, k1). `out` may be `in`: channel c's outputs land only on channel c's\n"
                   "bytes, which its plane already holds."))

@@ -1,16 +1,16 @@
 """Kernel descriptors: every fact about a C kernel stated once, in Python.
 
-A :class:`Kernel` names the C symbol a :class:`~tinyq.ops.KernelCall` calls, its parameter struct
+A :class:`Kernel` names the C symbol a :class:`~tinyq.compile.ops.KernelCall` calls, its parameter struct
 (a :class:`Struct`: ordered fields with their C types), the scratch it asks for, its cost model, its
 variants (the assembly entry points it dispatches to), the C file that holds it (one file a kernel
 family, firmware/kernels/tq_<family>.c, with its assembly in tq_m4_<family>.S and the plain-C twin of
 that assembly in the .c) and the opcodes whose lowering picks it.
 
-From these descriptors :mod:`tinyq.ops.gen` writes firmware/kernels/tq_params.h (every parameter
+From these descriptors :mod:`tinyq.compile.ops.gen` writes firmware/kernels/tq_params.h (every parameter
 struct's typedef, and, for the structs the assembly reads, _Static_asserts that the C compiler lays
 them out as Python computed) and firmware/kernels/tq_offsets.h (the byte offsets the assembly loads
 fields at, ``#define TQ_DW_PLANE_FILTER 88``). Both are committed; tests/test_kernel_descriptors.py
-regenerates them and fails on any difference (``python -m tinyq.ops.gen`` rewrites them).
+regenerates them and fails on any difference (``python -m tinyq.compile.ops.gen`` rewrites them).
 """
 
 from __future__ import annotations
@@ -100,7 +100,7 @@ class Kernel:
     args: str
     #: The TFLite opcodes whose lowering may pick this kernel.
     opcodes: tuple[str, ...] = ()
-    #: The formula of the scratch bytes it asks for (a tinyq.ops.cexpr.Formula of its params, which tq_params.h
+    #: The formula of the scratch bytes it asks for (a tinyq.compile.ops.cexpr.Formula of its params, which tq_params.h
     #: also states in C under its name), or a Python function of the call's params; None: no scratch.
     scratch: Callable | None = None
     #: The Python cost model the planner picks it by (None: none needed), and its fitted constants.

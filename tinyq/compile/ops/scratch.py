@@ -1,13 +1,13 @@
-"""The scratch the kernels ask for, in bytes: each formula stated once, here (tinyq.ops.cexpr).
+"""The scratch the kernels ask for, in bytes: each formula stated once, here (tinyq.compile.ops.cexpr).
 
-The planner evaluates them (through tinyq.ops.lower_ops' conv_scratch_bytes and the like); tq_params.h
+The planner evaluates them (through tinyq.compile.ops.lower_ops' conv_scratch_bytes and the like); tq_params.h
 carries each as a generated C function of the same name, which the device calls where it needs the
 figure (tq_depthwise3x3_plane_s8 fills its planes) and tests/test_plan.py's harness compares.
 """
 
 from __future__ import annotations
 
-from tinyq.ops.cexpr import both, formula, select, smaller
+from tinyq.compile.ops.cexpr import both, formula, select, smaller
 
 
 @formula("tq_conv2d_wino_scratch_bytes", "tq_conv_params_t", args=("add",),

@@ -15,14 +15,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-from tinyq.ops import KernelCall
-from tinyq.ops.layout import align
-from tinyq.ops.lower_ops import conv_scratch_bytes
+from tinyq.compile.ops import KernelCall
+from tinyq.compile.ops.layout import align
+from tinyq.compile.ops.lower_ops import conv_scratch_bytes
 
 #: Kernels a band stage can call: whole-tensor kernels that take narrowed row parameters. (Not the
 #: channel-planar depthwise: a stage makes one row, and each channel would gather three.)
 BAND_KERNELS = ("tq_conv2d_s8", "tq_depthwise3x3_s8")
-#: TQ_BAND_MAX_STAGES in tq_layout.h, generated from this (tinyq.ops.gen).
+#: TQ_BAND_MAX_STAGES in tq_layout.h, generated from this (tinyq.compile.ops.gen).
 MAX_STAGES = 8
 
 
