@@ -15,16 +15,14 @@ from click.testing import CliRunner
 
 from conftest import DIGITS
 from tinyq.boards import get_board
-from tinyq.compile.firmware import build_firmware
 from tinyq.cli import cli
 from tinyq.compile.emit.firmware import emit_firmware
-from tinyq.compile.emit.model import emit_model
 from tinyq.errors import DeviceTimeoutError
 from tinyq.target.devices import open_device
 from tinyq.graph import parse_tflite
-from tinyq.report.measure import drive, evaluate
-from tinyq.compile.plan import PlanOptions, plan_model
-from tinyq.model.reference import TflmReference
+from tinyq.pipeline import run_model_on
+from tinyq.report.measure import drive
+from tinyq.compile.plan import plan_model
 
 needs_qemu = pytest.mark.skipif(
     shutil.which("qemu-system-arm") is None or shutil.which("arm-none-eabi-gcc") is None,
@@ -80,21 +78,11 @@ def test_icount_makes_latency_repeatable(digits_build):
 
 def _run_in_qemu(tflite: bytes, tmp_path: Path, n: int = 3, device: str = "qemu", per_layer: bool = False,
                  **plan_options):
-    from tinyq.target.devices import device_class
-
-    g = parse_tflite(tflite)
-    plan = plan_model(g, PlanOptions(**plan_options))
-    board = get_board("nano33")
-    target = device_class(device).firmware_target
-    fw = build_firmware({**emit_model(plan, tflite), **emit_firmware(board, target)}, board, target, tmp_path / "fw")
-    t = g.input_tensors[0]
+    """``n`` seeded inputs (normal around the input's zero point) through the model planned with ``plan_options``."""
+    t = parse_tflite(tflite).input_tensors[0]
     x = np.clip(np.round(np.random.default_rng(5).normal(size=(n, *t.shape)) / t.quant.scale[0]) + t.quant.zero_point[0],
                 -128, 127).astype(np.int8)
-    ref = TflmReference(tflite)
-    expected = np.stack([ref.run(s) for s in x])
-    with open_device(device, board, fw.elf) as dev:
-        report = drive(dev.transport, x, runs=1, warmup=0, per_layer=per_layer)
-    return evaluate(report, expected, board.chip.clock_hz, dev.clock), plan, fw
+    return run_model_on(tflite, device, x, tmp_path, per_layer=per_layer, **plan_options)
 
 
 def test_resnet_blocks_by_winograd_in_qemu(zoo, tmp_path):

@@ -6,7 +6,8 @@ call these functions rather than chaining the stages themselves:
 
 * :func:`compile_model`: a model file to a build folder (``tinyq build``), with its :class:`BuildReport`;
 * :func:`run_on`: a build folder on a device, measured and verified (``tinyq flash``);
-* :func:`run_on_host`: a model's generated C on the host (what every build checks against TFLM).
+* :func:`run_on_host`: a model's generated C on the host (what every build checks against TFLM);
+* :func:`run_model_on`: a model, planned as asked, on a device against TFLM, without a build folder.
 """
 
 from __future__ import annotations
@@ -182,6 +183,32 @@ def run_on_host(tflite: bytes, inputs: np.ndarray, plan=None, **options) -> np.n
     g = parse_tflite(tflite, "model")
     plan = plan if plan is not None else plan_model(g, PlanOptions(**options))
     return run_generated(emit_model(plan, tflite), inputs, g.output_tensors[0].shape)
+
+
+def run_model_on(tflite: bytes, device: str, inputs: np.ndarray, workdir: Path, board: str = "nano33",
+                 per_layer: bool = False, **options):
+    """A model as the planner lays it out with ``options`` (:class:`~tinyq.compile.plan.PlanOptions`' fields),
+    compiled for ``device``'s firmware target and run there on ``inputs`` (N, *input shape, int8) against TFLM:
+    (the measurement, the plan, the firmware). What a build folder does for a user, without one: the tests
+    force a plan and see it run on the device."""
+    from tinyq.boards import get_board
+    from tinyq.compile.emit.firmware import emit_firmware
+    from tinyq.compile.emit.model import emit_model
+    from tinyq.compile.firmware import build_firmware
+    from tinyq.compile.plan import PlanOptions, plan_model
+    from tinyq.graph import parse_tflite
+    from tinyq.model.reference import run_reference
+    from tinyq.report.measure import drive, evaluate
+    from tinyq.target.devices import device_class, open_device
+
+    b = get_board(board)
+    plan = plan_model(parse_tflite(tflite, "model"), PlanOptions(**options))
+    target = device_class(device).firmware_target
+    fw = build_firmware({**emit_model(plan, tflite), **emit_firmware(b, target)}, b, target, Path(workdir) / "fw")
+    expected = run_reference(tflite, inputs)
+    with open_device(device, b, fw.elf) as dev:
+        report = drive(dev.transport, inputs, runs=1, warmup=0, per_layer=per_layer)
+    return evaluate(report, expected, b.chip.clock_hz, dev.clock), plan, fw
 
 
 def _baseline(tflite: bytes, board, favour: str, weights: str) -> dict:
