@@ -66,7 +66,7 @@ def _model_code(elf: Path, addrs: list[int]) -> set[int]:
 
 def cycles_per_instruction(elf: Path, board, inputs) -> tuple[int, float]:
     """Run one inference of ``inputs[:1]`` traced; (model instructions, estimated cycles per instruction)."""
-    from tinyq.target.devices import open_device
+    from tinyq.device.devices import open_device
     from tinyq.report.measure import drive
 
     with tempfile.TemporaryDirectory() as tmp:

@@ -128,7 +128,7 @@ MLPERF = ROOT.parent / "shared" / "models" / "mlperf-tiny"
 def dut(request) -> str:
     """The device under test (Zephyr twister's `dut`): each emulator this machine has, by the name
     users give to `tinyq flash --emulator`; the others skip, saying why."""
-    from tinyq.target.devices import device_class
+    from tinyq.device.devices import device_class
 
     why = device_class(request.param).unavailable()
     if why:

@@ -20,7 +20,7 @@ from click.testing import CliRunner
 
 from conftest import DIGITS, MLPERF
 from tinyq.cli import cli
-from tinyq.target.devices import EMULATORS, REGISTRY, Device, device_class
+from tinyq.device.devices import EMULATORS, REGISTRY, Device, device_class
 
 needs_toolchain = pytest.mark.skipif(
     shutil.which("qemu-system-arm") is None or shutil.which("arm-none-eabi-gcc") is None,
@@ -174,7 +174,7 @@ def test_renode_runs_the_board_firmware_with_only_its_uarte_define(digits_build,
     Renode device rebuilds the build's own board sources with that one define, and the board's ELF stays as
     it was. (Runs without Renode: only the compile is checked here.)"""
     from tinyq.boards import get_board
-    from tinyq.target.devices import RenodeDevice
+    from tinyq.device.devices import RenodeDevice
 
     out, report = digits_build
     board_elf = out / report["firmware"]["board"]["elf"]

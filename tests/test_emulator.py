@@ -18,7 +18,7 @@ from tinyq.boards import get_board
 from tinyq.cli import cli
 from tinyq.compile.emit.firmware import emit_firmware
 from tinyq.errors import DeviceTimeoutError
-from tinyq.target.devices import open_device
+from tinyq.device.devices import open_device
 from tinyq.graph import parse_tflite
 from tinyq.pipeline import run_model_on
 from tinyq.report.measure import drive

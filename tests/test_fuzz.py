@@ -28,7 +28,7 @@ from tinyq.boards import BOARDS_DIR, load_board_file
 from tinyq.errors import TinyqError
 from tinyq.graph import parse_tflite
 from tinyq.compile.plan import plan_model
-from tinyq.target.protocol import parse_log
+from tinyq.device.protocol import parse_log
 
 DATA = Path(__file__).parent / "data"
 EXAMPLES = int(os.environ.get("TINYQ_FUZZ_EXAMPLES", "2000"))

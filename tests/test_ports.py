@@ -17,7 +17,7 @@ from serial.tools.list_ports_common import ListPortInfo
 from tinyq.boards import get_board
 from tinyq.cli import cli
 from tinyq.errors import ToolchainError, TransportError
-from tinyq.target.ports import discover, find_bossac, find_ports
+from tinyq.device.ports import discover, find_bossac, find_ports
 
 
 def port(device, vid=None, pid=None, serial=None, description="n/a"):
@@ -50,9 +50,9 @@ def test_none_or_two_boards_say_what_was_found():
 
 
 def test_boards_ports_lists_connected_boards(monkeypatch):
-    import tinyq.target.ports
+    import tinyq.device.ports
 
-    monkeypatch.setattr(tinyq.target.ports, "_list_ports", lambda: [FTDI, NANO_APP, NANO_BOOT])
+    monkeypatch.setattr(tinyq.device.ports, "_list_ports", lambda: [FTDI, NANO_APP, NANO_BOOT])
     r = CliRunner().invoke(cli, ["boards", "--ports"])
     assert r.exit_code == 0
     assert r.output.splitlines() == [

@@ -5,10 +5,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tinyq.target.devices import Clock
+from tinyq.device.devices import Clock
 from tinyq.errors import DeviceTimeoutError, ProtocolError, VerificationError
 from tinyq.report.measure import check, evaluate
-from tinyq.target.protocol import is_protocol_line, parse_info, parse_log
+from tinyq.device.protocol import is_protocol_line, parse_info, parse_log
 
 #: QEMU's SysTick at 25 MHz under icount: 40 instructions a tick; silicon: DWT cycles.
 QEMU = Clock("instructions", 40.0, "QEMU icount")

@@ -11,9 +11,9 @@ import pytest
 
 from tinyq.boards import Upload, get_board
 from tinyq.errors import ToolchainError, TransportError
-from tinyq.target import upload
-from tinyq.target.ports import FoundPort
-from tinyq.target.upload import UPLOADERS, uploader_for
+from tinyq.device import upload
+from tinyq.device.ports import FoundPort
+from tinyq.device.upload import UPLOADERS, uploader_for
 
 BIN, HEX = Path("/b/firmware.bin"), Path("/b/firmware.hex")
 

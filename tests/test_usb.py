@@ -589,7 +589,7 @@ class _FakeSerial:
 def test_the_touch_survives_what_pyserial_raises_when_the_board_resets(monkeypatch, error):
     import serial
 
-    from tinyq.target.upload import touch_1200bps
+    from tinyq.device.upload import touch_1200bps
 
     _FakeSerial.raise_on_dtr = serial.SerialException("ClearCommError failed") if error == "serial" else error
     _FakeSerial.opened = []
@@ -602,7 +602,7 @@ def test_the_touch_reports_a_port_that_cannot_be_opened(monkeypatch):
     import serial
 
     from tinyq.errors import TransportError
-    from tinyq.target.upload import touch_1200bps
+    from tinyq.device.upload import touch_1200bps
 
     def refuse(*a):
         raise OSError(13, "Permission denied")
@@ -616,7 +616,7 @@ def test_the_touch_reports_a_port_that_cannot_be_opened(monkeypatch):
 def test_discovery_knows_every_id_the_nano33_enumerates_as(pid, mode):
     from types import SimpleNamespace
 
-    from tinyq.target.ports import find_ports
+    from tinyq.device.ports import find_ports
 
     board = get_board("nano33")
     p = SimpleNamespace(device="/dev/ttyACM0", vid=0x2341, pid=pid, serial_number="X", description="Nano")
@@ -625,7 +625,7 @@ def test_discovery_knows_every_id_the_nano33_enumerates_as(pid, mode):
 
 
 def test_bossac_on_windows_is_found_under_localappdata(tmp_path, monkeypatch):
-    from tinyq.target.ports import find_bossac
+    from tinyq.device.ports import find_bossac
 
     exe = tmp_path / "Arduino15/packages/arduino/tools/bossac/1.9.1-arduino2/bossac.exe"
     exe.parent.mkdir(parents=True)

@@ -16,7 +16,7 @@ from pathlib import Path
 import click
 
 from tinyq import __version__
-from tinyq.target.devices import EMULATORS
+from tinyq.device.devices import EMULATORS
 from tinyq.errors import Interrupted, OutputPathError, TinyqError, last_line
 
 
@@ -147,7 +147,7 @@ def boards(as_json: bool, ports: bool) -> None:
     if ports:
         from dataclasses import asdict
 
-        from tinyq.target.ports import find_ports
+        from tinyq.device.ports import find_ports
 
         found = find_ports()
         if as_json:

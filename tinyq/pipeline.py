@@ -199,7 +199,7 @@ def run_model_on(tflite: bytes, device: str, inputs: np.ndarray, workdir: Path, 
     from tinyq.graph import parse_tflite
     from tinyq.model.reference import run_reference
     from tinyq.report.measure import drive, evaluate
-    from tinyq.target.devices import device_class, open_device
+    from tinyq.device.devices import device_class, open_device
 
     b = get_board(board)
     plan = plan_model(parse_tflite(tflite, "model"), PlanOptions(**options))
@@ -235,7 +235,7 @@ def run_on(build_dir: Path, emulator: str | None = None, port: str | None = None
     ``eval_path`` every evaluation sample also runs on the device (``on_sample(done, total)``
     after each) and the result holds its top-1 and agreement with the host (``validation``).
     """
-    from tinyq.target.devices import device_class, open_device
+    from tinyq.device.devices import device_class, open_device
     from tinyq.errors import ProtocolError
     from tinyq.report.measure import Timeouts, check, drive, evaluate
 

@@ -1,7 +1,7 @@
 """Measure stage: drive the firmware over a Transport and check it against the host.
 
 Sends each input, runs warm-ups and timed inferences, optionally a per-layer
-profile, then parses the transcript (:func:`tinyq.target.protocol.parse_log`) and compares
+profile, then parses the transcript (:func:`tinyq.device.protocol.parse_log`) and compares
 the device's output bytes with the host reference's.
 """
 
@@ -13,11 +13,11 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from tinyq.errors import DeviceTimeoutError, ProtocolError, VerificationError
-from tinyq.target.protocol import SENTINEL_INFER, SENTINEL_PROFILE, DeviceReport, parse_log
-from tinyq.target.transport import Transport
+from tinyq.device.protocol import SENTINEL_INFER, SENTINEL_PROFILE, DeviceReport, parse_log
+from tinyq.device.transport import Transport
 
 if TYPE_CHECKING:
-    from tinyq.target.devices import Clock
+    from tinyq.device.devices import Clock
 
 READY = "tinyq-ready"
 
@@ -131,7 +131,7 @@ def drive(t: Transport, inputs: np.ndarray, runs: int = 10, warmup: int = 2, per
 
 
 def evaluate(report: DeviceReport, expected: np.ndarray, board_clock_hz: int, clock: "Clock") -> Measurement:
-    """Turn a transcript into a Measurement, its ticks counted as the device's :class:`~tinyq.target.devices.Clock` says."""
+    """Turn a transcript into a Measurement, its ticks counted as the device's :class:`~tinyq.device.devices.Clock` says."""
     if report.fault:
         raise DeviceTimeoutError("the device faulted (tq-fault)", hint="a stack overflow or bad memory access; rebuild with -v")
     if report.info is None or not report.infers:

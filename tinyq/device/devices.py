@@ -2,7 +2,7 @@
 
 Modelled on Zephyr twister's ``DeviceAdapter`` (``device_adapter.py``, ``qemu_adapter.py``)
 and its ``dut`` fixture: an adapter launches the target with a firmware, hands back a
-:class:`~tinyq.target.transport.Transport` on its console, says how its timer ticks become
+:class:`~tinyq.device.transport.Transport` on its console, says how its timer ticks become
 instructions or cycles (:class:`Clock`), and stops everything it started on close. The
 pipeline, the tests and the benchmarks all go through :func:`open_device`, so they run
 what users run. The adapters hold no board facts: those come from ``boards/*.toml``.
@@ -20,7 +20,7 @@ from typing import ClassVar, Iterator
 
 from tinyq.boards import Board
 from tinyq.errors import InputFileError, ToolchainError
-from tinyq.target.transport import Transport
+from tinyq.device.transport import Transport
 
 
 @dataclass(frozen=True)
@@ -100,13 +100,13 @@ class QemuDevice(Device):
         return None if shutil.which("qemu-system-arm") else "qemu-system-arm is not installed"
 
     def _launch(self, stack):
-        from tinyq.target.launch import run_qemu
+        from tinyq.device.launch import run_qemu
 
         return stack.enter_context(run_qemu(self.firmware, self.board, extra_args=self.options.get("extra_args", ())))
 
     @property
     def clock(self) -> Clock:
-        from tinyq.target.launch import instructions_per_tick
+        from tinyq.device.launch import instructions_per_tick
 
         return Clock("instructions", instructions_per_tick(self.board.emulator.qemu.clock_hz),
                      "QEMU icount: exact instruction counts")
@@ -126,7 +126,7 @@ class RenodeDevice(Device):
         return None if shutil.which("renode") else "renode is not on PATH"
 
     def _launch(self, stack):
-        from tinyq.target.launch import run_renode
+        from tinyq.device.launch import run_renode
 
         if self.board.emulator.renode is None:
             raise ToolchainError(f"board {self.board.id} has no Renode platform", hint="use --emulator qemu")
@@ -156,9 +156,9 @@ class SerialDevice(Device):
     firmware_target = "board"
 
     def _launch(self, stack):
-        from tinyq.target import ports
-        from tinyq.target.launch import run_board
-        from tinyq.target.upload import uploader_for
+        from tinyq.device import ports
+        from tinyq.device.launch import run_board
+        from tinyq.device.upload import uploader_for
 
         port = self.options.get("port")
         if self.options.get("upload", True):

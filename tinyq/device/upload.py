@@ -1,7 +1,7 @@
 """Uploaders: one strategy per way firmware reaches a board, picked by the board file's ``upload.method``.
 
 A board that needs another uploader (a UF2 copy onto a mass-storage volume, picotool, OpenOCD) is one
-more class here and one more name in :data:`UPLOADERS`; :class:`~tinyq.target.devices.SerialDevice`
+more class here and one more name in :data:`UPLOADERS`; :class:`~tinyq.device.devices.SerialDevice`
 never changes. Each strategy takes the subprocess runner and the port finder as parameters, so a test
 drives it with fakes and checks the commands it would run.
 """
@@ -29,7 +29,7 @@ class Uploader(ABC):
     method: ClassVar[str]
 
     def __init__(self, board: Board, run: Callable = subprocess.run, ports=None):
-        from tinyq.target import ports as ports_module
+        from tinyq.device import ports as ports_module
 
         self.board = board
         self.run = run

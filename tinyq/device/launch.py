@@ -2,7 +2,7 @@
 
 QEMU (the board's ``mps2-an386`` twin, deterministic ``-icount``), Renode (when installed)
 and a flashed board's console. Every runner is a context manager that always stops what it
-started. Putting firmware on a board is :mod:`tinyq.target.upload`'s job.
+started. Putting firmware on a board is :mod:`tinyq.device.upload`'s job.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from typing import Iterator, Sequence
 from tinyq.boards import Board
 from tinyq.errors import DeviceTimeoutError, EmulatorExitedError, TinyqError, ToolchainError, TransportError
 from tinyq.infra.proc import spawn, stop
-from tinyq.target.transport import Transport
+from tinyq.device.transport import Transport
 
 #: -icount shift: one instruction is 2**shift ns of virtual time. 0 keeps SysTick
 #: (25 MHz) at exactly 40 instructions a tick, the same every run.

@@ -11,7 +11,7 @@ import time
 
 from tinyq.errors import DeviceTimeoutError, TransportError
 
-_HANDLERS = "tinyq.target.serial_handlers"
+_HANDLERS = "tinyq.device.serial_handlers"
 
 
 class Transport:
