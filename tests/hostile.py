@@ -112,3 +112,22 @@ def hostile(buf: bytes, kind: str, pick: int, value, where: int = 0) -> bytes | 
         return pack(m)
     except Exception:  # noqa: BLE001 - struct.error and the like: the value does not fit the field's type
         return None
+
+
+def with_opcode(buf: bytes, builtin: int, custom: str | None = None, op: int = 0) -> bytes:
+    """The model with op ``op`` re-coded as builtin ``builtin`` (32: CUSTOM, named ``custom``): a file whose
+    graph uses an op tinyq has no kernel for, everything else as converted."""
+    def fn(m, sg):
+        code = m.operatorCodes[sg.operators[op].opcodeIndex]
+        code.builtinCode = code.deprecatedBuiltinCode = builtin
+        code.customCode = custom
+    return edit(buf, fn)
+
+
+def with_input_type(buf: bytes, tensor_type: int) -> bytes:
+    """The model with its input tensor's type changed (7: INT16), zero point 0 as TFLite's int16 needs."""
+    def fn(m, sg):
+        t = input_tensor(sg)
+        t.type = tensor_type
+        t.quantization.zeroPoint = np.zeros_like(t.quantization.zeroPoint)
+    return edit(buf, fn)

@@ -147,6 +147,14 @@ def _hostile(p: Path, name: str, **edit) -> str:
     return name
 
 
+def _recoded(p: Path, name: str, fn) -> str:
+    """The project's .tflite passed through one of tests/hostile.py's edits."""
+    import hostile
+
+    (p / name).write_bytes(fn(hostile, (p / "model.tflite").read_bytes()))
+    return name
+
+
 def _board_1gb_flash(p: Path) -> str:
     shutil.copy(Path(__file__).parent / "data" / "boards_invalid" / "flash_over_ram.toml", p / "flash_over_ram.toml")
     return "flash_over_ram.toml"
@@ -227,6 +235,10 @@ CORPUS = {
     "build --qat --seed 4294967296": (B + ["model.keras", *BOARD, *CALIB, "--qat", "--seed", str(2**32), "--train", "test.npz", "-o", "out"], 2, "--seed 4294967296: the seed must be between 0 and 4,294,967,295"),
     "build --prune 0.5 --seed -1": (B + ["model.keras", *BOARD, *CALIB, "--prune", "0.5", "--seed", "-1", "--train", "test.npz", "-o", "out"], 2, "--seed -1"),
     "inspect --plot into a folder that does not exist": (["inspect", "model.tflite", "--plot", "newdir/"], 2, "newdir/: the folder newdir does not exist"),
+    # refusals name the real blocker (#28): the ops first, a custom op with where it comes from, int16 as int16
+    "build a Vela (Ethos-U) model": (lambda p: B + [_recoded(p, "vela.tflite", lambda h, b: h.with_opcode(b, 32, "ethos-u")), *BOARD, "-o", "out"], 2, "CUSTOM:ethos-u (an Ethos-U NPU command stream"),
+    "build a model with a fused LSTM": (lambda p: B + [_recoded(p, "lstm.tflite", lambda h, b: h.with_opcode(b, 44)), *BOARD, "-o", "out"], 2, "cannot run: UNIDIRECTIONAL_SEQUENCE_LSTM"),
+    "build a model with int16 input": (lambda p: B + [_recoded(p, "i16.tflite", lambda h, b: h.with_input_type(b, 7)), *BOARD, "-o", "out"], 2, "int16 input/output"),
 }
 
 
@@ -250,7 +262,7 @@ def test_bad_input_is_one_line_and_changes_nothing(case, project, capfd):
 
 def test_corpus_size():
     # The README quotes this figure ("What tinyq guarantees").
-    assert len(CORPUS) >= 63
+    assert len(CORPUS) >= 66
 
 
 def _as_unprivileged(fn) -> int:

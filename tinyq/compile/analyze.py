@@ -168,7 +168,7 @@ def _op_level(graph: Graph, op: Operator, supported: frozenset[str]) -> list[Iss
         issues.append(Issue(op.index, op.opcode, tensor.name if tensor is not None else None, problem, fix))
 
     if op.opcode not in supported:
-        bad(None, f"op {op.opcode} is not supported by tinyq's int8 runtime",
+        bad(None, f"op {describe_op(op.opcode)} is not supported by tinyq's int8 runtime",
             f"replace the layer (supported: {', '.join(sorted(supported))})")
         return issues
     lo, hi = _ARITY.get(op.opcode, (1, 1))
@@ -235,6 +235,7 @@ def _op_level(graph: Graph, op: Operator, supported: frozenset[str]) -> list[Iss
 TFLITE_KINDS = {
     "int8": "a full-int8 model (int8 weights, activations, input and output)",
     "int8-float-io": "an int8 model with float input/output (QUANTIZE/DEQUANTIZE at its ends)",
+    "int16": "a model with int16 input/output or activations (16-bit audio front ends, int16x8 quantization)",
     "float": "a float model (float32 weights and activations)",
     "float16": "a float16 model (float16 weights)",
     "hybrid": "a dynamic-range (hybrid) model: int8 weights, float activations",
@@ -243,23 +244,54 @@ TFLITE_KINDS = {
 
 
 def tflite_kind(graph: Graph) -> str:
-    """Classify a .tflite: one of :data:`TFLITE_KINDS`' keys."""
+    """Classify a .tflite: one of :data:`TFLITE_KINDS`' keys, from the types its tensors have (never guessed
+    from what it lacks: a model whose weights live inside a custom op's data has no int8 weights to see)."""
     t = graph.tensors
     consts = [x for x in t if x.is_constant and x.dtype not in ("INT32", "INT64")]
     if any(x.dtype == "FLOAT16" for x in consts):
         return "float16"
-    int8_weights = any(x.dtype == "INT8" for x in consts)
     io = {x.dtype for x in graph.input_tensors + graph.output_tensors}
-    if not int8_weights:
-        return "float"
+    float_consts = any(x.dtype == "FLOAT32" for x in consts)
     dequantized = {o.inputs[0] for o in graph.operators if o.opcode == "DEQUANTIZE" and o.inputs and t[o.inputs[0]].is_constant}
     if dequantized:
         return "weight-only"
-    float_activations = any(x.dtype == "FLOAT32" and not x.is_constant for x in t
-                            if x.index not in graph.inputs and x.index not in graph.outputs)
+    inner = [x for x in t if not x.is_constant and x.index not in graph.inputs and x.index not in graph.outputs]
+    float_activations = any(x.dtype == "FLOAT32" for x in inner)
+    if float_consts and not any(x.dtype == "INT8" for x in consts):
+        return "float"
     if float_activations:
-        return "hybrid"
-    return "int8" if io == {"INT8"} else "int8-float-io"
+        return "hybrid" if any(x.dtype == "INT8" for x in consts) else "float"
+    if "INT16" in io or any(x.dtype == "INT16" for x in inner):
+        return "int16"
+    if io <= {"INT8"}:
+        return "int8"
+    return "int8-float-io" if "FLOAT32" in io else "int16"
+
+
+#: Where a custom op comes from (by its name's start), for the line that refuses it.
+CUSTOM_ORIGINS = (
+    ("ethos-u", "an Ethos-U NPU command stream: the file was compiled by Vela for an Arm Ethos-U NPU; give tinyq "
+                "the .tflite from before Vela"),
+    ("Signal", "TFLM's signal library (an audio front end): compute the features on the host side of the model"),
+    ("TFLite_Detection_PostProcess", "TFLite's SSD detection post-processing"),
+    ("Flex", "a TensorFlow op (Select TF ops), which no microcontroller runtime runs"),
+)
+
+
+def describe_op(opcode: str) -> str:
+    """An opcode as a refusal names it: a custom op with where it comes from."""
+    if not opcode.startswith("CUSTOM:"):
+        return opcode
+    name = opcode.split(":", 1)[1]
+    origin = next((what for prefix, what in CUSTOM_ORIGINS if name.startswith(prefix)), "a custom op")
+    return f"{opcode} ({origin})"
+
+
+def unsupported_ops(graph: Graph) -> list[str]:
+    """Every op of ``graph`` tinyq's runtime has no kernel for, each once, described (:func:`describe_op`)."""
+    from tinyq.compile.ops import SUPPORTED_OPS
+
+    return list(dict.fromkeys(describe_op(op.opcode) for op in graph.operators if op.opcode not in SUPPORTED_OPS))
 
 
 def check_tensor_sizes(graph: Graph, ram_bytes: int, board: str) -> None:

@@ -660,7 +660,7 @@ def from_int8_tflite(inputs: LoadedInputs, verify_inputs: int = 8, seed: int = 0
     weight-only files are refused: a .tflite cannot be re-calibrated. With ``board``, a tensor larger
     than its RAM is refused before any input is made.
     """
-    from tinyq.compile.analyze import TFLITE_KINDS, check_tensor_sizes, tflite_kind
+    from tinyq.compile.analyze import TFLITE_KINDS, check_tensor_sizes, tflite_kind, unsupported_ops
     from tinyq.errors import UnsupportedModelError
     from tinyq.graph import parse_tflite
 
@@ -673,6 +673,15 @@ def from_int8_tflite(inputs: LoadedInputs, verify_inputs: int = 8, seed: int = 0
     if board is not None:
         check_tensor_sizes(graph, board.memory.ram_bytes, board.id)
     kind = tflite_kind(graph)
+    # The ops first: what blocks a model is what it runs, not a guess at its kind from its tensors' types.
+    # (DEQUANTIZE is no blocker of its own: it is how float16, weight-only and float-I/O files are made, and
+    # their kind is the message.)
+    missing = [op for op in unsupported_ops(graph) if op != "DEQUANTIZE"]
+    if missing:
+        also = f"; it is also {TFLITE_KINDS[kind]}" if kind != "int8" else ""
+        raise UnsupportedModelError(f"{path}: uses ops tinyq's int8 runtime cannot run: {', '.join(missing[:6])}"
+                                    f"{f' (+{len(missing) - 6} more)' if len(missing) > 6 else ''}{also}",
+                                    hint="`tinyq inspect` lists every op and what tinyq runs; replace those layers")
     if kind != "int8":
         fix = ("re-export it with int8 input and output (converter.inference_input_type = tf.int8 and "
                "inference_output_type = tf.int8), or give tinyq the Keras model with --calib"
