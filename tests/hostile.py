@@ -131,3 +131,13 @@ def with_input_type(buf: bytes, tensor_type: int) -> bytes:
         t.type = tensor_type
         t.quantization.zeroPoint = np.zeros_like(t.quantization.zeroPoint)
     return edit(buf, fn)
+
+
+def with_softmax_input_scale(buf: bytes, scale: float) -> bytes:
+    """The model with the scale of its SOFTMAX's input set to ``scale`` (an untrained model's tiny logits)."""
+    def fn(m, sg):
+        for op in sg.operators:
+            if m.operatorCodes[op.opcodeIndex].builtinCode == 25:  # SOFTMAX
+                q = sg.tensors[op.inputs[0]].quantization
+                q.scale = np.array([scale], np.float32)
+    return edit(buf, fn)

@@ -82,7 +82,13 @@ def softmax_params(beta: float, input_scale: float) -> tuple[int, int, int]:
     real = min(beta * input_scale * (1 << (31 - integer_bits)), float((1 << 31) - 1))
     mult, left_shift = quantize_multiplier(real)
     if left_shift < 0:
-        raise ValueError("softmax input scale too small")
+        # TFLM's CalculateInputRadius shifts by a negative amount here (undefined; it aborts on some models):
+        # a limit of int8 softmax, not a damaged file.
+        raise UnsupportedModelError(
+            f"SOFTMAX's input scale {input_scale:.3g} is too small for an int8 softmax (TFLM's kernel cannot scale "
+            f"it either): the values before it span only {255 * input_scale:.3g}",
+            hint="an untrained model (random weights) gives its softmax tiny inputs: train it, or calibrate with "
+                 "data that reach its real outputs")
     max_rescaled = 1.0 * ((1 << integer_bits) - 1) * (1 << (31 - integer_bits)) / (1 << left_shift)
     diff_min = -int(math.floor(max_rescaled))
     return mult, left_shift, diff_min
