@@ -13,7 +13,6 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from conftest import DIGITS
 from tinyq.boards import get_board
 from tinyq.cli import cli
 from tinyq.compile.emit.firmware import emit_firmware

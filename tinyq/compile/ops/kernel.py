@@ -16,7 +16,7 @@ regenerates them and fails on any difference (``python -m tinyq.compile.ops.gen`
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Callable
 
 #: (size, alignment) of the C types parameter structs use, on the Cortex-M4 (AAPCS: 32-bit pointers).
