@@ -164,3 +164,19 @@ def test_one_mac_count_for_a_model():
         comment = int(re.search(r"ops, (\d+) MACs", files["tq_model.c"]).group(1))
         assert inspected == analyze(g).macs == plan.model_macs == header == comment, path.name
         assert plan.macs <= plan.model_macs  # what runs, less the constant channels that left
+
+
+def test_build_says_what_it_wrote_and_what_each_file_is_for(tmp_path):
+    """#29 item 4: the closing summary lists every output of the build folder that exists, each with its use."""
+    from pathlib import Path
+
+    out = tmp_path / "b"
+    r = CliRunner().invoke(cli, ["build", str(Path(__file__).parent / "data" / "tiny_int8.tflite"), "--board",
+                                 "nano33", "-o", str(out)])
+    assert r.exit_code == 0, r.output
+    listed = r.stdout.split(f"wrote in {out}:\n", 1)[1].splitlines()
+    names = [l.split()[0] for l in listed]
+    assert names == ["qemu/firmware.elf", "board/firmware.elf", "arduino/tinyq_tiny_int8.zip", "tflm/",
+                     "model_int8.tflite", "build.json", "memory.png", "verify.npz"]
+    assert all((out / n.rstrip("/")).exists() for n in names)
+    assert "Add .ZIP Library" in listed[2]

@@ -170,18 +170,59 @@ def boards(as_json: bool, ports: bool) -> None:
 
 
 def _progress(enabled: bool):
-    """A stage-by-stage progress line on stderr (tqdm), or nothing."""
+    """Stage by stage on a terminal (stderr): the running stage on a progress line, and each finished one as a
+    line with its time; nothing under --json or when stderr is not a terminal."""
     if not enabled:
         return lambda s: None, lambda: None
+    import time
+
     from tqdm import tqdm
 
     bar = tqdm(total=None, bar_format="{desc} [{elapsed}]", file=sys.stderr, leave=False)
+    current = {"desc": None, "t0": 0.0}
+
+    def finish() -> None:
+        if current["desc"] is not None:
+            bar.write(f"  {current['desc']:<58} {time.monotonic() - current['t0']:6.1f} s", file=sys.stderr)
 
     def step(desc: str) -> None:
+        if current["desc"] is not None and desc.startswith(current["desc"] + ": "):
+            bar.set_description_str(f"tinyq: {desc}")  # "STAGE: detail": a long stage's own progress (epochs)
+            bar.update(0)
+            return
+        finish()
+        current["desc"], current["t0"] = desc, time.monotonic()
         bar.set_description_str(f"tinyq: {desc}")
         bar.update(0)
 
-    return step, bar.close
+    def close() -> None:
+        finish()
+        bar.close()
+
+    return step, close
+
+
+def _echo_outputs(out: Path, r) -> None:
+    """What the build wrote, and what each is for."""
+    from tinyq.report.builddir import BuildDir
+
+    rows = [(f.elf, f"firmware for {'the QEMU twin: tinyq flash --emulator qemu' if t == 'qemu' else 'the board: tinyq flash'}"
+             + (f" (also {Path(f.hex).name}, {Path(f.bin).name}; sources and platformio.ini in {Path(f.elf).parent}/src)"
+                if t != "qemu" else "")) for t, f in r.firmware.items()]
+    if r.arduino_library:
+        rows.append((r.arduino_library, "Arduino library: Sketch > Include Library > Add .ZIP Library, then its example"))
+    if (out / BuildDir.TFLM_PROJECT).is_dir():
+        rows.append((BuildDir.TFLM_PROJECT + "/", "the same model as a TensorFlow Lite Micro PlatformIO project"))
+    rows += [(BuildDir.INT8_MODEL, "the int8 model (tinyq inspect)"),
+             (BuildDir.MANIFEST, "this report, for scripts (also --json)"),
+             (BuildDir.MEMORY_PLOT, "the arena over the ops"),
+             (BuildDir.VERIFY, "the inputs the device runs and the outputs it must give")]
+    if r.finetune:
+        rows.append((BuildDir.FINETUNED_MODEL, "the fine-tuned Keras model (tf-keras HDF5)"))
+    click.echo(f"  wrote in {out}:")
+    for name, what in rows:
+        if (out / name.rstrip("/")).exists():
+            click.echo(f"    {name:<30} {what}")
 
 
 def _warn(lines) -> None:
@@ -345,7 +386,7 @@ def quantize(model, calib, output, mode, eval_path, report, max_samples, signatu
     step("quantizing (TensorFlow)")
     try:
         q = isolate.call("tinyq.model.quantize:quantize", inputs, mode, signature=signature, finetune=ft,
-                         on_progress=step)
+                         on_progress=lambda line: step(f"quantizing (TensorFlow): {line}"))
     finally:
         done()
     write_file_atomic(output, q.tflite)
@@ -534,6 +575,7 @@ def build(model, board_id, calib, eval_path, out_dir, mode, max_samples, signatu
         click.echo(f"  firmware [{t}]: flash {f.flash_bytes:,} / {f.flash_limit:,} B, "
                    f"static RAM {f.static_ram_bytes:,} B + stack {f.stack_bytes:,} B / {f.ram_limit:,} B")
     click.echo(f"  generated C matches TFLM bit for bit on the host ({r.host_bit_exact_inputs} inputs)")
+    _echo_outputs(res.out_dir, r)
 
 
 @cli.command()

@@ -71,6 +71,7 @@ def compile_model(model: Path, board_id: str, calib: Path | None, out_dir: Path,
             f"mode '{mode}' does not run on a microcontroller: tinyq's runtime is full int8",
             hint="use --mode int8 (the other modes are for `tinyq quantize` host comparisons)")
     out_dir = check_build_dir(out_dir, inputs=[model, calib, eval_path, train_path])
+    progress("reading the model and the data")
     inputs = load.load_inputs(model, calib, eval_path, max_calib, train_path)
     if finetune is not None and inputs.model.format == "tflite":
         raise UnsupportedModelError(f"{model}: an int8 .tflite cannot be fine-tuned",
@@ -85,7 +86,7 @@ def compile_model(model: Path, board_id: str, calib: Path | None, out_dir: Path,
     else:
         progress("quantizing (TensorFlow)")
         q = isolate.call("tinyq.model.quantize:quantize", inputs, mode, signature=signature, finetune=finetune,
-                         on_progress=progress)
+                         on_progress=lambda line: progress(f"quantizing (TensorFlow): {line}"))
         graph = parse_tflite(q.tflite, "quantized model")
         analyze.check_tensor_sizes(graph, board.memory.ram_bytes, board.id)
         # Verification inputs: real samples, quantized as the device receives them.
