@@ -108,8 +108,6 @@ def _stdout_closed() -> bool:
 def _quiet_pipe_end() -> None:
     """Exit 0 without a word, after pointing stdout at /dev/null so the interpreter's own last flush cannot
     raise again (the way Python's documentation of SIGPIPE says to)."""
-    import os
-
     devnull = os.open(os.devnull, os.O_WRONLY)
     os.dup2(devnull, sys.stdout.fileno())
     sys.exit(0)
@@ -383,10 +381,11 @@ def quantize(model, calib, output, mode, eval_path, report, max_samples, signatu
         raise InputFileError(f"{model}: already a .tflite; quantize takes a Keras model or SavedModel",
                              hint=f"build it directly: tinyq build {model} --board nano33")
     step, done = _progress(not as_json and sys.stderr.isatty())
-    step("quantizing (TensorFlow)")
+    stage = "quantizing (TensorFlow)"
+    step(stage)
     try:
         q = isolate.call("tinyq.model.quantize:quantize", inputs, mode, signature=signature, finetune=ft,
-                         on_progress=lambda line: step(f"quantizing (TensorFlow): {line}"))
+                         on_progress=lambda line: step(f"{stage}: {line}"))
     finally:
         done()
     write_file_atomic(output, q.tflite)

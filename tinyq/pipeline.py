@@ -84,9 +84,10 @@ def compile_model(model: Path, board_id: str, calib: Path | None, out_dir: Path,
         q, x_int8 = quantize.from_int8_tflite(inputs, verify_inputs, board=board)
         graph = parse_tflite(q.tflite, str(model))
     else:
-        progress("quantizing (TensorFlow)")
+        stage = "quantizing (TensorFlow)"
+        progress(stage)
         q = isolate.call("tinyq.model.quantize:quantize", inputs, mode, signature=signature, finetune=finetune,
-                         on_progress=lambda line: progress(f"quantizing (TensorFlow): {line}"))
+                         on_progress=lambda line: progress(f"{stage}: {line}"))  # "STAGE: detail", on one line
         graph = parse_tflite(q.tflite, "quantized model")
         analyze.check_tensor_sizes(graph, board.memory.ram_bytes, board.id)
         # Verification inputs: real samples, quantized as the device receives them.
@@ -134,8 +135,9 @@ def compile_model(model: Path, board_id: str, calib: Path | None, out_dir: Path,
         if tflm_arena is not None:
             # The same model as a TensorFlow Lite Micro project, for users who have TFLM.
             for name, text in emit_tflm(graph, q.tflite, board, tflm_arena.total, Path(model).name).items():
-                (out.file(BuildDir.TFLM_PROJECT) / name).parent.mkdir(parents=True, exist_ok=True)
-                (out.file(BuildDir.TFLM_PROJECT) / name).write_text(text)
+                path = out.file(BuildDir.TFLM_PROJECT) / name
+                path.parent.mkdir(parents=True, exist_ok=True)
+                path.write_text(text)
         if q.keras_model:
             out.file(BuildDir.FINETUNED_MODEL).write_bytes(q.keras_model)
         progress("drawing the memory plan")

@@ -67,7 +67,7 @@ def path_too_long(path: Path) -> str | None:
         name_max, path_max = os.pathconf(path.anchor or "/", "PC_NAME_MAX"), os.pathconf(path.anchor or "/", "PC_PATH_MAX")
     except (OSError, ValueError):
         name_max, path_max = 255, 4096
-    long = [len(os.fsencode(p)) for p in path.parts if len(os.fsencode(p)) > name_max]
+    long = [n for n in (len(os.fsencode(p)) for p in path.parts) if n > name_max]
     if long:
         return f"a name of {long[0]:,} bytes; the file system takes {name_max}"
     if len(os.fsencode(str(path))) >= path_max:
@@ -144,12 +144,14 @@ def _check_removable(folder: Path, given: Path) -> None:
     """A build folder about to be replaced must be removable whole, or the old one would be left behind
     half-deleted: every folder in it writable by us, or ours to make writable (its owner is us)."""
     uid = os.geteuid()
-    for dirpath, dirnames, _ in os.walk(folder):
-        for d in [dirpath, *(os.path.join(dirpath, n) for n in dirnames)]:
-            if not os.path.islink(d) and not os.access(d, os.W_OK | os.X_OK) and os.stat(d).st_uid != uid:
-                raise OutputPathError(f"{given}: holds {os.path.relpath(d, folder)}, a folder that is not yours and "
-                                      "not writable: the old build could not be replaced whole",
-                                      hint="give a new folder for the build, or remove the old one first")
+    # Each folder once: the top, then every folder as its parent lists it (os.walk cannot enter one we may
+    # not read, so it is judged from its parent's listing, never from its own).
+    folders = [str(folder), *(os.path.join(top, n) for top, names, _ in os.walk(folder) for n in names)]
+    for d in folders:
+        if not os.path.islink(d) and not os.access(d, os.W_OK | os.X_OK) and os.stat(d).st_uid != uid:
+            raise OutputPathError(f"{given}: holds {os.path.relpath(d, folder)}, a folder that is not yours and "
+                                  "not writable: the old build could not be replaced whole",
+                                  hint="give a new folder for the build, or remove the old one first")
 
 
 def check_output_file(path: Path, inputs: Iterable[Path] = (), what: str = "output") -> Path:

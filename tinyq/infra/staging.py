@@ -61,7 +61,7 @@ def staged_dir(out_dir: Path) -> Iterator[Path]:
 
 
 def remove_tree(path: Path) -> None:
-    """Remove a folder of tinyq's making (a scratch folder, a build being replaced) whole.
+    """Remove a build folder being replaced, whole.
 
     A read-only folder inside it (a user's ``chmod -R a-w`` on an old build) is made writable and the
     removal tried again: ``rmtree(..., ignore_errors=True)`` alone left such a build behind as a hidden

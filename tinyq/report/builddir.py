@@ -74,7 +74,6 @@ class BuildReport:
         """The report as build.json holds it."""
         d = dataclasses.asdict(self)
         d["tflm_arena_measured_on"] = TFLM_ARENA_SOURCE
-        d["warnings"], d["layers"], d["bands"] = list(self.warnings), list(d["layers"]), list(d["bands"])
         if self.finetune is None:
             del d["finetune"]
         return d
