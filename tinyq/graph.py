@@ -69,8 +69,12 @@ class Tensor:
         return int(np.prod(self.shape, dtype=np.int64)) if self.shape else 1
 
     @property
+    def numpy_dtype(self) -> np.dtype:
+        return np.dtype(_NUMPY_DTYPES.get(self.dtype, np.uint8))
+
+    @property
     def nbytes(self) -> int:
-        return self.size * np.dtype(_NUMPY_DTYPES.get(self.dtype, np.uint8)).itemsize
+        return self.size * self.numpy_dtype.itemsize
 
 
 @dataclass(frozen=True)
@@ -104,6 +108,52 @@ class Graph:
     @property
     def output_tensors(self) -> tuple[Tensor, ...]:
         return tuple(self.tensors[i] for i in self.outputs)
+
+    # The device's input and output buffers. tq_model_run takes one input buffer and fills one output
+    # buffer: the model's input (output) tensors one after the other, in the model's order, each in its own
+    # type (int8, or float32 for a model with float ends), with no padding. The generated C, the host runner,
+    # the reference and the protocol all agree on this layout through these functions.
+
+    @property
+    def single_int8_io(self) -> bool:
+        """One int8 input and one int8 output: the buffers are those tensors themselves, in their shapes."""
+        return (len(self.inputs) == len(self.outputs) == 1 and self.input_tensors[0].dtype == "INT8"
+                and self.output_tensors[0].dtype == "INT8")
+
+    def io_slots(self, side: str) -> tuple[tuple[Tensor, int], ...]:
+        """(tensor, byte offset in the buffer) of each tensor of ``side`` ("input" or "output")."""
+        out, off = [], 0
+        for t in (self.input_tensors if side == "input" else self.output_tensors):
+            out.append((t, off))
+            off += t.nbytes
+        return tuple(out)
+
+    @property
+    def input_bytes(self) -> int:
+        return sum(t.nbytes for t in self.input_tensors)
+
+    @property
+    def output_bytes(self) -> int:
+        return sum(t.nbytes for t in self.output_tensors)
+
+    def pack_inputs(self, arrays) -> np.ndarray:
+        """Samples of each input (a list, one (N, *shape) array per input in the model's order) as the
+        device's input buffers: (N, input_bytes) int8."""
+        if len(arrays) != len(self.inputs):
+            raise ValueError(f"{len(arrays)} input arrays for {len(self.inputs)} inputs")
+        n = len(arrays[0])
+        parts = [np.ascontiguousarray(a, dtype=t.numpy_dtype).reshape(n, -1).view(np.int8)
+                 for a, t in zip(arrays, self.input_tensors)]
+        return np.concatenate(parts, axis=1) if len(parts) > 1 else parts[0]
+
+    def unpack(self, side: str, packed: np.ndarray) -> list[np.ndarray]:
+        """The device's buffers of ``side`` ((N, bytes) int8, or anything with those bytes per sample) as
+        one (N, *shape) array per tensor, in its own type."""
+        flat = np.ascontiguousarray(packed).reshape(len(packed), -1).view(np.int8)
+        def sample_shape(t: Tensor) -> tuple[int, ...]:  # the shape without its batch of 1
+            return t.shape[1:] if len(t.shape) > 1 and t.shape[0] == 1 else t.shape
+        return [flat[:, off:off + t.nbytes].copy().view(t.numpy_dtype).reshape(len(packed), *sample_shape(t))
+                for t, off in self.io_slots(side)]
 
 
 def _snake(name: str) -> str:

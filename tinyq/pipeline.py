@@ -176,7 +176,8 @@ def compile_model(model: Path, board_id: str, calib: Path | None, out_dir: Path,
 
 def run_on_host(tflite: bytes, inputs: np.ndarray, plan=None, **options) -> np.ndarray:
     """The generated C of ``tflite`` run on the host for each of ``inputs`` (N, *input shape, int8): the outputs,
-    (N, *output shape). ``plan`` is a memory plan of the model to emit (else one made with ``options``, the
+    (N, *output shape); for a model with several inputs or outputs or float ends, the device's buffers
+    ((N, input bytes) in, (N, output bytes) int8 out: :meth:`tinyq.graph.Graph.pack_inputs`, ``unpack``). ``plan`` is a memory plan of the model to emit (else one made with ``options``, the
     fields of :class:`~tinyq.compile.plan.PlanOptions`)."""
     from tinyq.compile.emit.model import emit_model
     from tinyq.compile.hostrun import run_generated
@@ -185,7 +186,8 @@ def run_on_host(tflite: bytes, inputs: np.ndarray, plan=None, **options) -> np.n
 
     g = parse_tflite(tflite, "model")
     plan = plan if plan is not None else plan_model(g, PlanOptions(**options))
-    return run_generated(emit_model(plan, tflite), inputs, g.output_tensors[0].shape)
+    return run_generated(emit_model(plan, tflite), inputs,
+                         g.output_tensors[0].shape if g.single_int8_io else (g.output_bytes,))
 
 
 def run_model_on(tflite: bytes, device: str, inputs: np.ndarray, workdir: Path, board: str = "nano33",
@@ -283,13 +285,13 @@ def _eval_inputs(build_dir: Path, eval_path: Path) -> tuple[np.ndarray, np.ndarr
     """The evaluation samples (float, and as the device's int8 inputs) and their labels, checked against the model."""
     from tinyq.model import load
     from tinyq.graph import load_tflite
-    from tinyq.model.quantize import quantize_input
+    from tinyq.model.quantize import device_input
 
     g = load_tflite(BuildDir(build_dir).file(BuildDir.INT8_MODEL))
     data = load.load_dataset(eval_path, what="evaluation")
     x = load.check_shape(data, g.input_tensors[0].shape[1:], "evaluation")
     load.check_labels(data, x, g.output_tensors[0].size)
-    return x, quantize_input(x, g.input_tensors[0], data.stored_dtype == "int8"), data.y
+    return x, device_input(x, g.input_tensors[0], data.stored_dtype == "int8"), data.y
 
 
 def _validation(build_dir: Path, x: np.ndarray, x_int8: np.ndarray, device_out: np.ndarray, labels) -> dict:
@@ -297,8 +299,14 @@ def _validation(build_dir: Path, x: np.ndarray, x_int8: np.ndarray, device_out: 
     from tinyq.report.measure import validate
     from tinyq.model.reference import TflmReference, run_reference
 
+    from tinyq.graph import parse_tflite
+
     bd = BuildDir(build_dir)
-    host = run_reference(bd.file(BuildDir.INT8_MODEL).read_bytes(), x_int8)
+    tflite = bd.file(BuildDir.INT8_MODEL).read_bytes()
+    host = run_reference(tflite, x_int8)
+    g = parse_tflite(tflite, "int8 model")
+    if not g.single_int8_io:  # top-1 is read from the first output, in its own type (float at a float end)
+        device_out, host = g.unpack("output", device_out)[0], g.unpack("output", host)[0]
     float_out = None
     float_path = bd.file(BuildDir.FLOAT_MODEL)
     if float_path.is_file():

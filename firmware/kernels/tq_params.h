@@ -252,6 +252,13 @@ typedef struct {
     int32_t channels;            /* >= 1 (even with gather2) */
 } tq_dw_plane_t;
 
+/* QUANTIZE float -> int8 and DEQUANTIZE int8 -> float: the int8 side's scale and zero point. */
+typedef struct {
+    uint32_t size;
+    int32_t zero_point;
+    float scale;                 /* the int8 tensor's scale (float32, as the model stores it) */
+} tq_float_end_params_t;
+
 /* LEAKY_RELU: out = zp_out + M(x - zp_in), M the identity's multiplier for x >= zp_in, alpha's below. */
 typedef struct {
     uint32_t size;
@@ -399,6 +406,16 @@ void tq_logistic_s8(const tq_sigmoid_params_t *p, const int8_t *in, int8_t *out)
 void tq_tanh_s8(const tq_sigmoid_params_t *p, const int8_t *in, int8_t *out);
 
 void tq_copy_s8(uint32_t size, const int8_t *in, int8_t *out);
+
+/* QUANTIZE float32 -> int8 (TFLM's AffineQuantize).
+ *
+ * tq_float_ends.c */
+void tq_quantize_f32_s8(const tq_float_end_params_t *p, const float *in, int8_t *out);
+
+/* DEQUANTIZE int8 -> float32 (TFLM's Dequantize).
+ *
+ * tq_float_ends.c */
+void tq_dequantize_s8_f32(const tq_float_end_params_t *p, const int8_t *in, float *out);
 
 /* LEAKY_RELU, int8 (out may be in).
  *

@@ -142,13 +142,14 @@ def _model_level(graph: Graph) -> list[Issue]:
     if graph.num_subgraphs > 1:
         issues.append(Issue(None, None, None, f"{graph.num_subgraphs} subgraphs (control flow)",
                             "remove tf.cond / tf.while_loop from the model"))
-    if len(graph.inputs) != 1 or len(graph.outputs) != 1:
+    if not graph.inputs or not graph.outputs:
         issues.append(Issue(None, None, None, f"{len(graph.inputs)} inputs and {len(graph.outputs)} outputs",
-                            "tinyq runs models with one input and one output"))
+                            "convert the model again: a model needs an input and an output"))
     float_weights = any(x.is_constant and x.dtype in ("FLOAT32", "FLOAT16") for x in graph.tensors)
     int8_weights = any(x.is_constant and x.dtype == "INT8" for x in graph.tensors)
+    ends = float_ends(graph)
     for x in graph.input_tensors + graph.output_tensors:
-        if x.dtype != "INT8":
+        if x.dtype != "INT8" and x.index not in ends:
             kind = ("a hybrid model (int8 weights, float activations)" if int8_weights and x.dtype == "FLOAT32"
                     else "a float16 model" if any(t.dtype == "FLOAT16" for t in graph.tensors)
                     else f"{x.dtype} model input/output")
@@ -158,6 +159,24 @@ def _model_level(graph: Graph) -> list[Issue]:
         issues.append(Issue(None, None, None, "a float model (float weights)",
                             "quantize with `tinyq quantize --mode int8` and a calibration set"))
     return issues
+
+
+def float_ends(graph: Graph) -> set[int]:
+    """The float32 model inputs that only QUANTIZE ops read and the float32 model outputs a DEQUANTIZE writes:
+    the float ends of an int8 model (TensorFlow's default without inference_input_type), which the device
+    takes and gives as they are, converting them as TFLM's QUANTIZE and DEQUANTIZE do."""
+    readers: dict[int, set[str]] = {}
+    writer: dict[int, Operator] = {}
+    for op in graph.operators:
+        for i in op.inputs:
+            readers.setdefault(i, set()).add(op.opcode)
+        for o in op.outputs:
+            writer[o] = op
+    t = graph.tensors
+    ins = {i for i in graph.inputs if t[i].dtype == "FLOAT32" and readers.get(i) == {"QUANTIZE"}}
+    outs = {o for o in graph.outputs if t[o].dtype == "FLOAT32" and o in writer and writer[o].opcode == "DEQUANTIZE"
+            and t[writer[o].inputs[0]].dtype == "INT8" and not t[writer[o].inputs[0]].is_constant}
+    return ins | outs
 
 
 def _op_level(graph: Graph, op: Operator, supported: frozenset[str]) -> list[Issue]:
@@ -184,6 +203,9 @@ def _op_level(graph: Graph, op: Operator, supported: frozenset[str]) -> list[Iss
         if op.opcode in ("RESHAPE", "PAD", "MEAN") and i in op.inputs[1:]:
             continue  # the shape / paddings / axes operand (constant int32)
         want = "INT32" if (op.opcode in _WEIGHTED and len(op.inputs) > 2 and i == op.inputs[2]) else "INT8"
+        if (op.opcode == "QUANTIZE" and i == op.inputs[0] or op.opcode == "DEQUANTIZE" and i == op.outputs[0]) \
+                and i in float_ends(graph):
+            want = "FLOAT32"  # a float end of the model
         if x.dtype != want:
             hybrid = x.dtype == "FLOAT32" and any(t[j].dtype == "INT8" for j in op.inputs if j >= 0 and t[j].is_constant)
             problem = ("hybrid op: int8 weights with float activations" if hybrid else

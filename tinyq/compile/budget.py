@@ -47,7 +47,7 @@ def estimate(plan: MemoryPlan, board: Board) -> Budget:
     """Estimate flash and RAM for ``plan`` on ``board``."""
     g = plan.graph
     params = 64 * len(plan.calls)  # the call's parameter struct; its arrays are in weight_bytes
-    io = g.input_tensors[0].nbytes + g.output_tensors[0].nbytes
+    io = g.input_bytes + g.output_bytes  # the device's input and output buffers
     usb = board.console.usb is not None
     code = CODE_BYTES + (USB_CODE_BYTES if usb else 0)
     # The per-op tick table of `profile` grows with the op count.

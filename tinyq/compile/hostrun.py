@@ -58,8 +58,9 @@ def compile_host(files: dict[str, str], workdir: Path, cc: str = "gcc") -> Path:
 
 
 def run_host(exe: Path, inputs: np.ndarray, output_shape: tuple[int, ...]) -> np.ndarray:
-    """Run int8 ``inputs`` (N, ...) through the host build; return (N, *output_shape) int8."""
-    data = np.ascontiguousarray(inputs, dtype=np.int8).tobytes()
+    """Run ``inputs`` (N, ...: the device's input buffers, tinyq.graph.Graph.pack_inputs) through the host
+    build; return its output buffers as int8, (N, *output_shape)."""
+    data = np.ascontiguousarray(inputs).tobytes()
     try:
         proc = subprocess.run([str(exe), str(len(inputs))], input=data, capture_output=True, timeout=HOST_TIMEOUT_S)
     except subprocess.TimeoutExpired as e:

@@ -682,32 +682,57 @@ def from_int8_tflite(inputs: LoadedInputs, verify_inputs: int = 8, seed: int = 0
         raise UnsupportedModelError(f"{path}: uses ops tinyq's int8 runtime cannot run: {', '.join(missing[:6])}"
                                     f"{f' (+{len(missing) - 6} more)' if len(missing) > 6 else ''}{also}",
                                     hint="`tinyq inspect` lists every op and what tinyq runs; replace those layers")
-    if kind != "int8":
-        fix = ("re-export it with int8 input and output (converter.inference_input_type = tf.int8 and "
-               "inference_output_type = tf.int8), or give tinyq the Keras model with --calib"
-               if kind == "int8-float-io" else
-               "a .tflite cannot be re-calibrated: give tinyq the Keras model or SavedModel it came from, "
-               "with --calib, and it quantizes it to full int8")
-        raise UnsupportedModelError(f"{path}: {TFLITE_KINDS[kind]}; tinyq deploys full-int8 models only", hint=fix)
-    if len(graph.inputs) != 1 or len(graph.outputs) != 1:
-        raise UnsupportedModelError(f"{path}: {len(graph.inputs)} inputs and {len(graph.outputs)} outputs",
-                                    hint="tinyq runs models with one input and one output")
+    if kind not in ("int8", "int8-float-io"):
+        raise UnsupportedModelError(f"{path}: {TFLITE_KINDS[kind]}; tinyq deploys full-int8 models only",
+                                    hint="a .tflite cannot be re-calibrated: give tinyq the Keras model or SavedModel "
+                                         "it came from, with --calib, and it quantizes it to full int8")
     inp = graph.input_tensors[0]
     shape = tuple(int(d) for d in inp.shape[1:])
     warnings: list[str] = []
+    if len(graph.inputs) > 1 and (inputs.calib is not None or inputs.eval is not None):
+        raise UnsupportedModelError(f"{path}: --calib/--eval data for a model with {len(graph.inputs)} inputs",
+                                    hint="leave them out: the build verifies the model on seeded random inputs")
     if inputs.calib is not None:
-        x = quantize_input(check_shape(inputs.calib, shape, "calibration"), inp, inputs.calib.stored_dtype == "int8",
-                           inputs.calib.source, warnings)
+        x = device_input(check_shape(inputs.calib, shape, "calibration"), inp, inputs.calib.stored_dtype == "int8",
+                         inputs.calib.source, warnings)
     else:
-        x = np.random.default_rng(seed).integers(-128, 128, size=(verify_inputs, *shape), dtype=np.int8)
+        x = random_inputs(graph, verify_inputs, seed)
     report = None
     if inputs.eval is not None:
-        ex = quantize_input(check_shape(inputs.eval, shape, "evaluation"), inp, inputs.eval.stored_dtype == "int8")
+        ex = device_input(check_shape(inputs.eval, shape, "evaluation"), inp, inputs.eval.stored_dtype == "int8")
         check_labels(inputs.eval, ex, graph.output_tensors[0].size)
         report = _int8_report(data, ex[:eval_samples], inputs.eval.y)
     q = QuantizedModel(data, b"", "int8", (1, *shape), report, "int8 .tflite (used as it is)",
                        (*(inputs.calib.warnings if inputs.calib else ()), *warnings))
     return q, x[:verify_inputs]
+
+
+def random_inputs(graph, n: int, seed: int = 0) -> np.ndarray:
+    """``n`` seeded inputs to verify a model on, as the device's input buffers (Graph.pack_inputs): every
+    int8 value equally likely; a float input end gets those values as the QUANTIZE that reads it maps them
+    back to float (so the model sees its whole range)."""
+    from tinyq.compile.analyze import float_ends
+
+    rng = np.random.default_rng(seed)
+    ends = float_ends(graph)
+    arrays = []
+    for t in graph.input_tensors:
+        shape = tuple(int(d) for d in t.shape[1:])
+        q = rng.integers(-128, 128, size=(n, *shape), dtype=np.int8)
+        if t.index in ends:
+            qt = next(graph.tensors[op.outputs[0]] for op in graph.operators if t.index in op.inputs)
+            q = (np.float32(qt.quant.scale[0]) * (q.astype(np.int32) - qt.quant.zero_point[0])).astype(np.float32)
+        arrays.append(q)
+    return graph.pack_inputs(arrays)
+
+
+def device_input(x: np.ndarray, tensor, already_int8: bool = False, source: str = "the data",
+                 warnings: list[str] | None = None) -> np.ndarray:
+    """Samples as the device takes them for input ``tensor``: float32 as they are for a float input end,
+    else quantized (:func:`quantize_input`)."""
+    if tensor.dtype == "FLOAT32":
+        return x.astype(np.float32)
+    return quantize_input(x, tensor, already_int8, source, warnings)
 
 
 def quantize_input(x: np.ndarray, tensor, already_int8: bool = False, source: str = "the data",

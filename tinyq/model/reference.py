@@ -14,6 +14,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from tinyq.graph import parse_tflite
+
 # Generous: the interpreter only needs what it uses, and it reports that figure.
 _DEFAULT_ARENA = 8 * 1024 * 1024
 
@@ -64,6 +66,33 @@ class TflmReference:
         self.arena = _parse_arena(log["text"])
         self.input_details = self._it.get_input_details(0)
         self.output_details = self._it.get_output_details(0)
+        graph = parse_tflite(bytes(tflite), "model")
+        self.single_int8_io = graph.single_int8_io
+        self._inputs = [self._it.get_input_details(i) for i in range(len(graph.inputs))]
+        self._n_outputs = len(graph.outputs)
+        self._out_shape = tuple(graph.output_tensors[0].shape)
+
+    def run_packed(self, x: np.ndarray) -> np.ndarray:
+        """Run one sample given as the device's input buffer (every input's bytes, in order:
+        tinyq.graph.Graph.pack_inputs); return the device's output buffer, int8 bytes."""
+        raw = np.ascontiguousarray(x).reshape(-1).view(np.int8)
+        off = 0
+        for i, d in enumerate(self._inputs):
+            n = int(np.prod(d["shape"])) * np.dtype(d["dtype"]).itemsize
+            self._it.set_input(raw[off:off + n].copy().view(d["dtype"]).reshape(tuple(int(s) for s in d["shape"])), i)
+            off += n
+        if off != raw.size:
+            raise ValueError(f"{raw.size} input bytes for a model that takes {off}")
+        self._it.invoke()
+        return np.concatenate([np.ascontiguousarray(self._it.get_output(i)).reshape(-1).view(np.int8)
+                               for i in range(self._n_outputs)])
+
+    def run_all(self, inputs: np.ndarray) -> np.ndarray:
+        """Every sample of ``inputs``: for a model with one int8 input and one int8 output (N, *input shape) in,
+        (N, *output shape) out; for any other, the device's buffers, (N, input bytes) in, (N, output bytes) out."""
+        if self.single_int8_io:
+            return np.stack([self.run(x) for x in inputs])
+        return np.stack([self.run_packed(x) for x in inputs])
 
     def run(self, x: np.ndarray) -> np.ndarray:
         """Run one input (already quantized, model's input shape); return output 0."""
@@ -104,7 +133,7 @@ def reference_outputs(tflite: bytes, inputs: np.ndarray) -> tuple[np.ndarray, Tf
     note("running the model on TFLM (the host reference)")
     try:
         ref = TflmReference(tflite)
-        return np.stack([ref.run(x) for x in inputs]), ref.arena
+        return ref.run_all(inputs), ref.arena
     except RuntimeError as e:  # TFLM's own refusal (allocation, a kernel's Prepare): said as such
         raise UnsupportedModelError(f"TFLM, the host reference every build is checked against, refuses the model "
                                     f"({e})", hint="tinyq cannot verify a model TFLM cannot run; `tinyq inspect` "
@@ -112,6 +141,5 @@ def reference_outputs(tflite: bytes, inputs: np.ndarray) -> tuple[np.ndarray, Tf
 
 
 def run_reference(tflite: bytes, inputs: np.ndarray) -> np.ndarray:
-    """Run every input of ``inputs`` (N, *input_shape) through TFLM; return (N, *output_shape)."""
-    ref = TflmReference(tflite)
-    return np.stack([ref.run(x) for x in inputs])
+    """Run every input of ``inputs`` through TFLM (see :meth:`TflmReference.run_all`)."""
+    return TflmReference(tflite).run_all(inputs)

@@ -13,7 +13,7 @@ from tinyq.graph import Graph
 from tinyq.compile.plan import MemoryPlan
 from tinyq.resources import TEMPLATES_DIR
 
-_CTYPES = {"INT8": "int8_t", "INT32": "int32_t", "INT16": "int16_t", "UINT8": "uint8_t"}
+_CTYPES = {"INT8": "int8_t", "INT32": "int32_t", "INT16": "int16_t", "UINT8": "uint8_t", "FLOAT32": "float"}
 
 
 def c_comment(text: str) -> str:
@@ -159,18 +159,19 @@ def emit_model(plan: MemoryPlan, tflite: bytes, source: str = "model.tflite") ->
                             "fields": _resolve(call.params2[1], prefix, scratch)})
         ops.append({"index": index, "name": step.name, "arrays": arrays, "structs": structs, "tables": [],
                     "call": f"{call.function}({', '.join(lead + args)})"})
-    x, y = graph.input_tensors[0], graph.output_tensors[0]
+    def slots(side: str) -> list[dict]:
+        return [{"name": t.name, "bytes": t.nbytes, "offset": off, "arena": plan.offsets[t.index],
+                 "shape": list(t.shape), "type": t.numpy_dtype.name,
+                 "scale": f"{t.quant.scale[0]:.9g}" if t.quant else "", "zp": t.quant.zero_point[0] if t.quant else 0}
+                for t, off in graph.io_slots(side)]
     buffers = [{"offset": b.offset, "size": b.size, "first": b.first, "last": b.last,
                 "names": ", ".join(f"t{t}" for t in b.tensors)} for b in plan.buffers]
     ctx = {
         "version": __version__, "source": source, "model_id": model_id,
-        "input_bytes": x.nbytes, "output_bytes": y.nbytes,
-        "input_shape": list(x.shape), "output_shape": list(y.shape),
-        "input_scale": f"{x.quant.scale[0]:.9g}", "input_zp": x.quant.zero_point[0],
-        "output_scale": f"{y.quant.scale[0]:.9g}", "output_zp": y.quant.zero_point[0],
+        "input_bytes": graph.input_bytes, "output_bytes": graph.output_bytes, "single_int8_io": graph.single_int8_io,
+        "inputs": slots("input"), "outputs": slots("output"),
         "arena_bytes": max(plan.arena_bytes, 4), "weight_bytes": plan.weight_bytes,
         "macs": plan.model_macs, "ops": ops, "weights": weights, "buffers": buffers,
-        "input_offset": plan.offsets[x.index], "output_offset": plan.offsets[y.index],
     }
     env = environment()
     return {name: env.get_template(f"model/{name}.j2").render(**ctx)

@@ -21,7 +21,7 @@ from typing import Callable
 
 #: (size, alignment) of the C types parameter structs use, on the Cortex-M4 (AAPCS: 32-bit pointers).
 _SCALARS = {"int8_t": (1, 1), "uint8_t": (1, 1), "int16_t": (2, 2), "uint16_t": (2, 2),
-            "int32_t": (4, 4), "uint32_t": (4, 4)}
+            "int32_t": (4, 4), "uint32_t": (4, 4), "float": (4, 4)}
 _POINTER = (4, 4)
 
 

@@ -553,7 +553,7 @@ def lower_mul(graph: Graph, op: Operator) -> KernelCall:
     )
 
 
-@lowering("RELU", "QUANTIZE")
+@lowering("RELU")
 def lower_requant(graph: Graph, op: Operator) -> KernelCall:
     """RELU (TFLM's ReluQuantized) and int8 -> int8 QUANTIZE (Requantize): out = zp + M (x - zp_in)."""
     (x,), y = _io(graph, op)
