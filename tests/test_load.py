@@ -184,9 +184,15 @@ def test_labels_that_are_not_class_ids_are_refused(tmp_path, labels, message):
 def test_npz_keys(tmp_path):
     np.savez(tmp_path / "one.npz", samples=np.ones((3, 4), np.float32))
     assert load_dataset(tmp_path / "one.npz").x.shape == (3, 4)  # a single array, whatever its name
+    # Several arrays without x: one per input of a model with several (by input name); a model with one refuses them.
     np.savez(tmp_path / "two.npz", images=np.ones((3, 4)), labels=np.arange(3))
+    two = load_dataset(tmp_path / "two.npz")
+    assert [n for n, _ in two.named] == ["images", "labels"]
+    assert [a.shape for a in two.for_inputs([("labels", ()), ("images", (4,))])] == [(3,), (3, 4)]
     with pytest.raises(CalibrationError, match="no array named 'x' among images, labels"):
-        load_dataset(tmp_path / "two.npz")
+        check_shape(two, (4,))
+    with pytest.raises(CalibrationError, match="has no array for meta"):
+        two.for_inputs([("images", (4,)), ("meta", (2,))])
 
 
 def test_labels_must_name_the_models_classes():

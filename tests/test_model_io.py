@@ -137,3 +137,38 @@ def test_several_ios_and_float_ends_in_qemu(name, int8_io, tmp_path):
     tflite = model_tflite(name, int8_io)
     m, plan, _ = run_model_on(tflite, "qemu", random_inputs(parse_tflite(tflite), 3, seed=2), tmp_path)
     assert m.outputs_match, f"inputs {m.mismatched_inputs} differ from TFLM"
+
+
+def test_two_input_keras_model_builds_from_an_npz_keyed_by_input_name(tmp_path):
+    """`tinyq build` of a Keras model with two inputs of different shapes: calibration from an .npz keyed by the
+    Inputs' names (stored in another order than the model's); the device runs the model bit-exact in QEMU; an
+    .npz without one of the names is refused naming what is missing."""
+    import json
+
+    import keras
+    from click.testing import CliRunner
+
+    from tinyq.cli import cli
+
+    keras.utils.set_random_seed(6)
+    a, b = keras.Input((20,), name="imu"), keras.Input((3,), name="meta")
+    h = keras.layers.Concatenate()([keras.layers.Dense(8, activation="relu")(a), keras.layers.Dense(4)(b)])
+    keras.Model([a, b], [keras.layers.Dense(3, activation="softmax")(h), keras.layers.Dense(1)(h)]).save(
+        tmp_path / "m.keras")
+    rng = np.random.default_rng(0)
+    np.savez(tmp_path / "calib.npz", meta=rng.normal(size=(60, 3)), imu=rng.normal(size=(60, 20)))
+    np.savez(tmp_path / "half.npz", imu=rng.normal(size=(60, 20)), other=rng.normal(size=(60, 3)))
+    r = CliRunner().invoke(cli, ["build", str(tmp_path / "m.keras"), "--board", "nano33", "--calib",
+                                 str(tmp_path / "half.npz"), "-o", str(tmp_path / "bad")])
+    assert r.exit_code != 0 and "no array for meta" in r.output and "imu=..., meta=..." in r.output, r.output
+    assert not (tmp_path / "bad").exists()
+    r = CliRunner().invoke(cli, ["build", str(tmp_path / "m.keras"), "--board", "nano33", "--calib",
+                                 str(tmp_path / "calib.npz"), "-o", str(tmp_path / "out"), "--json"])
+    assert r.exit_code == 0, r.output
+    g = parse_tflite((tmp_path / "out" / "model_int8.tflite").read_bytes())
+    assert [g.input_name(i) for i in g.inputs] == ["imu", "meta"] and len(g.outputs) == 2
+    x = np.load(tmp_path / "out" / "verify.npz")["inputs"]
+    assert x.shape == (8, 23)  # each sample: imu's 20 bytes, then meta's 3
+    r = CliRunner().invoke(cli, ["flash", "--build", str(tmp_path / "out"), "--emulator", "qemu", "--json"])
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.output)["outputs_match"] is True

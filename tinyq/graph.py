@@ -97,6 +97,12 @@ class Graph:
     outputs: tuple[int, ...]
     num_subgraphs: int = 1
     description: str = ""
+    #: The name each model input has in the model's signature (a Keras Input's name), by tensor index.
+    signature_names: dict[int, str] = field(default_factory=dict)
+
+    def input_name(self, index: int) -> str:
+        """What users call input tensor ``index``: its signature name (the Keras Input's), else its tensor name."""
+        return self.signature_names.get(index, self.tensors[index].name)
 
     def tensor(self, index: int) -> Tensor:
         return self.tensors[index]
@@ -262,6 +268,11 @@ def parse_tflite(buf: bytes, source: str = "<bytes>") -> Graph:
             outs = tuple(int(x) for x in op.OutputsAsNumpy()) if op.OutputsLength() else ()
             ops.append(Operator(i, name, int(oc.Version()), ins, outs, _read_options(op)))
 
+        names = {}
+        if model.SignatureDefsLength() > 0:
+            sd = model.SignatureDefs(0)
+            for k in range(sd.InputsLength()):
+                names[int(sd.Inputs(k).TensorIndex())] = sd.Inputs(k).Name().decode("utf-8", "replace")
         desc = model.Description().decode("utf-8", "replace") if model.Description() else ""
         graph_inputs = tuple(int(x) for x in sg.InputsAsNumpy()) if sg.InputsLength() else ()
         graph_outputs = tuple(int(x) for x in sg.OutputsAsNumpy()) if sg.OutputsLength() else ()
@@ -273,6 +284,7 @@ def parse_tflite(buf: bytes, source: str = "<bytes>") -> Graph:
             outputs=graph_outputs,
             num_subgraphs=model.SubgraphsLength(),
             description=desc,
+            signature_names=names,
         )
     except (InputFileError, UnsupportedModelError):
         raise

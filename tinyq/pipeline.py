@@ -90,11 +90,10 @@ def compile_model(model: Path, board_id: str, calib: Path | None, out_dir: Path,
                          on_progress=lambda line: progress(f"{stage}: {line}"))  # "STAGE: detail", on one line
         graph = parse_tflite(q.tflite, "quantized model")
         analyze.check_tensor_sizes(graph, board.memory.ram_bytes, board.id)
-        # Verification inputs: real samples, quantized as the device receives them.
+        # Verification inputs: real samples, quantized as the device receives them; always scaled: the Keras
+        # model takes these samples as float, whatever they were stored as.
         data = inputs.eval if inputs.eval is not None else inputs.calib
-        samples = load.check_shape(data, q.input_shape[1:])[:verify_inputs]
-        # Always scaled: the Keras model takes these samples as float, whatever they were stored as.
-        x_int8 = quantize.quantize_input(samples, graph.input_tensors[0])
+        x_int8 = quantize.device_inputs(graph, dataclasses.replace(data, stored_dtype="float32"), verify_inputs)
     progress("checking ops and memory")
     analysis = analyze.analyze(graph)
     mem = plan_for_board(graph, board, PlanOptions(favour=favour, weights=weights))
@@ -285,21 +284,20 @@ def _eval_inputs(build_dir: Path, eval_path: Path) -> tuple[np.ndarray, np.ndarr
     """The evaluation samples (float, and as the device's int8 inputs) and their labels, checked against the model."""
     from tinyq.model import load
     from tinyq.graph import load_tflite
-    from tinyq.model.quantize import device_input
+    from tinyq.model.quantize import device_inputs
 
     g = load_tflite(BuildDir(build_dir).file(BuildDir.INT8_MODEL))
     data = load.load_dataset(eval_path, what="evaluation")
-    x = load.check_shape(data, g.input_tensors[0].shape[1:], "evaluation")
+    x = device_inputs(g, data, None, "evaluation")
     load.check_labels(data, x, g.output_tensors[0].size)
-    return x, device_input(x, g.input_tensors[0], data.stored_dtype == "int8"), data.y
+    return data.x, x, data.y
 
 
 def _validation(build_dir: Path, x: np.ndarray, x_int8: np.ndarray, device_out: np.ndarray, labels) -> dict:
     """Device outputs on the evaluation set against TFLM on the int8 model and (if kept) the float model."""
-    from tinyq.report.measure import validate
-    from tinyq.model.reference import TflmReference, run_reference
-
     from tinyq.graph import parse_tflite
+    from tinyq.model.reference import TflmReference, run_reference
+    from tinyq.report.measure import validate
 
     bd = BuildDir(build_dir)
     tflite = bd.file(BuildDir.INT8_MODEL).read_bytes()
@@ -309,7 +307,7 @@ def _validation(build_dir: Path, x: np.ndarray, x_int8: np.ndarray, device_out: 
         device_out, host = g.unpack("output", device_out)[0], g.unpack("output", host)[0]
     float_out = None
     float_path = bd.file(BuildDir.FLOAT_MODEL)
-    if float_path.is_file():
+    if float_path.is_file() and len(g.inputs) == 1:  # the float model's first output, against the labels
         ref = TflmReference(float_path.read_bytes())
         float_out = np.stack([ref.run(s) for s in x.astype(np.float32)])
     return validate(device_out, host, labels, float_out)

@@ -38,6 +38,33 @@ class Dataset:
     warnings: tuple[str, ...] = field(default=())
     #: The dtype the samples were stored in (int8 samples are already quantized model inputs).
     stored_dtype: str = "float32"
+    #: For a model with several inputs: the samples of each, by input name (an .npz keyed by input name;
+    #: ``x`` is then the first of them).
+    named: tuple[tuple[str, np.ndarray], ...] = ()
+
+    def for_inputs(self, inputs: list[tuple[str, tuple[int, ...]]], what: str = "calibration") -> list[np.ndarray]:
+        """The samples of each of ``inputs`` ((name, shape without the batch), in the model's order), each
+        checked against its shape: a model with one input takes ``x``, one with several the named arrays."""
+        if len(inputs) == 1:
+            return [check_shape(self, inputs[0][1], what)]
+        listing = ", ".join(f"{n} {tuple(s)}" for n, s in inputs)
+        have = dict(self.named)
+        missing = [n for n, _ in inputs if n not in have]
+        if missing:
+            raise CalibrationError(
+                f"{self.source}: the model has {len(inputs)} inputs ({listing}); the {what} data "
+                + (f"has no array for {', '.join(missing)}" if have else "is one array"),
+                hint="give an .npz with one array per input, keyed by input name: "
+                     f"np.savez(path, {', '.join(f'{n}=...' for n, _ in inputs)}, y=labels)")
+        out = []
+        for name, shape in inputs:
+            part = Dataset(have[name], self.y, f"{self.source}[{name}]")
+            out.append(check_shape(part, shape, what))
+        if len({len(a) for a in out}) > 1:
+            raise CalibrationError(f"{self.source}: the inputs' arrays hold different numbers of samples "
+                                   f"({', '.join(f'{n}: {len(a)}' for (n, _), a in zip(inputs, out))})",
+                                   hint="give every input the same samples, in the same order")
+        return out
 
     def __len__(self) -> int:
         return len(self.x)
@@ -160,6 +187,7 @@ def load_dataset(path: Path, max_samples: int | None = None, what: str = "calibr
     if not path.exists():
         raise InputFileError(f"{path}: no such {what} file")
     y = None
+    named: tuple[tuple[str, np.ndarray], ...] = ()
     try:
         if path.is_dir():
             x = _load_images(path)
@@ -174,34 +202,48 @@ def load_dataset(path: Path, max_samples: int | None = None, what: str = "calibr
                     y = z["y"] if "y" in z.files else None
                 elif len(z.files) == 1:
                     x = z[z.files[0]]
-                else:
-                    raise CalibrationError(f"{path}: no array named 'x' among {', '.join(z.files)}",
-                                           hint="save the samples as x (and labels as y): np.savez(path, x=..., y=...)")
+                else:  # one array per input of a model with several, keyed by input name (and labels y)
+                    named = tuple((k, z[k]) for k in z.files if k != "y")
+                    x = named[0][1]
+                    y = z["y"] if "y" in z.files else None
         else:
             raise InputFileError(f"{path}: {what} data must be .npy, .npz or a folder of images")
     except (ValueError, OSError, EOFError) as e:
         raise InputFileError(f"{path}: not a readable NumPy file ({e})") from e
+    if named:  # each input's array checked as a dataset of its own
+        parts = [(name, _checked(path, arr, None, max_samples, what, f" '{name}'")[0]) for name, arr in named]
+        x, y = _checked(path, parts[0][1], y, None, what, "")
+        return Dataset(x, y, str(path), _few(len(x), what), str(named[0][1].dtype), tuple(parts))
+    stored = str(x.dtype)
+    x, y = _checked(path, x, y, max_samples, what, "")
+    return Dataset(x, y, str(path), _few(len(x), what), stored)
+
+
+def _few(n: int, what: str) -> tuple[str, ...]:
+    if what == "calibration" and n < MIN_CALIB_SAMPLES:
+        return (f"only {n} calibration samples; int8 ranges may be poor (use {MIN_CALIB_SAMPLES}+)",)
+    return ()
+
+
+def _checked(path: Path, x: np.ndarray, y, max_samples: int | None, what: str, name: str) -> tuple[np.ndarray, np.ndarray | None]:
+    """Samples as float32 (and labels as class ids), refused where they are not numbers, empty or not finite."""
     if x.dtype == object or not np.issubdtype(x.dtype, np.number):
-        raise CalibrationError(f"{path}: {what} data has dtype {x.dtype}, not numbers")
+        raise CalibrationError(f"{path}: {what} data{name} has dtype {x.dtype}, not numbers")
     if x.ndim == 0 or len(x) == 0:
-        raise CalibrationError(f"{path}: the {what} set is empty", hint="give at least a few hundred representative samples")
+        raise CalibrationError(f"{path}: the {what} set{name} is empty", hint="give at least a few hundred representative samples")
     if y is not None:
         y = _labels(y, path, len(x))
-    stored = str(x.dtype)
     x = x.astype(np.float32, copy=False)
     bad = ~np.isfinite(x)
     if bad.any():
         first = int(np.argwhere(bad.reshape(len(x), -1).any(axis=1))[0][0])
         raise CalibrationError(
-            f"{path}: {int(bad.sum())} NaN/inf values in the {what} data (first in sample {first})",
+            f"{path}: {int(bad.sum())} NaN/inf values in the {what} data{name} (first in sample {first})",
             hint="clean or drop those samples",
         )
     if max_samples is not None:
         x, y = x[:max_samples], (y[:max_samples] if y is not None else None)
-    warnings = ()
-    if what == "calibration" and len(x) < MIN_CALIB_SAMPLES:
-        warnings = (f"only {len(x)} calibration samples; int8 ranges may be poor (use {MIN_CALIB_SAMPLES}+)",)
-    return Dataset(x, y, str(path), warnings, stored)
+    return x, y
 
 
 def check_labels(data: Dataset, x: np.ndarray, classes: int) -> None:
@@ -221,6 +263,10 @@ def check_shape(data: Dataset, input_shape: tuple[int, ...], what: str = "calibr
 
     ``input_shape`` excludes the batch dimension. A missing trailing channel of 1 is added.
     """
+    if len(data.named) > 1:
+        raise CalibrationError(f"{data.source}: no array named 'x' among {', '.join(n for n, _ in data.named)}, "
+                               f"and the model has one input (arrays by input name are for a model with several)",
+                               hint="save the samples as x (and labels as y): np.savez(path, x=..., y=...)")
     x = data.x
     want = tuple(input_shape)
     if x.shape[1:] == want:

@@ -102,6 +102,12 @@ class _Source:
     layers: tuple[tuple[str, str], ...] = ()   # (class name, layer name), first to last
     first_layer: Any = None             # the first computing layer (for the input-range checks)
     model: Any = None                   # the Keras model object (None for a SavedModel signature)
+    #: Every input's (name, shape without the batch), in the model's order; ``shape`` is the first one's.
+    inputs: tuple[tuple[str, tuple[int, ...]], ...] = ()
+
+    def calibration(self, data: Dataset, what: str = "calibration") -> list[np.ndarray]:
+        """``data``'s samples for each input (:meth:`Dataset.for_inputs`)."""
+        return data.for_inputs(list(self.inputs) or [("x", self.shape)], what)
 
 
 def _cause(e: BaseException) -> str:
@@ -122,27 +128,29 @@ def _keras_source(model, kmod, loader: str) -> _Source:
     """A Keras 3 or tf-keras model, converted behind a batch-1 Input of the same Keras."""
     tf = _tf()
     inputs = getattr(model, "inputs", None)
-    if inputs is None or len(inputs) != 1:
-        raise QuantizationError(
-            f"tinyq runs models with exactly one input; this one has {len(inputs) if inputs else 'no defined'} input(s)",
-            hint="wrap the model so it takes one tensor (or call it once on data so its input is defined)")
-    if len(getattr(model, "outputs", None) or [None]) != 1:
-        raise QuantizationError(f"tinyq runs models with exactly one output; this one has {len(model.outputs)}",
-                                hint="wrap the model so it returns one tensor")
-    shape = tuple(inputs[0].shape)[1:]
-    if any(s is None for s in shape):
-        raise QuantizationError(f"the model's input shape {shape} has free dimensions",
-                                hint="give the Input layer a fixed shape")
-    shape = tuple(int(s) for s in shape)
+    if not inputs:
+        raise QuantizationError("the model has no defined input",
+                                hint="build it with keras.Input (or call it once on data so its input is defined)")
+    # Several inputs and outputs (a two-headed model) are fine: the device takes and gives them one after the other.
+    specs = []
+    for k, t in enumerate(inputs):
+        shape = tuple(t.shape)[1:]
+        name = str(getattr(t, "name", "") or f"input_{k}").split(":")[0]
+        if any(s is None for s in shape):
+            raise QuantizationError(f"the model's input {name} has free dimensions {shape}",
+                                    hint="give the Input layer a fixed shape")
+        specs.append((name, tuple(int(s) for s in shape)))
 
     def make():
-        # A free batch makes the converter emit SHAPE/PACK ops a microcontroller does not need.
-        inp = kmod.Input(shape, batch_size=1, dtype="float32")
-        return tf.lite.TFLiteConverter.from_keras_model(kmod.Model(inp, model(inp, training=False)))
+        # A free batch makes the converter emit SHAPE/PACK ops a microcontroller does not need. The inputs keep
+        # their names: they are the converted model's signature names, which calibration data are keyed by.
+        ins = [kmod.Input(s, batch_size=1, dtype="float32", name=n) for n, s in specs]
+        out = model(ins if len(ins) > 1 else ins[0], training=False)
+        return tf.lite.TFLiteConverter.from_keras_model(kmod.Model(ins if len(ins) > 1 else ins[0], out))
 
     layers = [l for l in _flat_layers(model) if type(l).__name__ != "InputLayer"]
-    return _Source(loader, shape, make, tuple((type(l).__name__, l.name) for l in layers),
-                   layers[0] if layers else None, model)
+    return _Source(loader, specs[0][1], make, tuple((type(l).__name__, l.name) for l in layers),
+                   layers[0] if layers else None, model, tuple(specs) if len(specs) > 1 else ())
 
 
 def _signature_source(path: Path, signature: str | None) -> _Source:
@@ -287,9 +295,12 @@ def _convert(src: _Source, calib: np.ndarray | None, mode: str) -> bytes:
     if mode != "float":
         conv.optimizations = [tf.lite.Optimize.DEFAULT]
     if mode in ("int8", "int16x8"):
-        def rep():
-            for x in calib:
-                yield [x[None].astype(np.float32)]
+        def rep():  # calib: one array of samples per input; several inputs are fed by signature name
+            for k in range(len(calib[0])):
+                if src.inputs:
+                    yield {name: a[k][None].astype(np.float32) for (name, _), a in zip(src.inputs, calib)}
+                else:
+                    yield [calib[0][k][None].astype(np.float32)]
 
         conv.representative_dataset = rep
     if mode == "int8":
@@ -324,9 +335,14 @@ def quantize_keras(model, calib: np.ndarray, mode: str = "int8", max_samples: in
     if mode not in MODES:
         raise QuantizationError(f"unknown mode '{mode}'", hint=f"choose one of {', '.join(MODES)}")
     src = _load_source(model)
-    x = check_shape(Dataset(np.asarray(calib, np.float32), source="calibration data"), src.shape)
+    if isinstance(calib, dict):  # several inputs: samples by input name
+        named = tuple((k, np.asarray(v, np.float32)) for k, v in calib.items())
+        data = Dataset(named[0][1], source="calibration data", named=named)
+    else:
+        data = Dataset(np.asarray(calib, np.float32), source="calibration data")
+    x = src.calibration(data)
     if max_samples:
-        x = x[:max_samples]
+        x = [a[:max_samples] for a in x]
     return _convert(src, x, mode)
 
 
@@ -520,11 +536,16 @@ def quantize(inputs: LoadedInputs, mode: str = "int8", eval_samples: int = 1000,
 
     note("loading the model")
     src = _load_source(inputs.model.path, signature)
-    calib = check_shape(inputs.calib, src.shape, "calibration")
+    calibs = src.calibration(inputs.calib)
+    calib = calibs[0]
     warnings = [*inputs.calib.warnings, *_range_warnings(src, calib)]
-    qbytes = _convert(src, calib, mode)
+    qbytes = _convert(src, calibs, mode)
     fbytes = _convert(src, None, "float")
     report = data = None
+    if src.inputs and (inputs.eval is not None or finetune is not None and finetune.active):
+        raise QuantizationError(f"--eval, --qat and --prune take models with one input; this one has {len(src.inputs)}",
+                                hint="leave them out: the build still checks the device against TFLM on the "
+                                     "calibration samples")
     if inputs.eval is not None:
         ex = check_shape(inputs.eval, src.shape, "evaluation")
         check_labels(inputs.eval, ex, _output_size(qbytes))
@@ -571,7 +592,7 @@ def _finetuned(src: _Source, inputs: LoadedInputs, calib: np.ndarray, ft: "FineT
         model, history["qat"] = optimize.qat(model, train, ft)
         # The float model the QAT int8 model quantizes: its SQNR reference and `flash --eval`'s float.
         ref_float = _convert(_keras_source(optimize.float_twin(model, base), tfk, src.loader), None, "float")
-    final = _convert(_keras_source(model, tfk, src.loader), calib, "int8")
+    final = _convert(_keras_source(model, tfk, src.loader), [calib], "int8")
     with tempfile.TemporaryDirectory(prefix="tinyq-keras-") as tmp:
         path = Path(tmp) / "model.h5"  # tf-keras's .keras format cannot reload tfmot's QAT layers; HDF5 can
         with _quiet():
@@ -686,22 +707,17 @@ def from_int8_tflite(inputs: LoadedInputs, verify_inputs: int = 8, seed: int = 0
         raise UnsupportedModelError(f"{path}: {TFLITE_KINDS[kind]}; tinyq deploys full-int8 models only",
                                     hint="a .tflite cannot be re-calibrated: give tinyq the Keras model or SavedModel "
                                          "it came from, with --calib, and it quantizes it to full int8")
-    inp = graph.input_tensors[0]
-    shape = tuple(int(d) for d in inp.shape[1:])
+    shape = tuple(int(d) for d in graph.input_tensors[0].shape[1:])
     warnings: list[str] = []
-    if len(graph.inputs) > 1 and (inputs.calib is not None or inputs.eval is not None):
-        raise UnsupportedModelError(f"{path}: --calib/--eval data for a model with {len(graph.inputs)} inputs",
-                                    hint="leave them out: the build verifies the model on seeded random inputs")
     if inputs.calib is not None:
-        x = device_input(check_shape(inputs.calib, shape, "calibration"), inp, inputs.calib.stored_dtype == "int8",
-                         inputs.calib.source, warnings)
+        x = device_inputs(graph, inputs.calib, verify_inputs, "calibration", warnings)
     else:
         x = random_inputs(graph, verify_inputs, seed)
     report = None
     if inputs.eval is not None:
-        ex = device_input(check_shape(inputs.eval, shape, "evaluation"), inp, inputs.eval.stored_dtype == "int8")
+        ex = device_inputs(graph, inputs.eval, eval_samples, "evaluation")
         check_labels(inputs.eval, ex, graph.output_tensors[0].size)
-        report = _int8_report(data, ex[:eval_samples], inputs.eval.y)
+        report = _int8_report(data, ex, inputs.eval.y)
     q = QuantizedModel(data, b"", "int8", (1, *shape), report, "int8 .tflite (used as it is)",
                        (*(inputs.calib.warnings if inputs.calib else ()), *warnings))
     return q, x[:verify_inputs]
@@ -724,6 +740,17 @@ def random_inputs(graph, n: int, seed: int = 0) -> np.ndarray:
             q = (np.float32(qt.quant.scale[0]) * (q.astype(np.int32) - qt.quant.zero_point[0])).astype(np.float32)
         arrays.append(q)
     return graph.pack_inputs(arrays)
+
+
+def device_inputs(graph, data: Dataset, n: int | None = None, what: str = "calibration",
+                  warnings: list[str] | None = None) -> np.ndarray:
+    """The first ``n`` samples of ``data`` as the device takes them: for a model with one int8 input and one
+    int8 output (N, *input shape) int8, else its input buffers (Graph.pack_inputs), the samples of each input
+    found by its signature name (an .npz keyed by input name)."""
+    specs = [(graph.input_name(t.index), tuple(int(d) for d in t.shape[1:])) for t in graph.input_tensors]
+    arrays = [device_input(a[:n], t, data.stored_dtype == "int8", data.source, warnings)
+              for a, t in zip(data.for_inputs(specs, what), graph.input_tensors)]
+    return arrays[0] if graph.single_int8_io else graph.pack_inputs(arrays)
 
 
 def device_input(x: np.ndarray, tensor, already_int8: bool = False, source: str = "the data",
