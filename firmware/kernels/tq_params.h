@@ -260,6 +260,12 @@ typedef struct {
     int32_t mult_alpha, shift_alpha; /* x < 0: input scale * alpha / output scale (alpha >= 0) */
 } tq_leaky_relu_params_t;
 
+/* A unary element-wise op as a table: out[i] = table[(uint8_t)in[i]] (tinyq.compile.ops.kernels.unary). */
+typedef struct {
+    uint32_t size;
+    const int8_t *table;         /* 256 outputs, indexed by the input byte as uint8_t */
+} tq_lut_params_t;
+
 /* ---- formulas (tinyq/compile/ops/scratch.py): the scratch each kernel reads through p->scratch, in bytes;
  * the host plans the same figures from the same definitions ---- */
 
@@ -404,6 +410,11 @@ void tq_copy_s8(uint32_t size, const int8_t *in, int8_t *out);
  *
  * tq_leaky_relu.c */
 void tq_leaky_relu_s8(const tq_leaky_relu_params_t *p, const int8_t *in, int8_t *out);
+
+/* A unary element-wise op by table lookup, a word (4 bytes) at a time (out may be in).
+ *
+ * tq_lut.c */
+void tq_lut_s8(const tq_lut_params_t *p, const int8_t *in, int8_t *out);
 
 /* The structs the assembly reads, laid out where tq_offsets.h says (32-bit pointers). */
 #if !defined(__cplusplus) && UINTPTR_MAX == 0xFFFFFFFFu
