@@ -145,7 +145,7 @@ def hard_swish_table(s_in: float, zp_in: int, s_out: float, zp_out: int) -> list
     out_m16 = _downscale_int16(out_m32)
     if out_exp > 0:  # TF_LITE_ENSURE(output_multiplier_exponent <= 0): TFLM's Prepare fails
         raise UnsupportedModelError(
-            f"HARD_SWISH's output scale {s_out:.3g} is below its input scale / 128 ({s_in:.3g} / 128): TFLM refuses "
+            f"HARD_SWISH's output scale {s_out:.3g} is not above its input scale / 128 ({s_in:.3g} / 128): TFLM refuses "
             "such a layer (its output multiplier would need a left shift)",
             hint="re-convert the model: TensorFlow's converter gives HARD_SWISH an output range like its input's")
     rel_m32, rel_exp = quantize_multiplier(float(hires / reluish_scale))
