@@ -267,6 +267,20 @@ typedef struct {
     int32_t mult_alpha, shift_alpha; /* x < 0: input scale * alpha / output scale (alpha >= 0) */
 } tq_leaky_relu_params_t;
 
+/* LOG_SOFTMAX: out = x - max - log(sum(exp(x - max))) in Q5.26, output scale 16/256, zero point 127. */
+typedef struct {
+    uint32_t rows, depth;
+    int32_t input_mult, input_left_shift; /* a difference to Q5.26 (beta 1) */
+    int32_t reverse_mult, reverse_shift; /* back from Q5.26 to input steps (shift <= 0) */
+    int32_t diff_min;            /* differences below this count as exp() = 0 */
+} tq_log_softmax_params_t;
+
+/* A unary element-wise op as a table: out[i] = table[(uint8_t)in[i]] (tinyq.compile.ops.kernels.unary). */
+typedef struct {
+    uint32_t size;
+    const int8_t *table;         /* 256 outputs, indexed by the input byte as uint8_t */
+} tq_lut_params_t;
+
 /* ---- formulas (tinyq/compile/ops/scratch.py): the scratch each kernel reads through p->scratch, in bytes;
  * the host plans the same figures from the same definitions ---- */
 
@@ -421,6 +435,16 @@ void tq_dequantize_s8_f32(const tq_float_end_params_t *p, const int8_t *in, floa
  *
  * tq_leaky_relu.c */
 void tq_leaky_relu_s8(const tq_leaky_relu_params_t *p, const int8_t *in, int8_t *out);
+
+/* LOG_SOFTMAX, int8, over the last axis (out may be in).
+ *
+ * tq_log_softmax.c */
+void tq_log_softmax_s8(const tq_log_softmax_params_t *p, const int8_t *in, int8_t *out);
+
+/* A unary element-wise op by table lookup, a word (4 bytes) at a time (out may be in).
+ *
+ * tq_lut.c */
+void tq_lut_s8(const tq_lut_params_t *p, const int8_t *in, int8_t *out);
 
 /* The structs the assembly reads, laid out where tq_offsets.h says (32-bit pointers). */
 #if !defined(__cplusplus) && UINTPTR_MAX == 0xFFFFFFFFu

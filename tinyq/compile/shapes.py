@@ -89,6 +89,8 @@ def expected_output(graph: Graph, op: Operator) -> tuple[int, ...] | int | None:
         return x.size
     if code in ("SOFTMAX", "RELU", "RELU6", "QUANTIZE", "LOGISTIC", "TANH", "LEAKY_RELU"):
         return tuple(x.shape)
+    if code in ("HARD_SWISH", "ELU", "EXP", "LOG", "SQRT", "RSQRT", "ABS", "GELU", "LOG_SOFTMAX"):  # tables, log-softmax
+        return tuple(x.shape)
     if code == "PAD":
         pads = np.asarray(ins[1].data).reshape(-1, 2) if ins[1].data is not None else None
         if pads is None or len(pads) != len(x.shape) or (pads < 0).any():
