@@ -21,7 +21,7 @@ import pytest
 from conftest import cached_tflite
 from tinyq.errors import UnsupportedModelError
 from tinyq.graph import parse_tflite
-from tinyq.model.reference import TflmReference
+from tinyq.model.reference import LiteReference, TflmReference, reference_for
 from tinyq.pipeline import run_on_host
 
 #: (op, Keras layer kind, calibration range low, high, shape)
@@ -97,25 +97,12 @@ def as_elu(tflite: bytes) -> bytes:
     return edit(tflite, fn)
 
 
-class TfliteRef:
-    """TFLite's reference kernels (BUILTIN_REF) on one int8 model, run as TflmReference runs it."""
-
-    def __init__(self, tflite: bytes):
-        import tensorflow as tf
-
-        self.it = tf.lite.Interpreter(model_content=tflite,
-                                      experimental_op_resolver_type=tf.lite.experimental.OpResolverType.BUILTIN_REF)
-        self.it.allocate_tensors()
-        self.inp, self.out = self.it.get_input_details()[0], self.it.get_output_details()[0]
-
-    def run(self, x: np.ndarray) -> np.ndarray:
-        self.it.set_tensor(self.inp["index"], np.asarray(x, np.int8).reshape(self.inp["shape"]))
-        self.it.invoke()
-        return self.it.get_tensor(self.out["index"]).copy()
-
-
 def reference(op: str, tflite: bytes):
-    return TflmReference(tflite) if op in TFLM_OPS else TfliteRef(tflite)
+    """The reference the build checks the model against (tinyq.model.reference.reference_for): TFLM where it has
+    an int8 kernel for the op, TFLite's reference kernels (BUILTIN_REF) where it has not."""
+    ref = reference_for(tflite)
+    assert isinstance(ref, TflmReference if op in TFLM_OPS else LiteReference), (op, type(ref))
+    return ref
 
 
 def inputs_for(g, op: str, n_random: int = 6) -> np.ndarray:
@@ -177,7 +164,7 @@ def test_keras_activations_that_become_supported_ops():
         g = parse_tflite(tflite)
         assert [o.opcode for o in g.operators] == ops, (kind, [o.opcode for o in g.operators])
         x = inputs_for(g, "")
-        ref = TflmReference(tflite) if kind not in ("gelu", "softplus") else TfliteRef(tflite)
+        ref = TflmReference(tflite) if kind not in ("gelu", "softplus") else LiteReference(tflite)
         np.testing.assert_array_equal(run_on_host(tflite, x), np.stack([ref.run(s) for s in x]), err_msg=kind)
 
 
@@ -298,3 +285,21 @@ def test_lut_kernel_on_unaligned_and_short_runs():
                     lib.tq_lut_s8(ctypes.byref(p), ctypes.byref(src, off_in), ctypes.byref(src, off_in))
                     want = t[before.view(np.uint8)[off_in:off_in + size]]
                     assert np.array_equal(np.frombuffer(src, np.int8)[off_in:off_in + size], want)
+
+
+def test_a_model_tflm_cannot_run_builds_against_tflites_reference_kernels(tmp_path):
+    """GELU has no TFLM kernel: `tinyq build` checks the generated C against TensorFlow Lite's reference kernels
+    instead, and says so (build.json's reference; no TFLM arena)."""
+    import json
+
+    from click.testing import CliRunner
+
+    from tinyq.cli import cli
+
+    (tmp_path / "gelu.tflite").write_bytes(unary_tflite("gelu", -4.0, 4.0, (256,)))
+    r = CliRunner().invoke(cli, ["build", str(tmp_path / "gelu.tflite"), "--board", "nano33", "-o",
+                                 str(tmp_path / "out"), "--json"])
+    assert r.exit_code == 0, r.output
+    rep = json.loads(r.output)
+    assert rep["reference"] == "TensorFlow Lite's reference kernels" and rep["host_bit_exact_inputs"] == 8
+    assert rep["tflm_arena_bytes"] is None

@@ -573,7 +573,7 @@ def build(model, board_id, calib, eval_path, out_dir, mode, max_samples, signatu
     for t, f in r.firmware.items():
         click.echo(f"  firmware [{t}]: flash {f.flash_bytes:,} / {f.flash_limit:,} B, "
                    f"static RAM {f.static_ram_bytes:,} B + stack {f.stack_bytes:,} B / {f.ram_limit:,} B")
-    click.echo(f"  generated C matches TFLM bit for bit on the host ({r.host_bit_exact_inputs} inputs)")
+    click.echo(f"  generated C matches {r.reference} bit for bit on the host ({r.host_bit_exact_inputs} inputs)")
     _echo_outputs(res.out_dir, r)
 
 
@@ -626,7 +626,7 @@ def flash(build_dir, port, no_upload, emulator, runs, warmup, per_layer, timeout
     click.echo(f"  latency   {m.cycles:,} {unit} median of {m.runs}  = {m.latency_us / 1000:.2f} ms at {m.board_clock_hz / 1e6:.0f} MHz")
     click.echo(f"  RAM       arena {m.arena_bytes:,} B, stack high-water {m.stack_high_water_bytes:,} B, static {m.static_ram_bytes:,} B")
     click.echo(f"  flash     {m.flash_bytes:,} B")
-    click.echo(f"  outputs   {m.inputs_checked} inputs, bit-exact with the host reference (TFLM)")
+    click.echo(f"  outputs   {m.inputs_checked} inputs, bit-exact with the outputs the build checked on the host")
     if m.validation:
         v = m.validation
         pct = lambda x: "-" if x is None else f"{x:.2%}"  # noqa: E731

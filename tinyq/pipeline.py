@@ -103,13 +103,13 @@ def compile_model(model: Path, board_id: str, calib: Path | None, out_dir: Path,
 
     progress("running the TFLM reference and the generated C on the host")
     # TFLM runs in a worker: a hostile model can make it abort, and that must not kill tinyq silently.
-    expected, tflm_arena = isolate.call(
-        "tinyq.model.reference:reference_outputs", q.tflite, x_int8, what="TFLM (the host reference)",
+    expected, tflm_arena, reference = isolate.call(
+        "tinyq.model.reference:reference_outputs", q.tflite, x_int8, what="the host reference",
         crash_hint="TFLM cannot run this model either; check its quantization parameters with `tinyq inspect`")
     host = run_generated(model_files, x_int8.reshape(len(x_int8), -1), expected.shape[1:])
     host_exact = bool(np.array_equal(host, expected))
     if not host_exact:
-        raise TinyqError("the generated C differs from the TFLM reference on the host",
+        raise TinyqError(f"the generated C differs from the host reference ({reference})",
                          hint="please report this with the model attached")
 
     out_dir = Path(out_dir)
@@ -168,6 +168,7 @@ def compile_model(model: Path, board_id: str, calib: Path | None, out_dir: Path,
             finetune=({**q.finetune, "keras_model": BuildDir.FINETUNED_MODEL,
                        "baseline": _baseline(q.baseline_tflite, board, favour, weights)}
                       if q.finetune is not None else None),
+            reference=reference,
         )
         out.write_report(report)
     return BuildResult(out_dir, report)

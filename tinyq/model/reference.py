@@ -120,8 +120,61 @@ def tflm_arena_bytes(tflite: bytes) -> int:
     return ref.arena.total
 
 
-def reference_outputs(tflite: bytes, inputs: np.ndarray) -> tuple[np.ndarray, TflmArena | None]:
-    """TFLM's outputs for every input of ``inputs`` (N, *input_shape), and the arena it reported.
+class LiteReference:
+    """TensorFlow Lite's reference kernels (``BUILTIN_REF``) over an int8 model: the reference for models with an
+    op TFLM has no int8 kernel for (TILE, GELU, EXP, ...), which tinyq runs anyway. Same interface as
+    :class:`TflmReference`; it needs TensorFlow, imported here only (in the build's worker)."""
+
+    arena = None
+
+    def __init__(self, tflite: bytes):
+        import warnings
+
+        import tensorflow as tf
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # tf.lite.Interpreter's deprecation notice
+            self._it = tf.lite.Interpreter(model_content=bytes(tflite),
+                                           experimental_op_resolver_type=tf.lite.experimental.OpResolverType.BUILTIN_REF)
+        self._it.allocate_tensors()
+        graph = parse_tflite(bytes(tflite), "model")
+        self.single_int8_io = graph.single_int8_io
+        self._ins = sorted(self._it.get_input_details(), key=lambda d: list(graph.inputs).index(d["index"]))
+        self._outs = sorted(self._it.get_output_details(), key=lambda d: list(graph.outputs).index(d["index"]))
+
+    def run_packed(self, x: np.ndarray) -> np.ndarray:
+        raw, off = np.ascontiguousarray(x).reshape(-1).view(np.int8), 0
+        for d in self._ins:
+            n = int(np.prod(d["shape"])) * np.dtype(d["dtype"]).itemsize
+            self._it.set_tensor(d["index"], raw[off:off + n].copy().view(d["dtype"]).reshape(d["shape"]))
+            off += n
+        self._it.invoke()
+        return np.concatenate([np.ascontiguousarray(self._it.get_tensor(d["index"])).reshape(-1).view(np.int8)
+                               for d in self._outs])
+
+    def run(self, x: np.ndarray) -> np.ndarray:
+        return self.run_packed(x).view(self._outs[0]["dtype"]).reshape(self._outs[0]["shape"])
+
+    run_all = TflmReference.run_all
+
+
+#: What each reference is called in reports.
+REFERENCES = {TflmReference: "TFLM", LiteReference: "TensorFlow Lite's reference kernels"}
+
+
+def reference_for(tflite: bytes):
+    """The reference a model is checked against: TFLM (tflite_micro), or for a model with an op TFLM runs on
+    float only or not at all, TensorFlow Lite's reference kernels."""
+    from tinyq.compile.ops.tflm import tflm_runs_int8
+
+    graph = parse_tflite(bytes(tflite), "model")
+    beyond = sorted({op.opcode for op in graph.operators if not tflm_runs_int8(op.opcode)})
+    return LiteReference(tflite) if beyond else TflmReference(tflite)
+
+
+def reference_outputs(tflite: bytes, inputs: np.ndarray) -> tuple[np.ndarray, TflmArena | None, str]:
+    """The reference's outputs for every input of ``inputs`` (see :meth:`TflmReference.run_all`), the arena
+    TFLM reported (None where TFLM cannot run the model: :func:`reference_for`) and the reference's name.
 
     Meant to run in a worker (:func:`tinyq.infra.isolate.call`): TFLM is C++ and aborts or faults in-process on
     some hostile models (a scale it cannot requantize), which would kill tinyq with nothing said.
@@ -132,8 +185,8 @@ def reference_outputs(tflite: bytes, inputs: np.ndarray) -> tuple[np.ndarray, Tf
 
     note("running the model on TFLM (the host reference)")
     try:
-        ref = TflmReference(tflite)
-        return ref.run_all(inputs), ref.arena
+        ref = reference_for(tflite)
+        return ref.run_all(inputs), ref.arena, REFERENCES[type(ref)]
     except RuntimeError as e:  # TFLM's own refusal (allocation, a kernel's Prepare): said as such
         raise UnsupportedModelError(f"TFLM, the host reference every build is checked against, refuses the model "
                                     f"({e})", hint="tinyq cannot verify a model TFLM cannot run; `tinyq inspect` "
@@ -141,5 +194,6 @@ def reference_outputs(tflite: bytes, inputs: np.ndarray) -> tuple[np.ndarray, Tf
 
 
 def run_reference(tflite: bytes, inputs: np.ndarray) -> np.ndarray:
-    """Run every input of ``inputs`` through TFLM (see :meth:`TflmReference.run_all`)."""
-    return TflmReference(tflite).run_all(inputs)
+    """Run every input of ``inputs`` through the model's reference (:func:`reference_for`; see
+    :meth:`TflmReference.run_all`)."""
+    return reference_for(tflite).run_all(inputs)

@@ -68,6 +68,9 @@ class BuildReport:
     firmware: Mapping[str, FirmwareImage]
     arduino_library: str | None
     finetune: Mapping[str, Any] | None = None
+    #: What the generated C was checked against on the host: "TFLM", or TensorFlow Lite's reference kernels
+    #: for a model with an op TFLM has no int8 kernel for (tinyq.model.reference.reference_for).
+    reference: str = "TFLM"
     schema: int = SCHEMA
 
     def to_dict(self) -> dict:

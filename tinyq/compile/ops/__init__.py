@@ -111,13 +111,23 @@ def lower(graph: Graph, op: Operator) -> KernelCall:
     """
     from tinyq.errors import InputFileError, TinyqError
 
+    from tinyq.compile.ops.kernel import out_of_range
+    from tinyq.errors import UnsupportedModelError
+
     try:
-        return LOWERINGS[op.opcode](graph, op)
+        call = LOWERINGS[op.opcode](graph, op)
     except TinyqError:
         raise
     except (KeyError, IndexError, ValueError, TypeError, ZeroDivisionError, AttributeError, OverflowError) as e:
         raise InputFileError(f"op {op.index} {op.opcode} is malformed ({type(e).__name__}: {e})",
                              hint="the .tflite file is damaged, or was not written by TensorFlow's converter") from e
+    bad = out_of_range(call)
+    if bad:  # the C struct would silently truncate it: a kernel's limit, said as such
+        name, value, ctype = bad[0]
+        raise UnsupportedModelError(f"op {op.index} {op.opcode}: its {name} ({value}) is beyond what tinyq's kernel "
+                                    f"takes ({ctype})", hint="tinyq's kernels take dimensions, strides and dilations "
+                                    "up to 65,535; a value past that is also a sign of a damaged file")
+    return call
 
 
 from tinyq.compile.ops import lower_ops as _lower_ops  # noqa: E402,F401  (registers the lowerings)

@@ -166,3 +166,26 @@ def check_call(call) -> None:
     if call.params2 and call.params2[0] != k.params2:
         raise ValueError(f"{call.function}: second struct {call.params2[0]}, descriptor says {k.params2}")
 
+
+
+_RANGES = {"int8_t": (-2**7, 2**7 - 1), "uint8_t": (0, 2**8 - 1), "int16_t": (-2**15, 2**15 - 1),
+           "uint16_t": (0, 2**16 - 1), "int32_t": (-2**31, 2**31 - 1), "uint32_t": (0, 2**32 - 1)}
+
+
+def out_of_range(call) -> list[tuple[str, int, str]]:
+    """The (field, value, C type) of every integer parameter of ``call`` (a KernelCall, its row-band stages
+    too) that its struct's field cannot hold: a dimension past 65,535 in a uint16_t, a hostile dilation."""
+    bad = []
+    for c in call.stages or (call,):
+        if not c.params_type or c.params_type not in STRUCTS:
+            continue
+        types = {n: (ln.ctype.replace("const ", "").strip(), ptr, count)
+                 for ln in STRUCTS[c.params_type].lines for n, ptr, count in ln.names()}
+        for name, value in c.params:
+            ctype, ptr, count = types.get(name, ("", True, 1))
+            if ptr or ctype not in _RANGES or isinstance(value, bool) or not isinstance(value, int):
+                continue
+            lo, hi = _RANGES[ctype]
+            if not lo <= value <= hi:
+                bad.append((name, value, ctype))
+    return bad
