@@ -176,16 +176,17 @@ def compile_model(model: Path, board_id: str, calib: Path | None, out_dir: Path,
 
 def run_on_host(tflite: bytes, inputs: np.ndarray, plan=None, **options) -> np.ndarray:
     """The generated C of ``tflite`` run on the host for each of ``inputs`` (N, *input shape, int8): the outputs,
-    (N, *output shape). ``plan`` is a memory plan of the model to emit (else one made with ``options``, the
+    (N, *output shape), of the output's type (int8, or the int32 / int64 indices of an ARG_MAX). ``plan`` is a memory plan of the model to emit (else one made with ``options``, the
     fields of :class:`~tinyq.compile.plan.PlanOptions`)."""
     from tinyq.compile.emit.model import emit_model
     from tinyq.compile.hostrun import run_generated
     from tinyq.compile.plan import PlanOptions, plan_model
-    from tinyq.graph import parse_tflite
+    from tinyq.graph import _NUMPY_DTYPES, parse_tflite
 
     g = parse_tflite(tflite, "model")
     plan = plan if plan is not None else plan_model(g, PlanOptions(**options))
-    return run_generated(emit_model(plan, tflite), inputs, g.output_tensors[0].shape)
+    y = g.output_tensors[0]
+    return run_generated(emit_model(plan, tflite), inputs, y.shape, dtype=_NUMPY_DTYPES.get(y.dtype, np.int8))
 
 
 def run_model_on(tflite: bytes, device: str, inputs: np.ndarray, workdir: Path, board: str = "nano33",

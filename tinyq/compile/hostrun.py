@@ -57,8 +57,9 @@ def compile_host(files: dict[str, str], workdir: Path, cc: str = "gcc") -> Path:
     return exe
 
 
-def run_host(exe: Path, inputs: np.ndarray, output_shape: tuple[int, ...]) -> np.ndarray:
-    """Run int8 ``inputs`` (N, ...) through the host build; return (N, *output_shape) int8."""
+def run_host(exe: Path, inputs: np.ndarray, output_shape: tuple[int, ...], dtype=np.int8) -> np.ndarray:
+    """Run int8 ``inputs`` (N, ...) through the host build; return (N, *output_shape) of ``dtype`` (the output's
+    type: int8, or int32 / int64 indices, little-endian as the device writes them)."""
     data = np.ascontiguousarray(inputs, dtype=np.int8).tobytes()
     try:
         proc = subprocess.run([str(exe), str(len(inputs))], input=data, capture_output=True, timeout=HOST_TIMEOUT_S)
@@ -67,11 +68,11 @@ def run_host(exe: Path, inputs: np.ndarray, output_shape: tuple[int, ...]) -> np
                          hint="please report this with the model attached") from e
     if proc.returncode != 0:
         raise BuildError(f"host model exited with {proc.returncode}")
-    out = np.frombuffer(proc.stdout, dtype=np.int8)
+    out = np.frombuffer(proc.stdout, dtype=np.dtype(dtype).newbyteorder("<"))
     return out.reshape((len(inputs), *output_shape))
 
 
-def run_generated(files: dict[str, str], inputs: np.ndarray, output_shape: tuple[int, ...]) -> np.ndarray:
-    """Compile ``files`` in a temporary folder and run ``inputs`` through them."""
+def run_generated(files: dict[str, str], inputs: np.ndarray, output_shape: tuple[int, ...], dtype=np.int8) -> np.ndarray:
+    """Compile ``files`` in a temporary folder and run ``inputs`` through them (outputs of ``dtype``)."""
     with tempfile.TemporaryDirectory(prefix="tinyq-host-") as tmp:
-        return run_host(compile_host(files, Path(tmp)), inputs, output_shape)
+        return run_host(compile_host(files, Path(tmp)), inputs, output_shape, dtype)

@@ -13,7 +13,7 @@ from tinyq.graph import Graph
 from tinyq.compile.plan import MemoryPlan
 from tinyq.resources import TEMPLATES_DIR
 
-_CTYPES = {"INT8": "int8_t", "INT32": "int32_t", "INT16": "int16_t", "UINT8": "uint8_t"}
+_CTYPES = {"INT8": "int8_t", "INT32": "int32_t", "INT16": "int16_t", "UINT8": "uint8_t", "INT64": "int64_t"}
 
 
 def c_comment(text: str) -> str:
@@ -66,10 +66,11 @@ def _tensor_expr(graph: Graph, plan: MemoryPlan, index, written: bool, prefix: s
     if index < 0:
         return "NULL"
     t = graph.tensors[index]
-    ctype = _CTYPES[t.dtype]
     if t.is_constant:
         return f"tq_w{index}"
-    return f"ARENA({'' if written else 'const '}{ctype}, {plan.offsets[index]})"
+    # Activations are passed as bytes, whatever their type: a kernel that writes wider values (ARG_MAX's int32 /
+    # int64 indices) takes them as void *, and RESHAPE copies them as bytes.
+    return f"ARENA({'' if written else 'const '}int8_t, {plan.offsets[index]})"
 
 
 def _resolve(fields, prefix: str, scratch: int | None) -> list[tuple[str, object]]:
@@ -167,7 +168,9 @@ def emit_model(plan: MemoryPlan, tflite: bytes, source: str = "model.tflite") ->
         "input_bytes": x.nbytes, "output_bytes": y.nbytes,
         "input_shape": list(x.shape), "output_shape": list(y.shape),
         "input_scale": f"{x.quant.scale[0]:.9g}", "input_zp": x.quant.zero_point[0],
-        "output_scale": f"{y.quant.scale[0]:.9g}", "output_zp": y.quant.zero_point[0],
+        # int32 / int64 indices (ARG_MAX) have no quantization: the header says what they are instead
+        "output_desc": (f"int8, shape {list(y.shape)}, scale {y.quant.scale[0]:.9g}, zero point {y.quant.zero_point[0]}"
+                        if y.dtype == "INT8" else f"{y.dtype.lower()} indices, shape {list(y.shape)}"),
         "arena_bytes": max(plan.arena_bytes, 4), "weight_bytes": plan.weight_bytes,
         "macs": plan.model_macs, "ops": ops, "weights": weights, "buffers": buffers,
         "input_offset": plan.offsets[x.index], "output_offset": plan.offsets[y.index],
