@@ -260,6 +260,26 @@ typedef struct {
     int32_t mult_alpha, shift_alpha; /* x < 0: input scale * alpha / output scale (alpha >= 0) */
 } tq_leaky_relu_params_t;
 
+/* RESIZE_NEAREST_NEIGHBOR: out[y][x] = in[rows[y] + cols[x]], a pixel (c bytes) at a time. */
+typedef struct {
+    uint16_t batches, out_h, out_w;
+    uint16_t c;                  /* channels: bytes a pixel */
+    uint32_t in_batch;           /* bytes of one input image */
+    const uint32_t *rows;        /* out_h: the input row's byte offset of each output row */
+    const uint32_t *cols;        /* out_w: the input pixel's byte offset (in its row) of each output column */
+} tq_resize_nn_params_t;
+
+/* RESIZE_BILINEAR (TFLM's ResizeBilinearInteger): the four pixels' sum weighted in 1/1024 per axis, then
+ * divided by 2^20 rounding half away from zero. */
+typedef struct {
+    uint16_t batches, out_h, out_w;
+    uint16_t c;                  /* channels: bytes a pixel */
+    uint32_t in_batch;           /* bytes of one input image */
+    const int32_t *rows;         /* out_h triples: byte offsets of input rows y0, y1, and wy (y in 1/1024,
+                                  * less 1024 y0) */
+    const int32_t *cols;         /* out_w triples: byte offsets of input pixels x0, x1 in a row, and wx */
+} tq_resize_bl_params_t;
+
 /* ---- formulas (tinyq/compile/ops/scratch.py): the scratch each kernel reads through p->scratch, in bytes;
  * the host plans the same figures from the same definitions ---- */
 
@@ -404,6 +424,17 @@ void tq_copy_s8(uint32_t size, const int8_t *in, int8_t *out);
  *
  * tq_leaky_relu.c */
 void tq_leaky_relu_s8(const tq_leaky_relu_params_t *p, const int8_t *in, int8_t *out);
+
+/* RESIZE_NEAREST_NEIGHBOR, int8: a gather of whole pixels (an output row that repeats the one before is
+ * copied whole).
+ *
+ * tq_resize.c */
+void tq_resize_nearest_s8(const tq_resize_nn_params_t *p, const int8_t *in, int8_t *out);
+
+/* RESIZE_BILINEAR, int8, TFLM's integer arithmetic.
+ *
+ * tq_resize.c */
+void tq_resize_bilinear_s8(const tq_resize_bl_params_t *p, const int8_t *in, int8_t *out);
 
 /* The structs the assembly reads, laid out where tq_offsets.h says (32-bit pointers). */
 #if !defined(__cplusplus) && UINTPTR_MAX == 0xFFFFFFFFu
