@@ -260,6 +260,30 @@ typedef struct {
     int32_t mult_alpha, shift_alpha; /* x < 0: input scale * alpha / output scale (alpha >= 0) */
 } tq_leaky_relu_params_t;
 
+/* REDUCE_MAX / REDUCE_MIN (TFLM's ReduceGeneric): the output's quantization is the input's, so the extreme
+ * int8 value is the output byte. */
+typedef struct {
+    uint16_t in[4];              /* input shape (4-D) */
+    uint32_t out_stride[4];      /* output index step per input axis, 0 on reduced axes */
+    uint32_t outputs;
+    uint8_t is_max;              /* 1: REDUCE_MAX, 0: REDUCE_MIN */
+} tq_reduce_params_t;
+
+/* ARG_MAX / ARG_MIN (TFLM's ArgMinMax): out[o][i] is the first index along the axis of the largest (smallest)
+ * in[o][.][i]. */
+typedef struct {
+    uint32_t outer, axis, inner; /* the input as [outer][axis][inner] */
+    uint8_t is_max;              /* 1: ARG_MAX, 0: ARG_MIN */
+    uint8_t wide;                /* 1: int64 indices, 0: int32 */
+} tq_arg_params_t;
+
+/* L2_NORMALIZATION (TFLM's reference_integer_ops::L2Normalization): each row times 1/sqrt(its sum of squares)
+ * in Q0.7, whatever the output's quantization says (TFLite's is 1/128, zero point 0). */
+typedef struct {
+    uint32_t outer, depth;       /* rows, and elements a row (the last axis) */
+    int32_t input_zp;
+} tq_l2norm_params_t;
+
 /* RESIZE_NEAREST_NEIGHBOR: out[y][x] = in[rows[y] + cols[x]], a pixel (c bytes) at a time. */
 typedef struct {
     uint16_t batches, out_h, out_w;
@@ -410,6 +434,9 @@ void tq_pad_s8(const tq_pad_params_t *p, const int8_t *in, int8_t *out);
 
 void tq_concat_s8(const tq_concat_params_t *p, const int8_t *const *ins, int8_t *out);
 
+/* MEAN (1/count folded into the multiplier) and SUM (tinyq.compile.ops.kernels.reduce).
+ *
+ * tq_elementwise.c */
 void tq_mean_s8(const tq_mean_params_t *p, const int8_t *in, int8_t *out);
 
 void tq_softmax_s8(const tq_softmax_params_t *p, const int8_t *in, int8_t *out);
@@ -424,6 +451,21 @@ void tq_copy_s8(uint32_t size, const int8_t *in, int8_t *out);
  *
  * tq_leaky_relu.c */
 void tq_leaky_relu_s8(const tq_leaky_relu_params_t *p, const int8_t *in, int8_t *out);
+
+/* REDUCE_MAX / REDUCE_MIN, int8.
+ *
+ * tq_reduce.c */
+void tq_reduce_minmax_s8(const tq_reduce_params_t *p, const int8_t *in, int8_t *out);
+
+/* ARG_MAX / ARG_MIN of int8: int32 or int64 indices (out is int32_t or int64_t).
+ *
+ * tq_reduce.c */
+void tq_arg_minmax_s8(const tq_arg_params_t *p, const int8_t *in, void *out);
+
+/* L2_NORMALIZATION, int8 (out may be in).
+ *
+ * tq_reduce.c */
+void tq_l2norm_s8(const tq_l2norm_params_t *p, const int8_t *in, int8_t *out);
 
 /* RESIZE_NEAREST_NEIGHBOR, int8: a gather of whole pixels (an output row that repeats the one before is
  * copied whole).
