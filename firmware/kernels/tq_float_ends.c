@@ -5,7 +5,8 @@
  * tinyq/compile/ops/kernels/float_ends.py. */
 #include "tq_kernels.h"
 
-void tq_quantize_f32_s8(const tq_float_end_params_t *p, const float *in, int8_t *out) {
+void tq_quantize_f32_s8(const tq_float_end_params_t *p, const void *in_bytes, int8_t *out) {
+    const float *in = (const float *)in_bytes;  /* the arena is 4-byte aligned for a float tensor */
     for (uint32_t i = 0; i < p->size; ++i) {
         float r = in[i] / p->scale;
         /* Round half away from zero (roundf) without libm, on a value first kept inside int32 (it is
@@ -20,7 +21,8 @@ void tq_quantize_f32_s8(const tq_float_end_params_t *p, const float *in, int8_t 
     }
 }
 
-void tq_dequantize_s8_f32(const tq_float_end_params_t *p, const int8_t *in, float *out) {
+void tq_dequantize_s8_f32(const tq_float_end_params_t *p, const int8_t *in, void *out_bytes) {
+    float *out = (float *)out_bytes;
     /* TFLM multiplies in double; a float times an integer below 2^9 is exact in double, so the float product,
      * correctly rounded once, is the same number, without the M4F's software double. */
     for (uint32_t i = 0; i < p->size; ++i)

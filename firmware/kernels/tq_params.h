@@ -281,6 +281,50 @@ typedef struct {
     const int8_t *table;         /* 256 outputs, indexed by the input byte as uint8_t */
 } tq_lut_params_t;
 
+/* REDUCE_MAX / REDUCE_MIN (TFLM's ReduceGeneric): the output's quantization is the input's, so the extreme
+ * int8 value is the output byte. */
+typedef struct {
+    uint16_t in[4];              /* input shape (4-D) */
+    uint32_t out_stride[4];      /* output index step per input axis, 0 on reduced axes */
+    uint32_t outputs;
+    uint8_t is_max;              /* 1: REDUCE_MAX, 0: REDUCE_MIN */
+} tq_reduce_params_t;
+
+/* ARG_MAX / ARG_MIN (TFLM's ArgMinMax): out[o][i] is the first index along the axis of the largest (smallest)
+ * in[o][.][i]. */
+typedef struct {
+    uint32_t outer, axis, inner; /* the input as [outer][axis][inner] */
+    uint8_t is_max;              /* 1: ARG_MAX, 0: ARG_MIN */
+    uint8_t wide;                /* 1: int64 indices, 0: int32 */
+} tq_arg_params_t;
+
+/* L2_NORMALIZATION (TFLM's reference_integer_ops::L2Normalization): each row times 1/sqrt(its sum of squares)
+ * in Q0.7, whatever the output's quantization says (TFLite's is 1/128, zero point 0). */
+typedef struct {
+    uint32_t outer, depth;       /* rows, and elements a row (the last axis) */
+    int32_t input_zp;
+} tq_l2norm_params_t;
+
+/* RESIZE_NEAREST_NEIGHBOR: out[y][x] = in[rows[y] + cols[x]], a pixel (c bytes) at a time. */
+typedef struct {
+    uint16_t batches, out_h, out_w;
+    uint16_t c;                  /* channels: bytes a pixel */
+    uint32_t in_batch;           /* bytes of one input image */
+    const uint32_t *rows;        /* out_h: the input row's byte offset of each output row */
+    const uint32_t *cols;        /* out_w: the input pixel's byte offset (in its row) of each output column */
+} tq_resize_nn_params_t;
+
+/* RESIZE_BILINEAR (TFLM's ResizeBilinearInteger): the four pixels' sum weighted in 1/1024 per axis, then
+ * divided by 2^20 rounding half away from zero. */
+typedef struct {
+    uint16_t batches, out_h, out_w;
+    uint16_t c;                  /* channels: bytes a pixel */
+    uint32_t in_batch;           /* bytes of one input image */
+    const int32_t *rows;         /* out_h triples: byte offsets of input rows y0, y1, and wy (y in 1/1024,
+                                  * less 1024 y0) */
+    const int32_t *cols;         /* out_w triples: byte offsets of input pixels x0, x1 in a row, and wx */
+} tq_resize_bl_params_t;
+
 /* ---- formulas (tinyq/compile/ops/scratch.py): the scratch each kernel reads through p->scratch, in bytes;
  * the host plans the same figures from the same definitions ---- */
 
@@ -411,6 +455,9 @@ void tq_pad_s8(const tq_pad_params_t *p, const int8_t *in, int8_t *out);
 
 void tq_concat_s8(const tq_concat_params_t *p, const int8_t *const *ins, int8_t *out);
 
+/* MEAN (1/count folded into the multiplier) and SUM (tinyq.compile.ops.kernels.reduce).
+ *
+ * tq_elementwise.c */
 void tq_mean_s8(const tq_mean_params_t *p, const int8_t *in, int8_t *out);
 
 void tq_softmax_s8(const tq_softmax_params_t *p, const int8_t *in, int8_t *out);
@@ -424,12 +471,12 @@ void tq_copy_s8(uint32_t size, const int8_t *in, int8_t *out);
 /* QUANTIZE float32 -> int8 (TFLM's AffineQuantize).
  *
  * tq_float_ends.c */
-void tq_quantize_f32_s8(const tq_float_end_params_t *p, const float *in, int8_t *out);
+void tq_quantize_f32_s8(const tq_float_end_params_t *p, const void *in, int8_t *out);
 
 /* DEQUANTIZE int8 -> float32 (TFLM's Dequantize).
  *
  * tq_float_ends.c */
-void tq_dequantize_s8_f32(const tq_float_end_params_t *p, const int8_t *in, float *out);
+void tq_dequantize_s8_f32(const tq_float_end_params_t *p, const int8_t *in, void *out);
 
 /* LEAKY_RELU, int8 (out may be in).
  *
@@ -445,6 +492,32 @@ void tq_log_softmax_s8(const tq_log_softmax_params_t *p, const int8_t *in, int8_
  *
  * tq_lut.c */
 void tq_lut_s8(const tq_lut_params_t *p, const int8_t *in, int8_t *out);
+
+/* REDUCE_MAX / REDUCE_MIN, int8.
+ *
+ * tq_reduce.c */
+void tq_reduce_minmax_s8(const tq_reduce_params_t *p, const int8_t *in, int8_t *out);
+
+/* ARG_MAX / ARG_MIN of int8: int32 or int64 indices (out is int32_t or int64_t).
+ *
+ * tq_reduce.c */
+void tq_arg_minmax_s8(const tq_arg_params_t *p, const int8_t *in, void *out);
+
+/* L2_NORMALIZATION, int8 (out may be in).
+ *
+ * tq_reduce.c */
+void tq_l2norm_s8(const tq_l2norm_params_t *p, const int8_t *in, int8_t *out);
+
+/* RESIZE_NEAREST_NEIGHBOR, int8: a gather of whole pixels (an output row that repeats the one before is
+ * copied whole).
+ *
+ * tq_resize.c */
+void tq_resize_nearest_s8(const tq_resize_nn_params_t *p, const int8_t *in, int8_t *out);
+
+/* RESIZE_BILINEAR, int8, TFLM's integer arithmetic.
+ *
+ * tq_resize.c */
+void tq_resize_bilinear_s8(const tq_resize_bl_params_t *p, const int8_t *in, int8_t *out);
 
 /* The structs the assembly reads, laid out where tq_offsets.h says (32-bit pointers). */
 #if !defined(__cplusplus) && UINTPTR_MAX == 0xFFFFFFFFu

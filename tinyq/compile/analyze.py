@@ -19,10 +19,19 @@ _WEIGHTED = ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED")
 _ACTIVATIONS = ("NONE", "RELU", "RELU6", "RELU_N1_TO_1")
 #: Operands (by position) the lowering reads as stored constants: weights, biases, paddings, axes.
 _CONSTANT_OPERANDS = {"CONV_2D": (1, 2), "DEPTHWISE_CONV_2D": (1, 2), "FULLY_CONNECTED": (1, 2), "PAD": (1,),
-                      "MEAN": (1,)}
+                      "MEAN": (1,), "SUM": (1,), "REDUCE_MAX": (1,), "REDUCE_MIN": (1,), "ARG_MAX": (1,),
+                      "ARG_MIN": (1,), "RESIZE_BILINEAR": (1,), "RESIZE_NEAREST_NEIGHBOR": (1,)}
+#: Ops whose operands after the first are int32 parameters (a shape, paddings, axes, a size), not int8 data.
+_PARAM_OPERANDS = ("RESHAPE", "PAD", "MEAN", "SUM", "REDUCE_MAX", "REDUCE_MIN", "ARG_MAX", "ARG_MIN",
+                   "RESIZE_BILINEAR", "RESIZE_NEAREST_NEIGHBOR")
+#: Integer outputs some ops make (the others' tensors are int8): indices; RESHAPE moves any of these as bytes.
+_INDEX_DTYPES = ("INT32", "INT64")
+_INDEX_OPS = ("ARG_MAX", "ARG_MIN")
 #: Inputs each supported op takes in a TFLite file (min, max); ops not named take exactly one.
 _ARITY = {"CONV_2D": (2, 3), "DEPTHWISE_CONV_2D": (2, 3), "FULLY_CONNECTED": (2, 3), "ADD": (2, 2), "MUL": (2, 2),
-          "MEAN": (2, 2), "PAD": (2, 2), "RESHAPE": (1, 2), "CONCATENATION": (1, 1 << 16)}
+          "MEAN": (2, 2), "PAD": (2, 2), "RESHAPE": (1, 2), "CONCATENATION": (1, 1 << 16), "SUM": (2, 2),
+          "REDUCE_MAX": (2, 2), "REDUCE_MIN": (2, 2), "ARG_MAX": (2, 2), "ARG_MIN": (2, 2),
+          "RESIZE_BILINEAR": (2, 2), "RESIZE_NEAREST_NEIGHBOR": (2, 2)}
 
 
 @dataclass(frozen=True)
@@ -149,7 +158,7 @@ def _model_level(graph: Graph) -> list[Issue]:
     int8_weights = any(x.is_constant and x.dtype == "INT8" for x in graph.tensors)
     ends = float_ends(graph)
     for x in graph.input_tensors + graph.output_tensors:
-        if x.dtype != "INT8" and x.index not in ends:
+        if x.dtype != "INT8" and x.index not in ends and not _index_output(graph, x.index):
             kind = ("a hybrid model (int8 weights, float activations)" if int8_weights and x.dtype == "FLOAT32"
                     else "a float16 model" if any(t.dtype == "FLOAT16" for t in graph.tensors)
                     else f"{x.dtype} model input/output")
@@ -179,6 +188,31 @@ def float_ends(graph: Graph) -> set[int]:
     return ins | outs
 
 
+def _index_output(graph: Graph, tensor: int) -> bool:
+    """Whether ``tensor`` is a model output of indices (int32 / int64 from ARG_MAX or ARG_MIN, maybe reshaped):
+    tinyq writes those as they are, and its runtime's output is then that many bytes of them."""
+    if tensor not in graph.outputs or graph.tensors[tensor].dtype not in _INDEX_DTYPES:
+        return False
+    producer = next((op for op in graph.operators if tensor in op.outputs), None)
+    return producer is not None and producer.opcode in _INDEX_OPS + ("RESHAPE",)
+
+
+def _wanted_dtype(graph: Graph, op: Operator, i: int) -> str:
+    """The type tensor ``i`` of ``op`` must have: INT8, but a bias is INT32, ARG_MAX / ARG_MIN write int32 or
+    int64 indices, and RESHAPE moves a tensor of indices as its bytes (its output has its input's type)."""
+    t = graph.tensors
+    if op.opcode in _WEIGHTED and len(op.inputs) > 2 and i == op.inputs[2]:
+        return "INT32"
+    if op.opcode in _INDEX_OPS and i in op.outputs and t[i].dtype in _INDEX_DTYPES:
+        return t[i].dtype
+    if op.opcode == "RESHAPE" and t[op.inputs[0]].dtype in _INDEX_DTYPES and t[op.outputs[0]].dtype == t[op.inputs[0]].dtype:
+        return t[i].dtype
+    if (op.opcode == "QUANTIZE" and i == op.inputs[0] or op.opcode == "DEQUANTIZE" and i == op.outputs[0]) \
+            and i in float_ends(graph):
+        return "FLOAT32"  # a float end of the model
+    return "INT8"
+
+
 def _op_level(graph: Graph, op: Operator, supported: frozenset[str]) -> list[Issue]:
     t = graph.tensors
     issues = []
@@ -200,12 +234,9 @@ def _op_level(graph: Graph, op: Operator, supported: frozenset[str]) -> list[Iss
         if i < 0:
             continue
         x = t[i]
-        if op.opcode in ("RESHAPE", "PAD", "MEAN") and i in op.inputs[1:]:
-            continue  # the shape / paddings / axes operand (constant int32)
-        want = "INT32" if (op.opcode in _WEIGHTED and len(op.inputs) > 2 and i == op.inputs[2]) else "INT8"
-        if (op.opcode == "QUANTIZE" and i == op.inputs[0] or op.opcode == "DEQUANTIZE" and i == op.outputs[0]) \
-                and i in float_ends(graph):
-            want = "FLOAT32"  # a float end of the model
+        if op.opcode in _PARAM_OPERANDS and i in op.inputs[1:]:
+            continue  # the shape / paddings / axes / size operand (constant int32)
+        want = _wanted_dtype(graph, op, i)
         if x.dtype != want:
             hybrid = x.dtype == "FLOAT32" and any(t[j].dtype == "INT8" for j in op.inputs if j >= 0 and t[j].is_constant)
             problem = ("hybrid op: int8 weights with float activations" if hybrid else
@@ -240,8 +271,9 @@ def _op_level(graph: Graph, op: Operator, supported: frozenset[str]) -> list[Iss
         a, b, y = t[op.inputs[0]], t[op.inputs[1]], t[op.outputs[0]]
         if len(y.shape) > 4 or any(len(s.shape) > len(y.shape) for s in (a, b)):
             bad(b, f"{op.opcode} of shapes {a.shape} and {b.shape}", "use at most 4-D tensors")
-    if op.opcode == "MEAN" and len(t[op.inputs[0]].shape) > 4:
-        bad(t[op.inputs[0]], "MEAN of a tensor of rank > 4", "reduce over fixed axes of NHWC")
+    if op.opcode in ("MEAN", "SUM", "REDUCE_MAX", "REDUCE_MIN", "ARG_MAX", "ARG_MIN", "L2_NORMALIZATION") \
+            and len(t[op.inputs[0]].shape) > 4:
+        bad(t[op.inputs[0]], f"{op.opcode} of a tensor of rank > 4", "reduce over fixed axes of NHWC")
     if op.opcode == "CONCATENATION" and act != "NONE":
         bad(None, f"fused activation {act} on CONCATENATION", "apply the activation as a separate layer")
     fixed_out = {"SOFTMAX": (1 / 256, -128), "LOGISTIC": (1 / 256, -128), "TANH": (1 / 128, 0)}
@@ -272,7 +304,9 @@ def tflite_kind(graph: Graph) -> str:
     consts = [x for x in t if x.is_constant and x.dtype not in ("INT32", "INT64")]
     if any(x.dtype == "FLOAT16" for x in consts):
         return "float16"
-    io = {x.dtype for x in graph.input_tensors + graph.output_tensors}
+    # int32 / int64 outputs are indices (ARG_MAX): they say nothing of how the model was quantized
+    io = {x.dtype for x in graph.input_tensors} | {x.dtype for x in graph.output_tensors
+                                                   if x.dtype not in _INDEX_DTYPES}
     float_consts = any(x.dtype == "FLOAT32" for x in consts)
     dequantized = {o.inputs[0] for o in graph.operators if o.opcode == "DEQUANTIZE" and o.inputs and t[o.inputs[0]].is_constant}
     if dequantized:

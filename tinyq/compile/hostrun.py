@@ -68,11 +68,11 @@ def run_host(exe: Path, inputs: np.ndarray, output_shape: tuple[int, ...]) -> np
                          hint="please report this with the model attached") from e
     if proc.returncode != 0:
         raise BuildError(f"host model exited with {proc.returncode}")
-    out = np.frombuffer(proc.stdout, dtype=np.int8)
+    out = np.frombuffer(proc.stdout, dtype=np.dtype(dtype).newbyteorder("<"))
     return out.reshape((len(inputs), *output_shape))
 
 
-def run_generated(files: dict[str, str], inputs: np.ndarray, output_shape: tuple[int, ...]) -> np.ndarray:
-    """Compile ``files`` in a temporary folder and run ``inputs`` through them."""
+def run_generated(files: dict[str, str], inputs: np.ndarray, output_shape: tuple[int, ...], dtype=np.int8) -> np.ndarray:
+    """Compile ``files`` in a temporary folder and run ``inputs`` through them (outputs of ``dtype``)."""
     with tempfile.TemporaryDirectory(prefix="tinyq-host-") as tmp:
-        return run_host(compile_host(files, Path(tmp)), inputs, output_shape)
+        return run_host(compile_host(files, Path(tmp)), inputs, output_shape, dtype)

@@ -87,7 +87,7 @@ def expected_output(graph: Graph, op: Operator) -> tuple[int, ...] | int | None:
         return broadcast(x.shape, ins[1].shape)
     if code == "RESHAPE":
         return x.size
-    if code in ("SOFTMAX", "RELU", "RELU6", "QUANTIZE", "LOGISTIC", "TANH", "LEAKY_RELU"):
+    if code in ("SOFTMAX", "RELU", "RELU6", "QUANTIZE", "LOGISTIC", "TANH", "LEAKY_RELU", "L2_NORMALIZATION"):
         return tuple(x.shape)
     if code in ("HARD_SWISH", "ELU", "EXP", "LOG", "SQRT", "RSQRT", "ABS", "GELU", "LOG_SOFTMAX"):  # tables, log-softmax
         return tuple(x.shape)
@@ -107,13 +107,26 @@ def expected_output(graph: Graph, op: Operator) -> tuple[int, ...] | int | None:
                for p in parts):
             raise ShapeError(f"inputs {[list(p) for p in parts]} differ off the axis {axis}")
         return tuple(x.shape[:axis]) + (sum(p[axis] for p in parts),) + tuple(x.shape[axis + 1:])
-    if code == "MEAN":
+    if code in ("MEAN", "SUM", "REDUCE_MAX", "REDUCE_MIN"):
         rank = len(x.shape)
         axes = [int(a) for a in np.asarray(ins[1].data).ravel()]
         if any(not -rank <= a < rank for a in axes):
             raise ShapeError(f"axes {axes} of a rank-{rank} input")
         axes = {a % rank for a in axes}
         return int(np.prod([d for i, d in enumerate(x.shape) if i not in axes], dtype=np.int64))
+    if code in ("ARG_MAX", "ARG_MIN"):
+        rank = len(x.shape)
+        axis = np.asarray(ins[1].data).ravel()
+        if axis.size != 1 or not -rank <= int(axis[0]) < rank:
+            raise ShapeError(f"axis {axis.tolist()} of a rank-{rank} input")
+        a = int(axis[0]) % rank
+        return tuple(x.shape[:a]) + tuple(x.shape[a + 1:])
+    if code in ("RESIZE_BILINEAR", "RESIZE_NEAREST_NEIGHBOR"):
+        n, _, _, c = _nhwc(x.shape, "input")
+        size = np.asarray(ins[1].data).ravel()
+        if size.size != 2 or (size < 1).any():
+            raise ShapeError(f"size {size.tolist()}: TFLite resizes to [height, width], each at least 1")
+        return (n, int(size[0]), int(size[1]), c)
     return None  # an op this table does not know: its kernel's lowering checks what it needs
 
 

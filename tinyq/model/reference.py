@@ -169,7 +169,8 @@ def reference_for(tflite: bytes):
 
     graph = parse_tflite(bytes(tflite), "model")
     beyond = sorted({op.opcode for op in graph.operators if not tflm_runs_int8(op.opcode)})
-    return LiteReference(tflite) if beyond else TflmReference(tflite)
+    int64 = any(t.dtype == "INT64" and not t.is_constant for t in graph.tensors)  # TFLM's ARG_MAX writes int32 only
+    return LiteReference(tflite) if beyond or int64 else TflmReference(tflite)
 
 
 def reference_outputs(tflite: bytes, inputs: np.ndarray) -> tuple[np.ndarray, TflmArena | None, str]:

@@ -130,6 +130,14 @@ def drive(t: Transport, inputs: np.ndarray, runs: int = 10, warmup: int = 2, per
     return parse_log("\n".join(t.transcript))
 
 
+def _le_bytes(a) -> np.ndarray:
+    """An expected output as the bytes the device sends: int8 as it is, wider integers little-endian."""
+    a = np.asarray(a)
+    if a.dtype.itemsize == 1:
+        return a.astype(np.int8).ravel()
+    return np.ascontiguousarray(a, a.dtype.newbyteorder("<")).view(np.int8).ravel()
+
+
 def evaluate(report: DeviceReport, expected: np.ndarray, board_clock_hz: int, clock: "Clock") -> Measurement:
     """Turn a transcript into a Measurement, its ticks counted as the device's :class:`~tinyq.device.devices.Clock` says."""
     if report.fault:
@@ -144,8 +152,9 @@ def evaluate(report: DeviceReport, expected: np.ndarray, board_clock_hz: int, cl
     kind = clock.kind
     scale = cycles / first.median_ticks if first.median_ticks else 0.0
     outputs = [np.frombuffer(r.output, dtype=np.int8) for r in report.infers]
+    # Compared as bytes: an output of int32 / int64 indices (ARG_MAX) is its little-endian bytes on the device.
     mismatched = tuple(i for i, (got, want) in enumerate(zip(outputs, expected))
-                       if not np.array_equal(got, np.asarray(want, np.int8).ravel()))
+                       if not np.array_equal(got, _le_bytes(want)))
     return Measurement(
         board=info.board, target=info.target, model=info.model, timer=info.timer,
         median_ticks=first.median_ticks, timer_hz=info.timer_hz, cycles=cycles, cycles_kind=kind, counted_by=clock.note,

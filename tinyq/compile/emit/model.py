@@ -13,7 +13,7 @@ from tinyq.graph import Graph
 from tinyq.compile.plan import MemoryPlan
 from tinyq.resources import TEMPLATES_DIR
 
-_CTYPES = {"INT8": "int8_t", "INT32": "int32_t", "INT16": "int16_t", "UINT8": "uint8_t", "FLOAT32": "float"}
+_CTYPES = {"INT8": "int8_t", "INT32": "int32_t", "INT16": "int16_t", "UINT8": "uint8_t", "INT64": "int64_t", "FLOAT32": "float"}
 
 
 def c_comment(text: str) -> str:
@@ -66,10 +66,11 @@ def _tensor_expr(graph: Graph, plan: MemoryPlan, index, written: bool, prefix: s
     if index < 0:
         return "NULL"
     t = graph.tensors[index]
-    ctype = _CTYPES[t.dtype]
     if t.is_constant:
         return f"tq_w{index}"
-    return f"ARENA({'' if written else 'const '}{ctype}, {plan.offsets[index]})"
+    # Activations are passed as bytes, whatever their type: a kernel that reads or writes other values (ARG_MAX's
+    # int32 / int64 indices, the float ends) takes them as void *, and RESHAPE copies them as bytes.
+    return f"ARENA({'' if written else 'const '}int8_t, {plan.offsets[index]})"
 
 
 def _resolve(fields, prefix: str, scratch: int | None) -> list[tuple[str, object]]:

@@ -518,8 +518,9 @@ def lower_add(graph: Graph, op: Operator) -> KernelCall:
 def lower_reshape(graph: Graph, op: Operator) -> KernelCall:
     # NHWC data is the same bytes in any shape: the planner gives the output the
     # input's buffer, and the copy kernel returns at once when the pointers match.
+    # Bytes, not elements: a reshaped tensor of int32 indices (ARG_MAX's) is 4 bytes an element.
     x, y = graph.tensors[op.inputs[0]], graph.tensors[op.outputs[0]]
-    return KernelCall("tq_copy_s8", None, (), (x.index, y.index), lead_args=(f"{y.size}u",), alias=True)
+    return KernelCall("tq_copy_s8", None, (), (x.index, y.index), lead_args=(f"{y.nbytes}u",), alias=True)
 
 
 @lowering("SOFTMAX")

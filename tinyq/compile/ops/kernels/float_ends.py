@@ -22,9 +22,9 @@ PARAMS = struct(Struct("tq_float_end_params_t", (
     F("float", "scale", "the int8 tensor's scale (float32, as the model stores it)"),
 ), doc="QUANTIZE float -> int8 and DEQUANTIZE int8 -> float: the int8 side's scale and zero point."))
 
-QUANTIZE = kernel(Kernel("tq_quantize_f32_s8", "float_ends", PARAMS.name, "const float *in, int8_t *out",
+QUANTIZE = kernel(Kernel("tq_quantize_f32_s8", "float_ends", PARAMS.name, "const void *in, int8_t *out",
                          opcodes=("QUANTIZE",), doc="QUANTIZE float32 -> int8 (TFLM's AffineQuantize)."))
-DEQUANTIZE = kernel(Kernel("tq_dequantize_s8_f32", "float_ends", PARAMS.name, "const int8_t *in, float *out",
+DEQUANTIZE = kernel(Kernel("tq_dequantize_s8_f32", "float_ends", PARAMS.name, "const int8_t *in, void *out",
                            opcodes=("DEQUANTIZE",), doc="DEQUANTIZE int8 -> float32 (TFLM's Dequantize)."))
 
 
