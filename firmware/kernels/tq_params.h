@@ -260,6 +260,33 @@ typedef struct {
     int32_t mult_alpha, shift_alpha; /* x < 0: input scale * alpha / output scale (alpha >= 0) */
 } tq_leaky_relu_params_t;
 
+/* One output phase of TRANSPOSE_CONV (tq_tconv_params_t.phases). */
+typedef struct {
+    int32_t taps_h, taps_w;      /* the sub-kernel: taps down and across (0: no tap lands on this phase) */
+    int32_t q_h, q_w;            /* tap t of output index m (o = phase + stride * m) reads input m + q - t */
+    int32_t k_pairs;             /* its patch taps_h * taps_w * in_c, padded to a multiple of 4, halved */
+    int32_t w_off;               /* where its weights (pair_rows) start in the filter, in words */
+    int32_t fast;                /* its chan rows take the fast requantization */
+} tq_tconv_phase_t;
+
+/* TRANSPOSE_CONV as stride_h * stride_w stride-1 convolutions, one an output phase (oy % stride_h, ox %
+ * stride_w): see tinyq/compile/ops/kernels/transpose_conv.py. */
+typedef struct {
+    uint16_t in_h, in_w, in_c;
+    uint16_t out_h, out_w, out_c;
+    uint16_t stride_h, stride_w;
+    uint16_t k_pairs;            /* the longest phase's patch, padded to a multiple of 4, halved */
+    int8_t pad_value;            /* the input zero point: what a tap outside the input reads */
+    int32_t output_offset;       /* output zero point */
+    int32_t act_min, act_max;
+    const tq_tconv_phase_t *phases; /* stride_h * stride_w of them, row-major (phase oy % stride_h, ox %
+                                     * stride_w) */
+    const tq_chan_t *chan;       /* out_c rows a phase, phase after phase (each phase folds its own taps'
+                                  * zero-point term) */
+    void *scratch;               /* 4 im2col columns (+ 4 byte patches for a channel count not a multiple of
+                                  * 4), a group's output */
+} tq_tconv_params_t;
+
 /* ---- formulas (tinyq/compile/ops/scratch.py): the scratch each kernel reads through p->scratch, in bytes;
  * the host plans the same figures from the same definitions ---- */
 
@@ -316,6 +343,12 @@ static inline uint32_t tq_depthwise3x3_plane_scratch_bytes(const tq_conv_params_
     const uint32_t s_v = t ? p->stride_w : p->stride_h;
     const uint32_t rows = (out_v - 1u) * s_v + 3u;
     return 2u * (p->planes == 2u ? 2u * rows - tq_dw_plane_share(p, rows) : rows) * tq_dw_plane_width(out_u, s_u);
+}
+
+/* tq_transpose_conv_s8: 4 int16 columns a K-pair (the longest phase's), for a channel count not a multiple of
+ * 4 the 4 pixels' byte patches, and a group of 4 output pixels (a phase row's partial last group). */
+static inline uint32_t tq_tconv_scratch_bytes(const tq_tconv_params_t *p) {
+    return 16u * p->k_pairs + (p->in_c % 4u ? 8u * p->k_pairs : 0u) + 4u * p->out_c;
 }
 
 /* ---- kernels (KernelCall.function) ---- */
@@ -404,6 +437,11 @@ void tq_copy_s8(uint32_t size, const int8_t *in, int8_t *out);
  *
  * tq_leaky_relu.c */
 void tq_leaky_relu_s8(const tq_leaky_relu_params_t *p, const int8_t *in, int8_t *out);
+
+/* TRANSPOSE_CONV, int8, per-channel: each output phase a stride-1 conv through tq_conv_tile.
+ *
+ * tq_transpose_conv.c */
+void tq_transpose_conv_s8(const tq_tconv_params_t *p, const int8_t *in, const uint32_t *filter, int8_t *out);
 
 /* The structs the assembly reads, laid out where tq_offsets.h says (32-bit pointers). */
 #if !defined(__cplusplus) && UINTPTR_MAX == 0xFFFFFFFFu

@@ -19,10 +19,11 @@ _WEIGHTED = ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED")
 _ACTIVATIONS = ("NONE", "RELU", "RELU6", "RELU_N1_TO_1")
 #: Operands (by position) the lowering reads as stored constants: weights, biases, paddings, axes.
 _CONSTANT_OPERANDS = {"CONV_2D": (1, 2), "DEPTHWISE_CONV_2D": (1, 2), "FULLY_CONNECTED": (1, 2), "PAD": (1,),
-                      "MEAN": (1,)}
+                      "MEAN": (1,), "TRANSPOSE_CONV": (0, 1, 3)}
 #: Inputs each supported op takes in a TFLite file (min, max); ops not named take exactly one.
 _ARITY = {"CONV_2D": (2, 3), "DEPTHWISE_CONV_2D": (2, 3), "FULLY_CONNECTED": (2, 3), "ADD": (2, 2), "MUL": (2, 2),
-          "MEAN": (2, 2), "PAD": (2, 2), "RESHAPE": (1, 2), "CONCATENATION": (1, 1 << 16)}
+          "MEAN": (2, 2), "PAD": (2, 2), "RESHAPE": (1, 2), "CONCATENATION": (1, 1 << 16),
+          "TRANSPOSE_CONV": (3, 4), "BATCH_MATMUL": (2, 2)}
 
 
 @dataclass(frozen=True)
@@ -60,7 +61,7 @@ class OpInfo:
 
 
 #: Where each weighted op keeps its output channels in the weight tensor (TFLite layouts).
-_FILTER_AXIS = {"CONV_2D": 0, "FULLY_CONNECTED": 0, "DEPTHWISE_CONV_2D": 3}
+_FILTER_AXIS = {"CONV_2D": 0, "FULLY_CONNECTED": 0, "DEPTHWISE_CONV_2D": 3, "TRANSPOSE_CONV": 0}
 
 
 def weight_sparsity(graph: Graph, op: Operator) -> tuple[float | None, tuple[int, int]]:
@@ -114,6 +115,12 @@ def op_macs(graph: Graph, op: Operator) -> int:
         return out.size * w.shape[1] * w.shape[2]
     if op.opcode == "FULLY_CONNECTED":
         return out.size * t[op.inputs[1]].shape[1]
+    if op.opcode == "TRANSPOSE_CONV":  # TFLM's scatter: every input element times the whole kernel
+        w = t[op.inputs[1]]
+        return t[op.inputs[2]].size * w.shape[0] * w.shape[1] * w.shape[2]
+    if op.opcode == "BATCH_MATMUL":  # each output element sums over the LHS rows' depth
+        lhs = t[op.inputs[0]].shape
+        return out.size * lhs[-2 if op.options.get("adj_x") else -1]
     return 0
 
 
@@ -181,9 +188,12 @@ def _op_level(graph: Graph, op: Operator, supported: frozenset[str]) -> list[Iss
         if i < 0:
             continue
         x = t[i]
-        if op.opcode in ("RESHAPE", "PAD", "MEAN") and i in op.inputs[1:]:
+        if (op.opcode in ("RESHAPE", "PAD", "MEAN") and i in op.inputs[1:]
+                or op.opcode == "TRANSPOSE_CONV" and i == op.inputs[0]):
             continue  # the shape / paddings / axes operand (constant int32)
-        want = "INT32" if (op.opcode in _WEIGHTED and len(op.inputs) > 2 and i == op.inputs[2]) else "INT8"
+        bias_at = 3 if op.opcode == "TRANSPOSE_CONV" else 2
+        want = "INT32" if (op.opcode in _WEIGHTED + ("TRANSPOSE_CONV",) and len(op.inputs) > bias_at
+                           and i == op.inputs[bias_at]) else "INT8"
         if x.dtype != want:
             hybrid = x.dtype == "FLOAT32" and any(t[j].dtype == "INT8" for j in op.inputs if j >= 0 and t[j].is_constant)
             problem = ("hybrid op: int8 weights with float activations" if hybrid else
@@ -214,6 +224,9 @@ def _op_level(graph: Graph, op: Operator, supported: frozenset[str]) -> list[Iss
             bad(w, "asymmetric int8 weights (zero point != 0)", "quantize weights symmetrically (TFLite's default)")
         if op.opcode != "FULLY_CONNECTED" and len(t[op.inputs[0]].shape) != 4:
             bad(t[op.inputs[0]], "input is not NHWC", "feed a 4-D tensor")
+    if op.opcode == "TRANSPOSE_CONV" and any(z != 0 for z in t[op.inputs[1]].quant.zero_point):
+        # TFLM's int8 kernel multiplies the raw weights (it ignores their zero point): the converter's are symmetric
+        bad(t[op.inputs[1]], "asymmetric int8 weights (zero point != 0)", "quantize weights symmetrically (TFLite's default)")
     if op.opcode in ("ADD", "MUL"):
         a, b, y = t[op.inputs[0]], t[op.inputs[1]], t[op.outputs[0]]
         if len(y.shape) > 4 or any(len(s.shape) > len(y.shape) for s in (a, b)):
