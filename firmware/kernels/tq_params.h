@@ -252,6 +252,23 @@ typedef struct {
     int32_t channels;            /* >= 1 (even with gather2) */
 } tq_dw_plane_t;
 
+/* BATCH_MATMUL (tinyq/compile/ops/kernels/batch_matmul.py): out = requant((lhs - lhs_zp) . (rhs - rhs_zp)),
+ * each batch's product four LHS rows at a time through tq_conv_tile_w16. */
+typedef struct {
+    uint16_t rows, depth, cols;  /* each product: (rows x depth) . (depth x cols) */
+    uint16_t k_pairs;            /* depth padded to a multiple of 4, halved */
+    uint16_t batch[3];           /* the output's batch dimensions (leading 1s added) */
+    uint32_t lhs_step[3], rhs_step[3]; /* matrices an operand moves on per batch index, 0 where broadcast */
+    int32_t lhs_row_step, lhs_k_step; /* bytes between LHS elements (m, k) and (m + 1, k), (m, k + 1) */
+    int32_t rhs_col_step, rhs_k_step; /* bytes between RHS elements (k, n) and (k, n + 1), (k + 1, n) */
+    int32_t lhs_zp, rhs_zp, output_offset;
+    uint8_t fast;                /* requantization: 1 the fast path (chan rows: bias 0), 0 the exact long way */
+    uint8_t rhs_packed;          /* 1: rhs is the host's packed words (a constant RHS), 0: the int8 tensor,
+                                  * packed here */
+    const tq_chan_t *chan;       /* cols rows, all with the one multiplier */
+    void *scratch;               /* 4 im2col columns, a partial group's output, and an RHS packed at run time */
+} tq_bmm_params_t;
+
 /* LEAKY_RELU: out = zp_out + M(x - zp_in), M the identity's multiplier for x >= zp_in, alpha's below. */
 typedef struct {
     uint32_t size;
@@ -345,6 +362,12 @@ static inline uint32_t tq_depthwise3x3_plane_scratch_bytes(const tq_conv_params_
     return 2u * (p->planes == 2u ? 2u * rows - tq_dw_plane_share(p, rows) : rows) * tq_dw_plane_width(out_u, s_u);
 }
 
+/* tq_batch_matmul_s8: 4 int16 columns a K-pair, a group of 4 output rows, and (an RHS computed at run time)
+ * its matrix as int16 pairs, cols rounded up to even. */
+static inline uint32_t tq_bmm_scratch_bytes(const tq_bmm_params_t *p) {
+    return 16u * p->k_pairs + 4u * p->cols + (p->rhs_packed ? 0u : 4u * p->k_pairs * (p->cols + p->cols % 2u));
+}
+
 /* tq_transpose_conv_s8: 4 int16 columns a K-pair (the longest phase's), for a channel count not a multiple of
  * 4 the 4 pixels' byte patches, and a group of 4 output pixels (a phase row's partial last group). */
 static inline uint32_t tq_tconv_scratch_bytes(const tq_tconv_params_t *p) {
@@ -432,6 +455,11 @@ void tq_logistic_s8(const tq_sigmoid_params_t *p, const int8_t *in, int8_t *out)
 void tq_tanh_s8(const tq_sigmoid_params_t *p, const int8_t *in, int8_t *out);
 
 void tq_copy_s8(uint32_t size, const int8_t *in, int8_t *out);
+
+/* BATCH_MATMUL, int8, both zero points, broadcast batches, adj_x / adj_y.
+ *
+ * tq_batch_matmul.c */
+void tq_batch_matmul_s8(const tq_bmm_params_t *p, const int8_t *lhs, const void *rhs, int8_t *out);
 
 /* LEAKY_RELU, int8 (out may be in).
  *
