@@ -1,9 +1,10 @@
 """TRANSPOSE_CONV (tinyq/compile/ops/kernels/transpose_conv.py, firmware/kernels/tq_transpose_conv.c) bit-exact with TFLM.
 
 Keras Conv2DTranspose (and Conv1DTranspose) layers with random weights, converted to full int8: strides 1 and 2
-(and unequal ones), kernels 1 to 4, SAME and VALID padding, with and without a bias, a fused ReLU, channel counts
-that are and are not multiples of 4, odd output channel counts; the generated C (host gcc) must give the bytes
-tflite_micro gives on random inputs. Then a small convolutional autoencoder in QEMU.
+(and unequal ones), kernels 1 to 4 (square or not), SAME and VALID padding, an output padding, with and without
+a bias, a fused ReLU / ReLU6, channel counts that are and are not multiples of 4, odd output channel counts; the
+generated C (host gcc) must give the bytes tflite_micro gives on random inputs. Then a small convolutional
+autoencoder in QEMU.
 """
 
 from __future__ import annotations
@@ -27,11 +28,14 @@ CASES = [
     dict(shape=(5, 5, 6), filters=4, kernel=3, strides=(2, 1), padding="same", bias=True, act=None),
     dict(shape=(4, 6, 4), filters=4, kernel=(2, 3), strides=(1, 2), padding="valid", bias=True, act="relu6"),
     dict(shape=(3, 3, 4), filters=4, kernel=1, strides=2, padding="valid", bias=True, act=None),
+    dict(shape=(4, 5, 8), filters=1, kernel=3, strides=2, padding="same", bias=True, act=None, output_padding=0),
+    dict(shape=(3, 4, 4), filters=6, kernel=4, strides=2, padding="valid", bias=True, act=None, output_padding=1),
 ]
 
 
 def _ids(c):
-    return f"{c['shape'][-1]}to{c['filters']}-k{c['kernel']}-s{c['strides']}-{c['padding']}-{'b' if c['bias'] else 'nb'}-{c['act']}"
+    return (f"{c['shape'][-1]}to{c['filters']}-k{c['kernel']}-s{c['strides']}-{c['padding']}-{'b' if c['bias'] else 'nb'}"
+            f"-{c['act']}" + (f"-op{c['output_padding']}" if "output_padding" in c else ""))
 
 
 def _randomize(model, seed=1):
@@ -41,7 +45,7 @@ def _randomize(model, seed=1):
     return model
 
 
-def tconv_tflite(shape, filters, kernel, strides, padding, bias, act) -> bytes:
+def tconv_tflite(shape, filters, kernel, strides, padding, bias, act, output_padding=None) -> bytes:
     from tinyq.model.quantize import quantize_keras
 
     def make():
@@ -49,12 +53,13 @@ def tconv_tflite(shape, filters, kernel, strides, padding, bias, act) -> bytes:
 
         inp = keras.Input(shape)
         layer = keras.layers.Conv2DTranspose(filters, kernel, strides=strides, padding=padding, use_bias=bias,
-                                             activation=act)
+                                             activation=act, output_padding=output_padding)
         m = _randomize(keras.Model(inp, layer(inp)))
         calib = np.random.default_rng(3).normal(size=(32, *shape)).astype(np.float32)
         return quantize_keras(m, calib)
 
-    return cached_tflite(["transpose_conv", shape, filters, kernel, strides, padding, bias, act], make)
+    extra = [] if output_padding is None else [output_padding]
+    return cached_tflite(["transpose_conv", shape, filters, kernel, strides, padding, bias, act, *extra], make)
 
 
 def _random_inputs(tflite, n=6, seed=2):
