@@ -48,7 +48,8 @@ def _attention(keras, x):
 MODELS = {
     "dot": lambda keras, x: keras.layers.Dot(axes=(2, 2))([x, keras.layers.Dense(x.shape[2])(x)]),
     "dot_rows": lambda keras, x: keras.layers.Dot(axes=(1, 1))([x, keras.layers.Dense(7)(x)]),
-    "matmul": lambda keras, x: keras.ops.matmul(x, keras.layers.Reshape((x.shape[2], -1))(keras.layers.Dense(x.shape[2])(x))),
+    "matmul": lambda keras, x: keras.ops.matmul(
+        x, keras.layers.Reshape((x.shape[2], -1))(keras.layers.Dense(x.shape[2])(x))),
     "self": lambda keras, x: keras.ops.matmul(keras.layers.Dense(x.shape[1])(x), x),
     "attention": _attention,
 }

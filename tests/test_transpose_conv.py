@@ -1,4 +1,4 @@
-"""TRANSPOSE_CONV (tinyq/compile/ops/kernels/transpose_conv.py, firmware/kernels/tq_transpose_conv.c) bit-exact with TFLM.
+"""TRANSPOSE_CONV (tinyq/compile/ops/kernels/transpose_conv.py, firmware/kernels/tq_transpose_conv.c), bit-exact.
 
 Keras Conv2DTranspose (and Conv1DTranspose) layers with random weights, converted to full int8: strides 1 and 2
 (and unequal ones), kernels 1 to 4 (square or not), SAME and VALID padding, an output padding, with and without
@@ -34,8 +34,8 @@ CASES = [
 
 
 def _ids(c):
-    return (f"{c['shape'][-1]}to{c['filters']}-k{c['kernel']}-s{c['strides']}-{c['padding']}-{'b' if c['bias'] else 'nb'}"
-            f"-{c['act']}" + (f"-op{c['output_padding']}" if "output_padding" in c else ""))
+    return (f"{c['shape'][-1]}to{c['filters']}-k{c['kernel']}-s{c['strides']}-{c['padding']}"
+            f"-{'b' if c['bias'] else 'nb'}-{c['act']}" + (f"-op{c['output_padding']}" if "output_padding" in c else ""))
 
 
 def _randomize(model, seed=1):

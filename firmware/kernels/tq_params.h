@@ -296,12 +296,11 @@ typedef struct {
     int8_t pad_value;            /* the input zero point: what a tap outside the input reads */
     int32_t output_offset;       /* output zero point */
     int32_t act_min, act_max;
-    const tq_tconv_phase_t *phases; /* stride_h * stride_w of them, row-major (phase oy % stride_h, ox %
-                                     * stride_w) */
-    const tq_chan_t *chan;       /* out_c rows a phase, phase after phase (each phase folds its own taps'
-                                  * zero-point term) */
-    void *scratch;               /* 4 im2col columns (+ 4 byte patches for a channel count not a multiple of
-                                  * 4), a group's output */
+    const tq_tconv_phase_t *phases; /* stride_h * stride_w, row-major: phase (oy % stride_h, ox % stride_w) */
+    const tq_chan_t *chan;       /* out_c rows a phase, phase after phase (each folds its own taps' zero-point
+                                  * term) */
+    void *scratch;               /* 4 im2col columns (+ 4 byte patches where in_c % 4), a group of 4 pixels'
+                                  * output */
 } tq_tconv_params_t;
 
 /* ---- formulas (tinyq/compile/ops/scratch.py): the scratch each kernel reads through p->scratch, in bytes;
@@ -369,7 +368,7 @@ static inline uint32_t tq_bmm_scratch_bytes(const tq_bmm_params_t *p) {
 }
 
 /* tq_transpose_conv_s8: 4 int16 columns a K-pair (the longest phase's), for a channel count not a multiple of
- * 4 the 4 pixels' byte patches, and a group of 4 output pixels (a phase row's partial last group). */
+ * 4 the 4 pixels' byte patches, and a group of 4 output pixels (a phase row's last group). */
 static inline uint32_t tq_tconv_scratch_bytes(const tq_tconv_params_t *p) {
     return 16u * p->k_pairs + (p->in_c % 4u ? 8u * p->k_pairs : 0u) + 4u * p->out_c;
 }
@@ -466,7 +465,7 @@ void tq_batch_matmul_s8(const tq_bmm_params_t *p, const int8_t *lhs, const void 
  * tq_leaky_relu.c */
 void tq_leaky_relu_s8(const tq_leaky_relu_params_t *p, const int8_t *in, int8_t *out);
 
-/* TRANSPOSE_CONV, int8, per-channel: each output phase a stride-1 conv through tq_conv_tile.
+/* TRANSPOSE_CONV, int8, per-channel: each output phase a stride-1 conv (tq_conv_tile).
  *
  * tq_transpose_conv.c */
 void tq_transpose_conv_s8(const tq_tconv_params_t *p, const int8_t *in, const uint32_t *filter, int8_t *out);

@@ -15,7 +15,8 @@ from tinyq.errors import BudgetError, UnsupportedModelError
 from tinyq.graph import Graph, Operator
 from tinyq.compile.shapes import shape_problem
 
-_WEIGHTED = ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED")
+#: The ops with int8 weights (operand 1), and where their int32 bias is.
+_BIAS_AT = {"CONV_2D": 2, "DEPTHWISE_CONV_2D": 2, "FULLY_CONNECTED": 2, "TRANSPOSE_CONV": 3}
 _ACTIVATIONS = ("NONE", "RELU", "RELU6", "RELU_N1_TO_1")
 #: Operands (by position) the lowering reads as stored constants: weights, biases, paddings, axes.
 _CONSTANT_OPERANDS = {"CONV_2D": (1, 2), "DEPTHWISE_CONV_2D": (1, 2), "FULLY_CONNECTED": (1, 2), "PAD": (1,),
@@ -191,9 +192,8 @@ def _op_level(graph: Graph, op: Operator, supported: frozenset[str]) -> list[Iss
         if (op.opcode in ("RESHAPE", "PAD", "MEAN") and i in op.inputs[1:]
                 or op.opcode == "TRANSPOSE_CONV" and i == op.inputs[0]):
             continue  # the shape / paddings / axes operand (constant int32)
-        bias_at = 3 if op.opcode == "TRANSPOSE_CONV" else 2
-        want = "INT32" if (op.opcode in _WEIGHTED + ("TRANSPOSE_CONV",) and len(op.inputs) > bias_at
-                           and i == op.inputs[bias_at]) else "INT8"
+        bias_at = _BIAS_AT.get(op.opcode)
+        want = "INT32" if (bias_at is not None and len(op.inputs) > bias_at and i == op.inputs[bias_at]) else "INT8"
         if x.dtype != want:
             hybrid = x.dtype == "FLOAT32" and any(t[j].dtype == "INT8" for j in op.inputs if j >= 0 and t[j].is_constant)
             problem = ("hybrid op: int8 weights with float activations" if hybrid else
@@ -218,15 +218,12 @@ def _op_level(graph: Graph, op: Operator, supported: frozenset[str]) -> list[Iss
     act = op.options.get("fused_activation_function", "NONE")
     if act not in _ACTIVATIONS:
         bad(None, f"fused activation {act}", "use RELU/RELU6 or a separate activation layer")
-    if op.opcode in _WEIGHTED:
+    if op.opcode in _BIAS_AT:
         w = t[op.inputs[1]]
-        if any(z != 0 for z in w.quant.zero_point):
+        if any(z != 0 for z in w.quant.zero_point):  # (TFLM's TRANSPOSE_CONV multiplies the raw weights: it ignores it)
             bad(w, "asymmetric int8 weights (zero point != 0)", "quantize weights symmetrically (TFLite's default)")
-        if op.opcode != "FULLY_CONNECTED" and len(t[op.inputs[0]].shape) != 4:
-            bad(t[op.inputs[0]], "input is not NHWC", "feed a 4-D tensor")
-    if op.opcode == "TRANSPOSE_CONV" and any(z != 0 for z in t[op.inputs[1]].quant.zero_point):
-        # TFLM's int8 kernel multiplies the raw weights (it ignores their zero point): the converter's are symmetric
-        bad(t[op.inputs[1]], "asymmetric int8 weights (zero point != 0)", "quantize weights symmetrically (TFLite's default)")
+        if op.opcode in ("CONV_2D", "DEPTHWISE_CONV_2D") and len(t[op.inputs[0]].shape) != 4:
+            bad(t[op.inputs[0]], "input is not NHWC", "feed a 4-D tensor")  # (TRANSPOSE_CONV's: the shape rule)
     if op.opcode in ("ADD", "MUL"):
         a, b, y = t[op.inputs[0]], t[op.inputs[1]], t[op.outputs[0]]
         if len(y.shape) > 4 or any(len(s.shape) > len(y.shape) for s in (a, b)):

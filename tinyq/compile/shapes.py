@@ -71,9 +71,8 @@ def expected_output(graph: Graph, op: Operator) -> tuple[int, ...] | int | None:
         return (n, _window(h, kh, o.get("stride_h", 1), o.get("dilation_hfactor", 1), pad),
                 _window(w, kw, o.get("stride_w", 1), o.get("dilation_wfactor", 1), pad), oc)
     if code == "TRANSPOSE_CONV":  # inputs: the output shape, the weights (OHWI), the input, the bias
-        x, w = ins[2], ins[1]
-        n, h, wd, c = _nhwc(x.shape, "input")
-        oc, kh, kw, wc = _nhwc(w.shape, "weights")
+        n, _, _, c = _nhwc(ins[2].shape, "input")
+        oc, _, _, wc = _nhwc(ins[1].shape, "weights")
         if wc != c:
             raise ShapeError(f"weights for {wc} input channels, input has {c}")
         bias = ins[3] if len(ins) > 3 else None

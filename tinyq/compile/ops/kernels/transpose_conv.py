@@ -44,15 +44,16 @@ PARAMS = struct(Struct("tq_tconv_params_t", (
     F("int8_t", "pad_value", "the input zero point: what a tap outside the input reads"),
     F("int32_t", "output_offset", "output zero point"),
     F("int32_t", "act_min, act_max"),
-    F("const tq_tconv_phase_t", "*phases", "stride_h * stride_w of them, row-major (phase oy % stride_h, ox % stride_w)"),
-    F("const tq_chan_t", "*chan", "out_c rows a phase, phase after phase (each phase folds its own taps' zero-point term)"),
-    F("void", "*scratch", "4 im2col columns (+ 4 byte patches for a channel count not a multiple of 4), a group's output"),
-), doc="TRANSPOSE_CONV as stride_h * stride_w stride-1 convolutions, one an output phase (oy % stride_h, ox % stride_w):\n"
-       "see tinyq/compile/ops/kernels/transpose_conv.py."))
+    F("const tq_tconv_phase_t", "*phases", "stride_h * stride_w, row-major: phase (oy % stride_h, ox % stride_w)"),
+    F("const tq_chan_t", "*chan", "out_c rows a phase, phase after phase (each folds its own taps' zero-point term)"),
+    F("void", "*scratch", "4 im2col columns (+ 4 byte patches where in_c % 4), a group of 4 pixels' output"),
+), doc="TRANSPOSE_CONV as stride_h * stride_w stride-1 convolutions, one an output phase (oy % stride_h,\n"
+       "ox % stride_w): see tinyq/compile/ops/kernels/transpose_conv.py."))
+
 
 @formula("tq_tconv_scratch_bytes", PARAMS.name,
-         doc="tq_transpose_conv_s8: 4 int16 columns a K-pair (the longest phase's), for a channel count not a multiple\n"
-             "of 4 the 4 pixels' byte patches, and a group of 4 output pixels (a phase row's partial last group).")
+         doc="tq_transpose_conv_s8: 4 int16 columns a K-pair (the longest phase's), for a channel count not a\n"
+             "multiple of 4 the 4 pixels' byte patches, and a group of 4 output pixels (a phase row's last group).")
 def tconv_scratch(v):
     return 16 * v.k_pairs + select(v.in_c % 4, 8 * v.k_pairs, 0) + 4 * v.out_c
 
@@ -60,7 +61,7 @@ def tconv_scratch(v):
 KERNEL = kernel(Kernel("tq_transpose_conv_s8", "transpose_conv", PARAMS.name,
                        "const int8_t *in, const uint32_t *filter, int8_t *out", opcodes=("TRANSPOSE_CONV",),
                        scratch=tconv_scratch,
-                       doc="TRANSPOSE_CONV, int8, per-channel: each output phase a stride-1 conv through tq_conv_tile."))
+                       doc="TRANSPOSE_CONV, int8, per-channel: each output phase a stride-1 conv (tq_conv_tile)."))
 
 
 def phase_taps(out_index: int, pad: int, stride: int, k: int) -> tuple[int, int, int]:
