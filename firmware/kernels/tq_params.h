@@ -280,7 +280,8 @@ typedef struct {
 /* One output phase of TRANSPOSE_CONV (tq_tconv_params_t.phases). */
 typedef struct {
     int32_t taps_h, taps_w;      /* the sub-kernel: taps down and across (0: no tap lands on this phase) */
-    int32_t q_h, q_w;            /* tap t of output index m (o = phase + stride * m) reads input m + q - t */
+    int32_t y0, x0;              /* the flipped sub-kernel's tap (u, v) of output (m, n) reads input (m + y0 +
+                                  * u, n + x0 + v) */
     int32_t k_pairs;             /* its patch taps_h * taps_w * in_c, padded to a multiple of 4, halved */
     int32_t w_off;               /* where its weights (pair_rows) start in the filter, in words */
     int32_t fast;                /* its chan rows take the fast requantization */
@@ -293,13 +294,14 @@ typedef struct {
     uint16_t out_h, out_w, out_c;
     uint16_t stride_h, stride_w;
     uint16_t k_pairs;            /* the longest phase's patch, padded to a multiple of 4, halved */
+    uint16_t taps_w;             /* the widest phase's taps across */
     int8_t pad_value;            /* the input zero point: what a tap outside the input reads */
     int32_t output_offset;       /* output zero point */
     int32_t act_min, act_max;
     const tq_tconv_phase_t *phases; /* stride_h * stride_w, row-major: phase (oy % stride_h, ox % stride_w) */
     const tq_chan_t *chan;       /* out_c rows a phase, phase after phase (each folds its own taps' zero-point
                                   * term) */
-    void *scratch;               /* 4 im2col columns (+ 4 byte patches where in_c % 4), a group of 4 pixels'
+    void *scratch;               /* 4 im2col columns, then 4 byte patches (in_c % 4) or a strip, or a group's
                                   * output */
 } tq_tconv_params_t;
 
@@ -367,10 +369,13 @@ static inline uint32_t tq_bmm_scratch_bytes(const tq_bmm_params_t *p) {
     return 16u * p->k_pairs + 4u * p->cols + (p->rhs_packed ? 0u : 4u * p->k_pairs * (p->cols + p->cols % 2u));
 }
 
-/* tq_transpose_conv_s8: 4 int16 columns a K-pair (the longest phase's), for a channel count not a multiple of
- * 4 the 4 pixels' byte patches, and a group of 4 output pixels (a phase row's last group). */
+/* tq_transpose_conv_s8: 4 int16 columns a K-pair (the longest phase's), then one area that holds, while the
+ * columns are built, the 4 pixels' byte patches (a channel count not a multiple of 4) or a border group's
+ * strip (the 4 pixels' runs of a kernel row: taps_w + 3 pixels), and after, a group of 4 output pixels (a
+ * phase row's last group). */
 static inline uint32_t tq_tconv_scratch_bytes(const tq_tconv_params_t *p) {
-    return 16u * p->k_pairs + (p->in_c % 4u ? 8u * p->k_pairs : 0u) + 4u * p->out_c;
+    const uint32_t build = p->in_c % 4u ? 8u * p->k_pairs : (p->taps_w + 3u) * p->in_c;
+    return 16u * p->k_pairs + (build > 4u * p->out_c ? build : 4u * p->out_c);
 }
 
 /* ---- kernels (KernelCall.function) ---- */

@@ -10,38 +10,42 @@
  */
 #include "tq_internal.h"
 
-/* The im2col columns of pixels n0 .. n0 + n - 1 (n <= 4) of row m of a phase: tap (th, tw) of a pixel reads
- * input (m + q_h - th, n + q_w - tw), the patch in (th, tw, c) order. A channel count that is a multiple of 4
- * expands each tap's words straight from the input; others copy each pixel's patch into `row` first. */
+/* The im2col columns of pixels n0 .. n0 + n - 1 (n <= 4) of row m of a phase: its flipped sub-kernel's tap
+ * (u, v) reads input (m + y0 + u, n + x0 + v), the patch in (u, v, c) order, so each kernel row of a pixel is
+ * one run of taps_w input pixels, and the four pixels' runs overlap in a strip of taps_w + 3. With a channel
+ * count that is a multiple of 4 the strip is expanded straight from the input where it is all inside, else
+ * from a copy in `row` with the zero point outside the input (pixels past n read it too: their results are
+ * dropped). Other channel counts copy each pixel's patch into `row` first. */
 static void __attribute__((noinline, optimize("no-tree-loop-distribute-patterns")))
 tconv_columns(const tq_tconv_params_t *p, const tq_tconv_phase_t *ph, const int8_t *in, int m, int n0, int n,
               int32_t *cols, int8_t *row) {
-    const int in_c = p->in_c, in_h = p->in_h, in_w = p->in_w;
+    const int in_c = p->in_c, in_h = p->in_h, in_w = p->in_w, taps_w = ph->taps_w;
     const int32_t row_bytes = (int32_t)in_w * in_c;
     const int8_t pad = p->pad_value;
+    const int x0 = n0 + ph->x0;  /* pixel n0's first input column */
     if ((in_c & 3) == 0) {
-        const uint32_t words = (uint32_t)in_c / 4;
+        const uint32_t words = (uint32_t)in_c / 4, run = words * (uint32_t)taps_w;  /* a kernel row's words */
         const uint32_t pad4 = 0x01010101u * (uint8_t)pad;
-        const int32_t pad_lo = tq_sxtb16(pad4), pad_hi = tq_sxtb16_ror8(pad4);
-        int32_t *col = cols;  /* the tap's first K-pair: 8 words an input word */
-        for (int th = 0; th < ph->taps_h; ++th) {
-            const int iy = m + ph->q_h - th;
+        uint32_t *strip = (uint32_t *)row;
+        int32_t *col = cols;  /* the kernel row's first K-pair: 8 words an input word */
+        for (int u = 0; u < ph->taps_h; ++u, col += 8 * run) {
+            const int iy = m + ph->y0 + u;
             const int row_ok = iy >= 0 && iy < in_h;
-            for (int tw = 0; tw < ph->taps_w; ++tw, col += 8 * words) {
-                const int ix0 = n0 + ph->q_w - tw;
-                if (row_ok && n == 4 && ix0 >= 0 && ix0 + 4 <= in_w) {  /* four neighbouring input pixels */
-                    tq_expand4(in + iy * row_bytes + ix0 * in_c, in_c, col, words);
-                    continue;
-                }
-                for (int i = 0; i < n; ++i) {
-                    const int ix = ix0 + i;
-                    if (row_ok && ix >= 0 && ix < in_w) {
-                        tq_expand(in + iy * row_bytes + ix * in_c, col + i, words);
-                    } else {
-                        for (uint32_t j = 0; j < words; ++j) { col[8 * j + i] = pad_lo; col[8 * j + 4 + i] = pad_hi; }
-                    }
+            if (row_ok && x0 >= 0 && x0 + 3 + taps_w <= in_w) {
+                tq_expand4(in + iy * row_bytes + x0 * in_c, in_c, col, run);
+                continue;
+            }
+            for (int k = 0; k < 3 + taps_w; ++k) {
+                const int ix = x0 + k;
+                uint32_t *d = strip + (uint32_t)k * words;
+                if (row_ok && ix >= 0 && ix < in_w) {
+                    const int8_t *src = in + iy * row_bytes + ix * in_c;
+                    for (uint32_t j = 0; j < words; ++j) d[j] = tq_load32(src + 4 * j);
+                } else {
+                    for (uint32_t j = 0; j < words; ++j) d[j] = pad4;
                 }
             }
+            tq_expand4((const int8_t *)strip, in_c, col, run);
         }
         return;
     }
@@ -49,10 +53,10 @@ tconv_columns(const tq_tconv_params_t *p, const tq_tconv_phase_t *ph, const int8
     for (int i = 0; i < n; ++i) {
         int8_t *d = row + i * patch;
         int k = 0;
-        for (int th = 0; th < ph->taps_h; ++th) {
-            const int iy = m + ph->q_h - th;
-            for (int tw = 0; tw < ph->taps_w; ++tw) {
-                const int ix = n0 + i + ph->q_w - tw;
+        for (int u = 0; u < ph->taps_h; ++u) {
+            const int iy = m + ph->y0 + u;
+            for (int v = 0; v < taps_w; ++v) {
+                const int ix = x0 + i + v;
                 if (iy >= 0 && iy < in_h && ix >= 0 && ix < in_w) {
                     const int8_t *s = in + iy * row_bytes + ix * in_c;
                     for (int c = 0; c < in_c; ++c) d[k++] = s[c];
@@ -78,7 +82,7 @@ static inline __attribute__((always_inline)) void tconv_phase(const tq_tconv_par
     const int rows = (p->out_h - py + s_h - 1) / s_h, pixels = (p->out_w - px + s_w - 1) / s_w;
     int32_t *cols = (int32_t *)p->scratch;
     int8_t *row = (int8_t *)(cols + 4 * p->k_pairs);
-    int8_t *tail = row + ((p->in_c & 3) ? 8 * p->k_pairs : 0);  /* a partial group's output */
+    int8_t *tail = row;  /* a partial group's output: the columns are built by then */
     const int32_t step = (int32_t)s_w * out_c;  /* output bytes from one pixel of a phase row to the next */
     for (int m = 0; m < rows; ++m) {
         int8_t *o_row = out + ((int32_t)(py + s_h * m) * p->out_w + px) * out_c;

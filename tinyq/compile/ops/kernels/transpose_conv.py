@@ -30,7 +30,7 @@ from tinyq.compile.ops.quant import activation_range, compute_padding, per_chann
 
 PHASE = struct(Struct("tq_tconv_phase_t", (
     F("int32_t", "taps_h, taps_w", "the sub-kernel: taps down and across (0: no tap lands on this phase)"),
-    F("int32_t", "q_h, q_w", "tap t of output index m (o = phase + stride * m) reads input m + q - t"),
+    F("int32_t", "y0, x0", "the flipped sub-kernel's tap (u, v) of output (m, n) reads input (m + y0 + u, n + x0 + v)"),
     F("int32_t", "k_pairs", "its patch taps_h * taps_w * in_c, padded to a multiple of 4, halved"),
     F("int32_t", "w_off", "where its weights (pair_rows) start in the filter, in words"),
     F("int32_t", "fast", "its chan rows take the fast requantization"),
@@ -41,21 +41,25 @@ PARAMS = struct(Struct("tq_tconv_params_t", (
     F("uint16_t", "out_h, out_w, out_c"),
     F("uint16_t", "stride_h, stride_w"),
     F("uint16_t", "k_pairs", "the longest phase's patch, padded to a multiple of 4, halved"),
+    F("uint16_t", "taps_w", "the widest phase's taps across"),
     F("int8_t", "pad_value", "the input zero point: what a tap outside the input reads"),
     F("int32_t", "output_offset", "output zero point"),
     F("int32_t", "act_min, act_max"),
     F("const tq_tconv_phase_t", "*phases", "stride_h * stride_w, row-major: phase (oy % stride_h, ox % stride_w)"),
     F("const tq_chan_t", "*chan", "out_c rows a phase, phase after phase (each folds its own taps' zero-point term)"),
-    F("void", "*scratch", "4 im2col columns (+ 4 byte patches where in_c % 4), a group of 4 pixels' output"),
+    F("void", "*scratch", "4 im2col columns, then 4 byte patches (in_c % 4) or a strip, or a group's output"),
 ), doc="TRANSPOSE_CONV as stride_h * stride_w stride-1 convolutions, one an output phase (oy % stride_h,\n"
        "ox % stride_w): see tinyq/compile/ops/kernels/transpose_conv.py."))
 
 
 @formula("tq_tconv_scratch_bytes", PARAMS.name,
-         doc="tq_transpose_conv_s8: 4 int16 columns a K-pair (the longest phase's), for a channel count not a\n"
-             "multiple of 4 the 4 pixels' byte patches, and a group of 4 output pixels (a phase row's last group).")
+         doc="tq_transpose_conv_s8: 4 int16 columns a K-pair (the longest phase's), then one area that holds, while\n"
+             "the columns are built, the 4 pixels' byte patches (a channel count not a multiple of 4) or a border\n"
+             "group's strip (the 4 pixels' runs of a kernel row: taps_w + 3 pixels), and after, a group\n"
+             "of 4 output pixels (a phase row's last group).")
 def tconv_scratch(v):
-    return 16 * v.k_pairs + select(v.in_c % 4, 8 * v.k_pairs, 0) + 4 * v.out_c
+    build = v.let("build", select(v.in_c % 4, 8 * v.k_pairs, (v.taps_w + 3) * v.in_c))
+    return 16 * v.k_pairs + select(build > 4 * v.out_c, build, 4 * v.out_c)
 
 
 KERNEL = kernel(Kernel("tq_transpose_conv_s8", "transpose_conv", PARAMS.name,
@@ -100,16 +104,17 @@ def lower_transpose_conv(graph: Graph, op: Operator) -> KernelCall:
         r_h, q_h, n_h = phase_taps(py, pad_h, s_h, k_h)
         for px in range(s_w):
             r_w, q_w, n_w = phase_taps(px, pad_w, s_w, k_w)
-            # Tap (th, tw) is kernel element (r_h + s_h th, r_w + s_w tw): the patch, in (th, tw, c) order.
-            sub = kernel4[:, r_h::s_h, r_w::s_w, :][:, :n_h, :n_w, :].reshape(out_c, -1)
+            # Tap (th, tw), kernel element (r_h + s_h th, r_w + s_w tw), reads input (m + q_h - th, n + q_w - tw):
+            # flipped, the sub-kernel is an ordinary conv's, each kernel row one run of input pixels.
+            sub = kernel4[:, r_h::s_h, r_w::s_w, :][:, :n_h, :n_w, :][:, ::-1, ::-1, :].reshape(out_c, -1)
             fast, chan = channel_params(sub, None if bias is None else bias.data, zp_in, mult, shift, zp_out)
             kp = padded_k(sub.shape[1]) // 2
-            phases.append((n_h, n_w, q_h, q_w, kp, len(words), int(fast)))
+            phases.append((n_h, n_w, q_h - (n_h - 1), q_w - (n_w - 1), kp, len(words), int(fast)))
             chans += chan
             words += pair_rows(sub, 2) if kp else ()
-    k_pairs = max(p[4] for p in phases)
+    k_pairs, taps_w = max(p[4] for p in phases), max(p[1] for p in phases)
     params = (("in_h", in_h), ("in_w", in_w), ("in_c", in_c), ("out_h", out_h), ("out_w", out_w), ("out_c", out_c),
-              ("stride_h", s_h), ("stride_w", s_w), ("k_pairs", k_pairs), ("pad_value", zp_in),
+              ("stride_h", s_h), ("stride_w", s_w), ("k_pairs", k_pairs), ("taps_w", taps_w), ("pad_value", zp_in),
               ("output_offset", zp_out), ("act_min", act_min), ("act_max", act_max),
               ("phases", "@phases"), ("chan", "@chan"), ("scratch", "$scratch"))
     return KernelCall(
