@@ -194,3 +194,18 @@ def test_pack_rhs_layout():
                 col = 2 * pair + side
                 lo, hi = ((w & 0xFFFF) ^ 0x8000) - 0x8000, ((w >> 16) ^ 0x8000) - 0x8000
                 assert (lo, hi) == (v[ka, col], v[ka + 2, col])
+
+
+def test_matrices_past_the_kernels_sizes_are_refused():
+    """tq_bmm_params_t holds rows, depth and columns in 16 bits: a larger product is refused by name."""
+    import dataclasses
+
+    from tinyq.compile.ops import lower
+    from tinyq.errors import UnsupportedModelError
+
+    g, (op,) = _bmm_ops(keras_tflite("dot", (6, 8)))
+    big = {op.inputs[0]: (1, 70000, 8), op.outputs[0]: (1, 70000, 6)}
+    g = dataclasses.replace(g, tensors=tuple(dataclasses.replace(t, shape=big[t.index]) if t.index in big else t
+                                             for t in g.tensors))
+    with pytest.raises(UnsupportedModelError, match="BATCH_MATMUL of 70000 x 8 by 8 x 6"):
+        lower(g, op)
