@@ -22,6 +22,7 @@ from tinyq.compile.ops import ConstArray, KernelCall, lowering
 from tinyq.compile.ops.cexpr import formula, select
 from tinyq.compile.ops.kernel import F, Kernel, Struct, kernel, struct
 from tinyq.compile.ops.layout import fast_ok, fast_rnd, padded_k
+from tinyq.compile.ops.lower_ops import _c_array
 from tinyq.compile.ops.quant import per_tensor_fc_multiplier
 
 PARAMS = struct(Struct("tq_bmm_params_t", (
@@ -108,9 +109,7 @@ def lower_batch_matmul(graph: Graph, op: Operator) -> KernelCall:
         arrays.append(ConstArray("w", "uint32_t", tuple(
             w for mat in mats for w in pack_rhs(mat.T if adj_y else mat, zp_r))))
     params = (("rows", m), ("depth", k), ("cols", n), ("k_pairs", k_pairs),
-              ("batch", "{" + ", ".join(map(str, out_batch)) + "}"),
-              ("lhs_step", "{" + ", ".join(map(str, lhs_step)) + "}"),
-              ("rhs_step", "{" + ", ".join(map(str, rhs_step)) + "}"),
+              ("batch", _c_array(out_batch)), ("lhs_step", _c_array(lhs_step)), ("rhs_step", _c_array(rhs_step)),
               ("lhs_row_step", 1 if adj_x else k), ("lhs_k_step", m if adj_x else 1),
               ("rhs_col_step", k if adj_y else 1), ("rhs_k_step", 1 if adj_y else n),
               ("lhs_zp", zp_l), ("rhs_zp", zp_r), ("output_offset", zp_out), ("fast", int(fast)),
