@@ -252,6 +252,23 @@ typedef struct {
     int32_t channels;            /* >= 1 (even with gather2) */
 } tq_dw_plane_t;
 
+/* BATCH_MATMUL (tinyq/compile/ops/kernels/batch_matmul.py): out = requant((lhs - lhs_zp) . (rhs - rhs_zp)),
+ * each batch's product four LHS rows at a time through tq_conv_tile_w16. */
+typedef struct {
+    uint16_t rows, depth, cols;  /* each product: (rows x depth) . (depth x cols) */
+    uint16_t k_pairs;            /* depth padded to a multiple of 4, halved */
+    uint16_t batch[3];           /* the output's batch dimensions (leading 1s added) */
+    uint32_t lhs_step[3], rhs_step[3]; /* matrices an operand moves on per batch index, 0 where broadcast */
+    int32_t lhs_row_step, lhs_k_step; /* bytes between LHS elements (m, k) and (m + 1, k), (m, k + 1) */
+    int32_t rhs_col_step, rhs_k_step; /* bytes between RHS elements (k, n) and (k, n + 1), (k + 1, n) */
+    int32_t lhs_zp, rhs_zp, output_offset;
+    uint8_t fast;                /* requantization: 1 the fast path (chan rows: bias 0), 0 the exact long way */
+    uint8_t rhs_packed;          /* 1: rhs is the host's packed words (a constant RHS), 0: the int8 tensor,
+                                  * packed here */
+    const tq_chan_t *chan;       /* cols rows, all with the one multiplier */
+    void *scratch;               /* 4 im2col columns, a partial group's output, and an RHS packed at run time */
+} tq_bmm_params_t;
+
 /* QUANTIZE float -> int8 and DEQUANTIZE int8 -> float: the int8 side's scale and zero point. */
 typedef struct {
     uint32_t size;
@@ -325,6 +342,34 @@ typedef struct {
     const int32_t *cols;         /* out_w triples: byte offsets of input pixels x0, x1 in a row, and wx */
 } tq_resize_bl_params_t;
 
+/* One output phase of TRANSPOSE_CONV (tq_tconv_params_t.phases). */
+typedef struct {
+    int32_t taps_h, taps_w;      /* the sub-kernel: taps down and across (0: no tap lands on this phase) */
+    int32_t y0, x0;              /* the flipped sub-kernel's tap (u, v) of output (m, n) reads input (m + y0 +
+                                  * u, n + x0 + v) */
+    int32_t k_pairs;             /* its patch taps_h * taps_w * in_c, padded to a multiple of 4, halved */
+    int32_t w_off;               /* where its weights (pair_rows) start in the filter, in words */
+    int32_t fast;                /* its chan rows take the fast requantization */
+} tq_tconv_phase_t;
+
+/* TRANSPOSE_CONV as stride_h * stride_w stride-1 convolutions, one an output phase (oy % stride_h, ox %
+ * stride_w): see tinyq/compile/ops/kernels/transpose_conv.py. */
+typedef struct {
+    uint16_t in_h, in_w, in_c;
+    uint16_t out_h, out_w, out_c;
+    uint16_t stride_h, stride_w;
+    uint16_t k_pairs;            /* the longest phase's patch, padded to a multiple of 4, halved */
+    uint16_t taps_w;             /* the widest phase's taps across */
+    int8_t pad_value;            /* the input zero point: what a tap outside the input reads */
+    int32_t output_offset;       /* output zero point */
+    int32_t act_min, act_max;
+    const tq_tconv_phase_t *phases; /* stride_h * stride_w, row-major: phase (oy % stride_h, ox % stride_w) */
+    const tq_chan_t *chan;       /* out_c rows a phase, phase after phase (each folds its own taps' zero-point
+                                  * term) */
+    void *scratch;               /* 4 im2col columns, then 4 byte patches (in_c % 4) or a strip, or a group's
+                                  * output */
+} tq_tconv_params_t;
+
 /* ---- formulas (tinyq/compile/ops/scratch.py): the scratch each kernel reads through p->scratch, in bytes;
  * the host plans the same figures from the same definitions ---- */
 
@@ -381,6 +426,21 @@ static inline uint32_t tq_depthwise3x3_plane_scratch_bytes(const tq_conv_params_
     const uint32_t s_v = t ? p->stride_w : p->stride_h;
     const uint32_t rows = (out_v - 1u) * s_v + 3u;
     return 2u * (p->planes == 2u ? 2u * rows - tq_dw_plane_share(p, rows) : rows) * tq_dw_plane_width(out_u, s_u);
+}
+
+/* tq_batch_matmul_s8: 4 int16 columns a K-pair, a group of 4 output rows, and (an RHS computed at run time)
+ * its matrix as int16 pairs, cols rounded up to even. */
+static inline uint32_t tq_bmm_scratch_bytes(const tq_bmm_params_t *p) {
+    return 16u * p->k_pairs + 4u * p->cols + (p->rhs_packed ? 0u : 4u * p->k_pairs * (p->cols + p->cols % 2u));
+}
+
+/* tq_transpose_conv_s8: 4 int16 columns a K-pair (the longest phase's), then one area that holds, while the
+ * columns are built, the 4 pixels' byte patches (a channel count not a multiple of 4) or a border group's
+ * strip (the 4 pixels' runs of a kernel row: taps_w + 3 pixels), and after, a group of 4 output pixels (a
+ * phase row's last group). */
+static inline uint32_t tq_tconv_scratch_bytes(const tq_tconv_params_t *p) {
+    const uint32_t build = p->in_c % 4u ? 8u * p->k_pairs : (p->taps_w + 3u) * p->in_c;
+    return 16u * p->k_pairs + (build > 4u * p->out_c ? build : 4u * p->out_c);
 }
 
 /* ---- kernels (KernelCall.function) ---- */
@@ -468,6 +528,11 @@ void tq_tanh_s8(const tq_sigmoid_params_t *p, const int8_t *in, int8_t *out);
 
 void tq_copy_s8(uint32_t size, const int8_t *in, int8_t *out);
 
+/* BATCH_MATMUL, int8, both zero points, broadcast batches, adj_x / adj_y.
+ *
+ * tq_batch_matmul.c */
+void tq_batch_matmul_s8(const tq_bmm_params_t *p, const int8_t *lhs, const void *rhs, int8_t *out);
+
 /* QUANTIZE float32 -> int8 (TFLM's AffineQuantize).
  *
  * tq_float_ends.c */
@@ -518,6 +583,11 @@ void tq_resize_nearest_s8(const tq_resize_nn_params_t *p, const int8_t *in, int8
  *
  * tq_resize.c */
 void tq_resize_bilinear_s8(const tq_resize_bl_params_t *p, const int8_t *in, int8_t *out);
+
+/* TRANSPOSE_CONV, int8, per-channel: each output phase a stride-1 conv (tq_conv_tile).
+ *
+ * tq_transpose_conv.c */
+void tq_transpose_conv_s8(const tq_tconv_params_t *p, const int8_t *in, const uint32_t *filter, int8_t *out);
 
 /* The structs the assembly reads, laid out where tq_offsets.h says (32-bit pointers). */
 #if !defined(__cplusplus) && UINTPTR_MAX == 0xFFFFFFFFu

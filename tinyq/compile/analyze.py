@@ -15,12 +15,14 @@ from tinyq.errors import BudgetError, UnsupportedModelError
 from tinyq.graph import Graph, Operator
 from tinyq.compile.shapes import shape_problem
 
-_WEIGHTED = ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED")
+#: The ops with int8 weights (operand 1), and where their int32 bias is.
+_BIAS_AT = {"CONV_2D": 2, "DEPTHWISE_CONV_2D": 2, "FULLY_CONNECTED": 2, "TRANSPOSE_CONV": 3}
 _ACTIVATIONS = ("NONE", "RELU", "RELU6", "RELU_N1_TO_1")
 #: Operands (by position) the lowering reads as stored constants: weights, biases, paddings, axes.
 _CONSTANT_OPERANDS = {"CONV_2D": (1, 2), "DEPTHWISE_CONV_2D": (1, 2), "FULLY_CONNECTED": (1, 2), "PAD": (1,),
                       "MEAN": (1,), "SUM": (1,), "REDUCE_MAX": (1,), "REDUCE_MIN": (1,), "ARG_MAX": (1,),
-                      "ARG_MIN": (1,), "RESIZE_BILINEAR": (1,), "RESIZE_NEAREST_NEIGHBOR": (1,)}
+                      "ARG_MIN": (1,), "RESIZE_BILINEAR": (1,), "RESIZE_NEAREST_NEIGHBOR": (1,),
+                      "TRANSPOSE_CONV": (0, 1, 3)}
 #: Ops whose operands after the first are int32 parameters (a shape, paddings, axes, a size), not int8 data.
 _PARAM_OPERANDS = ("RESHAPE", "PAD", "MEAN", "SUM", "REDUCE_MAX", "REDUCE_MIN", "ARG_MAX", "ARG_MIN",
                    "RESIZE_BILINEAR", "RESIZE_NEAREST_NEIGHBOR")
@@ -31,7 +33,8 @@ _INDEX_OPS = ("ARG_MAX", "ARG_MIN")
 _ARITY = {"CONV_2D": (2, 3), "DEPTHWISE_CONV_2D": (2, 3), "FULLY_CONNECTED": (2, 3), "ADD": (2, 2), "MUL": (2, 2),
           "MEAN": (2, 2), "PAD": (2, 2), "RESHAPE": (1, 2), "CONCATENATION": (1, 1 << 16), "SUM": (2, 2),
           "REDUCE_MAX": (2, 2), "REDUCE_MIN": (2, 2), "ARG_MAX": (2, 2), "ARG_MIN": (2, 2),
-          "RESIZE_BILINEAR": (2, 2), "RESIZE_NEAREST_NEIGHBOR": (2, 2)}
+          "RESIZE_BILINEAR": (2, 2), "RESIZE_NEAREST_NEIGHBOR": (2, 2),
+          "TRANSPOSE_CONV": (3, 4), "BATCH_MATMUL": (2, 2)}
 
 
 @dataclass(frozen=True)
@@ -69,7 +72,7 @@ class OpInfo:
 
 
 #: Where each weighted op keeps its output channels in the weight tensor (TFLite layouts).
-_FILTER_AXIS = {"CONV_2D": 0, "FULLY_CONNECTED": 0, "DEPTHWISE_CONV_2D": 3}
+_FILTER_AXIS = {"CONV_2D": 0, "FULLY_CONNECTED": 0, "DEPTHWISE_CONV_2D": 3, "TRANSPOSE_CONV": 0}
 
 
 def weight_sparsity(graph: Graph, op: Operator) -> tuple[float | None, tuple[int, int]]:
@@ -123,6 +126,12 @@ def op_macs(graph: Graph, op: Operator) -> int:
         return out.size * w.shape[1] * w.shape[2]
     if op.opcode == "FULLY_CONNECTED":
         return out.size * t[op.inputs[1]].shape[1]
+    if op.opcode == "TRANSPOSE_CONV":  # TFLM's scatter: every input element times the whole kernel
+        w = t[op.inputs[1]]
+        return t[op.inputs[2]].size * w.shape[0] * w.shape[1] * w.shape[2]
+    if op.opcode == "BATCH_MATMUL":  # each output element sums over the LHS rows' depth
+        lhs = t[op.inputs[0]].shape
+        return out.size * lhs[-2 if op.options.get("adj_x") else -1]
     return 0
 
 
@@ -201,7 +210,8 @@ def _wanted_dtype(graph: Graph, op: Operator, i: int) -> str:
     """The type tensor ``i`` of ``op`` must have: INT8, but a bias is INT32, ARG_MAX / ARG_MIN write int32 or
     int64 indices, and RESHAPE moves a tensor of indices as its bytes (its output has its input's type)."""
     t = graph.tensors
-    if op.opcode in _WEIGHTED and len(op.inputs) > 2 and i == op.inputs[2]:
+    bias_at = _BIAS_AT.get(op.opcode)
+    if bias_at is not None and len(op.inputs) > bias_at and i == op.inputs[bias_at]:
         return "INT32"
     if op.opcode in _INDEX_OPS and i in op.outputs and t[i].dtype in _INDEX_DTYPES:
         return t[i].dtype
@@ -234,7 +244,8 @@ def _op_level(graph: Graph, op: Operator, supported: frozenset[str]) -> list[Iss
         if i < 0:
             continue
         x = t[i]
-        if op.opcode in _PARAM_OPERANDS and i in op.inputs[1:]:
+        if (op.opcode in _PARAM_OPERANDS and i in op.inputs[1:]
+                or op.opcode == "TRANSPOSE_CONV" and i == op.inputs[0]):
             continue  # the shape / paddings / axes / size operand (constant int32)
         want = _wanted_dtype(graph, op, i)
         if x.dtype != want:
@@ -261,12 +272,12 @@ def _op_level(graph: Graph, op: Operator, supported: frozenset[str]) -> list[Iss
     act = op.options.get("fused_activation_function", "NONE")
     if act not in _ACTIVATIONS:
         bad(None, f"fused activation {act}", "use RELU/RELU6 or a separate activation layer")
-    if op.opcode in _WEIGHTED:
+    if op.opcode in _BIAS_AT:
         w = t[op.inputs[1]]
-        if any(z != 0 for z in w.quant.zero_point):
+        if any(z != 0 for z in w.quant.zero_point):  # (TFLM's TRANSPOSE_CONV multiplies the raw weights: it ignores it)
             bad(w, "asymmetric int8 weights (zero point != 0)", "quantize weights symmetrically (TFLite's default)")
-        if op.opcode != "FULLY_CONNECTED" and len(t[op.inputs[0]].shape) != 4:
-            bad(t[op.inputs[0]], "input is not NHWC", "feed a 4-D tensor")
+        if op.opcode in ("CONV_2D", "DEPTHWISE_CONV_2D") and len(t[op.inputs[0]].shape) != 4:
+            bad(t[op.inputs[0]], "input is not NHWC", "feed a 4-D tensor")  # (TRANSPOSE_CONV's: the shape rule)
     if op.opcode in ("ADD", "MUL"):
         a, b, y = t[op.inputs[0]], t[op.inputs[1]], t[op.outputs[0]]
         if len(y.shape) > 4 or any(len(s.shape) > len(y.shape) for s in (a, b)):

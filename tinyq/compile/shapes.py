@@ -70,6 +70,29 @@ def expected_output(graph: Graph, op: Operator) -> tuple[int, ...] | int | None:
         pad = o.get("padding", "SAME")
         return (n, _window(h, kh, o.get("stride_h", 1), o.get("dilation_hfactor", 1), pad),
                 _window(w, kw, o.get("stride_w", 1), o.get("dilation_wfactor", 1), pad), oc)
+    if code == "TRANSPOSE_CONV":  # inputs: the output shape, the weights (OHWI), the input, the bias
+        n, _, _, c = _nhwc(ins[2].shape, "input")
+        oc, _, _, wc = _nhwc(ins[1].shape, "weights")
+        if wc != c:
+            raise ShapeError(f"weights for {wc} input channels, input has {c}")
+        bias = ins[3] if len(ins) > 3 else None
+        if bias is not None and bias.size != oc:
+            raise ShapeError(f"a bias of {bias.size} for {oc} output channels")
+        if ins[0].data is None or ins[0].data.size != 4:
+            raise ShapeError("an output shape that is not 4 stored integers")
+        out = tuple(int(d) for d in np.asarray(ins[0].data).ravel())
+        if out[0] != n or out[3] != oc or min(out) < 1:
+            raise ShapeError(f"output shape {list(out)} for {n} images of {oc} channels")
+        return out
+    if code == "BATCH_MATMUL":
+        a, b = x.shape, ins[1].shape
+        if len(a) < 2 or len(b) < 2:
+            raise ShapeError(f"operands of shapes {list(a)} and {list(b)}: each needs 2 dimensions at least")
+        m, ka = (a[-1], a[-2]) if o.get("adj_x") else (a[-2], a[-1])
+        kb, n = (b[-1], b[-2]) if o.get("adj_y") else (b[-2], b[-1])
+        if ka != kb:
+            raise ShapeError(f"a depth of {ka} against {kb}")
+        return broadcast(a[:-2], b[:-2]) + (m, n)
     if code in ("MAX_POOL_2D", "AVERAGE_POOL_2D"):
         n, h, w, c = _nhwc(x.shape, "input")
         pad = o.get("padding", "SAME")

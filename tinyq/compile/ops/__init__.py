@@ -49,7 +49,7 @@ class KernelCall:
     arrays: tuple[ConstArray, ...] = field(default=())
     #: Literal leading arguments for kernels without a params struct.
     lead_args: tuple[str, ...] = field(default=())
-    #: Multiply-accumulates this call runs: conv, depthwise and FC only (the definition of
+    #: Multiply-accumulates this call runs: conv, depthwise, FC, transpose conv and batch matmul only (the definition of
     #: :func:`tinyq.compile.analyze.op_macs`, less the constant channels it does not compute); 0 for any other kernel.
     macs: int = 0
     #: Output aliases the first input (no data movement, e.g. RESHAPE).
