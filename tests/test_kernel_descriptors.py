@@ -25,6 +25,20 @@ def test_generated_headers_are_current(name):
     assert (KERNELS_DIR / name).read_text() == text, f"{name} is stale: run python -m tinyq.compile.ops.gen"
 
 
+def test_readme_operator_table_is_current():
+    """README.md's operator table is what the descriptors and TFLM's op list give (gen writes it); every op tinyq
+    runs is in it with its kernels, every one TFLM lacks an int8 kernel for said so."""
+    from tinyq.compile.ops import SUPPORTED_OPS
+    from tinyq.compile.ops.gen import README, op_table
+
+    text = README.read_text(encoding="utf-8")
+    assert generated()[README] == text, "README.md's operator table is stale: run python -m tinyq.compile.ops.gen"
+    rows = {ln.split(" | ")[0][2:]: ln for ln in op_table().splitlines() if ln.startswith("| ") and " | " in ln}
+    for op in SUPPORTED_OPS:
+        assert "| int8, bit-exact with" in rows[op] and "`tq_" in rows[op], rows[op]
+    assert "TFLite's reference kernels" in rows["GELU"] and "| no |" in rows["GELU"]
+
+
 def test_no_struct_prototype_or_formula_is_written_by_hand_too():
     """The structs, kernel prototypes and scratch formulas are in tq_params.h only."""
     for path in KERNELS_DIR.glob("*.[ch]"):

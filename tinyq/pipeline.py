@@ -106,7 +106,7 @@ def compile_model(model: Path, board_id: str, calib: Path | None, out_dir: Path,
     expected, tflm_arena, reference = isolate.call(
         "tinyq.model.reference:reference_outputs", q.tflite, x_int8, what="the host reference",
         crash_hint="TFLM cannot run this model either; check its quantization parameters with `tinyq inspect`")
-    host = run_generated(model_files, x_int8.reshape(len(x_int8), -1), expected.shape[1:], expected.dtype)
+    host = run_generated(model_files, x_int8.reshape(len(x_int8), -1), expected.shape[1:])
     host_exact = bool(np.array_equal(host, expected))
     if not host_exact:
         raise TinyqError(f"the generated C differs from the host reference ({reference})",

@@ -72,7 +72,7 @@ def run_host(exe: Path, inputs: np.ndarray, output_shape: tuple[int, ...]) -> np
     return out.reshape((len(inputs), *output_shape))
 
 
-def run_generated(files: dict[str, str], inputs: np.ndarray, output_shape: tuple[int, ...], dtype=np.int8) -> np.ndarray:
-    """Compile ``files`` in a temporary folder and run ``inputs`` through them (outputs of ``dtype``)."""
+def run_generated(files: dict[str, str], inputs: np.ndarray, output_shape: tuple[int, ...]) -> np.ndarray:
+    """Compile ``files`` in a temporary folder and run ``inputs`` through them."""
     with tempfile.TemporaryDirectory(prefix="tinyq-host-") as tmp:
-        return run_host(compile_host(files, Path(tmp)), inputs, output_shape, dtype)
+        return run_host(compile_host(files, Path(tmp)), inputs, output_shape)
