@@ -68,7 +68,7 @@ def run_host(exe: Path, inputs: np.ndarray, output_shape: tuple[int, ...]) -> np
                          hint="please report this with the model attached") from e
     if proc.returncode != 0:
         raise BuildError(f"host model exited with {proc.returncode}")
-    out = np.frombuffer(proc.stdout, dtype=np.dtype(dtype).newbyteorder("<"))
+    out = np.frombuffer(proc.stdout, dtype=np.int8)
     return out.reshape((len(inputs), *output_shape))
 
 
