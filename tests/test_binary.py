@@ -29,8 +29,7 @@ ROWS = np.linspace(-1.0, 1.0, 32).astype(np.float32).reshape(4, 1, 8)
 
 
 def _other(x, kind: str):
-    """The second operand for an input x of SHAPE: computed at run time or a constant."""
-    import keras
+    """The second operand for an input x of SHAPE, computed at run time."""
     from keras import layers as L
 
     if kind == "same":
@@ -257,8 +256,9 @@ def _fake(shape, index, scale=0.01, zp=0, const=False):
 
 
 def test_refusals_name_the_op_and_the_reason():
-    """A broadcast of more alternating axes than the kernel walks, and a DIV whose rescaling factor would
-    make TFLM's own kernel shift by an amount C leaves undefined, are refused, not miscomputed."""
+    """A DIV whose rescaling factor would make TFLM's own kernel shift by an amount C leaves undefined, a
+    PRELU whose alpha has a scale a channel, and a broadcast of more alternating axes than the kernel walks
+    are refused, not miscomputed."""
     from tinyq.compile.ops.kernels import binary
     from tinyq.errors import UnsupportedModelError
 
@@ -269,6 +269,15 @@ def test_refusals_name_the_op_and_the_reason():
     tensors[y.index] = dataclasses.replace(y, quant=dataclasses.replace(y.quant, scale=(1e-9,)))
     with pytest.raises(UnsupportedModelError, match=r"op \d+ DIV: a rescaling factor of 2\^\d+"):
         binary.lower_div(dataclasses.replace(g, tensors=tensors), op)
+
+    g = parse_tflite(prelu_tflite([1, 2]))
+    op = next(o for o in g.operators if o.opcode == "PRELU")
+    alpha = g.tensors[op.inputs[1]]
+    tensors = list(g.tensors)
+    tensors[alpha.index] = dataclasses.replace(alpha, quant=dataclasses.replace(alpha.quant, scale=(0.01,) * 8,
+                                                                               zero_point=(0,) * 8, axis=2))
+    with pytest.raises(UnsupportedModelError, match=r"op \d+ PRELU has a per-channel quantized alpha \(8 scales\)"):
+        binary.lower_prelu(dataclasses.replace(g, tensors=tensors), op)
 
     six_a, six_b = _fake((2, 1, 2, 1, 2, 1), 0), _fake((1, 2, 1, 2, 1, 2), 1)
     with pytest.raises(UnsupportedModelError, match="SUB broadcasts .* in 6 alternating axes"):

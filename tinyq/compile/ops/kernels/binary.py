@@ -18,10 +18,9 @@ from tinyq.compile.ops import ConstArray, KernelCall, lowering
 from tinyq.compile.ops.kernel import F, Kernel, Struct, kernel, struct
 from tinyq.compile.ops.quant import activation_range, quantize_multiplier
 
-#: Axes of the merged broadcast the kernel walks (any rank TFLM runs merges to at most this many in practice:
-#: a 5-D broadcast always does).
+#: Loops of the merged broadcast the kernel walks: every broadcast of up to 5-D tensors (what analyze admits for
+#: these ops; TFLM takes up to 8) merges to at most 5.
 AXES = 5
-
 
 PARAMS = struct(Struct("tq_binary_params_t", (
     F("uint32_t", f"shape[{AXES}]", "output shape, axes that broadcast alike merged, outermost first, padded with 1s"),
@@ -39,7 +38,8 @@ PARAMS = struct(Struct("tq_binary_params_t", (
 
 _IO2 = "const int8_t *in1, const int8_t *in2, int8_t *out"
 #: One entry point an op (each links only its own row function), all of them tq_binary.c's broadcast loop.
-KERNELS = {code: kernel(Kernel(symbol, "binary", PARAMS.name, _IO2, opcodes=(code,), doc=doc)) for code, symbol, doc in (
+KERNELS = {code: kernel(Kernel(symbol, "binary", PARAMS.name, _IO2, opcodes=(code,), doc=doc))
+           for code, symbol, doc in (
     ("ADD", "tq_add_bcast_s8", "ADD with broadcasting (a same-shape ADD runs tq_add_s8)."),
     ("SUB", "tq_sub_s8", "SUB with broadcasting."),
     ("SQUARED_DIFFERENCE", "tq_squared_difference_s8", "SQUARED_DIFFERENCE with broadcasting."),
@@ -196,6 +196,10 @@ def lower_squared_difference(graph: Graph, op: Operator) -> KernelCall:
 def lower_prelu(graph: Graph, op: Operator) -> KernelCall:
     """prelu_common.cc's CalculatePreluParams: in / out and in * alpha / out, in double; int8 range."""
     x, alpha, y = _io(graph, op)
+    if len(alpha.quant.scale) > 1:  # TFLM's Prepare reads one scale and zero point (the converter gives one)
+        raise UnsupportedModelError(f"op {op.index} PRELU has a per-channel quantized alpha "
+                                    f"({len(alpha.quant.scale)} scales)", hint="TFLM's int8 PRELU takes one "
+                                    "scale for alpha: quantize it per tensor (TensorFlow's converter does)")
     si, sa, so = float(x.quant.scale[0]), float(alpha.quant.scale[0]), float(y.quant.scale[0])
     m1, sh1 = quantize_multiplier(si / so)
     m2, sh2 = quantize_multiplier(si * sa / so)
