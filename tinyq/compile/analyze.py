@@ -192,8 +192,9 @@ def _op_level(graph: Graph, op: Operator, supported: frozenset[str]) -> list[Iss
             problem = ("hybrid op: int8 weights with float activations" if hybrid else
                        f"{x.dtype} tensor where {want} is needed")
             bad(x, problem, "quantize the whole model to int8 (full integer) with a calibration set")
-        elif not x.is_constant and len(x.shape) > (5 if op.opcode in _RANK5 else 4) and op.opcode != "RESHAPE":
-            bad(x, f"rank {len(x.shape)} tensor", "reshape to at most 4 dimensions (NHWC)")
+        elif not x.is_constant and len(x.shape) > (rank := 5 if op.opcode in _RANK5 else 4) and op.opcode != "RESHAPE":
+            bad(x, f"rank {len(x.shape)} tensor", "reshape to at most 4 dimensions (NHWC)" if rank == 4 else
+                f"reshape to at most {rank} dimensions")
         elif not x.is_constant and len(x.shape) == 4 and x.shape[0] != 1:
             bad(x, f"batch {x.shape[0]}", "convert with a batch of 1 (tinyq quantize does)")
         elif x.quant is None and x.dtype == "INT8":

@@ -493,8 +493,8 @@ def add_table_params(graph: Graph, op: Operator, first: int) -> tuple[tuple, tup
 
 @lowering("ADD")
 def lower_add(graph: Graph, op: Operator) -> KernelCall:
-    """A same-shape ADD by tables (tq_add_s8); a broadcasting one by the binary kernel
-    (tinyq.compile.ops.kernels.binary, tq_binary_s8)."""
+    """A same-shape ADD by tables (tq_add_s8); a broadcasting one by the binary ops' broadcast loop
+    (tinyq.compile.ops.kernels.binary, tq_add_bcast_s8)."""
     (a, b), y = _io(graph, op)
     if tuple(a.shape) == tuple(b.shape):
         fields, arrays = add_table_params(graph, op, a.index)
