@@ -1,4 +1,4 @@
-/* Element-wise, reduction and data-movement kernels: RELU, RELU6, QUANTIZE, MUL, broadcast ADD, MEAN, PAD,
+/* Element-wise, reduction and data-movement kernels: RELU, RELU6, QUANTIZE, MUL, MEAN, PAD,
  * CONCATENATION. */
 #include "tq_kernels.h"
 
@@ -37,19 +37,6 @@ void tq_mul_s8(const tq_mul_params_t *p, const int8_t *in1, const int8_t *in2, i
         const int32_t x = p->input1_offset + in1[i1], y = p->input2_offset + in2[i2];
         const int32_t v = tq_requant(x * y, p->mult, p->shift) + p->output_offset;
         out[o] = (int8_t)tq_clamp(v, p->act_min, p->act_max);
-    }
-}
-
-void tq_add_bcast_s8(const tq_add_params_t *p, const tq_mul_params_t *shape, const int8_t *in1, const int8_t *in2,
-                     int8_t *out) {
-    uint32_t idx[4] = {0, 0, 0, 0}, i1 = 0, i2 = 0;
-    const uint32_t n = bcast_size(shape);
-    for (uint32_t o = 0; o < n; ++o, bcast_step(shape, idx, &i1, &i2)) {
-        const int32_t a = (int32_t)((uint32_t)(p->input1_offset + in1[i1]) << p->left_shift);
-        const int32_t b = (int32_t)((uint32_t)(p->input2_offset + in2[i2]) << p->left_shift);
-        const int32_t sum = tq_requant(a, p->input1_mult, p->input1_shift) + tq_requant(b, p->input2_mult, p->input2_shift);
-        out[o] = (int8_t)tq_clamp(tq_requant(sum, p->output_mult, p->output_shift) + p->output_offset, p->act_min,
-                                  p->act_max);
     }
 }
 

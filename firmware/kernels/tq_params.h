@@ -96,16 +96,6 @@ typedef struct {
     int32_t act_min, act_max;
 } tq_pool_params_t;
 
-typedef struct {
-    uint32_t size;
-    int32_t input1_offset, input2_offset, output_offset;
-    int32_t left_shift;
-    int32_t input1_mult, input1_shift;
-    int32_t input2_mult, input2_shift;
-    int32_t output_mult, output_shift;
-    int32_t act_min, act_max;
-} tq_add_params_t;
-
 /* Same-shape ADD by tables: TFLite scales each input on its own before the sum, so input k's scaled value is
  * tk[x] (x in -128..127; the pointers point at entry 0). The sum is then requantized by `out` (bias 0): on
  * the fast path the tables hold doubled values and `out` is tq_rq_fast's rnd/mult/shift with the zero point
@@ -268,6 +258,23 @@ typedef struct {
     const tq_chan_t *chan;       /* cols rows, all with the one multiplier */
     void *scratch;               /* 4 im2col columns, a partial group's output, and an RHS packed at run time */
 } tq_bmm_params_t;
+
+/* The binary element-wise ops, broadcasting (tinyq/compile/ops/kernels/binary.py). MAXIMUM and MINIMUM
+ * compare the raw bytes (TFLM does: the converter gives inputs and output one scale); the others compute
+ * TFLM's reference arithmetic (ADD/SUB: each input scaled after << left_shift, the sum requantized). */
+typedef struct {
+    uint32_t shape[5];           /* output shape, axes that broadcast alike merged, outermost first, padded
+                                  * with 1s */
+    uint32_t stride1[5], stride2[5]; /* input elements per step of each axis, 0 where broadcast */
+    int32_t input1_offset, input2_offset, output_offset; /* -zp1, -zp2, zp_out */
+    int32_t left_shift;          /* ADD, SUB: 20; SQUARED_DIFFERENCE: 7 */
+    int32_t mult1, shift1;       /* ADD, SUB, SQUARED_DIFFERENCE: input 1's; PRELU: x >= 0 (in / out) */
+    int32_t mult2, shift2;       /* ADD, SUB, SQUARED_DIFFERENCE: input 2's; PRELU: x < 0 (in * alpha / out) */
+    int32_t output_mult, output_shift; /* ADD, SUB, SQUARED_DIFFERENCE, DIV: the result's */
+    int32_t act_min, act_max;
+    const int32_t *recip;        /* DIV: GetReciprocal(d) for d = 0..255 (the Q0.31 raw; d = 0 as x86 TFLM
+                                  * computes it) */
+} tq_binary_params_t;
 
 /* QUANTIZE float -> int8 and DEQUANTIZE int8 -> float: the int8 side's scale and zero point. */
 typedef struct {
@@ -499,12 +506,6 @@ void tq_subsample_s8(const tq_pool_params_t *p, const int8_t *in, int8_t *out);
  * tq_pool.c; inner loops in tq_m4_pool.S */
 void tq_add_s8(const tq_addtab_params_t *p, const int8_t *in1, const int8_t *in2, int8_t *out);
 
-/* Broadcasting ADD (TFLite's general path).
- *
- * tq_elementwise.c */
-void tq_add_bcast_s8(const tq_add_params_t *p, const tq_mul_params_t *shape, const int8_t *in1,
-                     const int8_t *in2, int8_t *out);
-
 void tq_mul_s8(const tq_mul_params_t *p, const int8_t *in1, const int8_t *in2, int8_t *out);
 
 void tq_requant_s8(const tq_requant_params_t *p, const int8_t *in, int8_t *out);
@@ -532,6 +533,41 @@ void tq_copy_s8(uint32_t size, const int8_t *in, int8_t *out);
  *
  * tq_batch_matmul.c */
 void tq_batch_matmul_s8(const tq_bmm_params_t *p, const int8_t *lhs, const void *rhs, int8_t *out);
+
+/* ADD with broadcasting (a same-shape ADD runs tq_add_s8).
+ *
+ * tq_binary.c */
+void tq_add_bcast_s8(const tq_binary_params_t *p, const int8_t *in1, const int8_t *in2, int8_t *out);
+
+/* SUB with broadcasting.
+ *
+ * tq_binary.c */
+void tq_sub_s8(const tq_binary_params_t *p, const int8_t *in1, const int8_t *in2, int8_t *out);
+
+/* SQUARED_DIFFERENCE with broadcasting.
+ *
+ * tq_binary.c */
+void tq_squared_difference_s8(const tq_binary_params_t *p, const int8_t *in1, const int8_t *in2, int8_t *out);
+
+/* MAXIMUM with broadcasting (the raw int8 values).
+ *
+ * tq_binary.c */
+void tq_maximum_s8(const tq_binary_params_t *p, const int8_t *in1, const int8_t *in2, int8_t *out);
+
+/* MINIMUM with broadcasting (the raw int8 values).
+ *
+ * tq_binary.c */
+void tq_minimum_s8(const tq_binary_params_t *p, const int8_t *in1, const int8_t *in2, int8_t *out);
+
+/* DIV with broadcasting.
+ *
+ * tq_binary.c */
+void tq_div_s8(const tq_binary_params_t *p, const int8_t *in1, const int8_t *in2, int8_t *out);
+
+/* PRELU, in1 the input, in2 alpha (broadcast).
+ *
+ * tq_binary.c */
+void tq_prelu_s8(const tq_binary_params_t *p, const int8_t *in1, const int8_t *in2, int8_t *out);
 
 /* QUANTIZE float32 -> int8 (TFLM's AffineQuantize).
  *

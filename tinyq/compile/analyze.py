@@ -34,7 +34,10 @@ _ARITY = {"CONV_2D": (2, 3), "DEPTHWISE_CONV_2D": (2, 3), "FULLY_CONNECTED": (2,
           "MEAN": (2, 2), "PAD": (2, 2), "RESHAPE": (1, 2), "CONCATENATION": (1, 1 << 16), "SUM": (2, 2),
           "REDUCE_MAX": (2, 2), "REDUCE_MIN": (2, 2), "ARG_MAX": (2, 2), "ARG_MIN": (2, 2),
           "RESIZE_BILINEAR": (2, 2), "RESIZE_NEAREST_NEIGHBOR": (2, 2),
-          "TRANSPOSE_CONV": (3, 4), "BATCH_MATMUL": (2, 2)}
+          "TRANSPOSE_CONV": (3, 4), "BATCH_MATMUL": (2, 2),
+          **dict.fromkeys(("SUB", "MAXIMUM", "MINIMUM", "SQUARED_DIFFERENCE", "DIV", "PRELU"), (2, 2))}
+#: Ops whose kernel (tq_binary.c) broadcasts tensors of up to 5 dimensions (TFLM's BroadcastBinaryOpSimple).
+_RANK5 = ("ADD", "SUB", "MAXIMUM", "MINIMUM", "SQUARED_DIFFERENCE", "DIV", "PRELU")
 
 
 @dataclass(frozen=True)
@@ -253,8 +256,9 @@ def _op_level(graph: Graph, op: Operator, supported: frozenset[str]) -> list[Iss
             problem = ("hybrid op: int8 weights with float activations" if hybrid else
                        f"{x.dtype} tensor where {want} is needed")
             bad(x, problem, "quantize the whole model to int8 (full integer) with a calibration set")
-        elif not x.is_constant and len(x.shape) > 4 and op.opcode != "RESHAPE":
-            bad(x, f"rank {len(x.shape)} tensor", "reshape to at most 4 dimensions (NHWC)")
+        elif not x.is_constant and len(x.shape) > (rank := 5 if op.opcode in _RANK5 else 4) and op.opcode != "RESHAPE":
+            bad(x, f"rank {len(x.shape)} tensor", "reshape to at most 4 dimensions (NHWC)" if rank == 4 else
+                f"reshape to at most {rank} dimensions")
         elif not x.is_constant and len(x.shape) == 4 and x.shape[0] != 1:
             bad(x, f"batch {x.shape[0]}", "convert with a batch of 1 (tinyq quantize does)")
         elif x.quant is None and x.dtype == "INT8":
@@ -278,10 +282,11 @@ def _op_level(graph: Graph, op: Operator, supported: frozenset[str]) -> list[Iss
             bad(w, "asymmetric int8 weights (zero point != 0)", "quantize weights symmetrically (TFLite's default)")
         if op.opcode in ("CONV_2D", "DEPTHWISE_CONV_2D") and len(t[op.inputs[0]].shape) != 4:
             bad(t[op.inputs[0]], "input is not NHWC", "feed a 4-D tensor")  # (TRANSPOSE_CONV's: the shape rule)
-    if op.opcode in ("ADD", "MUL"):
+    if op.opcode == "MUL" or op.opcode in _RANK5:
         a, b, y = t[op.inputs[0]], t[op.inputs[1]], t[op.outputs[0]]
-        if len(y.shape) > 4 or any(len(s.shape) > len(y.shape) for s in (a, b)):
-            bad(b, f"{op.opcode} of shapes {a.shape} and {b.shape}", "use at most 4-D tensors")
+        most = 5 if op.opcode in _RANK5 else 4
+        if len(y.shape) > most or any(len(s.shape) > len(y.shape) for s in (a, b)):
+            bad(b, f"{op.opcode} of shapes {a.shape} and {b.shape}", f"use at most {most}-D tensors")
     if op.opcode in ("MEAN", "SUM", "REDUCE_MAX", "REDUCE_MIN", "ARG_MAX", "ARG_MIN", "L2_NORMALIZATION") \
             and len(t[op.inputs[0]].shape) > 4:
         bad(t[op.inputs[0]], f"{op.opcode} of a tensor of rank > 4", "reduce over fixed axes of NHWC")

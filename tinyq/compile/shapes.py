@@ -106,7 +106,7 @@ def expected_output(graph: Graph, op: Operator) -> tuple[int, ...] | int | None:
         if bias is not None and bias.size != units:
             raise ShapeError(f"a bias of {bias.size} for {units} units")
         return (x.size // depth) * units
-    if code in ("ADD", "MUL"):
+    if code in ("ADD", "MUL", "SUB", "MAXIMUM", "MINIMUM", "SQUARED_DIFFERENCE", "DIV", "PRELU"):
         return broadcast(x.shape, ins[1].shape)
     if code == "RESHAPE":
         return x.size

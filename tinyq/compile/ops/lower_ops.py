@@ -493,25 +493,16 @@ def add_table_params(graph: Graph, op: Operator, first: int) -> tuple[tuple, tup
 
 @lowering("ADD")
 def lower_add(graph: Graph, op: Operator) -> KernelCall:
+    """A same-shape ADD by tables (tq_add_s8); a broadcasting one by the binary ops' broadcast loop
+    (tinyq.compile.ops.kernels.binary, tq_add_bcast_s8)."""
     (a, b), y = _io(graph, op)
     if tuple(a.shape) == tuple(b.shape):
         fields, arrays = add_table_params(graph, op, a.index)
         return KernelCall(overwrites=(a.index, b.index), function="tq_add_s8", params_type="tq_addtab_params_t", params=fields,
                           args=(a.index, b.index, y.index), arrays=arrays)
-    left_shift, (m1, sh1), (m2, sh2), (mo, sho) = _add_multipliers(a, b, y)
-    act_min, act_max = _act(op, y)
-    return KernelCall(
-        function="tq_add_bcast_s8",
-        params2=("tq_mul_params_t", _bcast_fields(a, b, y)),
-        params_type="tq_add_params_t",
-        params=(
-            ("size", y.size), ("input1_offset", -a.quant.zero_point[0]), ("input2_offset", -b.quant.zero_point[0]),
-            ("output_offset", y.quant.zero_point[0]), ("left_shift", left_shift),
-            ("input1_mult", m1), ("input1_shift", sh1), ("input2_mult", m2), ("input2_shift", sh2),
-            ("output_mult", mo), ("output_shift", sho), ("act_min", act_min), ("act_max", act_max),
-        ),
-        args=(a.index, b.index, y.index),
-    )
+    from tinyq.compile.ops.kernels.binary import lower_add_broadcast
+
+    return lower_add_broadcast(graph, op)
 
 
 @lowering("RESHAPE")

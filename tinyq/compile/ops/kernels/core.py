@@ -62,15 +62,6 @@ _s('tq_pool_params_t', (
     F('uint16_t', 'pad_h, pad_w'),
     F('int32_t', 'act_min, act_max'),
 )),
-_s('tq_add_params_t', (
-    F('uint32_t', 'size'),
-    F('int32_t', 'input1_offset, input2_offset, output_offset'),
-    F('int32_t', 'left_shift'),
-    F('int32_t', 'input1_mult, input1_shift'),
-    F('int32_t', 'input2_mult, input2_shift'),
-    F('int32_t', 'output_mult, output_shift'),
-    F('int32_t', 'act_min, act_max'),
-)),
 _s('tq_addtab_params_t', (
     F('uint32_t', 'size'),
     F('const int32_t', '*t1, *t2'),
@@ -226,8 +217,6 @@ kernel(Kernel("tq_subsample_s8", "pool", "tq_pool_params_t", _IO,
               doc="out = in[::stride_h, ::stride_w] (k_h = k_w = 1, no padding): a strided 1x1 conv's input."))
 kernel(Kernel("tq_add_s8", "pool", "tq_addtab_params_t", _IO2, opcodes=("ADD",), variants=("tq_add_fast",),
               doc="Same-shape ADD by tables."))
-kernel(Kernel("tq_add_bcast_s8", "elementwise", "tq_add_params_t", _IO2, opcodes=("ADD",),
-              params2="tq_mul_params_t", doc="Broadcasting ADD (TFLite's general path)."))
 kernel(Kernel("tq_mul_s8", "elementwise", "tq_mul_params_t", _IO2, opcodes=("MUL",)))
 kernel(Kernel("tq_requant_s8", "elementwise", "tq_requant_params_t", _IO, opcodes=("RELU", "QUANTIZE")))
 kernel(Kernel("tq_clamp_s8", "elementwise", None, "uint32_t size, int32_t lo, int32_t hi, const int8_t *in, int8_t *out",
