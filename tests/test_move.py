@@ -54,8 +54,31 @@ def keras_int8(key: str, make_model, shape) -> bytes:
     return cached_tflite(["move-keras", VERSION, key, tuple(shape)], make)
 
 
-def check_bit_exact(tflite: bytes, opcode: str, n: int = 4, seed: int = 3) -> None:
-    """The graph holds ``opcode`` and passes the gate; the generated C gives TFLM's bytes on ``n`` random inputs."""
+def tflite_reference(tflite: bytes, xs: np.ndarray) -> np.ndarray:
+    """TFLite's reference kernels (BUILTIN_REF) on each input: the reference where TFLM has no kernel (TILE).
+    Where the reference resolver lacks the op's version (TILE 3, int8), the builtin resolver without delegates:
+    TFLite's tile.cc has a single implementation, which both resolvers register."""
+    import tensorflow as tf
+
+    types = tf.lite.experimental.OpResolverType
+    try:
+        it = tf.lite.Interpreter(model_content=tflite, experimental_op_resolver_type=types.BUILTIN_REF)
+    except ValueError as e:
+        if "Didn't find op for builtin opcode 'TILE'" not in str(e):
+            raise
+        it = tf.lite.Interpreter(model_content=tflite, experimental_op_resolver_type=types.BUILTIN_WITHOUT_DEFAULT_DELEGATES)
+    it.allocate_tensors()
+    out = []
+    for x in xs:
+        it.set_tensor(it.get_input_details()[0]["index"], x)
+        it.invoke()
+        out.append(it.get_tensor(it.get_output_details()[0]["index"]).copy())
+    return np.stack(out)
+
+
+def check_bit_exact(tflite: bytes, opcode: str, n: int = 4, seed: int = 3, tflm: bool = True) -> None:
+    """The graph holds ``opcode`` and passes the gate; the generated C gives TFLM's bytes on ``n`` random inputs
+    (``tflm`` False: TFLite's reference kernels', for an op TFLM lacks)."""
     from tinyq.compile.analyze import check_compatibility
 
     g = parse_tflite(tflite)
@@ -64,10 +87,26 @@ def check_bit_exact(tflite: bytes, opcode: str, n: int = 4, seed: int = 3) -> No
     assert check_compatibility(g) == (), check_compatibility(g)
     shape = g.input_tensors[0].shape
     x = np.random.default_rng(seed).integers(-128, 128, (n, *shape)).astype(np.int8)
-    ref = TflmReference(tflite)
-    want = np.stack([ref.run(s) for s in x])
+    if tflm:
+        ref = TflmReference(tflite)
+        want = np.stack([ref.run(s) for s in x])
+    else:
+        want = tflite_reference(tflite, x)
     got = run_on_host(tflite, x)
     np.testing.assert_array_equal(got, want)
+
+
+def edit_tflite(tflite: bytes, edit) -> bytes:
+    """``tflite`` after ``edit(model, schema)`` changed its object tree (TensorFlow's flatbuffer schema): graphs the
+    converter does not write (EXPAND_DIMS, SQUEEZE, which it turns into RESHAPE) and malformed ones."""
+    import flatbuffers
+    from tensorflow.lite.python import schema_py_generated as schema
+
+    m = schema.ModelT.InitFromObj(schema.Model.GetRootAsModel(tflite, 0))
+    edit(m, schema)
+    b = flatbuffers.Builder(1024)
+    b.Finish(m.Pack(b), file_identifier=b"TFL3")
+    return bytes(b.Output())
 
 
 # ---- STRIDED_SLICE ----
@@ -160,6 +199,234 @@ def test_pack(axis):
     check_bit_exact(tf_int8(f"pack-{axis}", fn, (1, 3, 4, 5)), "PACK")
 
 
+# ---- TRANSPOSE ----
+
+TRANSPOSES = {
+    "3d": ((1, 5, 7), [0, 2, 1]),
+    "4d-nchw": ((1, 4, 5, 6), [0, 3, 1, 2]),
+    "4d-swap-hw": ((1, 4, 5, 6), [0, 2, 1, 3]),
+    "4d-batch": ((1, 4, 5, 6), [3, 1, 2, 0]),
+    "5d": ((1, 2, 3, 4, 5), [0, 3, 1, 4, 2]),
+}
+
+
+@pytest.mark.parametrize("case", TRANSPOSES)
+def test_transpose(case):
+    import tensorflow as tf
+
+    shape, perm = TRANSPOSES[case]
+    check_bit_exact(tf_int8(f"transpose-{perm}", lambda x: tf.transpose(x, perm), shape), "TRANSPOSE")
+
+
+def test_transpose_6d_against_tflite():
+    """TFLM transposes up to 5 dims: a 6-D transpose is checked against TFLite's reference kernels."""
+    import tensorflow as tf
+
+    perm = [0, 5, 3, 1, 4, 2]
+    check_bit_exact(tf_int8(f"transpose-{perm}", lambda x: tf.transpose(x, perm), (1, 2, 3, 2, 3, 2)), "TRANSPOSE",
+                    tflm=False)
+
+
+# ---- GATHER ----
+
+GATHERS = {
+    "axis1": ((1, 4, 5, 6), [2, 0, 1, 1, 3], 1, 0),
+    "axis2-runs": ((1, 4, 7, 6), [0, 1, 2, 6, 5, 4, 3, 3, 3], 2, 0),
+    "axis-1": ((1, 4, 5, 6), [5, 0, 2], -1, 0),
+    "2d-indices": ((1, 4, 5, 6), [[1, 0], [3, 3]], 2, 0),
+    "batch-dims": ((1, 4, 5, 6), [[2, 0, 1]], 2, 1),
+    "rank2": ((1, 30), [[7, 8, 9, 29, 0]], 1, 1),
+}
+
+
+@pytest.mark.parametrize("case", GATHERS)
+def test_gather(case):
+    import tensorflow as tf
+
+    shape, idx, axis, bd = GATHERS[case]
+    fn = lambda x: tf.gather(x, idx, axis=axis, batch_dims=bd)  # noqa: E731
+    check_bit_exact(tf_int8(f"gather-{idx}-{axis}-{bd}", fn, shape), "GATHER")
+
+
+# ---- DEPTH_TO_SPACE, SPACE_TO_DEPTH ----
+
+@pytest.mark.parametrize("block", [2, 3])
+def test_depth_to_space(block):
+    import tensorflow as tf
+
+    fn = lambda x: tf.nn.depth_to_space(x, block)  # noqa: E731
+    check_bit_exact(tf_int8(f"d2s-{block}", fn, (1, 3, 4, 2 * block * block)), "DEPTH_TO_SPACE")
+
+
+@pytest.mark.parametrize("block", [2, 3])
+def test_space_to_depth(block):
+    import tensorflow as tf
+
+    fn = lambda x: tf.nn.space_to_depth(x, block)  # noqa: E731
+    check_bit_exact(tf_int8(f"s2d-{block}", fn, (1, 2 * block, 3 * block, 5)), "SPACE_TO_DEPTH")
+
+
+# ---- SPACE_TO_BATCH_ND, BATCH_TO_SPACE_ND ----
+
+S2B = {
+    "pads": ((1, 6, 6, 3), [2, 2], [[1, 1], [2, 0]]),
+    "no-pad": ((1, 4, 6, 2), [2, 3], [[0, 0], [0, 0]]),
+    "3x1": ((1, 5, 4, 2), [3, 1], [[2, 2], [0, 0]]),
+    "nhc": ((1, 7, 3), [2], [[0, 1]]),
+}
+
+
+@pytest.mark.parametrize("case", S2B)
+def test_space_to_batch_nd(case):
+    """The padding is the zero point, as TFLite's kernel pads (its output offset; a dilated conv from older
+    converters relies on it): checked against TFLite's reference kernels with a zero point far from 0.
+    TFLM's kernel never sets that offset (SpaceToBatchParams left as allocated: 0 in the wheel) and pads with
+    0: it agrees where the zero point is 0 only (checked too)."""
+    import tensorflow as tf
+
+    shape, block, pads = S2B[case]
+    tflite = tf_int8(f"s2b-{block}-{pads}", lambda x: tf.space_to_batch_nd(x, block, pads), shape, lo=-0.3)
+    assert parse_tflite(tflite).output_tensors[0].quant.zero_point[0] < -50  # the fill is not 0
+    check_bit_exact(tflite, "SPACE_TO_BATCH_ND", tflm=False)
+    zero = tf_int8(f"s2b-{block}-{pads}", lambda x: tf.space_to_batch_nd(x, block, pads), shape)
+    if parse_tflite(zero).output_tensors[0].quant.zero_point[0] == 0:
+        check_bit_exact(zero, "SPACE_TO_BATCH_ND")
+
+
+B2S = {
+    "crops": ((4, 3, 3, 2), [2, 2], [[1, 0], [0, 1]]),
+    "no-crop": ((6, 2, 3, 2), [2, 3], [[0, 0], [0, 0]]),
+    "big-crops": ((9, 3, 3, 1), [3, 3], [[2, 3], [4, 1]]),
+    "nhc": ((2, 5, 3), [2], [[1, 2]]),
+}
+
+
+@pytest.mark.parametrize("case", B2S)
+def test_batch_to_space_nd(case):
+    import tensorflow as tf
+
+    shape, block, crops = B2S[case]
+    fn = lambda x: tf.compat.v1.batch_to_space_nd(x, block, crops)  # noqa: E731
+    check_bit_exact(tf_int8(f"b2s-{block}-{crops}", fn, shape), "BATCH_TO_SPACE_ND")
+
+
+# ---- TILE (no TFLM kernel: TFLite's reference) ----
+
+@pytest.mark.parametrize("multiples", [[1, 2, 1, 3], [1, 1, 3, 1], [1, 2, 2, 2], [2, 1, 1, 1], [1, 3, 1, 1]])
+def test_tile(multiples):
+    """TFLM has no TILE kernel: checked against TFLite's reference kernels (BUILTIN_REF)."""
+    import tensorflow as tf
+
+    tflite = tf_int8(f"tile-{multiples}", lambda x: tf.tile(x, multiples), (1, 3, 4, 5))
+    check_bit_exact(tflite, "TILE", tflm=False)
+
+
+def test_tile_many_axes():
+    """A 5-D tile whose axes do not merge: more than 6 view axes, split into several views."""
+    import tensorflow as tf
+
+    tflite = tf_int8("tile-5d", lambda x: tf.tile(x, [1, 2, 3, 2, 2]), (1, 2, 3, 2, 3))
+    check_bit_exact(tflite, "TILE", tflm=False)
+
+
+# ---- MIRROR_PAD, PADV2 ----
+
+@pytest.mark.parametrize("mode", ["REFLECT", "SYMMETRIC"])
+@pytest.mark.parametrize("pads", [[[0, 0], [1, 2], [2, 0], [0, 0]], [[0, 0], [3, 3], [1, 1], [1, 2]],
+                                  [[0, 0], [0, 0], [0, 4], [0, 0]]])
+def test_mirror_pad(mode, pads):
+    import tensorflow as tf
+
+    fn = lambda x: tf.pad(x, pads, mode=mode)  # noqa: E731
+    check_bit_exact(tf_int8(f"mirror-{mode}-{pads}", fn, (1, 4, 5, 3)), "MIRROR_PAD")
+
+
+@pytest.mark.parametrize("value", [0.5, -0.9, 3.0])
+def test_padv2(value):
+    import tensorflow as tf
+
+    fn = lambda x: tf.pad(x, [[0, 0], [1, 2], [2, 0], [0, 1]], constant_values=value)  # noqa: E731
+    tflite = tf_int8(f"padv2-{value}", fn, (1, 4, 5, 3), hi=max(1.0, value))
+    check_bit_exact(tflite, "PADV2")
+
+
+# ---- CONCATENATION ----
+
+@pytest.mark.parametrize("axis", [0, 1, 2, 3, -1, -2])
+def test_concatenation(axis):
+    import tensorflow as tf
+
+    fn = lambda x: tf.concat([x, x[:, ::-1], x[:, :, ::-1]], axis=axis)  # noqa: E731
+    check_bit_exact(tf_int8(f"concat-{axis}", fn, (1, 3, 4, 5)), "CONCATENATION")
+
+
+@pytest.mark.parametrize("axis", [1, 2, 3])
+def test_keras_concatenate(axis):
+    def make(k):
+        inp = k.Input((4, 6, 8))
+        a = k.layers.Cropping2D(((1, 0), (0, 2)))(inp)
+        b = k.layers.Cropping2D(((0, 1), (2, 0)))(inp)
+        return k.Model(inp, k.layers.Concatenate(axis=axis)([a, b, a]))
+
+    check_bit_exact(keras_int8(f"concatenate-{axis}", make, (4, 6, 8)), "CONCATENATION")
+
+
+# ---- EXPAND_DIMS, SQUEEZE (the converter writes RESHAPE: the graph is edited) ----
+
+def _reshape_to(opname: str, tflite: bytes, axis: int | None) -> bytes:
+    def edit(m, schema):
+        code = getattr(schema.BuiltinOperator, opname)
+        oc = schema.OperatorCodeT()
+        oc.builtinCode = oc.deprecatedBuiltinCode = code
+        oc.version = 1
+        m.operatorCodes.append(oc)
+        sg = m.subgraphs[0]
+        (op,) = [o for o in sg.operators if m.operatorCodes[o.opcodeIndex].builtinCode == schema.BuiltinOperator.RESHAPE]
+        op.opcodeIndex = len(m.operatorCodes) - 1
+        op.builtinOptionsType, op.builtinOptions = 0, None
+        if axis is None:  # SQUEEZE: one input, the squeezed axes in its options
+            op.inputs = op.inputs[:1]
+            op.builtinOptionsType = schema.BuiltinOptions.SqueezeOptions
+            op.builtinOptions = schema.SqueezeOptionsT()
+            op.builtinOptions.squeezeDims = [1]
+        else:  # EXPAND_DIMS: the shape operand becomes the axis
+            t = sg.tensors[op.inputs[1]]
+            t.shape = [1]
+            m.buffers[t.buffer].data = np.array([axis], np.int32).tobytes()
+
+    return edit_tflite(tflite, edit)
+
+
+@pytest.mark.parametrize("axis", [2, -1])
+def test_expand_dims(axis):
+    import tensorflow as tf
+
+    base = tf_int8(f"expand-{axis}", lambda x: tf.expand_dims(x, axis) + 0.0, (1, 4, 5))
+    tflite = _reshape_to("EXPAND_DIMS", base, axis)
+    check_bit_exact(tflite, "EXPAND_DIMS")
+    call = _lowered(tflite, "EXPAND_DIMS")
+    assert call.alias and call.function == "tq_copy_s8"
+
+
+def test_squeeze():
+    import tensorflow as tf
+
+    tflite = _reshape_to("SQUEEZE", tf_int8("squeeze", lambda x: tf.squeeze(x, 1), (1, 1, 4, 5)), None)
+    check_bit_exact(tflite, "SQUEEZE")
+    assert _lowered(tflite, "SQUEEZE").alias
+
+
+def _lowered(tflite: bytes, opcode: str):
+    from tinyq.compile.ops import lower
+    from tinyq.compile.ops.kernel import check_call
+
+    g = parse_tflite(tflite)
+    op = next(op for op in g.operators if op.opcode == opcode)
+    call = lower(g, op)
+    check_call(call)
+    return call
+
+
 # ---- Keras layers ----
 
 def test_keras_cropping2d():
@@ -182,6 +449,43 @@ def test_keras_ops_split_stack_unstack():
     tflite = keras_int8("ops-split-stack", make, (4, 6, 8))
     for code in ("SPLIT", "UNPACK", "PACK"):
         check_bit_exact(tflite, code)
+
+
+def test_keras_permute_reshape():
+    def make(k):
+        return k.Sequential([k.Input((4, 6, 8)), k.layers.Permute((3, 1, 2)), k.layers.Reshape((8, 24)),
+                             k.layers.Permute((2, 1))])
+
+    tflite = keras_int8("permute-reshape", make, (4, 6, 8))
+    check_bit_exact(tflite, "TRANSPOSE")
+    check_bit_exact(tflite, "RESHAPE")
+
+
+def test_keras_upsampling2d_is_tile():
+    """Keras 3's UpSampling2D (nearest) converts to RESHAPE + TILE, which TFLM cannot run: checked against
+    TFLite's reference kernels."""
+    tflite = keras_int8("upsampling2d", lambda k: k.Sequential([k.Input((4, 5, 3)), k.layers.UpSampling2D((2, 3))]),
+                        (4, 5, 3))
+    check_bit_exact(tflite, "TILE", tflm=False)
+
+
+def test_keras_zero_padding2d():
+    tflite = keras_int8("zeropad2d", lambda k: k.Sequential([k.Input((4, 5, 3)),
+                                                             k.layers.ZeroPadding2D(((1, 2), (0, 1)))]), (4, 5, 3))
+    check_bit_exact(tflite, "PAD")
+
+
+def test_keras_ops_take():
+    """keras.ops.take gives GATHER int64 indices, which TFLM's gather refuses ("Positions of type 'INT64' are not
+    supported"): checked against TFLite's reference kernels."""
+    def make(k):
+        inp = k.Input((5, 6, 4))
+        return k.Model(inp, k.ops.take(inp, np.array([4, 0, 2, 2]), axis=2))
+
+    tflite = keras_int8("take", make, (5, 6, 4))
+    g = parse_tflite(tflite)
+    assert {g.tensors[op.inputs[1]].dtype for op in g.operators if op.opcode == "GATHER"} == {"INT64"}
+    check_bit_exact(tflite, "GATHER", tflm=False)
 
 
 # ---- the lowering ----

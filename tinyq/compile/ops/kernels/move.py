@@ -47,7 +47,8 @@ MULTI = struct(Struct("tq_move_n_params_t", (
 ), doc="Several views of one input, each into one of the outputs (SPLIT, UNPACK), or into one output after\n"
        "it is filled with a constant (SPACE_TO_BATCH_ND, PADV2)."))
 
-_OPCODES = ("STRIDED_SLICE", "SLICE", "SPLIT", "SPLIT_V", "UNPACK")
+_OPCODES = ("STRIDED_SLICE", "SLICE", "SPLIT", "SPLIT_V", "UNPACK", "TRANSPOSE", "GATHER", "DEPTH_TO_SPACE",
+            "SPACE_TO_DEPTH", "BATCH_TO_SPACE_ND", "SPACE_TO_BATCH_ND", "TILE", "MIRROR_PAD", "PADV2")
 
 MOVE = kernel(Kernel("tq_move_s8", "move", VIEW.name, "const int8_t *in, int8_t *out", opcodes=_OPCODES,
                      doc="One strided view of in copied to out (out never overlaps in)."))
@@ -314,6 +315,266 @@ def lower_pack(graph: Graph, op: Operator) -> KernelCall:
                       arrays=(ConstArray("chunk", "uint32_t", (chunk,) * len(ins)),), pack_inputs=True)
 
 
+# ---- TRANSPOSE ----
+
+def transpose_perm(graph: Graph, op: Operator) -> list[int]:
+    x = graph.tensors[op.inputs[0]]
+    perm = [_axis(p, len(x.shape), "perm axis") for p in _ints(graph.tensors[op.inputs[1]])]
+    if sorted(perm) != list(range(len(x.shape))):
+        raise ShapeError(f"perm {perm} of a rank-{len(x.shape)} input")
+    return perm
+
+
+@lowering("TRANSPOSE")
+def lower_transpose(graph: Graph, op: Operator) -> KernelCall:
+    """Output axis k walks input axis perm[k]: one view (axes that stay together merge into one run)."""
+    x, y = graph.tensors[op.inputs[0]], graph.tensors[op.outputs[0]]
+    same_quantization(op, x, [y])
+    perm = transpose_perm(graph, op)
+    dims = [x.shape[p] for p in perm]
+    _check_shape(op, y, dims)
+    st = contiguous_strides(x.shape)
+    return move_call(x, [y], views(dims, [st[p] for p in perm], contiguous_strides(dims)))
+
+
+# ---- GATHER ----
+
+def gather_parts(graph: Graph, op: Operator) -> tuple[int, int, int, int, list[int], tuple[int, ...]]:
+    """GATHER (TFLM's gather.cc): (batches, outer, axis size, inner, the indices, the output shape)."""
+    x, idx_t = graph.tensors[op.inputs[0]], graph.tensors[op.inputs[1]]
+    rank, irank = len(x.shape), len(idx_t.shape)
+    axis = _axis(op.options.get("axis", 0), rank, "axis")
+    bd = op.options.get("batch_dims", 0)
+    bd = bd + irank if bd < 0 else bd
+    if not 0 <= bd <= min(axis, irank) or tuple(x.shape[:bd]) != tuple(idx_t.shape[:bd]):
+        raise ShapeError(f"batch_dims {op.options.get('batch_dims', 0)} for params {list(x.shape)}, "
+                         f"indices {list(idx_t.shape)}, axis {axis}")
+    idx = _ints(idx_t)
+    if any(not 0 <= i < x.shape[axis] for i in idx):
+        # TFLM only DCHECKs the range (reads out of bounds in a release build); TFLite's kernel fails.
+        raise UnsupportedModelError(f"op {op.index} GATHER has indices outside 0..{x.shape[axis] - 1} "
+                                    f"({min(idx)}..{max(idx)})", hint="gather with indices inside the axis")
+    prod = lambda s: int(np.prod(s, dtype=np.int64))  # noqa: E731
+    shape = tuple(x.shape[:axis]) + tuple(idx_t.shape[bd:]) + tuple(x.shape[axis + 1:])
+    return prod(x.shape[:bd]), prod(x.shape[bd:axis]), x.shape[axis], prod(x.shape[axis + 1:]), idx, shape
+
+
+@lowering("GATHER")
+def lower_gather(graph: Graph, op: Operator) -> KernelCall:
+    """Constant indices: each run of indices in arithmetic progression (consecutive, repeated, reversed...) is
+    one view of (outer, run, inner) elements."""
+    x, y = graph.tensors[op.inputs[0]], graph.tensors[op.outputs[0]]
+    same_quantization(op, x, [y])
+    batches, outer, axis_size, inner, idx, shape = gather_parts(graph, op)
+    _check_shape(op, y, shape)
+    coords = len(idx) // batches
+    vs = []
+    for b in range(batches):
+        ib = idx[b * coords:(b + 1) * coords]
+        k = 0
+        while k < coords:
+            step = ib[k + 1] - ib[k] if k + 1 < coords else 1
+            n = 1
+            while k + n < coords and ib[k + n] - ib[k + n - 1] == step:
+                n += 1
+            vs += views((outer, n, inner), (axis_size * inner, step * inner, 1), (coords * inner, inner, 1),
+                        in_start=((b * outer) * axis_size + ib[k]) * inner, out_start=((b * outer) * coords + k) * inner)
+            k += n
+    return move_call(x, [y], vs)
+
+
+# ---- DEPTH_TO_SPACE, SPACE_TO_DEPTH ----
+
+def _block(op: Operator, x: Tensor) -> tuple[int, int, int, int, int]:
+    if len(x.shape) != 4:
+        raise ShapeError(f"a rank-{len(x.shape)} input (NHWC needed)")
+    b = op.options.get("block_size", 0)
+    if b < 1:
+        raise ShapeError(f"block size {b}")
+    return (b, *x.shape)
+
+
+def depth_space_shape(graph: Graph, op: Operator) -> tuple[int, ...]:
+    x = graph.tensors[op.inputs[0]]
+    b, n, h, w, c = _block(op, x)
+    if op.opcode == "DEPTH_TO_SPACE":
+        if c % (b * b):
+            raise ShapeError(f"{c} channels for block {b}")
+        return (n, h * b, w * b, c // (b * b))
+    if h % b or w % b:
+        raise ShapeError(f"{h}x{w} for block {b}")
+    return (n, h // b, w // b, c * b * b)
+
+
+@lowering("DEPTH_TO_SPACE", "SPACE_TO_DEPTH")
+def lower_depth_space(graph: Graph, op: Operator) -> KernelCall:
+    """DEPTH_TO_SPACE: out[n, h*b + i, w*b + j, c] = in[n, h, w, (i*b + j)*C' + c], walked as the output axes
+    (n, h, i, w, j, c); SPACE_TO_DEPTH: out[n, h, w, (i*b + j)*C + c] = in[n, h*b + i, w*b + j, c], walked as
+    (n, h, w, i, j, c)."""
+    x, y = graph.tensors[op.inputs[0]], graph.tensors[op.outputs[0]]
+    same_quantization(op, x, [y])
+    b, n, h, w, c = _block(op, x)
+    _check_shape(op, y, depth_space_shape(graph, op))
+    if op.opcode == "DEPTH_TO_SPACE":
+        co = c // (b * b)
+        dims = (n, h, b, w, b, co)
+        ist = (h * w * c, w * c, b * co, c, co, 1)
+    else:
+        dims = (n, h // b, w // b, b, b, c)
+        ist = (h * w * c, b * w * c, b * c, w * c, c, 1)
+    return move_call(x, [y], views(dims, ist, contiguous_strides(dims)))
+
+
+# ---- BATCH_TO_SPACE_ND, SPACE_TO_BATCH_ND ----
+
+def _space_batch(graph: Graph, op: Operator) -> tuple[Tensor, list[int], list[tuple[int, int]], tuple[int, ...]]:
+    """(input, block shape, (before, after) crops or paddings per spatial axis, the output shape)."""
+    x = graph.tensors[op.inputs[0]]
+    block = _ints(graph.tensors[op.inputs[1]])
+    pads = _ints(graph.tensors[op.inputs[2]])
+    m = len(block)
+    # TFLM and TFLite take NHC (one block axis) and NHWC (two).
+    if len(x.shape) not in (3, 4) or m != len(x.shape) - 2 or len(pads) != 2 * m or min(block) < 1 or min(pads) < 0:
+        raise ShapeError(f"block {block}, crops/paddings {pads} for an input {list(x.shape)}")
+    pairs = [(pads[2 * k], pads[2 * k + 1]) for k in range(m)]
+    nb = int(np.prod(block))
+    sp = x.shape[1:1 + m]
+    if op.opcode == "BATCH_TO_SPACE_ND":
+        if x.shape[0] % nb or any(s * k - a - z < 0 for s, k, (a, z) in zip(sp, block, pairs)):
+            raise ShapeError(f"batch {x.shape[0]} for block {block}, crops {pads}")
+        out = (x.shape[0] // nb, *(s * k - a - z for s, k, (a, z) in zip(sp, block, pairs)))
+    else:
+        if any((s + a + z) % k for s, k, (a, z) in zip(sp, block, pairs)):
+            raise ShapeError(f"padded dims not multiples of block {block}")
+        out = (x.shape[0] * nb, *((s + a + z) // k for s, k, (a, z) in zip(sp, block, pairs)))
+    return x, block, pairs, out + tuple(x.shape[1 + m:])
+
+
+@lowering("BATCH_TO_SPACE_ND", "SPACE_TO_BATCH_ND")
+def lower_space_batch(graph: Graph, op: Operator) -> KernelCall:
+    """One view per block phase p (TFLite's batch order: phase-major, row-major over the block): batch
+    b + p*B of the batched tensor holds the pixels at (s*block + p - before) of batch b of the spatial one.
+    BATCH_TO_SPACE_ND drops what the crops cut; SPACE_TO_BATCH_ND fills its output with the zero point
+    first (TFLite's pad value: the output offset) and copies the pixels that are not padding."""
+    x, y = graph.tensors[op.inputs[0]], graph.tensors[op.outputs[0]]
+    same_quantization(op, x, [y])
+    x, block, pairs, shape = _space_batch(graph, op)
+    _check_shape(op, y, shape)
+    to_space = op.opcode == "BATCH_TO_SPACE_ND"
+    spatial, batched = (y, x) if to_space else (x, y)
+    m = len(block)
+    sst, bst = contiguous_strides(spatial.shape), contiguous_strides(batched.shape)
+    n_b = spatial.shape[0]
+    rest = tuple(spatial.shape[1 + m:])
+    vs = []
+    for k, phase in enumerate(itertools.product(*(range(b) for b in block))):
+        lo, counts = [], []
+        for p, b, (a, _), s_sp, s_b in zip(phase, block, pairs, spatial.shape[1:], batched.shape[1:]):
+            # batched index t <-> spatial index t*b + p - a, both inside their tensors
+            first = max(0, -(-(a - p) // b))
+            last = min(s_b, -(-(s_sp + a - p) // b))
+            lo.append(first)
+            counts.append(max(0, last - first))
+        dims = (n_b, *counts, *rest)
+        b_strides = (bst[0], *bst[1:1 + m], *bst[1 + m:])
+        s_strides = (sst[0], *(b * s for b, s in zip(block, sst[1:1 + m])), *sst[1 + m:])
+        b_start = k * n_b * bst[0] + sum(t * s for t, s in zip(lo, bst[1:]))
+        s_start = sum((t * b + p - a) * s for t, b, p, (a, _), s in zip(lo, block, phase, pairs, sst[1:]))
+        if to_space:
+            vs += views(dims, b_strides, s_strides, in_start=b_start, out_start=s_start)
+        else:
+            vs += views(dims, s_strides, b_strides, in_start=s_start, out_start=b_start)
+    return move_call(x, [y], vs, fill=None if to_space else y.quant.zero_point[0])
+
+
+# ---- TILE ----
+
+def tile_multiples(graph: Graph, op: Operator) -> list[int]:
+    x = graph.tensors[op.inputs[0]]
+    mult = _ints(graph.tensors[op.inputs[1]])
+    if len(mult) != len(x.shape) or min(mult, default=1) < 1:
+        raise ShapeError(f"multiples {mult} for a rank-{len(x.shape)} input")
+    return mult
+
+
+@lowering("TILE")
+def lower_tile(graph: Graph, op: Operator) -> KernelCall:
+    """Each axis split into (repeat, size): the repeat reads the same input again (input stride 0). No TFLM
+    kernel: TFLite's reference tile is what it matches."""
+    x, y = graph.tensors[op.inputs[0]], graph.tensors[op.outputs[0]]
+    same_quantization(op, x, [y])
+    mult = tile_multiples(graph, op)
+    _check_shape(op, y, [m * d for m, d in zip(mult, x.shape)])
+    st, ost = contiguous_strides(x.shape), contiguous_strides(y.shape)
+    dims, ist, outst = [], [], []
+    for m, d, s, o in zip(mult, x.shape, st, ost):
+        dims += [m, d]
+        ist += [0, s]
+        outst += [d * o, o]
+    return move_call(x, [y], views(dims, ist, outst))
+
+
+# ---- MIRROR_PAD, PADV2 ----
+
+def _paddings(graph: Graph, op: Operator) -> list[tuple[int, int]]:
+    x = graph.tensors[op.inputs[0]]
+    pads = _ints(graph.tensors[op.inputs[1]])
+    if len(pads) != 2 * len(x.shape) or min(pads, default=0) < 0:
+        raise ShapeError(f"paddings {pads} for a rank-{len(x.shape)} input")
+    return [(pads[2 * k], pads[2 * k + 1]) for k in range(len(x.shape))]
+
+
+def padded_shape(graph: Graph, op: Operator) -> tuple[int, ...]:
+    x = graph.tensors[op.inputs[0]]
+    return tuple(d + a + z for d, (a, z) in zip(x.shape, _paddings(graph, op)))
+
+
+@lowering("MIRROR_PAD")
+def lower_mirror_pad(graph: Graph, op: Operator) -> KernelCall:
+    """Each axis in three segments: the mirrored 'before' (input stride -1), the input, the mirrored 'after';
+    one view per combination. REFLECT leaves the edge out (offset 1), SYMMETRIC repeats it (offset 0), as
+    TFLM's GetInputDimension."""
+    x, y = graph.tensors[op.inputs[0]], graph.tensors[op.outputs[0]]
+    same_quantization(op, x, [y])
+    pads = _paddings(graph, op)
+    _check_shape(op, y, padded_shape(graph, op))
+    mode = op.options.get("mode", 0)
+    if mode not in (0, 1):
+        raise ShapeError(f"mirror mode {mode}")
+    offset = 1 if mode == 0 else 0  # REFLECT, SYMMETRIC
+    for d, (a, z) in zip(x.shape, pads):
+        if max(a, z) > d - offset:
+            raise UnsupportedModelError(f"op {op.index} MIRROR_PAD pads {a}, {z} an axis of {d} "
+                                        f"({'REFLECT' if offset else 'SYMMETRIC'} mirrors at most {d - offset})",
+                                        hint="TensorFlow refuses these paddings too: pad less")
+    # per axis: (count, input start, input direction, output start)
+    segs = [[s for s in ((a, a - 1 + offset, -1, 0), (d, 0, 1, a), (z, d - 1 - offset, -1, a + d)) if s[0]]
+            for d, (a, z) in zip(x.shape, pads)]
+    st, ost = contiguous_strides(x.shape), contiguous_strides(y.shape)
+    vs = []
+    for combo in itertools.product(*segs):
+        vs += views([c[0] for c in combo], [c[2] * s for c, s in zip(combo, st)], ost,
+                    in_start=sum(c[1] * s for c, s in zip(combo, st)), out_start=sum(c[3] * o for c, o in zip(combo, ost)))
+    return move_call(x, [y], vs)
+
+
+@lowering("PADV2")
+def lower_padv2(graph: Graph, op: Operator) -> KernelCall:
+    """PAD with an explicit constant: the output filled with it, then the input copied inside (one view).
+    TFLM requires the constant's quantization to be the output's."""
+    x, y, value = graph.tensors[op.inputs[0]], graph.tensors[op.outputs[0]], graph.tensors[op.inputs[2]]
+    same_quantization(op, x, [y])
+    same_quantization(op, value, [y])
+    if value.dtype != "INT8" or value.size != 1 or value.data is None:
+        raise UnsupportedModelError(f"op {op.index} PADV2's constant_values is not one stored int8",
+                                    hint="pad with a constant stored in the model")
+    pads = _paddings(graph, op)
+    _check_shape(op, y, padded_shape(graph, op))
+    ost = contiguous_strides(y.shape)
+    vs = views(x.shape, contiguous_strides(x.shape), ost, out_start=sum(a * o for (a, _), o in zip(pads, ost)))
+    return move_call(x, [y], vs, fill=int(np.asarray(value.data).ravel()[0]))
+
+
 # ---- output shapes (tinyq.compile.shapes) ----
 
 def output_shapes(graph: Graph, op: Operator) -> list[tuple[int, ...]] | None:
@@ -336,6 +597,18 @@ def _output_shapes(graph: Graph, op: Operator) -> list[tuple[int, ...]] | None:
     if code in ("SPLIT", "SPLIT_V", "UNPACK"):
         x, axis, sizes = split_parts(graph, op)
         return [tuple(x.shape[:axis]) + ((n,) if code != "UNPACK" else ()) + tuple(x.shape[axis + 1:]) for n in sizes]
+    if code == "TRANSPOSE":
+        return [tuple(x.shape[p] for p in transpose_perm(graph, op))]
+    if code == "GATHER":
+        return [gather_parts(graph, op)[-1]]
+    if code in ("DEPTH_TO_SPACE", "SPACE_TO_DEPTH"):
+        return [depth_space_shape(graph, op)]
+    if code in ("BATCH_TO_SPACE_ND", "SPACE_TO_BATCH_ND"):
+        return [_space_batch(graph, op)[-1]]
+    if code == "TILE":
+        return [tuple(m * d for m, d in zip(tile_multiples(graph, op), x.shape))]
+    if code in ("MIRROR_PAD", "PADV2"):
+        return [padded_shape(graph, op)]
     if code in ("EXPAND_DIMS", "SQUEEZE"):
         return [_reshape_view_shape(graph, op)]
     if code == "PACK":
