@@ -201,7 +201,12 @@ def strided_slice_axes(graph: Graph, op: Operator) -> list[tuple[int, int, int, 
             stop = min(max(stop, 0), size) if stride > 0 else min(max(stop, -1), size - 1)
             if o.get("end_mask", 0) & bit:
                 stop = size if stride > 0 else -1
-        out.append((start, len(range(start, stop, stride)), stride, shrunk))
+        n = len(range(start, stop, stride))  # TFLM's loop: while index < stop (stride > 0) or > stop (< 0)
+        if shrunk and n != 1:
+            # A shrunk axis left empty (a begin past the axis, or a negative stride): TFLM writes nothing at all.
+            raise UnsupportedModelError(f"op {op.index} STRIDED_SLICE shrinks axis {a} to no element (begin "
+                                        f"{begin[a]}, stride {stride})", hint="TFLM leaves such an output unwritten")
+        out.append((start, n, stride, shrunk))
     return out
 
 
