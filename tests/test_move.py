@@ -253,6 +253,37 @@ def test_gather(case):
     check_bit_exact(tf_int8(f"gather-{idx}-{axis}-{bd}", fn, shape), "GATHER")
 
 
+def test_gather_of_constant_params():
+    """GATHER from a table stored in the model (its params a constant int8 tensor): the kernel reads it in flash.
+    The converter folds such a GATHER with constant indices away, so the graph is edited: params become a
+    constant of the input's shape and quantization, added to the input by an ADD so the input is still used."""
+    import copy
+
+    import tensorflow as tf
+
+    def edit(m, schema):
+        sg = m.subgraphs[0]
+        op = _op_of(m, schema, "GATHER")
+        x = sg.tensors[op.inputs[0]]
+        table = schema.TensorT()
+        table.shape, table.type, table.name = list(x.shape), schema.TensorType.INT8, b"table"
+        table.quantization = copy.deepcopy(x.quantization)
+        buf = schema.BufferT()
+        buf.data = np.random.default_rng(7).integers(-128, 128, x.shape).astype(np.int8).tobytes()
+        m.buffers.append(buf)
+        table.buffer = len(m.buffers) - 1
+        sg.tensors.append(table)
+        op.inputs = [len(sg.tensors) - 1, op.inputs[1]]
+
+    base = tf_int8("gather-const-base", lambda x: tf.gather(x, [3, 1, 1, 0], axis=2) + tf.gather(x, [0, 1, 2, 3], axis=2),
+                   (1, 3, 4, 5))
+    tflite = edit_tflite(base, edit)
+    g = parse_tflite(tflite)
+    gathers = [op for op in g.operators if op.opcode == "GATHER"]
+    assert len(gathers) == 2 and sum(g.tensors[op.inputs[0]].is_constant for op in gathers) == 1
+    check_bit_exact(tflite, "GATHER")
+
+
 # ---- DEPTH_TO_SPACE, SPACE_TO_DEPTH ----
 
 @pytest.mark.parametrize("block", [2, 3])
