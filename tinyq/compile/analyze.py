@@ -22,20 +22,36 @@ _ACTIVATIONS = ("NONE", "RELU", "RELU6", "RELU_N1_TO_1")
 _CONSTANT_OPERANDS = {"CONV_2D": (1, 2), "DEPTHWISE_CONV_2D": (1, 2), "FULLY_CONNECTED": (1, 2), "PAD": (1,),
                       "MEAN": (1,), "SUM": (1,), "REDUCE_MAX": (1,), "REDUCE_MIN": (1,), "ARG_MAX": (1,),
                       "ARG_MIN": (1,), "RESIZE_BILINEAR": (1,), "RESIZE_NEAREST_NEIGHBOR": (1,),
-                      "TRANSPOSE_CONV": (0, 1, 3)}
-#: Ops whose operands after the first are int32 parameters (a shape, paddings, axes, a size), not int8 data.
-_PARAM_OPERANDS = ("RESHAPE", "PAD", "MEAN", "SUM", "REDUCE_MAX", "REDUCE_MIN", "ARG_MAX", "ARG_MIN",
-                   "RESIZE_BILINEAR", "RESIZE_NEAREST_NEIGHBOR")
+                      "TRANSPOSE_CONV": (0, 1, 3), "STRIDED_SLICE": (1, 2, 3), "SLICE": (1, 2), "SPLIT": (0,),
+                      "SPLIT_V": (1, 2), "TRANSPOSE": (1,), "GATHER": (1,), "EXPAND_DIMS": (1,),
+                      "BATCH_TO_SPACE_ND": (1, 2), "SPACE_TO_BATCH_ND": (1, 2), "TILE": (1,), "MIRROR_PAD": (1,),
+                      "PADV2": (1, 2)}
+#: Operands (by position) that are int32/int64 shapes, axes, paddings, sizes or indices, not int8 data.
+_INT_OPERANDS = {"RESHAPE": (1,), "PAD": (1,), "MEAN": (1,), "SUM": (1,), "REDUCE_MAX": (1,), "REDUCE_MIN": (1,),
+                 "ARG_MAX": (1,), "ARG_MIN": (1,), "RESIZE_BILINEAR": (1,), "RESIZE_NEAREST_NEIGHBOR": (1,),
+                 "TRANSPOSE_CONV": (0,), "STRIDED_SLICE": (1, 2, 3), "SLICE": (1, 2), "SPLIT": (0,),
+                 "SPLIT_V": (1, 2), "TRANSPOSE": (1,), "GATHER": (1,), "EXPAND_DIMS": (1,),
+                 "BATCH_TO_SPACE_ND": (1, 2), "SPACE_TO_BATCH_ND": (1, 2), "TILE": (1,), "MIRROR_PAD": (1,),
+                 "PADV2": (1,)}
 #: Integer outputs some ops make (the others' tensors are int8): indices; RESHAPE moves any of these as bytes.
 _INDEX_DTYPES = ("INT32", "INT64")
 _INDEX_OPS = ("ARG_MAX", "ARG_MIN")
+#: Data-movement ops (tinyq.compile.ops.kernels.move): any batch, up to 6 dimensions.
+_MOVE_OPS = ("STRIDED_SLICE", "SLICE", "SPLIT", "SPLIT_V", "UNPACK", "PACK", "TRANSPOSE", "GATHER", "EXPAND_DIMS",
+             "SQUEEZE", "DEPTH_TO_SPACE", "SPACE_TO_DEPTH", "BATCH_TO_SPACE_ND", "SPACE_TO_BATCH_ND", "TILE",
+             "MIRROR_PAD", "PADV2", "CONCATENATION", "RESHAPE")
+#: Outputs of the ops with more than one (min, max); the others have exactly one.
+_OUTPUTS = {"SPLIT": (1, 1 << 16), "SPLIT_V": (1, 1 << 16), "UNPACK": (1, 1 << 16)}
 #: Inputs each supported op takes in a TFLite file (min, max); ops not named take exactly one.
 _ARITY = {"CONV_2D": (2, 3), "DEPTHWISE_CONV_2D": (2, 3), "FULLY_CONNECTED": (2, 3), "ADD": (2, 2), "MUL": (2, 2),
           "MEAN": (2, 2), "PAD": (2, 2), "RESHAPE": (1, 2), "CONCATENATION": (1, 1 << 16), "SUM": (2, 2),
           "REDUCE_MAX": (2, 2), "REDUCE_MIN": (2, 2), "ARG_MAX": (2, 2), "ARG_MIN": (2, 2),
           "RESIZE_BILINEAR": (2, 2), "RESIZE_NEAREST_NEIGHBOR": (2, 2),
           "TRANSPOSE_CONV": (3, 4), "BATCH_MATMUL": (2, 2),
-          **dict.fromkeys(("SUB", "MAXIMUM", "MINIMUM", "SQUARED_DIFFERENCE", "DIV", "PRELU"), (2, 2))}
+          **dict.fromkeys(("SUB", "MAXIMUM", "MINIMUM", "SQUARED_DIFFERENCE", "DIV", "PRELU"), (2, 2)),
+          "STRIDED_SLICE": (4, 4), "SLICE": (3, 3), "SPLIT": (2, 2), "SPLIT_V": (3, 3), "PACK": (1, 1 << 16),
+          "TRANSPOSE": (2, 2), "GATHER": (2, 2), "EXPAND_DIMS": (2, 2), "BATCH_TO_SPACE_ND": (3, 3),
+          "SPACE_TO_BATCH_ND": (3, 3), "TILE": (2, 2), "MIRROR_PAD": (2, 2), "PADV2": (3, 3)}
 #: Ops whose kernel (tq_binary.c) broadcasts tensors of up to 5 dimensions (TFLM's BroadcastBinaryOpSimple).
 _RANK5 = ("ADD", "SUB", "MAXIMUM", "MINIMUM", "SQUARED_DIFFERENCE", "DIV", "PRELU")
 
@@ -239,27 +255,29 @@ def _op_level(graph: Graph, op: Operator, supported: frozenset[str]) -> list[Iss
         return issues
     lo, hi = _ARITY.get(op.opcode, (1, 1))
     present = [i for i in op.inputs if i >= 0]
-    if not lo <= len(op.inputs) <= hi or len(present) < lo or len(op.outputs) != 1:
+    out_lo, out_hi = _OUTPUTS.get(op.opcode, (1, 1))
+    if not lo <= len(op.inputs) <= hi or len(present) < lo or not out_lo <= len(op.outputs) <= out_hi:
         bad(None, f"{len(op.inputs)} inputs and {len(op.outputs)} outputs, where TFLite's {op.opcode} has "
-            f"{lo}{f'-{hi}' if hi != lo else ''} and 1", "re-convert the model with TensorFlow's converter")
+            f"{lo}{f'-{hi}' if hi != lo else ''} and {out_lo}{'+' if out_hi != out_lo else ''}",
+            "re-convert the model with TensorFlow's converter")
         return issues
     for i in list(op.inputs) + list(op.outputs):
         if i < 0:
             continue
         x = t[i]
-        if (op.opcode in _PARAM_OPERANDS and i in op.inputs[1:]
-                or op.opcode == "TRANSPOSE_CONV" and i == op.inputs[0]):
-            continue  # the shape / paddings / axes / size operand (constant int32)
+        if any(i == op.inputs[p] for p in _INT_OPERANDS.get(op.opcode, ()) if p < len(op.inputs)):
+            continue  # the shape / paddings / axes / size / indices operand (constant int32)
         want = _wanted_dtype(graph, op, i)
         if x.dtype != want:
             hybrid = x.dtype == "FLOAT32" and any(t[j].dtype == "INT8" for j in op.inputs if j >= 0 and t[j].is_constant)
             problem = ("hybrid op: int8 weights with float activations" if hybrid else
                        f"{x.dtype} tensor where {want} is needed")
             bad(x, problem, "quantize the whole model to int8 (full integer) with a calibration set")
-        elif not x.is_constant and len(x.shape) > (rank := 5 if op.opcode in _RANK5 else 4) and op.opcode != "RESHAPE":
+        elif not x.is_constant and len(x.shape) > (rank := 6 if op.opcode in _MOVE_OPS else 5 if op.opcode in _RANK5
+                                                      else 4) and op.opcode != "RESHAPE":
             bad(x, f"rank {len(x.shape)} tensor", "reshape to at most 4 dimensions (NHWC)" if rank == 4 else
                 f"reshape to at most {rank} dimensions")
-        elif not x.is_constant and len(x.shape) == 4 and x.shape[0] != 1:
+        elif not x.is_constant and len(x.shape) == 4 and x.shape[0] != 1 and op.opcode not in _MOVE_OPS:
             bad(x, f"batch {x.shape[0]}", "convert with a batch of 1 (tinyq quantize does)")
         elif x.quant is None and x.dtype == "INT8":
             bad(x, "int8 tensor without quantization parameters", "re-quantize the model")

@@ -132,10 +132,16 @@ class LiteReference:
 
         import tensorflow as tf
 
+        types = tf.lite.experimental.OpResolverType
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # tf.lite.Interpreter's deprecation notice
-            self._it = tf.lite.Interpreter(model_content=bytes(tflite),
-                                           experimental_op_resolver_type=tf.lite.experimental.OpResolverType.BUILTIN_REF)
+            try:
+                self._it = tf.lite.Interpreter(model_content=bytes(tflite), experimental_op_resolver_type=types.BUILTIN_REF)
+            except ValueError as e:  # the reference resolver lacks some versions (int8 TILE 3): TFLite's
+                if "Didn't find op for builtin opcode" not in str(e):  # builtins, which share those kernels
+                    raise
+                self._it = tf.lite.Interpreter(model_content=bytes(tflite),
+                                               experimental_op_resolver_type=types.BUILTIN_WITHOUT_DEFAULT_DELEGATES)
         self._it.allocate_tensors()
         graph = parse_tflite(bytes(tflite), "model")
         self.single_int8_io = graph.single_int8_io
@@ -163,14 +169,12 @@ REFERENCES = {TflmReference: "TFLM", LiteReference: "TensorFlow Lite's reference
 
 
 def reference_for(tflite: bytes):
-    """The reference a model is checked against: TFLM (tflite_micro), or for a model with an op TFLM runs on
-    float only or not at all, TensorFlow Lite's reference kernels."""
-    from tinyq.compile.ops.tflm import tflm_runs_int8
+    """The reference a model is checked against: TFLM (tflite_micro), or where TFLM cannot be one
+    (:func:`tinyq.compile.ops.tflm.tflm_cannot_run`: an op it runs on float only or not at all), TensorFlow Lite's
+    reference kernels."""
+    from tinyq.compile.ops.tflm import tflm_cannot_run
 
-    graph = parse_tflite(bytes(tflite), "model")
-    beyond = sorted({op.opcode for op in graph.operators if not tflm_runs_int8(op.opcode)})
-    int64 = any(t.dtype == "INT64" and not t.is_constant for t in graph.tensors)  # TFLM's ARG_MAX writes int32 only
-    return LiteReference(tflite) if beyond or int64 else TflmReference(tflite)
+    return LiteReference(tflite) if tflm_cannot_run(parse_tflite(bytes(tflite), "model")) else TflmReference(tflite)
 
 
 def reference_outputs(tflite: bytes, inputs: np.ndarray) -> tuple[np.ndarray, TflmArena | None, str]:

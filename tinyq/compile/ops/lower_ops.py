@@ -596,6 +596,17 @@ def lower_concat(graph: Graph, op: Operator) -> KernelCall:
     act_min, act_max = _act(op, y)
     if (act_min, act_max) != (-128, 127):
         raise ValueError("fused activation on CONCATENATION")
+    for t in ins:  # TFLM's Prepare refuses an int8 input quantized otherwise than the output (no requantization)
+        if t.quant is None or y.quant is None or (t.quant.scale[0], t.quant.zero_point[0]) != \
+                (y.quant.scale[0], y.quant.zero_point[0]):
+            from tinyq.errors import UnsupportedModelError
+
+            raise UnsupportedModelError(
+                f"op {op.index} CONCATENATION: input '{t.name}' is quantized "
+                f"{None if t.quant is None else (t.quant.scale[0], t.quant.zero_point[0])} (scale, zero point), the "
+                f"output {None if y.quant is None else (y.quant.scale[0], y.quant.zero_point[0])}",
+                hint="TFLM concatenates int8 inputs of the output's quantization only (TFLite's converter gives them "
+                     "it): re-convert the model")
     return KernelCall(
         function="tq_concat_s8",
         params_type="tq_concat_params_t",

@@ -34,3 +34,26 @@ TFLM_FLOAT_ONLY: frozenset[str] = frozenset({"EXP", "LOG", "SQRT", "SIN", "COS",
 def tflm_runs_int8(opcode: str) -> bool:
     """Whether TFLM has an int8 kernel for ``opcode`` (a TFLite builtin name, or "CUSTOM:...")."""
     return opcode in TFLM_BUILTINS and opcode not in TFLM_FLOAT_ONLY
+
+#: Ops TFLM has an int8 kernel for whose output is still no reference: SPACE_TO_BATCH_ND pads with arena bytes
+#: it never sets (0 in one run, 9 in another), where TFLite pads with the zero point.
+TFLM_UNRELIABLE: frozenset[str] = frozenset({"SPACE_TO_BATCH_ND"})
+#: Where TFLM's kernel takes fewer dimensions than tinyq's.
+TFLM_MAX_RANK = {"TRANSPOSE": 5, "STRIDED_SLICE": 4}
+
+
+def tflm_cannot_run(graph) -> list[str]:
+    """Why TFLM is no reference for ``graph`` (a tinyq.graph.Graph): each op TFLM runs on float only or not at
+    all, or not as TFLite defines it, and int64 tensors (TFLM's ARG_MAX writes int32 only, its GATHER takes
+    int32 indices). Empty: TFLM runs it."""
+    why = []
+    for op in graph.operators:
+        if not tflm_runs_int8(op.opcode):
+            why.append(f"{op.opcode} (no int8 kernel in TFLM)")
+        elif op.opcode in TFLM_UNRELIABLE:
+            why.append(f"{op.opcode} (TFLM leaves its padding unset)")
+        elif op.opcode in TFLM_MAX_RANK and op.inputs and len(graph.tensors[op.inputs[0]].shape) > TFLM_MAX_RANK[op.opcode]:
+            why.append(f"{op.opcode} of rank {len(graph.tensors[op.inputs[0]].shape)} (TFLM: {TFLM_MAX_RANK[op.opcode]})")
+    if any(t.dtype == "INT64" for t in graph.tensors):
+        why.append("int64 indices")
+    return list(dict.fromkeys(why))
