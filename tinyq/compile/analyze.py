@@ -15,45 +15,16 @@ from tinyq.errors import BudgetError, UnsupportedModelError
 from tinyq.graph import Graph, Operator
 from tinyq.compile.shapes import shape_problem
 
-#: The ops with int8 weights (operand 1), and where their int32 bias is.
-_BIAS_AT = {"CONV_2D": 2, "DEPTHWISE_CONV_2D": 2, "FULLY_CONNECTED": 2, "TRANSPOSE_CONV": 3}
 _ACTIVATIONS = ("NONE", "RELU", "RELU6", "RELU_N1_TO_1")
-#: Operands (by position) the lowering reads as stored constants: weights, biases, paddings, axes.
-_CONSTANT_OPERANDS = {"CONV_2D": (1, 2), "DEPTHWISE_CONV_2D": (1, 2), "FULLY_CONNECTED": (1, 2), "PAD": (1,),
-                      "MEAN": (1,), "SUM": (1,), "REDUCE_MAX": (1,), "REDUCE_MIN": (1,), "ARG_MAX": (1,),
-                      "ARG_MIN": (1,), "RESIZE_BILINEAR": (1,), "RESIZE_NEAREST_NEIGHBOR": (1,),
-                      "TRANSPOSE_CONV": (0, 1, 3), "STRIDED_SLICE": (1, 2, 3), "SLICE": (1, 2), "SPLIT": (0,),
-                      "SPLIT_V": (1, 2), "TRANSPOSE": (1,), "GATHER": (1,), "EXPAND_DIMS": (1,),
-                      "BATCH_TO_SPACE_ND": (1, 2), "SPACE_TO_BATCH_ND": (1, 2), "TILE": (1,), "MIRROR_PAD": (1,),
-                      "PADV2": (1, 2)}
-#: Operands (by position) that are int32/int64 shapes, axes, paddings, sizes or indices, not int8 data.
-_INT_OPERANDS = {"RESHAPE": (1,), "PAD": (1,), "MEAN": (1,), "SUM": (1,), "REDUCE_MAX": (1,), "REDUCE_MIN": (1,),
-                 "ARG_MAX": (1,), "ARG_MIN": (1,), "RESIZE_BILINEAR": (1,), "RESIZE_NEAREST_NEIGHBOR": (1,),
-                 "TRANSPOSE_CONV": (0,), "STRIDED_SLICE": (1, 2, 3), "SLICE": (1, 2), "SPLIT": (0,),
-                 "SPLIT_V": (1, 2), "TRANSPOSE": (1,), "GATHER": (1,), "EXPAND_DIMS": (1,),
-                 "BATCH_TO_SPACE_ND": (1, 2), "SPACE_TO_BATCH_ND": (1, 2), "TILE": (1,), "MIRROR_PAD": (1,),
-                 "PADV2": (1,)}
 #: Integer outputs some ops make (the others' tensors are int8): indices; RESHAPE moves any of these as bytes.
 _INDEX_DTYPES = ("INT32", "INT64")
-_INDEX_OPS = ("ARG_MAX", "ARG_MIN")
-#: Data-movement ops (tinyq.compile.ops.kernels.move): any batch, up to 6 dimensions.
-_MOVE_OPS = ("STRIDED_SLICE", "SLICE", "SPLIT", "SPLIT_V", "UNPACK", "PACK", "TRANSPOSE", "GATHER", "EXPAND_DIMS",
-             "SQUEEZE", "DEPTH_TO_SPACE", "SPACE_TO_DEPTH", "BATCH_TO_SPACE_ND", "SPACE_TO_BATCH_ND", "TILE",
-             "MIRROR_PAD", "PADV2", "CONCATENATION", "RESHAPE")
-#: Outputs of the ops with more than one (min, max); the others have exactly one.
-_OUTPUTS = {"SPLIT": (1, 1 << 16), "SPLIT_V": (1, 1 << 16), "UNPACK": (1, 1 << 16)}
-#: Inputs each supported op takes in a TFLite file (min, max); ops not named take exactly one.
-_ARITY = {"CONV_2D": (2, 3), "DEPTHWISE_CONV_2D": (2, 3), "FULLY_CONNECTED": (2, 3), "ADD": (2, 2), "MUL": (2, 2),
-          "MEAN": (2, 2), "PAD": (2, 2), "RESHAPE": (1, 2), "CONCATENATION": (1, 1 << 16), "SUM": (2, 2),
-          "REDUCE_MAX": (2, 2), "REDUCE_MIN": (2, 2), "ARG_MAX": (2, 2), "ARG_MIN": (2, 2),
-          "RESIZE_BILINEAR": (2, 2), "RESIZE_NEAREST_NEIGHBOR": (2, 2),
-          "TRANSPOSE_CONV": (3, 4), "BATCH_MATMUL": (2, 2),
-          **dict.fromkeys(("SUB", "MAXIMUM", "MINIMUM", "SQUARED_DIFFERENCE", "DIV", "PRELU"), (2, 2)),
-          "STRIDED_SLICE": (4, 4), "SLICE": (3, 3), "SPLIT": (2, 2), "SPLIT_V": (3, 3), "PACK": (1, 1 << 16),
-          "TRANSPOSE": (2, 2), "GATHER": (2, 2), "EXPAND_DIMS": (2, 2), "BATCH_TO_SPACE_ND": (3, 3),
-          "SPACE_TO_BATCH_ND": (3, 3), "TILE": (2, 2), "MIRROR_PAD": (2, 2), "PADV2": (3, 3)}
-#: Ops whose kernel (tq_binary.c) broadcasts tensors of up to 5 dimensions (TFLM's BroadcastBinaryOpSimple).
-_RANK5 = ("ADD", "SUB", "MAXIMUM", "MINIMUM", "SQUARED_DIFFERENCE", "DIV", "PRELU")
+
+
+def _operands(opcode: str):
+    """What the gate checks of ``opcode``'s tensors: stated with its lowering (tinyq.compile.ops.Operands)."""
+    from tinyq.compile.ops import OPERANDS, Operands
+
+    return OPERANDS.get(opcode, Operands())
 
 
 @dataclass(frozen=True)
@@ -222,17 +193,17 @@ def _index_output(graph: Graph, tensor: int) -> bool:
     if tensor not in graph.outputs or graph.tensors[tensor].dtype not in _INDEX_DTYPES:
         return False
     producer = next((op for op in graph.operators if tensor in op.outputs), None)
-    return producer is not None and producer.opcode in _INDEX_OPS + ("RESHAPE",)
+    return producer is not None and (producer.opcode == "RESHAPE" or _operands(producer.opcode).index_output)
 
 
 def _wanted_dtype(graph: Graph, op: Operator, i: int) -> str:
     """The type tensor ``i`` of ``op`` must have: INT8, but a bias is INT32, ARG_MAX / ARG_MIN write int32 or
     int64 indices, and RESHAPE moves a tensor of indices as its bytes (its output has its input's type)."""
     t = graph.tensors
-    bias_at = _BIAS_AT.get(op.opcode)
-    if bias_at is not None and len(op.inputs) > bias_at and i == op.inputs[bias_at]:
+    spec = _operands(op.opcode)
+    if spec.bias is not None and len(op.inputs) > spec.bias and i == op.inputs[spec.bias]:
         return "INT32"
-    if op.opcode in _INDEX_OPS and i in op.outputs and t[i].dtype in _INDEX_DTYPES:
+    if spec.index_output and i in op.outputs and t[i].dtype in _INDEX_DTYPES:
         return t[i].dtype
     if op.opcode == "RESHAPE" and t[op.inputs[0]].dtype in _INDEX_DTYPES and t[op.outputs[0]].dtype == t[op.inputs[0]].dtype:
         return t[i].dtype
@@ -253,9 +224,10 @@ def _op_level(graph: Graph, op: Operator, supported: frozenset[str]) -> list[Iss
         bad(None, f"op {describe_op(op.opcode)} is not supported by tinyq's int8 runtime",
             f"replace the layer (supported: {', '.join(sorted(supported))})")
         return issues
-    lo, hi = _ARITY.get(op.opcode, (1, 1))
+    spec = _operands(op.opcode)
+    lo, hi = spec.inputs
     present = [i for i in op.inputs if i >= 0]
-    out_lo, out_hi = _OUTPUTS.get(op.opcode, (1, 1))
+    out_lo, out_hi = spec.outputs
     if not lo <= len(op.inputs) <= hi or len(present) < lo or not out_lo <= len(op.outputs) <= out_hi:
         bad(None, f"{len(op.inputs)} inputs and {len(op.outputs)} outputs, where TFLite's {op.opcode} has "
             f"{lo}{f'-{hi}' if hi != lo else ''} and {out_lo}{'+' if out_hi != out_lo else ''}",
@@ -265,7 +237,7 @@ def _op_level(graph: Graph, op: Operator, supported: frozenset[str]) -> list[Iss
         if i < 0:
             continue
         x = t[i]
-        if any(i == op.inputs[p] for p in _INT_OPERANDS.get(op.opcode, ()) if p < len(op.inputs)):
+        if any(i == op.inputs[p] for p in spec.integer if p < len(op.inputs)):
             continue  # the shape / paddings / axes / size / indices operand (constant int32)
         want = _wanted_dtype(graph, op, i)
         if x.dtype != want:
@@ -273,15 +245,14 @@ def _op_level(graph: Graph, op: Operator, supported: frozenset[str]) -> list[Iss
             problem = ("hybrid op: int8 weights with float activations" if hybrid else
                        f"{x.dtype} tensor where {want} is needed")
             bad(x, problem, "quantize the whole model to int8 (full integer) with a calibration set")
-        elif not x.is_constant and len(x.shape) > (rank := 6 if op.opcode in _MOVE_OPS else 5 if op.opcode in _RANK5
-                                                      else 4) and op.opcode != "RESHAPE":
+        elif not x.is_constant and spec.max_rank is not None and len(x.shape) > (rank := spec.max_rank):
             bad(x, f"rank {len(x.shape)} tensor", "reshape to at most 4 dimensions (NHWC)" if rank == 4 else
                 f"reshape to at most {rank} dimensions")
-        elif not x.is_constant and len(x.shape) == 4 and x.shape[0] != 1 and op.opcode not in _MOVE_OPS:
+        elif not x.is_constant and len(x.shape) == 4 and x.shape[0] != 1 and not spec.any_batch:
             bad(x, f"batch {x.shape[0]}", "convert with a batch of 1 (tinyq quantize does)")
         elif x.quant is None and x.dtype == "INT8":
             bad(x, "int8 tensor without quantization parameters", "re-quantize the model")
-    for pos in _CONSTANT_OPERANDS.get(op.opcode, ()):
+    for pos in spec.constant:
         if pos < len(op.inputs) and op.inputs[pos] >= 0 and not t[op.inputs[pos]].is_constant:
             bad(t[op.inputs[pos]], f"its operand {pos} is computed at run time; tinyq needs it stored in the model",
                 "convert the model with TensorFlow's converter, which stores weights, biases and paddings as constants")
@@ -294,15 +265,15 @@ def _op_level(graph: Graph, op: Operator, supported: frozenset[str]) -> list[Iss
     act = op.options.get("fused_activation_function", "NONE")
     if act not in _ACTIVATIONS:
         bad(None, f"fused activation {act}", "use RELU/RELU6 or a separate activation layer")
-    if op.opcode in _BIAS_AT:
+    if spec.bias is not None:
         w = t[op.inputs[1]]
         if any(z != 0 for z in w.quant.zero_point):  # (TFLM's TRANSPOSE_CONV multiplies the raw weights: it ignores it)
             bad(w, "asymmetric int8 weights (zero point != 0)", "quantize weights symmetrically (TFLite's default)")
         if op.opcode in ("CONV_2D", "DEPTHWISE_CONV_2D") and len(t[op.inputs[0]].shape) != 4:
             bad(t[op.inputs[0]], "input is not NHWC", "feed a 4-D tensor")  # (TRANSPOSE_CONV's: the shape rule)
-    if op.opcode == "MUL" or op.opcode in _RANK5:
+    if spec.broadcast:
         a, b, y = t[op.inputs[0]], t[op.inputs[1]], t[op.outputs[0]]
-        most = 5 if op.opcode in _RANK5 else 4
+        most = spec.max_rank
         if len(y.shape) > most or any(len(s.shape) > len(y.shape) for s in (a, b)):
             bad(b, f"{op.opcode} of shapes {a.shape} and {b.shape}", f"use at most {most}-D tensors")
     if op.opcode in ("MEAN", "SUM", "REDUCE_MAX", "REDUCE_MIN", "ARG_MAX", "ARG_MIN", "L2_NORMALIZATION") \

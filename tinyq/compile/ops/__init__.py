@@ -92,13 +92,46 @@ class KernelCall:
 Lowering = Callable[[Graph, Operator], KernelCall]
 LOWERINGS: dict[str, Lowering] = {}
 
+#: Operand and output counts with no upper bound (CONCATENATION's inputs, SPLIT's outputs).
+MANY = 1 << 16
 
-def lowering(*opcodes: str):
-    """Register a lowering function for ``opcodes``."""
+
+@dataclass(frozen=True)
+class Operands:
+    """What the gate (tinyq.compile.analyze) checks of an op's tensors before its lowering runs, stated with the
+    lowering (``@lowering(..., operands=Operands(...))``): the op's facts in its own module."""
+
+    #: How many inputs (optional ones given as -1 count) and outputs a TFLite file may give it (min, max).
+    inputs: tuple[int, int] = (1, 1)
+    outputs: tuple[int, int] = (1, 1)
+    #: Input positions the lowering reads as stored constants (weights, biases, paddings, axes).
+    constant: tuple[int, ...] = ()
+    #: Input positions that are int32/int64 parameters (a shape, axes, paddings, a size, indices), not int8 data.
+    integer: tuple[int, ...] = ()
+    #: The position of an int32 bias (the weighted ops; their weights are operand 1).
+    bias: int | None = None
+    #: The most dimensions an activation may have (None: any, e.g. RESHAPE's views).
+    max_rank: int | None = 4
+    #: A 4-D activation may have a batch other than 1 (data movement, which does not care).
+    any_batch: bool = False
+    #: Its output may be int32/int64 indices (ARG_MAX), not int8.
+    index_output: bool = False
+    #: Two inputs broadcast against each other to the output's shape (of at most max_rank dimensions).
+    broadcast: bool = False
+
+
+OPERANDS: dict[str, Operands] = {}
+
+
+def lowering(*opcodes: str, operands: "Operands | dict[str, Operands] | None" = None):
+    """Register a lowering function for ``opcodes``, with what the gate checks of their operands (one
+    :class:`Operands` for all, or one an opcode; default: one int8 input, one int8 output, at most 4-D)."""
 
     def deco(fn: Lowering) -> Lowering:
         for code in opcodes:
             LOWERINGS[code] = fn
+            spec = operands.get(code) if isinstance(operands, dict) else operands
+            OPERANDS[code] = spec if spec is not None else Operands()
         return fn
 
     return deco

@@ -7,7 +7,7 @@ import math
 import numpy as np
 
 from tinyq.graph import Graph, Operator, Tensor
-from tinyq.compile.ops import ConstArray, KernelCall, lowering, scratch
+from tinyq.compile.ops import ConstArray, KernelCall, MANY, Operands, lowering, scratch
 from tinyq.compile.ops.layout import (channel_constant, channel_params, depthwise3x3_edge, depthwise3x3_planes,
                               depthwise3x3_words, fast_ok, fast_rnd, padded_k, pair_rows)
 from tinyq.compile.ops.quant import (
@@ -230,7 +230,7 @@ def depthwise3x3_plane_call(graph: Graph, op: Operator, planes: int = 1) -> Kern
     return call if call.function == "tq_depthwise3x3_plane_s8" and dict(call.params)["planes"] == planes else None
 
 
-@lowering("CONV_2D", "DEPTHWISE_CONV_2D")
+@lowering("CONV_2D", "DEPTHWISE_CONV_2D", operands=Operands(inputs=(2, 3), constant=(1, 2), bias=2))
 def lower_conv(graph: Graph, op: Operator, planar: bool = False, planes: int = 1) -> KernelCall:
     (x, w, *rest), y = _io(graph, op)
     bias = rest[0] if rest else None
@@ -348,7 +348,7 @@ def const_tail(w_rows, bias, zp_in: int, mult, shift, zp_out: int, act_min: int,
     return tuple(reversed(vals[:n]))
 
 
-@lowering("FULLY_CONNECTED")
+@lowering("FULLY_CONNECTED", operands=Operands(inputs=(2, 3), constant=(1, 2), bias=2))
 def lower_fc(graph: Graph, op: Operator) -> KernelCall:
     (x, w, *rest), y = _io(graph, op)
     bias = rest[0] if rest else None
@@ -491,7 +491,7 @@ def add_table_params(graph: Graph, op: Operator, first: int) -> tuple[tuple, tup
     return fields, (ConstArray("t1", "int32_t", tuple(t1)), ConstArray("t2", "int32_t", tuple(t2)))
 
 
-@lowering("ADD")
+@lowering("ADD", operands=Operands(inputs=(2, 2), max_rank=5, broadcast=True))
 def lower_add(graph: Graph, op: Operator) -> KernelCall:
     """A same-shape ADD by tables (tq_add_s8); a broadcasting one by the binary ops' broadcast loop
     (tinyq.compile.ops.kernels.binary, tq_add_bcast_s8)."""
@@ -505,7 +505,7 @@ def lower_add(graph: Graph, op: Operator) -> KernelCall:
     return lower_add_broadcast(graph, op)
 
 
-@lowering("RESHAPE")
+@lowering("RESHAPE", operands=Operands(inputs=(1, 2), integer=(1,), max_rank=None, any_batch=True))
 def lower_reshape(graph: Graph, op: Operator) -> KernelCall:
     # NHWC data is the same bytes in any shape: the planner gives the output the
     # input's buffer, and the copy kernel returns at once when the pointers match.
@@ -528,7 +528,7 @@ def lower_softmax(graph: Graph, op: Operator) -> KernelCall:
     )
 
 
-@lowering("MUL")
+@lowering("MUL", operands=Operands(inputs=(2, 2), broadcast=True))
 def lower_mul(graph: Graph, op: Operator) -> KernelCall:
     (a, b), y = _io(graph, op)
     # mul_common.cc: double(s1) * double(s2) / double(s_out)
@@ -572,7 +572,7 @@ def lower_relu6(graph: Graph, op: Operator) -> KernelCall:
                       overwrites=(x.index,))
 
 
-@lowering("PAD")
+@lowering("PAD", operands=Operands(inputs=(2, 2), constant=(1,), integer=(1,)))
 def lower_pad(graph: Graph, op: Operator) -> KernelCall:
     x, pads, y = graph.tensors[op.inputs[0]], graph.tensors[op.inputs[1]], graph.tensors[op.outputs[0]]
     before = [0] * (4 - len(x.shape)) + [int(p) for p in np.asarray(pads.data).reshape(-1, 2)[:, 0]]
@@ -585,7 +585,7 @@ def lower_pad(graph: Graph, op: Operator) -> KernelCall:
     )
 
 
-@lowering("CONCATENATION")
+@lowering("CONCATENATION", operands=Operands(inputs=(1, MANY), max_rank=6, any_batch=True))
 def lower_concat(graph: Graph, op: Operator) -> KernelCall:
     # TFLM concatenates int8 tensors as bytes (the converter gives them one scale).
     ins = [graph.tensors[i] for i in op.inputs]
@@ -617,7 +617,7 @@ def lower_concat(graph: Graph, op: Operator) -> KernelCall:
     )
 
 
-@lowering("MEAN")
+@lowering("MEAN", operands=Operands(inputs=(2, 2), constant=(1,), integer=(1,)))
 def lower_mean(graph: Graph, op: Operator) -> KernelCall:
     """QuantizedMeanOrSum: multiplier in/out scale, then 1/count folded in as TFLite does."""
     x, axes_t, y = graph.tensors[op.inputs[0]], graph.tensors[op.inputs[1]], graph.tensors[op.outputs[0]]

@@ -18,7 +18,7 @@ import numpy as np
 from tinyq.errors import UnsupportedModelError
 from tinyq.graph import Graph, Operator
 from tinyq.compile.analyze import op_macs
-from tinyq.compile.ops import ConstArray, KernelCall, lowering
+from tinyq.compile.ops import ConstArray, KernelCall, Operands, lowering
 from tinyq.compile.ops.cexpr import formula, select
 from tinyq.compile.ops.kernel import F, Kernel, Struct, kernel, struct
 from tinyq.compile.ops.layout import fast_ok, fast_rnd, padded_k
@@ -80,7 +80,7 @@ def _batch_steps(shape, out_batch) -> list[int]:
     return steps
 
 
-@lowering("BATCH_MATMUL")
+@lowering("BATCH_MATMUL", operands=Operands(inputs=(2, 2)))
 def lower_batch_matmul(graph: Graph, op: Operator) -> KernelCall:
     t = graph.tensors
     a, b, y = t[op.inputs[0]], t[op.inputs[1]], t[op.outputs[0]]

@@ -14,7 +14,7 @@ import numpy as np
 
 from tinyq.errors import UnsupportedModelError
 from tinyq.graph import Graph, Operator, Tensor
-from tinyq.compile.ops import ConstArray, KernelCall, lowering
+from tinyq.compile.ops import ConstArray, KernelCall, Operands, lowering
 from tinyq.compile.ops.kernel import F, Kernel, Struct, kernel, struct
 from tinyq.compile.ops.quant import activation_range, quantize_multiplier
 
@@ -161,18 +161,18 @@ def lower_add_broadcast(graph: Graph, op: Operator) -> KernelCall:
     return _call(graph, op, add_sub_fields(graph, op))
 
 
-@lowering("SUB")
+@lowering("SUB", operands=Operands(inputs=(2, 2), max_rank=5, broadcast=True))
 def lower_sub(graph: Graph, op: Operator) -> KernelCall:
     return _call(graph, op, add_sub_fields(graph, op))
 
 
-@lowering("MAXIMUM", "MINIMUM")
+@lowering("MAXIMUM", "MINIMUM", operands=Operands(inputs=(2, 2), max_rank=5, broadcast=True))
 def lower_max_min(graph: Graph, op: Operator) -> KernelCall:
     """TFLM's MaximumMinimumBroadcastSlow compares the int8 values as they are, whatever the scales."""
     return _call(graph, op, ())
 
 
-@lowering("SQUARED_DIFFERENCE")
+@lowering("SQUARED_DIFFERENCE", operands=Operands(inputs=(2, 2), max_rank=5, broadcast=True))
 def lower_squared_difference(graph: Graph, op: Operator) -> KernelCall:
     """squared_difference.cc's PrepareQuantized: left shift 7, the ratios in double; the output
     multiplier (twice the larger scale squared over 2^14 times the output scale, that product in float32)
@@ -192,7 +192,7 @@ def lower_squared_difference(graph: Graph, op: Operator) -> KernelCall:
         ("output_mult", mo), ("output_shift", sho), ("act_min", -128), ("act_max", 127))))
 
 
-@lowering("PRELU")
+@lowering("PRELU", operands=Operands(inputs=(2, 2), max_rank=5, broadcast=True))
 def lower_prelu(graph: Graph, op: Operator) -> KernelCall:
     """prelu_common.cc's CalculatePreluParams: in / out and in * alpha / out, in double; int8 range."""
     x, alpha, y = _io(graph, op)
@@ -252,7 +252,7 @@ def div_params(s1: float, s2: float, so: float) -> tuple[int, int]:
     return quantize_multiplier(_f32(np.float32(s1) / (np.float32(s2) * np.float32(so))))
 
 
-@lowering("DIV")
+@lowering("DIV", operands=Operands(inputs=(2, 2), max_rank=5, broadcast=True))
 def lower_div(graph: Graph, op: Operator) -> KernelCall:
     """div.cc's int8 path (reference_ops::DivElementwise / BroadcastDivSlowQuantized): the divisor's
     reciprocal (GetReciprocal, a table of the 256 divisor magnitudes here), the dividend normalized by its

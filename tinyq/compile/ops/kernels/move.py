@@ -22,7 +22,7 @@ import numpy as np
 
 from tinyq.errors import UnsupportedModelError
 from tinyq.graph import Graph, Operator, Tensor
-from tinyq.compile.ops import ConstArray, KernelCall, lowering
+from tinyq.compile.ops import ConstArray, KernelCall, MANY, Operands, lowering
 from tinyq.compile.ops.kernel import F, Kernel, Struct, kernel, struct
 from tinyq.compile.shapes import ShapeError
 
@@ -215,7 +215,8 @@ def strided_slice_shape(graph: Graph, op: Operator) -> tuple[int, ...]:
     return tuple(n for _, n, _, shrunk in strided_slice_axes(graph, op) if not shrunk)
 
 
-@lowering("STRIDED_SLICE")
+@lowering("STRIDED_SLICE",
+           operands=Operands(inputs=(4, 4), constant=(1, 2, 3), integer=(1, 2, 3), max_rank=6, any_batch=True))
 def lower_strided_slice(graph: Graph, op: Operator) -> KernelCall:
     x, y = graph.tensors[op.inputs[0]], graph.tensors[op.outputs[0]]
     same_quantization(op, x, [y])
@@ -239,7 +240,7 @@ def slice_box(graph: Graph, op: Operator) -> tuple[list[int], list[int]]:
     return begin, size
 
 
-@lowering("SLICE")
+@lowering("SLICE", operands=Operands(inputs=(3, 3), constant=(1, 2), integer=(1, 2), max_rank=6, any_batch=True))
 def lower_slice(graph: Graph, op: Operator) -> KernelCall:
     x, y = graph.tensors[op.inputs[0]], graph.tensors[op.outputs[0]]
     same_quantization(op, x, [y])
@@ -279,7 +280,11 @@ def split_parts(graph: Graph, op: Operator) -> tuple[Tensor, int, list[int]]:
     return x, axis, sizes
 
 
-@lowering("SPLIT", "SPLIT_V", "UNPACK")
+@lowering("SPLIT", "SPLIT_V", "UNPACK", operands={
+    "SPLIT": Operands(inputs=(2, 2), outputs=(1, MANY), constant=(0,), integer=(0,), max_rank=6, any_batch=True),
+    "SPLIT_V": Operands(inputs=(3, 3), outputs=(1, MANY), constant=(1, 2), integer=(1, 2), max_rank=6, any_batch=True),
+    "UNPACK": Operands(outputs=(1, MANY), max_rank=6, any_batch=True),
+})
 def lower_split(graph: Graph, op: Operator) -> KernelCall:
     """Output k is the input's slice [offset_k, offset_k + size_k) along the axis (UNPACK: without that axis),
     one view each."""
@@ -299,7 +304,7 @@ def lower_split(graph: Graph, op: Operator) -> KernelCall:
 
 # ---- PACK ----
 
-@lowering("PACK")
+@lowering("PACK", operands=Operands(inputs=(1, MANY), max_rank=6, any_batch=True))
 def lower_pack(graph: Graph, op: Operator) -> KernelCall:
     """PACK is a CONCATENATION along a new axis: each input gives prod(shape[axis:]) bytes per step of the axes
     before it, which tq_concat_s8 (tinyq.compile.ops.lower_ops) copies."""
@@ -330,7 +335,7 @@ def transpose_perm(graph: Graph, op: Operator) -> list[int]:
     return perm
 
 
-@lowering("TRANSPOSE")
+@lowering("TRANSPOSE", operands=Operands(inputs=(2, 2), constant=(1,), integer=(1,), max_rank=6, any_batch=True))
 def lower_transpose(graph: Graph, op: Operator) -> KernelCall:
     """Output axis k walks input axis perm[k]: one view (axes that stay together merge into one run)."""
     x, y = graph.tensors[op.inputs[0]], graph.tensors[op.outputs[0]]
@@ -364,7 +369,7 @@ def gather_parts(graph: Graph, op: Operator) -> tuple[int, int, int, int, list[i
     return prod(x.shape[:bd]), prod(x.shape[bd:axis]), x.shape[axis], prod(x.shape[axis + 1:]), idx, shape
 
 
-@lowering("GATHER")
+@lowering("GATHER", operands=Operands(inputs=(2, 2), constant=(1,), integer=(1,), max_rank=6, any_batch=True))
 def lower_gather(graph: Graph, op: Operator) -> KernelCall:
     """Constant indices: each run of indices in arithmetic progression (consecutive, repeated, reversed...) is
     one view of (outer, run, inner) elements."""
@@ -411,7 +416,7 @@ def depth_space_shape(graph: Graph, op: Operator) -> tuple[int, ...]:
     return (n, h // b, w // b, c * b * b)
 
 
-@lowering("DEPTH_TO_SPACE", "SPACE_TO_DEPTH")
+@lowering("DEPTH_TO_SPACE", "SPACE_TO_DEPTH", operands=Operands(max_rank=6, any_batch=True))
 def lower_depth_space(graph: Graph, op: Operator) -> KernelCall:
     """DEPTH_TO_SPACE: out[n, h*b + i, w*b + j, c] = in[n, h, w, (i*b + j)*C' + c], walked as the output axes
     (n, h, i, w, j, c); SPACE_TO_DEPTH: out[n, h, w, (i*b + j)*C + c] = in[n, h*b + i, w*b + j, c], walked as
@@ -455,7 +460,8 @@ def _space_batch(graph: Graph, op: Operator) -> tuple[Tensor, list[int], list[tu
     return x, block, pairs, out + tuple(x.shape[1 + m:])
 
 
-@lowering("BATCH_TO_SPACE_ND", "SPACE_TO_BATCH_ND")
+@lowering("BATCH_TO_SPACE_ND", "SPACE_TO_BATCH_ND",
+           operands=Operands(inputs=(3, 3), constant=(1, 2), integer=(1, 2), max_rank=6, any_batch=True))
 def lower_space_batch(graph: Graph, op: Operator) -> KernelCall:
     """One view per block phase p (TFLite's batch order: phase-major, row-major over the block): batch
     b + p*B of the batched tensor holds the pixels at (s*block + p - before) of batch b of the spatial one.
@@ -502,7 +508,7 @@ def tile_multiples(graph: Graph, op: Operator) -> list[int]:
     return mult
 
 
-@lowering("TILE")
+@lowering("TILE", operands=Operands(inputs=(2, 2), constant=(1,), integer=(1,), max_rank=6, any_batch=True))
 def lower_tile(graph: Graph, op: Operator) -> KernelCall:
     """Each axis split into (repeat, size): the repeat reads the same input again (input stride 0). No TFLM
     kernel: TFLite's reference tile is what it matches."""
@@ -534,7 +540,7 @@ def padded_shape(graph: Graph, op: Operator) -> tuple[int, ...]:
     return tuple(d + a + z for d, (a, z) in zip(x.shape, _paddings(graph, op)))
 
 
-@lowering("MIRROR_PAD")
+@lowering("MIRROR_PAD", operands=Operands(inputs=(2, 2), constant=(1,), integer=(1,), max_rank=6, any_batch=True))
 def lower_mirror_pad(graph: Graph, op: Operator) -> KernelCall:
     """Each axis in three segments: the mirrored 'before' (input stride -1), the input, the mirrored 'after';
     one view per combination. REFLECT leaves the edge out (offset 1), SYMMETRIC repeats it (offset 0), as
@@ -563,7 +569,7 @@ def lower_mirror_pad(graph: Graph, op: Operator) -> KernelCall:
     return move_call(x, [y], vs)
 
 
-@lowering("PADV2")
+@lowering("PADV2", operands=Operands(inputs=(3, 3), constant=(1, 2), integer=(1,), max_rank=6, any_batch=True))
 def lower_padv2(graph: Graph, op: Operator) -> KernelCall:
     """PAD with an explicit constant: the output filled with it, then the input copied inside (one view).
     TFLM requires the constant's quantization to be the output's."""
@@ -637,7 +643,10 @@ def _reshape_view_shape(graph: Graph, op: Operator) -> tuple[int, ...]:
     return tuple(d for i, d in enumerate(x.shape) if i not in drop)
 
 
-@lowering("EXPAND_DIMS", "SQUEEZE")
+@lowering("EXPAND_DIMS", "SQUEEZE", operands={
+    "EXPAND_DIMS": Operands(inputs=(2, 2), constant=(1,), integer=(1,), max_rank=6, any_batch=True),
+    "SQUEEZE": Operands(max_rank=6, any_batch=True),
+})
 def lower_expand_squeeze(graph: Graph, op: Operator) -> KernelCall:
     """The same bytes in another shape: the planner gives the output the input's buffer (as for RESHAPE)."""
     x, y = graph.tensors[op.inputs[0]], graph.tensors[op.outputs[0]]

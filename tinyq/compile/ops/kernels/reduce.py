@@ -15,7 +15,7 @@ import numpy as np
 
 from tinyq.errors import UnsupportedModelError
 from tinyq.graph import Graph, Operator, Tensor
-from tinyq.compile.ops import KernelCall, lowering
+from tinyq.compile.ops import KernelCall, Operands, lowering
 from tinyq.compile.ops.kernel import F, Kernel, Struct, kernel, struct
 from tinyq.compile.ops.quant import quantize_multiplier
 
@@ -78,7 +78,7 @@ def reduce_geometry(shape4: tuple[int, ...], axes: set[int]) -> tuple[tuple[int,
     return tuple(strides), int(np.prod([shape4[d] for d in axes], dtype=np.int64))
 
 
-@lowering("REDUCE_MAX", "REDUCE_MIN")
+@lowering("REDUCE_MAX", "REDUCE_MIN", operands=Operands(inputs=(2, 2), constant=(1,), integer=(1,)))
 def lower_reduce_minmax(graph: Graph, op: Operator) -> KernelCall:
     x, axes_t, y = graph.tensors[op.inputs[0]], graph.tensors[op.inputs[1]], graph.tensors[op.outputs[0]]
     if (float(np.float32(x.quant.scale[0])) != float(np.float32(y.quant.scale[0]))
@@ -98,7 +98,7 @@ def lower_reduce_minmax(graph: Graph, op: Operator) -> KernelCall:
     )
 
 
-@lowering("SUM")
+@lowering("SUM", operands=Operands(inputs=(2, 2), constant=(1,), integer=(1,)))
 def lower_sum(graph: Graph, op: Operator) -> KernelCall:
     """TFLM's QuantizedMeanOrSum with compute_sum: int32 sums less zp * count, one requantization by
     in_scale / out_scale (QuantizeMultiplier of the double ratio), through MEAN's kernel."""
@@ -117,7 +117,7 @@ def lower_sum(graph: Graph, op: Operator) -> KernelCall:
     )
 
 
-@lowering("ARG_MAX", "ARG_MIN")
+@lowering("ARG_MAX", "ARG_MIN", operands=Operands(inputs=(2, 2), constant=(1,), integer=(1,), index_output=True))
 def lower_arg_minmax(graph: Graph, op: Operator) -> KernelCall:
     x, axis_t, y = graph.tensors[op.inputs[0]], graph.tensors[op.inputs[1]], graph.tensors[op.outputs[0]]
     if y.dtype not in ("INT32", "INT64"):

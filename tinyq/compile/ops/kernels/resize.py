@@ -14,7 +14,7 @@ import numpy as np
 
 from tinyq.errors import UnsupportedModelError
 from tinyq.graph import Graph, Operator, Tensor
-from tinyq.compile.ops import ConstArray, KernelCall, lowering
+from tinyq.compile.ops import ConstArray, KernelCall, Operands, lowering
 from tinyq.compile.ops.kernel import F, Kernel, Struct, kernel, struct
 from tinyq.compile.ops.quant import tflite_round
 
@@ -95,7 +95,7 @@ def bilinear_map(in_size: int, out_size: int, align: bool, half: bool) -> list[t
     return out
 
 
-@lowering("RESIZE_NEAREST_NEIGHBOR")
+@lowering("RESIZE_NEAREST_NEIGHBOR", operands=Operands(inputs=(2, 2), constant=(1,), integer=(1,)))
 def lower_resize_nearest(graph: Graph, op: Operator) -> KernelCall:
     x, y, (n, in_h, in_w, c), (out_h, out_w) = _shapes(graph, op)
     align, half = _flags(op)
@@ -112,7 +112,7 @@ def lower_resize_nearest(graph: Graph, op: Operator) -> KernelCall:
     )
 
 
-@lowering("RESIZE_BILINEAR")
+@lowering("RESIZE_BILINEAR", operands=Operands(inputs=(2, 2), constant=(1,), integer=(1,)))
 def lower_resize_bilinear(graph: Graph, op: Operator) -> KernelCall:
     x, y, (n, in_h, in_w, c), (out_h, out_w) = _shapes(graph, op)
     align, half = _flags(op)

@@ -22,7 +22,7 @@ import numpy as np
 
 from tinyq.graph import Graph, Operator
 from tinyq.compile.analyze import op_macs
-from tinyq.compile.ops import ConstArray, KernelCall, lowering
+from tinyq.compile.ops import ConstArray, KernelCall, Operands, lowering
 from tinyq.compile.ops.cexpr import formula, select
 from tinyq.compile.ops.kernel import F, Kernel, Struct, kernel, struct
 from tinyq.compile.ops.layout import channel_params, padded_k, pair_rows
@@ -82,7 +82,7 @@ def transpose_padding(stride: int, out_size: int, k: int, padding: str) -> int:
     return compute_padding(stride, 1, out_size, k, unused)
 
 
-@lowering("TRANSPOSE_CONV")
+@lowering("TRANSPOSE_CONV", operands=Operands(inputs=(3, 4), constant=(0, 1, 3), integer=(0,), bias=3))
 def lower_transpose_conv(graph: Graph, op: Operator) -> KernelCall:
     t = graph.tensors
     w, x, y = t[op.inputs[1]], t[op.inputs[2]], t[op.outputs[0]]
