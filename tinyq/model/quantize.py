@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from tinyq.errors import CalibrationError, FineTuneError, InputFileError, QuantizationError, last_line
+from tinyq.model import recurrent
 from tinyq.model.load import Dataset, LoadedInputs, check_labels, check_model_file, check_shape
 from tinyq.model.tfenv import quiet as _quiet
 from tinyq.model.tfenv import tf as _tf
@@ -135,13 +136,25 @@ def _keras_source(model, kmod, loader: str) -> _Source:
                                 hint="give the Input layer a fixed shape")
     shape = tuple(int(s) for s in shape)
 
+    layers = [l for l in _flat_layers(model) if type(l).__name__ != "InputLayer"]
+    converted, unrolled = model, ()
+    if recurrent.has_recurrent(model):
+        # TFLite's int8 converter cannot take recurrent layers to a microcontroller: convert the model
+        # with each one unrolled over its timesteps (checked against the layer in float first).
+        from tinyq.infra.isolate import note
+
+        note("unrolling the recurrent layers")
+        with _quiet():
+            rebuilt = recurrent.rebuild(model, kmod)
+        converted, unrolled = rebuilt.model, tuple(id(old) for old, _ in rebuilt.layers)
+        loader = f"{loader}; recurrent layers unrolled: {rebuilt.describe()}"
+
     def make():
         # A free batch makes the converter emit SHAPE/PACK ops a microcontroller does not need.
         inp = kmod.Input(shape, batch_size=1, dtype="float32")
-        return tf.lite.TFLiteConverter.from_keras_model(kmod.Model(inp, model(inp, training=False)))
+        return tf.lite.TFLiteConverter.from_keras_model(kmod.Model(inp, converted(inp, training=False)))
 
-    layers = [l for l in _flat_layers(model) if type(l).__name__ != "InputLayer"]
-    return _Source(loader, shape, make, tuple((type(l).__name__, l.name) for l in layers),
+    return _Source(loader, shape, make, tuple((type(l).__name__, l.name) for l in layers if id(l) not in unrolled),
                    layers[0] if layers else None, model)
 
 
