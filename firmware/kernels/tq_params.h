@@ -260,6 +260,27 @@ typedef struct {
     int32_t mult_alpha, shift_alpha; /* x < 0: input scale * alpha / output scale (alpha >= 0) */
 } tq_leaky_relu_params_t;
 
+/* One N-D strided copy: out[out_start + sum(i_k * out_stride[k])] = in[in_start + sum(i_k * in_stride[k])]
+ * for every index (i_0 .. i_5) below dims. Where the innermost strides are both 1, that axis is copied as one
+ * block (words). Every field is a word: tq_move_n_s8 reads an array of views from int32 words. */
+typedef struct {
+    int32_t dst;                 /* tq_move_n_s8: the output it writes (outs[dst]) */
+    int32_t in_start, out_start; /* bytes from the tensor's start to the view's first element */
+    int32_t dims[6];             /* the view's axes, outermost first (1 on unused outer axes) */
+    int32_t in_stride[6];        /* input bytes from one element to the next along each axis (0: a repeat, <
+                                  * 0: reversed) */
+    int32_t out_stride[6];       /* output bytes from one element to the next along each axis */
+} tq_move_view_t;
+
+/* Several views of one input, each into one of the outputs (SPLIT, UNPACK), or into one output after it is
+ * filled with a constant (SPACE_TO_BATCH_ND, PADV2). */
+typedef struct {
+    uint32_t n;                  /* views */
+    const int32_t *views;        /* n tq_move_view_t, laid out as words */
+    uint32_t fill_bytes;         /* bytes of outs[0] set to fill_value before the views run (0: none) */
+    int32_t fill_value;
+} tq_move_n_params_t;
+
 /* ---- formulas (tinyq/compile/ops/scratch.py): the scratch each kernel reads through p->scratch, in bytes;
  * the host plans the same figures from the same definitions ---- */
 
@@ -404,6 +425,16 @@ void tq_copy_s8(uint32_t size, const int8_t *in, int8_t *out);
  *
  * tq_leaky_relu.c */
 void tq_leaky_relu_s8(const tq_leaky_relu_params_t *p, const int8_t *in, int8_t *out);
+
+/* One strided view of in copied to out (out never overlaps in).
+ *
+ * tq_move.c */
+void tq_move_s8(const tq_move_view_t *p, const int8_t *in, int8_t *out);
+
+/* Several strided views of in, each to outs[view.dst], after the optional fill of outs[0].
+ *
+ * tq_move.c */
+void tq_move_n_s8(const tq_move_n_params_t *p, const int8_t *in, int8_t *const *outs);
 
 /* The structs the assembly reads, laid out where tq_offsets.h says (32-bit pointers). */
 #if !defined(__cplusplus) && UINTPTR_MAX == 0xFFFFFFFFu

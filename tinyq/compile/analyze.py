@@ -19,10 +19,26 @@ _WEIGHTED = ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED")
 _ACTIVATIONS = ("NONE", "RELU", "RELU6", "RELU_N1_TO_1")
 #: Operands (by position) the lowering reads as stored constants: weights, biases, paddings, axes.
 _CONSTANT_OPERANDS = {"CONV_2D": (1, 2), "DEPTHWISE_CONV_2D": (1, 2), "FULLY_CONNECTED": (1, 2), "PAD": (1,),
-                      "MEAN": (1,)}
+                      "MEAN": (1,), "STRIDED_SLICE": (1, 2, 3), "SLICE": (1, 2), "SPLIT": (0,), "SPLIT_V": (1, 2),
+                      "TRANSPOSE": (1,), "GATHER": (1,), "EXPAND_DIMS": (1,), "BATCH_TO_SPACE_ND": (1, 2),
+                      "SPACE_TO_BATCH_ND": (1, 2), "TILE": (1,), "MIRROR_PAD": (1,), "PADV2": (1, 2)}
+#: Operands (by position) that are int32/int64 shapes, axes, paddings or indices, not int8 data.
+_INT_OPERANDS = {"RESHAPE": (1,), "PAD": (1,), "MEAN": (1,), "STRIDED_SLICE": (1, 2, 3), "SLICE": (1, 2),
+                 "SPLIT": (0,), "SPLIT_V": (1, 2), "TRANSPOSE": (1,), "GATHER": (1,), "EXPAND_DIMS": (1,),
+                 "BATCH_TO_SPACE_ND": (1, 2), "SPACE_TO_BATCH_ND": (1, 2), "TILE": (1,), "MIRROR_PAD": (1,),
+                 "PADV2": (1,)}
+#: Data-movement ops (tinyq.compile.ops.kernels.move): any batch, up to 6 dimensions.
+_MOVE_OPS = ("STRIDED_SLICE", "SLICE", "SPLIT", "SPLIT_V", "UNPACK", "PACK", "TRANSPOSE", "GATHER", "EXPAND_DIMS",
+             "SQUEEZE", "DEPTH_TO_SPACE", "SPACE_TO_DEPTH", "BATCH_TO_SPACE_ND", "SPACE_TO_BATCH_ND", "TILE",
+             "MIRROR_PAD", "PADV2", "CONCATENATION", "RESHAPE")
+#: Outputs of the ops with more than one (min, max); the others have exactly one.
+_OUTPUTS = {"SPLIT": (1, 1 << 16), "SPLIT_V": (1, 1 << 16), "UNPACK": (1, 1 << 16)}
 #: Inputs each supported op takes in a TFLite file (min, max); ops not named take exactly one.
 _ARITY = {"CONV_2D": (2, 3), "DEPTHWISE_CONV_2D": (2, 3), "FULLY_CONNECTED": (2, 3), "ADD": (2, 2), "MUL": (2, 2),
-          "MEAN": (2, 2), "PAD": (2, 2), "RESHAPE": (1, 2), "CONCATENATION": (1, 1 << 16)}
+          "MEAN": (2, 2), "PAD": (2, 2), "RESHAPE": (1, 2), "CONCATENATION": (1, 1 << 16), "STRIDED_SLICE": (4, 4),
+          "SLICE": (3, 3), "SPLIT": (2, 2), "SPLIT_V": (3, 3), "PACK": (1, 1 << 16), "TRANSPOSE": (2, 2),
+          "GATHER": (2, 2), "EXPAND_DIMS": (2, 2), "BATCH_TO_SPACE_ND": (3, 3), "SPACE_TO_BATCH_ND": (3, 3),
+          "TILE": (2, 2), "MIRROR_PAD": (2, 2), "PADV2": (3, 3)}
 
 
 @dataclass(frozen=True)
@@ -173,25 +189,27 @@ def _op_level(graph: Graph, op: Operator, supported: frozenset[str]) -> list[Iss
         return issues
     lo, hi = _ARITY.get(op.opcode, (1, 1))
     present = [i for i in op.inputs if i >= 0]
-    if not lo <= len(op.inputs) <= hi or len(present) < lo or len(op.outputs) != 1:
+    out_lo, out_hi = _OUTPUTS.get(op.opcode, (1, 1))
+    if not lo <= len(op.inputs) <= hi or len(present) < lo or not out_lo <= len(op.outputs) <= out_hi:
         bad(None, f"{len(op.inputs)} inputs and {len(op.outputs)} outputs, where TFLite's {op.opcode} has "
-            f"{lo}{f'-{hi}' if hi != lo else ''} and 1", "re-convert the model with TensorFlow's converter")
+            f"{lo}{f'-{hi}' if hi != lo else ''} and {out_lo}{'+' if out_hi != out_lo else ''}",
+            "re-convert the model with TensorFlow's converter")
         return issues
     for i in list(op.inputs) + list(op.outputs):
         if i < 0:
             continue
         x = t[i]
-        if op.opcode in ("RESHAPE", "PAD", "MEAN") and i in op.inputs[1:]:
-            continue  # the shape / paddings / axes operand (constant int32)
+        if any(i == op.inputs[p] for p in _INT_OPERANDS.get(op.opcode, ()) if p < len(op.inputs)):
+            continue  # the shape / paddings / axes / indices operand (constant int32)
         want = "INT32" if (op.opcode in _WEIGHTED and len(op.inputs) > 2 and i == op.inputs[2]) else "INT8"
         if x.dtype != want:
             hybrid = x.dtype == "FLOAT32" and any(t[j].dtype == "INT8" for j in op.inputs if j >= 0 and t[j].is_constant)
             problem = ("hybrid op: int8 weights with float activations" if hybrid else
                        f"{x.dtype} tensor where {want} is needed")
             bad(x, problem, "quantize the whole model to int8 (full integer) with a calibration set")
-        elif not x.is_constant and len(x.shape) > 4 and op.opcode != "RESHAPE":
+        elif not x.is_constant and len(x.shape) > (6 if op.opcode in _MOVE_OPS else 4) and op.opcode != "RESHAPE":
             bad(x, f"rank {len(x.shape)} tensor", "reshape to at most 4 dimensions (NHWC)")
-        elif not x.is_constant and len(x.shape) == 4 and x.shape[0] != 1:
+        elif not x.is_constant and len(x.shape) == 4 and x.shape[0] != 1 and op.opcode not in _MOVE_OPS:
             bad(x, f"batch {x.shape[0]}", "convert with a batch of 1 (tinyq quantize does)")
         elif x.quant is None and x.dtype == "INT8":
             bad(x, "int8 tensor without quantization parameters", "re-quantize the model")

@@ -160,6 +160,8 @@ def emit_model(plan: MemoryPlan, tflite: bytes, source: str = "model.tflite") ->
         args = [_tensor_expr(graph, plan, i, i in outs, prefix, shared) for i in call.args]
         if call.pack_inputs:
             args = ["(const int8_t *const[]){" + ", ".join(args[:-1]) + "}", args[-1]]
+        if call.pack_outputs:
+            args = [args[0], "(int8_t *const[]){" + ", ".join(args[1:]) + "}"]
         lead = list(call.lead_args) + ([f"&{prefix}_p"] if call.params_type else [])
         structs = [struct] if struct else []
         if call.params2:

@@ -62,6 +62,8 @@ class KernelCall:
     params2: tuple[str, tuple[tuple[str, object], ...]] | None = None
     #: Pass all tensor args but the last as one array of pointers (CONCATENATION).
     pack_inputs: bool = False
+    #: Pass all tensor args but the first as one array of pointers (an op with several outputs: SPLIT, UNPACK).
+    pack_outputs: bool = False
     #: Input tensors the output may be written over when they die here (the planner decides):
     #: any input of an element-wise op, the input of a pointwise conv that does not widen or
     #: of a stride-1 3x3 depthwise conv.

@@ -234,10 +234,10 @@ kernel(Kernel("tq_clamp_s8", "elementwise", None, "uint32_t size, int32_t lo, in
               opcodes=("RELU6",)))
 kernel(Kernel("tq_pad_s8", "elementwise", "tq_pad_params_t", _IO, opcodes=("PAD",)))
 kernel(Kernel("tq_concat_s8", "elementwise", "tq_concat_params_t", "const int8_t *const *ins, int8_t *out",
-              opcodes=("CONCATENATION",)))
+              opcodes=("CONCATENATION", "PACK")))
 kernel(Kernel("tq_mean_s8", "elementwise", "tq_mean_params_t", _IO, opcodes=("MEAN",)))
 kernel(Kernel("tq_softmax_s8", "softmax", "tq_softmax_params_t", _IO, opcodes=("SOFTMAX",)))
 kernel(Kernel("tq_logistic_s8", "softmax", "tq_sigmoid_params_t", _IO, opcodes=("LOGISTIC",)))
 kernel(Kernel("tq_tanh_s8", "softmax", "tq_sigmoid_params_t", _IO, opcodes=("TANH",)))
-kernel(Kernel("tq_copy_s8", "pool", None, "uint32_t size, const int8_t *in, int8_t *out", opcodes=("RESHAPE",),
+kernel(Kernel("tq_copy_s8", "pool", None, "uint32_t size, const int8_t *in, int8_t *out", opcodes=("RESHAPE", "EXPAND_DIMS", "SQUEEZE"),
               variants=("tq_copy_words",)))
