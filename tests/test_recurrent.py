@@ -65,10 +65,20 @@ def _calib(n: int = 64, seed: int = 0) -> np.ndarray:
     return np.random.default_rng(seed).normal(0.0, 1.0, size=(n, T, F)).astype(np.float32)
 
 
+def _rebuild_source() -> str:
+    """The rebuild's source: part of every cache key here (a changed rebuild is a changed model)."""
+    import inspect
+
+    from tinyq.model import recurrent
+
+    return inspect.getsource(recurrent)
+
+
 def rnn_tflite(name: str) -> bytes:
     from tinyq.model.quantize import quantize_keras
 
-    return cached_tflite(["recurrent", name, LAYERS[name], T, F, U], lambda: quantize_keras(_model(name), _calib()))
+    return cached_tflite(["recurrent", name, LAYERS[name], T, F, U, _rebuild_source()],
+                         lambda: quantize_keras(_model(name), _calib()))
 
 
 @pytest.mark.parametrize("name", list(LAYERS))
@@ -215,7 +225,7 @@ def gesture_tflite() -> bytes:
                               keras.layers.Dense(5, activation="softmax", name="gesture")])
         return quantize_keras(m, _gestures(100))
 
-    return cached_tflite(["recurrent-gesture", 50, 6, 32, 5], make)
+    return cached_tflite(["recurrent-gesture", 50, 6, 32, 5, _rebuild_source()], make)
 
 
 def test_gesture_lstm_in_qemu_bit_exact(tmp_path):

@@ -10,6 +10,8 @@ TensorFlow ops and the layer's own weights as constants:
   folded in), then UNPACK into one row per timestep;
 - per timestep: FULLY_CONNECTED of the previous state (no op at the first step: the initial
   state is zero), ADD, SPLIT into the gates, LOGISTIC / TANH (RELU, identity), MUL and ADD;
+  the first step, which needs only some gates, takes them with a STRIDED_SLICE (the converter
+  leaves a SPLIT with an unused output in float);
 - the sequence (``return_sequences``) is a PACK of the per-step states; Bidirectional merges
   with CONCATENATION, ADD or MUL.
 
@@ -145,16 +147,22 @@ def _act(tf, name: str):
 def _gate_weights(core: Core) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]:
     """(input kernel, input bias, recurrent kernel, recurrent bias) of the unrolled graph.
 
-    LSTM (gates i, f, c, o) and SimpleRNN: Keras's own. GRU (gates z, r, h): a fourth gate of
+    SimpleRNN: Keras's own. LSTM: Keras's gates reordered i, c, o, f. GRU (gates z, r, h): a fourth gate of
     negated z columns is appended (sigmoid(-a) = 1 - sigmoid(a)); the recurrent biases of z and r
     are folded into the input bias (they are added to the same sums); with reset_after the h gate's
     recurrent bias stays with the recurrent projection (the reset gate multiplies it). Without
     reset_after the recurrent kernel holds the z, r and -z columns only: h's is applied to r * h.
     """
     u, f = core.units, core.kernel.shape[0]
+    b = core.bias if core.bias is not None else np.zeros(core.kernel.shape[1], np.float32)
+    if core.kind == "SimpleRNN":
+        return core.kernel, b, core.recurrent, None
+    if core.kind == "LSTM":
+        # Keras's gates i, f, c, o reordered to i, c, o, f: the first step (no cell state to forget)
+        # slices the first three instead of leaving a SPLIT output unused.
+        order = np.concatenate([np.arange(k * u, (k + 1) * u) for k in (0, 2, 3, 1)])
+        return core.kernel[:, order], b[order], core.recurrent[:, order], None
     b = core.bias
-    if core.kind != "GRU":
-        return core.kernel, (b if b is not None else np.zeros(core.kernel.shape[1], np.float32)), core.recurrent, None
     w, r = core.kernel, core.recurrent
     if b is None:
         bx, bh = np.zeros(3 * u, np.float32), np.zeros(3 * u, np.float32)
@@ -197,11 +205,13 @@ def run_core(tf, core: Core, x):
         if core.kind == "SimpleRNN":
             h = act(xt if h is None else xt + tf.matmul(h, r_all))
         elif core.kind == "LSTM":
-            pre = xt if h is None else xt + tf.matmul(h, r_all)
-            i, f, g, o = tf.split(pre, 4, axis=-1)
-            i, f, g, o = rec(i), rec(f), act(g), rec(o)
-            c = i * g if c is None else f * c + i * g
-            h = o * act(c)
+            if h is None:  # zero state: the forget gate has nothing to forget
+                i, g, o = tf.split(xt[:, :3 * u], 3, axis=-1)
+                c = rec(i) * act(g)
+            else:
+                i, g, o, f = tf.split(xt + tf.matmul(h, r_all), 4, axis=-1)
+                c = rec(f) * c + rec(i) * act(g)
+            h = rec(o) * act(c)
         else:
             if h is None:  # zero state: z * h vanishes; r only meets the h gate's recurrent bias
                 # (a slice of the gates it needs: the converter leaves a SPLIT with unused outputs in float)
