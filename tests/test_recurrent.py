@@ -203,6 +203,20 @@ def test_masking_is_refused():
         recurrent.rebuild(m, keras)
 
 
+def test_quantize_stage_says_what_it_unrolled(tmp_path):
+    """A saved model read by the quantize stage: its loader line names the unrolled layer, and the layer is no
+    longer a suspect if TensorFlow crashes (the crash hint names only layers the converter sees)."""
+    import keras
+
+    from tinyq.model.quantize import _load_source
+
+    m = keras.Sequential([keras.Input((T, F)), keras.layers.GRU(U, name="g"), keras.layers.Dense(2, name="d")])
+    m.save(tmp_path / "m.keras")
+    src = _load_source(str(tmp_path / "m.keras"))
+    assert src.loader.endswith("; recurrent layers unrolled: GRU 'g' (5 steps)"), src.loader
+    assert [c for c, _ in src.layers] == ["Dense"]
+
+
 def _gestures(n: int, seed: int = 0) -> np.ndarray:
     """6-axis IMU windows (50 steps): per-axis sinusoids of random frequency and phase, plus noise."""
     rng = np.random.default_rng(seed)
