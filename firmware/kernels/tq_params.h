@@ -260,6 +260,28 @@ typedef struct {
     int32_t mult_alpha, shift_alpha; /* x < 0: input scale * alpha / output scale (alpha >= 0) */
 } tq_leaky_relu_params_t;
 
+/* UNIDIRECTIONAL_SEQUENCE_LSTM (int8, int16 cell state): TFLM's integer LSTM step, every step from the reset
+ * state. */
+typedef struct {
+    uint16_t steps, in_dim, units;
+    uint8_t cell_tanh;           /* the cell gate's activation: 1 tanh, 0 sigmoid */
+    int32_t in_zp, h_zp;         /* zero points of the input and of the hidden state (= output) */
+    const int8_t *w_in;          /* input weights, gates i, f, c, o, each units x in_dim */
+    const int8_t *w_rec;         /* recurrent weights, gates i, f, c, o, each units x units */
+    const int32_t *bias;         /* gates i, f, c, o, each units */
+    int32_t in_mult[4], in_shift[4]; /* input FC of each gate -> Q3.12 */
+    int32_t rec_mult[4], rec_shift[4]; /* recurrent FC of each gate -> Q3.12 */
+    int32_t fc_mult, fc_shift;   /* forget gate x cell state -> cell state */
+    int32_t ig_mult, ig_shift;   /* input gate x cell gate -> cell state */
+    int32_t out_mult, out_shift; /* tanh(cell) x output gate -> hidden state (int8) */
+    int32_t cell_tanh_mult, cell_tanh_shift; /* tanh of the cell state: (c * mult + round) >> shift */
+    int16_t cell_clip;           /* 0: no clipping */
+    const uint16_t *sigmoid;     /* sigmoid(i / 24) in 0.16, 256 entries (the int16 sigmoid's and tanh's
+                                  * table) */
+    void *scratch;               /* hidden state (units bytes, padded to 4), then cell state and 4 gate
+                                  * buffers (int16) */
+} tq_lstm_params_t;
+
 /* One N-D strided copy: out[out_start + sum(i_k * out_stride[k])] = in[in_start + sum(i_k * in_stride[k])]
  * for every index (i_0 .. i_5) below dims. Where the innermost strides are both 1, that axis is copied as one
  * block (words). Every field is a word: tq_move_n_s8 reads an array of views from int32 words. */
@@ -425,6 +447,11 @@ void tq_copy_s8(uint32_t size, const int8_t *in, int8_t *out);
  *
  * tq_leaky_relu.c */
 void tq_leaky_relu_s8(const tq_leaky_relu_params_t *p, const int8_t *in, int8_t *out);
+
+/* UNIDIRECTIONAL_SEQUENCE_LSTM, int8 with int16 cell state: the whole output sequence.
+ *
+ * tq_lstm.c */
+void tq_lstm_s8(const tq_lstm_params_t *p, const int8_t *in, int8_t *out);
 
 /* One strided view of in copied to out (out never overlaps in).
  *

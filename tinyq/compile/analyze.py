@@ -21,7 +21,8 @@ _ACTIVATIONS = ("NONE", "RELU", "RELU6", "RELU_N1_TO_1")
 _CONSTANT_OPERANDS = {"CONV_2D": (1, 2), "DEPTHWISE_CONV_2D": (1, 2), "FULLY_CONNECTED": (1, 2), "PAD": (1,),
                       "MEAN": (1,), "STRIDED_SLICE": (1, 2, 3), "SLICE": (1, 2), "SPLIT": (0,), "SPLIT_V": (1, 2),
                       "TRANSPOSE": (1,), "GATHER": (1,), "EXPAND_DIMS": (1,), "BATCH_TO_SPACE_ND": (1, 2),
-                      "SPACE_TO_BATCH_ND": (1, 2), "TILE": (1,), "MIRROR_PAD": (1,), "PADV2": (1, 2)}
+                      "SPACE_TO_BATCH_ND": (1, 2), "TILE": (1,), "MIRROR_PAD": (1,), "PADV2": (1, 2),
+                      "UNIDIRECTIONAL_SEQUENCE_LSTM": (1, 2, 3, 4, 5, 6, 7, 8, 12, 13, 14, 15)}
 #: Operands (by position) that are int32/int64 shapes, axes, paddings or indices, not int8 data.
 _INT_OPERANDS = {"RESHAPE": (1,), "PAD": (1,), "MEAN": (1,), "STRIDED_SLICE": (1, 2, 3), "SLICE": (1, 2),
                  "SPLIT": (0,), "SPLIT_V": (1, 2), "TRANSPOSE": (1,), "GATHER": (1,), "EXPAND_DIMS": (1,),
@@ -38,7 +39,10 @@ _ARITY = {"CONV_2D": (2, 3), "DEPTHWISE_CONV_2D": (2, 3), "FULLY_CONNECTED": (2,
           "MEAN": (2, 2), "PAD": (2, 2), "RESHAPE": (1, 2), "CONCATENATION": (1, 1 << 16), "STRIDED_SLICE": (4, 4),
           "SLICE": (3, 3), "SPLIT": (2, 2), "SPLIT_V": (3, 3), "PACK": (1, 1 << 16), "TRANSPOSE": (2, 2),
           "GATHER": (2, 2), "EXPAND_DIMS": (2, 2), "BATCH_TO_SPACE_ND": (3, 3), "SPACE_TO_BATCH_ND": (3, 3),
-          "TILE": (2, 2), "MIRROR_PAD": (2, 2), "PADV2": (3, 3)}
+          "TILE": (2, 2), "MIRROR_PAD": (2, 2), "PADV2": (3, 3),
+          "UNIDIRECTIONAL_SEQUENCE_LSTM": (15, 24)}
+#: Operands (by position) of another type than INT8 (the int8 LSTM's biases and int16 cell state).
+_TYPED_OPERANDS = {"UNIDIRECTIONAL_SEQUENCE_LSTM": {12: "INT32", 13: "INT32", 14: "INT32", 15: "INT32", 19: "INT16"}}
 
 
 @dataclass(frozen=True)
@@ -202,6 +206,8 @@ def _op_level(graph: Graph, op: Operator, supported: frozenset[str]) -> list[Iss
         if any(i == op.inputs[p] for p in _INT_OPERANDS.get(op.opcode, ()) if p < len(op.inputs)):
             continue  # the shape / paddings / axes / indices operand (constant int32)
         want = "INT32" if (op.opcode in _WEIGHTED and len(op.inputs) > 2 and i == op.inputs[2]) else "INT8"
+        typed = _TYPED_OPERANDS.get(op.opcode, {})
+        want = next((typed[p] for p, j in enumerate(op.inputs) if j == i and p in typed), want)
         if x.dtype != want:
             hybrid = x.dtype == "FLOAT32" and any(t[j].dtype == "INT8" for j in op.inputs if j >= 0 and t[j].is_constant)
             problem = ("hybrid op: int8 weights with float activations" if hybrid else
@@ -224,7 +230,7 @@ def _op_level(graph: Graph, op: Operator, supported: frozenset[str]) -> list[Iss
         bad(t[op.outputs[0]], problem, "the .tflite was edited or is damaged: convert the model again")
         return issues
     act = op.options.get("fused_activation_function", "NONE")
-    if act not in _ACTIVATIONS:
+    if act not in _ACTIVATIONS and op.opcode != "UNIDIRECTIONAL_SEQUENCE_LSTM":  # the LSTM's is its cell's (lowering)
         bad(None, f"fused activation {act}", "use RELU/RELU6 or a separate activation layer")
     if op.opcode in _WEIGHTED:
         w = t[op.inputs[1]]

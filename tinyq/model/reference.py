@@ -64,11 +64,18 @@ class TflmReference:
         self.arena = _parse_arena(log["text"])
         self.input_details = self._it.get_input_details(0)
         self.output_details = self._it.get_output_details(0)
+        # A fused LSTM keeps its state in variable tensors from one invocation to the next; tinyq's runtime
+        # starts every inference from the reset state (what a stateless Keras LSTM means): so does the reference.
+        from tinyq.graph import parse_tflite
+
+        self._stateful = any(t.is_variable for t in parse_tflite(bytes(tflite)).tensors)
 
     def run(self, x: np.ndarray) -> np.ndarray:
         """Run one input (already quantized, model's input shape); return output 0."""
         shape = tuple(int(s) for s in self.input_details["shape"])
         x = np.asarray(x, dtype=self.input_details["dtype"]).reshape(shape)
+        if self._stateful:
+            self._it.reset()
         self._it.set_input(x, 0)
         self._it.invoke()
         return np.array(self._it.get_output(0), copy=True)
