@@ -50,7 +50,7 @@ def test_reference_starts_every_run_from_the_reset_state():
 
 
 def test_fused_lstm_is_supported_and_lowered_checked():
-    from tinyq.compile.analyze import unsupported_ops
+    from tinyq.compile.analyze import model_macs, tflite_kind, unsupported_ops
     from tinyq.compile.ops import SUPPORTED_OPS, lower
     from tinyq.compile.ops.kernel import check_call
     from tinyq.compile.ops.kernels.lstm import scratch_bytes
@@ -58,8 +58,11 @@ def test_fused_lstm_is_supported_and_lowered_checked():
     assert "UNIDIRECTIONAL_SEQUENCE_LSTM" in SUPPORTED_OPS
     g = parse_tflite(_model("last_dense"))
     assert not unsupported_ops(g)
+    # A full-int8 model (its int16 cell state and float gate-scale notes are the op's own), whose MACs count the LSTM.
+    assert tflite_kind(g) == "int8"
     call = lower(g, g.operators[0])
     check_call(call)
+    assert call.macs == model_macs(g) - 8 * 3 == 6 * 4 * 8 * (4 + 8)
     p = dict(call.params)
     assert (p["steps"], p["in_dim"], p["units"], p["cell_tanh"]) == (6, 4, 8, 1)
     assert p["cell_clip"] == 32767  # cell_clip 10 in a Q1.14 cell state: the int16 limit

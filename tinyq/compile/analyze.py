@@ -134,6 +134,9 @@ def op_macs(graph: Graph, op: Operator) -> int:
         return out.size * w.shape[1] * w.shape[2]
     if op.opcode == "FULLY_CONNECTED":
         return out.size * t[op.inputs[1]].shape[1]
+    if op.opcode == "UNIDIRECTIONAL_SEQUENCE_LSTM":  # every step: four gates' input and recurrent FCs
+        units, feats = t[op.inputs[4]].shape
+        return out.size * 4 * (feats + units)
     return 0
 
 
@@ -279,7 +282,12 @@ def tflite_kind(graph: Graph) -> str:
     dequantized = {o.inputs[0] for o in graph.operators if o.opcode == "DEQUANTIZE" and o.inputs and t[o.inputs[0]].is_constant}
     if dequantized:
         return "weight-only"
-    inner = [x for x in t if not x.is_constant and x.index not in graph.inputs and x.index not in graph.outputs]
+    # Tensors the ops compute with: not an int8 LSTM's shapeless "intermediates" (float, they only carry gate
+    # scales) nor its int16 cell state (an int8 model's, by TFLM's design).
+    used = {i for o in graph.operators for i in (*o.inputs, *o.outputs) if i >= 0}
+    cells = {o.inputs[19] for o in graph.operators if o.opcode == "UNIDIRECTIONAL_SEQUENCE_LSTM" and len(o.inputs) > 19}
+    inner = [x for x in t if not x.is_constant and x.index in used and x.index not in cells
+             and x.index not in graph.inputs and x.index not in graph.outputs]
     float_activations = any(x.dtype == "FLOAT32" for x in inner)
     if float_consts and not any(x.dtype == "INT8" for x in consts):
         return "float"
