@@ -3,7 +3,8 @@
 The fused int8 LSTM (int16 cell state) of users' own .tflite files: the models in tests/data/lstm were made by
 tests/data/lstm/make.py (tf-keras 2.21 LSTMs through a batch-1 concrete function, random weights; tf-keras is
 not one of tinyq's dependencies, hence stored files). Each runs from the reset state on every inference, and
-so does the reference (TflmReference resets TFLM's variable tensors before each run).
+so does the reference (TflmReference resets TFLM's variable tensors before each run). The kernel's run in QEMU
+is tests/test_recurrent.py's gesture LSTM (a Keras 3 LSTM, fused by the quantize stage).
 """
 
 from __future__ import annotations
@@ -55,7 +56,10 @@ def test_fused_lstm_is_supported_and_lowered_checked():
     from tinyq.compile.ops.kernel import check_call
     from tinyq.compile.ops.kernels.lstm import scratch_bytes
 
+    from tinyq.compile.emit.tflm import resolver_method
+
     assert "UNIDIRECTIONAL_SEQUENCE_LSTM" in SUPPORTED_OPS
+    assert resolver_method("UNIDIRECTIONAL_SEQUENCE_LSTM") == "AddUnidirectionalSequenceLSTM"  # the TFLM project's
     g = parse_tflite(_model("last_dense"))
     assert not unsupported_ops(g)
     # A full-int8 model (its int16 cell state and float gate-scale notes are the op's own), whose MACs count the LSTM.
@@ -95,16 +99,3 @@ def test_lstm_variants_tflm_does_not_run_are_refused(changes, match):
     g, op = _edited("seq", **changes)
     with pytest.raises(UnsupportedModelError, match=match):
         lower_lstm(g, op)
-
-
-def test_fused_lstm_gesture_model_in_qemu_bit_exact(tmp_path):
-    """The IMU gesture model as a fused LSTM (50 x 6 -> LSTM(32) -> softmax(5)) on the emulated nRF52840."""
-    from tinyq.pipeline import run_model_on
-
-    tflite = _model("gesture")
-    x = np.random.default_rng(1).integers(-128, 128, (3, *parse_tflite(tflite).input_tensors[0].shape)).astype(np.int8)
-    m, plan, fw = run_model_on(tflite, "qemu", x, tmp_path)
-    assert m.outputs_match, f"inputs {m.mismatched_inputs} differ from TFLM"
-    assert m.arena_bytes == plan.ram_bytes
-    print(f"fused gesture LSTM(32) x 50 steps: {m.cycles:,} {m.cycles_kind}, arena {m.arena_bytes:,} B, "
-          f"flash {m.flash_bytes:,} B")

@@ -36,6 +36,8 @@ LAYERS = {
     "bi_gru_sum": "L.Bidirectional(L.GRU(U), merge_mode='sum')",
     "bi_rnn_ave": "L.Bidirectional(L.SimpleRNN(U), merge_mode='ave')",
 }
+#: The LSTMs that take TFLite's fused op (tanh and sigmoid, no cell state asked for); the others are unrolled.
+FUSED = {"lstm", "lstm_seq", "lstm_back_seq", "bi_lstm_concat"}
 #: The ones converted to int8 and run (each conversion takes seconds): every path of the rebuild.
 CONVERTED = ["lstm_seq", "lstm_back_seq", "lstm_relu_nobias", "gru", "gru_seq_back", "gru_reset_before",
              "gru_nobias", "rnn_relu_seq", "bi_lstm_concat", "bi_gru_sum"]
@@ -108,7 +110,7 @@ def test_rebuild_keeps_states_and_shares_other_layers():
     m = keras.Model(inp, dense(L.Concatenate()([L.Flatten()(seq), h, c])))
     _randomize(m)
     r = recurrent.rebuild(m, keras)
-    assert r.describe() == "LSTM 'enc' (5 steps)"
+    assert r.describe() == "LSTM 'enc' (5 steps, unrolled)"  # its cell state is asked for
     assert r.model.get_layer("head") is dense  # layers around the recurrent one are the model's own
     x = _calib(4)
     np.testing.assert_allclose(np.asarray(r.model(x)), np.asarray(m(x)), atol=1e-5)
@@ -125,7 +127,7 @@ def test_rebuild_reaches_nested_models():
     m = keras.Model(inp, keras.layers.Dense(2)(inner(inp)))
     _randomize(inner)
     r = recurrent.rebuild(m, keras)
-    assert r.describe() == "GRU 'g' (5 steps)"
+    assert r.describe() == "GRU 'g' (5 steps, unrolled)"
     x = _calib(4)
     np.testing.assert_allclose(np.asarray(r.model(x)), np.asarray(m(x)), atol=1e-5)
 
@@ -137,7 +139,10 @@ def test_int8_bit_exact_with_tflm(name):
 
     tflite = rnn_tflite(name)
     g = parse_tflite(tflite)
-    assert all(t.dtype != "FLOAT32" for t in g.tensors), "a float tensor left in the int8 model"
+    ops = {op.opcode for op in g.operators}
+    assert ("UNIDIRECTIONAL_SEQUENCE_LSTM" in ops) == (name in FUSED), ops
+    inner = {i for op in g.operators for i in (*op.inputs, *op.outputs)}
+    assert all(t.dtype != "FLOAT32" for t in g.tensors if t.index in inner), "a float tensor left in the int8 model"
     assert not unsupported_ops(g)
     shape = g.input_tensors[0].shape
     x = np.random.default_rng(7).integers(-128, 128, (12, *shape)).astype(np.int8)
@@ -158,11 +163,12 @@ def test_int8_model_stays_close_to_float():
 
 
 def test_recurrent_kernel_is_emitted_once():
-    """Each timestep's FULLY_CONNECTED reads the same recurrent kernel: one copy in flash, not one a step."""
+    """Each timestep's FULLY_CONNECTED of an unrolled layer reads the same recurrent kernel: one copy in flash,
+    not one a step."""
     from tinyq.compile.emit.model import emit_model
     from tinyq.compile.plan import plan_model, shared_arrays
 
-    tflite = rnn_tflite("lstm_seq")
+    tflite = rnn_tflite("gru")
     plan = plan_model(parse_tflite(tflite))
     shared = shared_arrays(plan.calls)
     assert len([k for k in shared if k[1] == "w"]) == T - 2  # steps 2..T reuse step 1's kernel
@@ -213,7 +219,7 @@ def test_quantize_stage_says_what_it_unrolled(tmp_path):
     m = keras.Sequential([keras.Input((T, F)), keras.layers.GRU(U, name="g"), keras.layers.Dense(2, name="d")])
     m.save(tmp_path / "m.keras")
     src = _load_source(str(tmp_path / "m.keras"))
-    assert src.loader.endswith("; recurrent layers unrolled: GRU 'g' (5 steps)"), src.loader
+    assert src.loader.endswith("; recurrent layers rebuilt: GRU 'g' (5 steps, unrolled)"), src.loader
     assert [c for c, _ in src.layers] == ["Dense"]
 
 
@@ -227,31 +233,34 @@ def _gestures(n: int, seed: int = 0) -> np.ndarray:
     return (amp * np.sin(2 * np.pi * f * t + phase) + rng.normal(0, 0.1, (n, 50, 6))).astype(np.float32)
 
 
-def gesture_tflite() -> bytes:
-    """The IMU gesture model: Input((50, 6)) -> LSTM(32) -> Dense(5, softmax), int8."""
+def gesture_tflite(layer: str = "LSTM(32)") -> bytes:
+    """The IMU gesture model: Input((50, 6)) -> ``layer`` -> Dense(5, softmax), int8."""
     from tinyq.model.quantize import quantize_keras
 
     def make():
         import keras
 
         keras.utils.set_random_seed(0)
-        m = keras.Sequential([keras.Input((50, 6)), keras.layers.LSTM(32, name="lstm"),
+        m = keras.Sequential([keras.Input((50, 6)), eval(f"keras.layers.{layer}"),  # noqa: S307 - the tests' own
                               keras.layers.Dense(5, activation="softmax", name="gesture")])
         return quantize_keras(m, _gestures(100))
 
-    return cached_tflite(["recurrent-gesture", 50, 6, 32, 5, _rebuild_source()], make)
+    return cached_tflite(["recurrent-gesture", 50, 6, layer, 5, _rebuild_source()], make)
 
 
-def test_gesture_lstm_in_qemu_bit_exact(tmp_path):
-    """The IMU gesture LSTM on the emulated nRF52840: TFLM's outputs, and the instructions and arena it takes."""
+@pytest.mark.parametrize("layer, opcode", [("LSTM(32)", "UNIDIRECTIONAL_SEQUENCE_LSTM"), ("GRU(16)", "SPLIT")])
+def test_gesture_model_in_qemu_bit_exact(layer, opcode, tmp_path):
+    """The IMU gesture model on the emulated nRF52840 (its LSTM fused, a GRU unrolled): TFLM's outputs, and the
+    instructions and arena it takes."""
     from tinyq.model.quantize import quantize_input
     from tinyq.pipeline import run_model_on
 
-    tflite = gesture_tflite()
+    tflite = gesture_tflite(layer)
     g = parse_tflite(tflite)
+    assert opcode in {op.opcode for op in g.operators}
     x = quantize_input(_gestures(3, seed=9), g.input_tensors[0])
     m, plan, fw = run_model_on(tflite, "qemu", x, tmp_path)
     assert m.outputs_match, f"inputs {m.mismatched_inputs} differ from TFLM"
     assert m.arena_bytes == plan.ram_bytes
-    print(f"gesture LSTM(32) x 50 steps: {m.cycles:,} {m.cycles_kind}, arena {m.arena_bytes:,} B, "
+    print(f"gesture {layer} x 50 steps: {m.cycles:,} {m.cycles_kind}, arena {m.arena_bytes:,} B, "
           f"flash {m.flash_bytes:,} B, {len(plan.steps)} kernel calls, {plan.macs:,} MACs")

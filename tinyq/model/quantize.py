@@ -139,15 +139,15 @@ def _keras_source(model, kmod, loader: str) -> _Source:
     layers = [l for l in _flat_layers(model) if type(l).__name__ != "InputLayer"]
     converted, unrolled = model, ()
     if recurrent.has_recurrent(model):
-        # TFLite's int8 converter cannot take recurrent layers to a microcontroller: convert the model
-        # with each one unrolled over its timesteps (checked against the layer in float first).
+        # TFLite's int8 converter cannot take Keras 3 recurrent layers to a microcontroller: convert the model
+        # with each one rebuilt (fused LSTM op, or unrolled over its timesteps; checked in float first).
         from tinyq.infra.isolate import note
 
-        note("unrolling the recurrent layers")
+        note("rebuilding the recurrent layers")
         with _quiet():
             rebuilt = recurrent.rebuild(model, kmod)
         converted, unrolled = rebuilt.model, tuple(id(old) for old, _ in rebuilt.layers)
-        loader = f"{loader}; recurrent layers unrolled: {rebuilt.describe()}"
+        loader = f"{loader}; recurrent layers rebuilt: {rebuilt.describe()}"
 
     def make():
         # A free batch makes the converter emit SHAPE/PACK ops a microcontroller does not need.
@@ -410,8 +410,15 @@ class _Runner:
         self.it.allocate_tensors()
         self.inp = self.it.get_input_details()[0]
         self.out = self.it.get_output_details()[0]
+        # A fused LSTM's state lives in variable tensors, which TFLite carries from one run into the next:
+        # every sample starts from the reset state, as on the device (tinyq.compile.ops.kernels.lstm).
+        from tinyq.graph import parse_tflite
+
+        self.stateful = any(t.is_variable for t in parse_tflite(tflite).tensors)
 
     def run(self, x: np.ndarray) -> np.ndarray:
+        if self.stateful:
+            self.it.reset_all_variables()
         d = self.inp
         if d["dtype"] != np.float32:
             s, z = d["quantization"]

@@ -1,23 +1,24 @@
 """Recurrent layers (LSTM, GRU, SimpleRNN, Bidirectional) rebuilt as graphs TFLite's int8 converter takes.
 
-TensorFlow's int8 converter cannot take a Keras recurrent layer to a microcontroller: it
-crashes in calibration (Keras 3), fails to lower the loop's tensor-list ops, or emits a fused
-UNIDIRECTIONAL_SEQUENCE_LSTM with int16 cell state. The quantize stage therefore replaces each
-recurrent layer with its computation unrolled over the (fixed) timesteps, written with plain
-TensorFlow ops and the layer's own weights as constants:
+TensorFlow's int8 converter cannot take a Keras 3 recurrent layer to a microcontroller: it crashes in
+calibration or fails to lower the loop's tensor-list ops. The quantize stage therefore replaces each
+recurrent layer, before converting, with a twin of the same weights (checked against it in float first):
 
-- the input projection of every timestep at once (one FULLY_CONNECTED over T rows, the bias
-  folded in), then UNPACK into one row per timestep;
-- per timestep: FULLY_CONNECTED of the previous state (no op at the first step: the initial
-  state is zero), ADD, SPLIT into the gates, LOGISTIC / TANH (RELU, identity), MUL and ADD;
-  the first step, which needs only some gates, takes them with a STRIDED_SLICE (the converter
-  leaves a SPLIT with an unused output in float);
-- the sequence (``return_sequences``) is a PACK of the per-step states; Bidirectional merges
-  with CONCATENATION, ADD or MUL.
-
-GRU's ``(1 - z)`` is computed as ``sigmoid(-a)`` (equal to ``1 - sigmoid(a)``) from gate columns
-with negated weights, so the graph needs no SUB. Each rebuilt layer is checked against the
-layer it replaces, in float, before anything is converted.
+- an LSTM with Keras's standard activations (tanh, sigmoid), whose final cell state the model does not
+  use, becomes TFLite's fused UNIDIRECTIONAL_SEQUENCE_LSTM (int8 weights and activations, int16 cell state;
+  tinyq.compile.ops.kernels.lstm): its computation is wrapped in a function carrying the attribute by which
+  the converter recognises tf-keras's LSTM (``api_implements = "lstm_..."``), so no tf-keras is needed.
+  go_backwards reverses the timesteps around it with UNPACK and PACK;
+- any other layer (GRU, SimpleRNN, an LSTM with other activations or return_state) is unrolled over its
+  fixed timesteps in plain TensorFlow ops: the input projection of every timestep at once (one
+  FULLY_CONNECTED over T rows, the bias folded in), UNPACK into one row a step, then per step a
+  FULLY_CONNECTED of the previous state (none at the first step: the initial state is zero), ADD, SPLIT
+  into the gates, LOGISTIC / TANH (RELU, identity), MUL and ADD. The first step, which needs only some
+  gates, takes them with a STRIDED_SLICE (the converter leaves a SPLIT with an unused output in float).
+  GRU's ``(1 - z)`` is ``sigmoid(-a)`` (equal to ``1 - sigmoid(a)``) from gate columns with negated
+  weights, so the graph needs no SUB;
+- a sequence (``return_sequences``) is a PACK of the per-step states; Bidirectional merges its two
+  directions with CONCATENATION, ADD or MUL.
 """
 
 from __future__ import annotations
@@ -65,9 +66,11 @@ class Plan:
     merge_mode: str | None = None  # Bidirectional only
 
     def describe(self, steps: int | None = None) -> str:
+        """The layer and how it is rebuilt, e.g. "LSTM 'lstm' (50 steps, fused)"."""
         inner = "/".join(sorted({c.kind for c in self.cores}))
         what = f"{self.cls}({inner})" if self.cls in ("Bidirectional", "RNN") else self.cls
-        return f"{what} '{self.name}'" + (f" ({steps} steps)" if steps else "")
+        how = "fused" if all(fused(c, self) for c in self.cores) else "unrolled"
+        return f"{what} '{self.name}' ({f'{steps} steps, ' if steps else ''}{how})"
 
 
 def is_recurrent(layer) -> bool:
@@ -238,18 +241,65 @@ def run_core(tf, core: Core, x):
     return outs, states
 
 
+def fused(core: Core, p: Plan) -> bool:
+    """Whether an LSTM takes TFLite's fused UNIDIRECTIONAL_SEQUENCE_LSTM (int8, int16 cell state): Keras's
+    standard activations, and no final cell state asked for (the fused op keeps it to itself)."""
+    return core.kind == "LSTM" and (core.activation, core.recurrent_activation) == ("tanh", "sigmoid") \
+        and not p.return_state
+
+
+def _reverse_time(tf, x):
+    """``x`` (batch, time, ...) with its timesteps in reverse order: UNPACK and PACK (no REVERSE_V2 on tinyq)."""
+    return tf.stack(tf.unstack(x, axis=1)[::-1], axis=1)
+
+
+def run_fused(tf, core: Core, x):
+    """The LSTM as TFLite's converter fuses it: the output sequence (batch, time, units), in processing order.
+
+    The converter replaces a function whose ``api_implements`` attribute starts with ``lstm_`` (tf-keras's
+    contract for its LSTM layer) by one UNIDIRECTIONAL_SEQUENCE_LSTM built from the function's arguments:
+    input, initial hidden and cell state, kernel, recurrent kernel, bias (Keras's layouts, gates i, f, c, o),
+    returning (last output, sequence, hidden state, cell state, a float). The body, which float TensorFlow runs,
+    is the layer's own computation.
+    """
+    import uuid
+
+    steps, u = int(x.shape[1]), core.units
+
+    def lstm(inputs, init_h, init_c, kernel, recurrent_kernel, bias):
+        h, c, outs = init_h, init_c, []
+        for t in range(steps):
+            z = tf.matmul(inputs[:, t], kernel) + tf.matmul(h, recurrent_kernel) + bias
+            i, f, g, o = tf.split(z, 4, axis=1)
+            c = tf.sigmoid(f) * c + tf.sigmoid(i) * tf.tanh(g)
+            h = tf.sigmoid(o) * tf.tanh(c)
+            outs.append(h)
+        return h, tf.stack(outs, axis=1), h, c, tf.constant(1.0)
+
+    fn = tf.function(lstm, autograph=False, experimental_attributes={
+        "api_implements": f"lstm_{uuid.uuid4()}", "time_major": False, "go_backwards": False})
+    if core.go_backwards:
+        x = _reverse_time(tf, x)
+    zeros = tf.zeros((tf.shape(x)[0], u))
+    bias = core.bias if core.bias is not None else np.zeros(4 * u, np.float32)
+    _, seq, _, _, _ = fn(x, zeros, zeros, tf.constant(core.kernel), tf.constant(core.recurrent), tf.constant(bias))
+    return seq
+
+
 def run_plan(tf, p: Plan, x):
-    """What the Keras layer returns, computed by the unrolled graph."""
+    """What the Keras layer returns, computed by the rebuilt graph."""
     results = []
     for k, core in enumerate(p.cores):
+        # A Bidirectional puts its backward sequence back in input order; a lone go_backwards layer
+        # returns it in processing order, as Keras does.
+        back = p.cls == "Bidirectional" and k == 1
+        if fused(core, p):
+            seq = run_fused(tf, core, x)
+            y = (_reverse_time(tf, seq) if back else seq) if p.return_sequences else seq[:, -1]
+            results.append((y, ()))
+            continue
         outs, states = run_core(tf, core, x)
-        if p.return_sequences:
-            # A Bidirectional puts its backward sequence back in input order; a lone go_backwards layer
-            # returns it in processing order, as Keras does.
-            seq = outs[::-1] if (p.cls == "Bidirectional" and k == 1) else outs
-            y = tf.stack(seq, axis=1)
-        else:
-            y = outs[-1]
+        y = tf.stack(outs[::-1] if back else outs, axis=1) if p.return_sequences else outs[-1]
         results.append((y, states))
     if len(results) == 1:
         y, states = results[0]
