@@ -491,16 +491,24 @@ def add_table_params(graph: Graph, op: Operator, first: int) -> tuple[tuple, tup
     return fields, (ConstArray("t1", "int32_t", tuple(t1)), ConstArray("t2", "int32_t", tuple(t2)))
 
 
+#: The smallest same-shape ADD that takes the table kernel: its two 256-entry int32 tables are 2 KB of flash, more
+#: than the direct kernel's few instructions an element save on a smaller tensor (an unrolled GRU has hundreds
+#: of 16- to 128-element ADDs: tinyq.model.recurrent).
+ADD_TABLE_MIN_SIZE = 256
+
+
 @lowering("ADD")
 def lower_add(graph: Graph, op: Operator) -> KernelCall:
     (a, b), y = _io(graph, op)
-    if tuple(a.shape) == tuple(b.shape):
+    if tuple(a.shape) == tuple(b.shape) and y.size >= ADD_TABLE_MIN_SIZE:
         fields, arrays = add_table_params(graph, op, a.index)
         return KernelCall(overwrites=(a.index, b.index), function="tq_add_s8", params_type="tq_addtab_params_t", params=fields,
                           args=(a.index, b.index, y.index), arrays=arrays)
     left_shift, (m1, sh1), (m2, sh2), (mo, sho) = _add_multipliers(a, b, y)
     act_min, act_max = _act(op, y)
     return KernelCall(
+        # Same shapes: element o reads only element o of each input (in place, as the table kernel).
+        overwrites=(a.index, b.index) if tuple(a.shape) == tuple(b.shape) else (),
         function="tq_add_bcast_s8",
         params2=("tq_mul_params_t", _bcast_fields(a, b, y)),
         params_type="tq_add_params_t",
