@@ -323,17 +323,17 @@ _CLASSES: dict = {}
 
 
 def _layer_class(kmod):
-    """The unrolled layer's class for one Keras (Keras 3 or tf-keras): a layer without weights of its
+    """The rebuilt layer's class for one Keras (Keras 3 or tf-keras): a layer without weights of its
     own (the original's are constants of its graph)."""
     if kmod.__name__ in _CLASSES:
         return _CLASSES[kmod.__name__]
     from tinyq.model.tfenv import tf as _tf
 
-    class Unrolled(kmod.layers.Layer):
-        """A recurrent layer unrolled over its timesteps (tinyq.model.recurrent)."""
+    class RebuiltLayer(kmod.layers.Layer):
+        """A recurrent layer rebuilt for the int8 converter: fused LSTM or unrolled (tinyq.model.recurrent)."""
 
         def __init__(self, rplan: Plan, **kwargs):
-            super().__init__(name=rplan.name + "_unrolled", **kwargs)
+            super().__init__(name=rplan.name + "_rebuilt", **kwargs)
             self._rplan = rplan
             self.in_shape = None
 
@@ -357,8 +357,8 @@ def _layer_class(kmod):
                                             hint="give the model's Input a fixed shape (time, features)")
             return run_plan(_tf(), self._rplan, x)
 
-    _CLASSES[kmod.__name__] = Unrolled
-    return Unrolled
+    _CLASSES[kmod.__name__] = RebuiltLayer
+    return RebuiltLayer
 
 
 # ---------------------------------------------------------------------------------------------
@@ -399,8 +399,8 @@ class Rebuilt:
 
 
 def rebuild(model, kmod, check: bool = True) -> Rebuilt:
-    """``model`` with every recurrent layer replaced by its unrolled twin (same weights), other layers
-    shared. With ``check``, each twin is compared with its original on random inputs (float):
+    """``model`` with every recurrent layer replaced by its rebuilt twin (fused LSTM or unrolled, same weights),
+    other layers shared. With ``check``, each twin is compared with its original on random inputs (float):
     QuantizationError when they differ by more than :data:`TOLERANCE`."""
     _check_masking(model)
     pairs: list[tuple[object, object]] = []
