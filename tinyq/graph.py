@@ -226,6 +226,7 @@ def parse_tflite(buf: bytes, source: str = "<bytes>") -> Graph:
         type_names = _enum_names(tflite.TensorType)
 
         tensors = []
+        empty: list[tuple[int, str, tuple[int, ...]]] = []
         for i in range(sg.TensorsLength()):
             t = sg.Tensors(i)
             q = t.Quantization()
@@ -248,7 +249,9 @@ def parse_tflite(buf: bytes, source: str = "<bytes>") -> Graph:
             name = t.Name().decode("utf-8", "replace") if t.Name() else f"t{i}"
             shape = tuple(int(s) for s in t.ShapeAsNumpy()) if t.ShapeLength() else ()
             where = f"{source}: tensor {i} '{name}'"
-            _check_shape(where, shape, dtype, constant=raw is not None)
+            _check_shape(where, shape, dtype, constant=True)  # an empty activation: once the ops say it is used
+            if raw is None and _elements(shape) == 0:
+                empty.append((i, where, shape))
             if raw is not None:
                 data = _constant(where, raw, shape, dtype)
             if quant is not None:
@@ -277,6 +280,12 @@ def parse_tflite(buf: bytes, source: str = "<bytes>") -> Graph:
         graph_inputs = tuple(int(x) for x in sg.InputsAsNumpy()) if sg.InputsLength() else ()
         graph_outputs = tuple(int(x) for x in sg.OutputsAsNumpy()) if sg.OutputsLength() else ()
         _check_references(source, len(tensors), ops, graph_inputs, graph_outputs)
+        # A tensor no op reads or writes may be empty: the converter lists an int8 LSTM's gate scales as
+        # shapeless "intermediates" (UNIDIRECTIONAL_SEQUENCE_LSTM): the op, not its notes, is what to name.
+        used = {*graph_inputs, *graph_outputs, *(t for op in ops for t in (*op.inputs, *op.outputs))}
+        for i, where, shape in empty:
+            if i in used:
+                _check_shape(where, shape, tensors[i].dtype, constant=False)
         return Graph(
             tensors=tuple(tensors),
             operators=tuple(ops),
@@ -292,6 +301,10 @@ def parse_tflite(buf: bytes, source: str = "<bytes>") -> Graph:
         raise InputFileError(f"{source}: corrupt TFLite flatbuffer ({type(e).__name__}: {e})") from e
 
 
+def _elements(shape: tuple[int, ...]) -> int:
+    return int(np.prod(shape, dtype=object)) if shape else 1  # object: no int64 overflow on hostile shapes
+
+
 def _check_shape(where: str, shape: tuple[int, ...], dtype: str, constant: bool) -> None:
     """A declared shape every later stage can trust: no negative dimension, no tensor past int32 bytes,
     and no empty activation (a model input with no elements has nothing to run on). Checked here, before
@@ -299,7 +312,7 @@ def _check_shape(where: str, shape: tuple[int, ...], dtype: str, constant: bool)
     if any(d < 0 for d in shape):
         raise InputFileError(f"{where} has shape {list(shape)}: a negative dimension",
                              hint="re-export the model with fixed dimensions (batch 1); the .tflite is damaged or dynamic")
-    elements = int(np.prod(shape, dtype=object)) if shape else 1  # object: no int64 overflow on hostile shapes
+    elements = _elements(shape)
     nbytes = elements * np.dtype(_NUMPY_DTYPES.get(dtype, np.uint8)).itemsize
     if nbytes > MAX_TENSOR_BYTES:
         raise UnsupportedModelError(f"{where} has shape {list(shape)}: {nbytes:,} bytes, more than TFLite or any "

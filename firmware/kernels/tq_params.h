@@ -299,6 +299,28 @@ typedef struct {
     int32_t diff_min;            /* differences below this count as exp() = 0 */
 } tq_log_softmax_params_t;
 
+/* UNIDIRECTIONAL_SEQUENCE_LSTM (int8, int16 cell state): TFLM's integer LSTM step, every step from the reset
+ * state. */
+typedef struct {
+    uint16_t steps, in_dim, units;
+    uint8_t cell_tanh;           /* the cell gate's activation: 1 tanh, 0 sigmoid */
+    int32_t in_zp, h_zp;         /* zero points of the input and of the hidden state (= output) */
+    const int8_t *w_in;          /* input weights, gates i, f, c, o, each units x in_dim */
+    const int8_t *w_rec;         /* recurrent weights, gates i, f, c, o, each units x units */
+    const int32_t *bias;         /* gates i, f, c, o, each units */
+    int32_t in_mult[4], in_shift[4]; /* input FC of each gate -> Q3.12 */
+    int32_t rec_mult[4], rec_shift[4]; /* recurrent FC of each gate -> Q3.12 */
+    int32_t fc_mult, fc_shift;   /* forget gate x cell state -> cell state */
+    int32_t ig_mult, ig_shift;   /* input gate x cell gate -> cell state */
+    int32_t out_mult, out_shift; /* tanh(cell) x output gate -> hidden state (int8) */
+    int32_t cell_tanh_mult, cell_tanh_shift; /* tanh of the cell state: (c * mult + round) >> shift */
+    int16_t cell_clip;           /* 0: no clipping */
+    const uint16_t *sigmoid;     /* sigmoid(i / 24) in 0.16, 256 entries (the int16 sigmoid's and tanh's
+                                  * table) */
+    void *scratch;               /* hidden state (units bytes, padded to 4), then cell state and 4 gate
+                                  * buffers (int16) */
+} tq_lstm_params_t;
+
 /* A unary element-wise op as a table: out[i] = table[(uint8_t)in[i]] (tinyq.compile.ops.kernels.unary). */
 typedef struct {
     uint32_t size;
@@ -609,6 +631,11 @@ void tq_leaky_relu_s8(const tq_leaky_relu_params_t *p, const int8_t *in, int8_t 
  *
  * tq_log_softmax.c */
 void tq_log_softmax_s8(const tq_log_softmax_params_t *p, const int8_t *in, int8_t *out);
+
+/* UNIDIRECTIONAL_SEQUENCE_LSTM, int8 with int16 cell state: the whole output sequence.
+ *
+ * tq_lstm.c */
+void tq_lstm_s8(const tq_lstm_params_t *p, const int8_t *in, int8_t *out);
 
 /* A unary element-wise op by table lookup, a word (4 bytes) at a time (out may be in).
  *

@@ -122,6 +122,9 @@ def op_macs(graph: Graph, op: Operator) -> int:
     if op.opcode == "BATCH_MATMUL":  # each output element sums over the LHS rows' depth
         lhs = t[op.inputs[0]].shape
         return out.size * lhs[-2 if op.options.get("adj_x") else -1]
+    if op.opcode == "UNIDIRECTIONAL_SEQUENCE_LSTM":  # every step: four gates' input and recurrent FCs
+        units, feats = t[op.inputs[4]].shape
+        return out.size * 4 * (feats + units)
     return 0
 
 
@@ -240,6 +243,7 @@ def _op_level(graph: Graph, op: Operator, supported: frozenset[str]) -> list[Iss
         if any(i == op.inputs[p] for p in spec.integer if p < len(op.inputs)):
             continue  # the shape / paddings / axes / size / indices operand (constant int32)
         want = _wanted_dtype(graph, op, i)
+        want = next((w for p, w in spec.typed if p < len(op.inputs) and op.inputs[p] == i), want)
         if x.dtype != want:
             hybrid = x.dtype == "FLOAT32" and any(t[j].dtype == "INT8" for j in op.inputs if j >= 0 and t[j].is_constant)
             problem = ("hybrid op: int8 weights with float activations" if hybrid else
@@ -263,7 +267,7 @@ def _op_level(graph: Graph, op: Operator, supported: frozenset[str]) -> list[Iss
         bad(t[op.outputs[0]], problem, "the .tflite was edited or is damaged: convert the model again")
         return issues
     act = op.options.get("fused_activation_function", "NONE")
-    if act not in _ACTIVATIONS:
+    if act not in _ACTIVATIONS and op.opcode != "UNIDIRECTIONAL_SEQUENCE_LSTM":  # the LSTM's is its cell's (lowering)
         bad(None, f"fused activation {act}", "use RELU/RELU6 or a separate activation layer")
     if spec.bias is not None:
         w = t[op.inputs[1]]
@@ -316,7 +320,12 @@ def tflite_kind(graph: Graph) -> str:
     dequantized = {o.inputs[0] for o in graph.operators if o.opcode == "DEQUANTIZE" and o.inputs and t[o.inputs[0]].is_constant}
     if dequantized:
         return "weight-only"
-    inner = [x for x in t if not x.is_constant and x.index not in graph.inputs and x.index not in graph.outputs]
+    # Tensors the ops compute with: not an int8 LSTM's shapeless "intermediates" (float, they only carry gate
+    # scales) nor its int16 cell state (an int8 model's, by TFLM's design).
+    used = {i for o in graph.operators for i in (*o.inputs, *o.outputs) if i >= 0}
+    cells = {o.inputs[19] for o in graph.operators if o.opcode == "UNIDIRECTIONAL_SEQUENCE_LSTM" and len(o.inputs) > 19}
+    inner = [x for x in t if not x.is_constant and x.index in used and x.index not in cells
+             and x.index not in graph.inputs and x.index not in graph.outputs]
     float_activations = any(x.dtype == "FLOAT32" for x in inner)
     if float_consts and not any(x.dtype == "INT8" for x in consts):
         return "float"

@@ -51,6 +51,33 @@ class Step:
     overwrites: tuple[int, ...] = ()
 
 
+def shared_arrays(calls) -> dict[tuple[int, str], tuple[int, str]]:
+    """Constant arrays emitted once for several calls: (call index, array name) -> (index of the earlier
+    call whose array of that name it is, name).
+
+    Two calls share an array when both carry one of the graph's constant tensors (``consumes``) and
+    derive the same values from it, e.g. the recurrent kernel every step of an unrolled LSTM multiplies
+    by (tinyq.model.recurrent): without this, one copy a timestep. Calls of a band step keep their own.
+    """
+    from collections import Counter
+
+    readers = Counter(i for c in calls if not c.stages for i in set(c.consumes))
+    first: dict[tuple, list[tuple[int, set]]] = {}
+    out = {}
+    for k, c in enumerate(calls):
+        if c.stages or not any(readers[i] > 1 for i in c.consumes):
+            continue  # only calls that carry a tensor another call carries too
+        for a in c.arrays:
+            key = (a.name, a.ctype, a.values)
+            earlier = first.setdefault(key, [])
+            j = next((j for j, cons in earlier if cons & set(c.consumes)), None)
+            if j is None:
+                earlier.append((k, set(c.consumes)))
+            else:
+                out[(k, a.name)] = (j, a.name)
+    return out
+
+
 @dataclass(frozen=True, eq=False)
 class MemoryPlan:
     """The plan stage's result."""
@@ -88,7 +115,9 @@ class MemoryPlan:
         re-laid-out weights and per-channel parameters of each call."""
         used = {i for c in self.kernel_calls for i in c.args if isinstance(i, int) and i >= 0}
         tensors = sum(t.nbytes for t in self.graph.tensors if t.is_constant and t.index in used)
-        return tensors + sum(a.nbytes for c in self.kernel_calls for a in c.arrays)
+        shared = shared_arrays(self.calls)
+        once = sum(a.nbytes for k, c in enumerate(self.calls) for a in c.arrays if (k, a.name) in shared)
+        return tensors + sum(a.nbytes for c in self.kernel_calls for a in c.arrays) - once
 
     @property
     def scratch_bytes(self) -> int:

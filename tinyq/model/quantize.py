@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from tinyq.errors import CalibrationError, FineTuneError, InputFileError, QuantizationError, last_line
+from tinyq.model import recurrent
 from tinyq.model.load import Dataset, LoadedInputs, check_labels, check_model_file, check_shape
 from tinyq.model.tfenv import quiet as _quiet
 from tinyq.model.tfenv import tf as _tf
@@ -132,7 +133,7 @@ def _keras_source(model, kmod, loader: str) -> _Source:
         raise QuantizationError("the model has no defined input",
                                 hint="build it with keras.Input (or call it once on data so its input is defined)")
     # Several inputs and outputs (a two-headed model) are fine: the device takes and gives them one after the other.
-    specs = []
+    specs: list[tuple[str, tuple[int, ...]]] = []
     for k, t in enumerate(inputs):
         shape = tuple(t.shape)[1:]
         name = str(getattr(t, "name", "") or f"input_{k}").split(":")[0]
@@ -141,15 +142,27 @@ def _keras_source(model, kmod, loader: str) -> _Source:
                                     hint="give the Input layer a fixed shape")
         specs.append((name, tuple(int(s) for s in shape)))
 
+    layers = [l for l in _flat_layers(model) if type(l).__name__ != "InputLayer"]
+    converted, unrolled = model, ()
+    if recurrent.has_recurrent(model):
+        # TFLite's int8 converter cannot take Keras 3 recurrent layers to a microcontroller: convert the model
+        # with each one rebuilt (fused LSTM op, or unrolled over its timesteps; checked in float first).
+        from tinyq.infra.isolate import note
+
+        note("rebuilding the recurrent layers")
+        with _quiet():
+            rebuilt = recurrent.rebuild(model, kmod)
+        converted, unrolled = rebuilt.model, tuple(id(old) for old, _ in rebuilt.layers)
+        loader = f"{loader}; recurrent layers rebuilt: {rebuilt.describe()}"
+
     def make():
         # A free batch makes the converter emit SHAPE/PACK ops a microcontroller does not need. The inputs keep
         # their names: they are the converted model's signature names, which calibration data are keyed by.
         ins = [kmod.Input(s, batch_size=1, dtype="float32", name=n) for n, s in specs]
-        out = model(ins if len(ins) > 1 else ins[0], training=False)
+        out = converted(ins if len(ins) > 1 else ins[0], training=False)
         return tf.lite.TFLiteConverter.from_keras_model(kmod.Model(ins if len(ins) > 1 else ins[0], out))
 
-    layers = [l for l in _flat_layers(model) if type(l).__name__ != "InputLayer"]
-    return _Source(loader, specs[0][1], make, tuple((type(l).__name__, l.name) for l in layers),
+    return _Source(loader, specs[0][1], make, tuple((type(l).__name__, l.name) for l in layers if id(l) not in unrolled),
                    layers[0] if layers else None, model, tuple(specs) if len(specs) > 1 else ())
 
 
@@ -413,8 +426,15 @@ class _Runner:
         self.it.allocate_tensors()
         self.inp = self.it.get_input_details()[0]
         self.out = self.it.get_output_details()[0]
+        # A fused LSTM's state lives in variable tensors, which TFLite carries from one run into the next:
+        # every sample starts from the reset state, as on the device (tinyq.compile.ops.kernels.lstm).
+        from tinyq.graph import parse_tflite
+
+        self.stateful = any(t.is_variable for t in parse_tflite(tflite).tensors)
 
     def run(self, x: np.ndarray) -> np.ndarray:
+        if self.stateful:
+            self.it.reset_all_variables()
         d = self.inp
         if d["dtype"] != np.float32:
             s, z = d["quantization"]

@@ -67,6 +67,9 @@ class TflmReference:
         self.input_details = self._it.get_input_details(0)
         self.output_details = self._it.get_output_details(0)
         graph = parse_tflite(bytes(tflite), "model")
+        # A fused LSTM keeps its state in variable tensors from one invocation to the next; tinyq's runtime
+        # starts every inference from the reset state (what a stateless Keras LSTM means): so does the reference.
+        self._stateful = any(t.is_variable for t in graph.tensors)
         self.single_int8_io = graph.single_int8_io
         self._inputs = [self._it.get_input_details(i) for i in range(len(graph.inputs))]
         self._n_outputs = len(graph.outputs)
@@ -76,6 +79,8 @@ class TflmReference:
         """Run one sample given as the device's input buffer (every input's bytes, in order:
         tinyq.graph.Graph.pack_inputs); return the device's output buffer, int8 bytes."""
         raw = np.ascontiguousarray(x).reshape(-1).view(np.int8)
+        if self._stateful:
+            self._it.reset()
         off = 0
         for i, d in enumerate(self._inputs):
             n = int(np.prod(d["shape"])) * np.dtype(d["dtype"]).itemsize
@@ -98,6 +103,8 @@ class TflmReference:
         """Run one input (already quantized, model's input shape); return output 0."""
         shape = tuple(int(s) for s in self.input_details["shape"])
         x = np.asarray(x, dtype=self.input_details["dtype"]).reshape(shape)
+        if self._stateful:
+            self._it.reset()
         self._it.set_input(x, 0)
         self._it.invoke()
         return np.array(self._it.get_output(0), copy=True)

@@ -12,7 +12,7 @@ extern "C" {
 #define TQ_MODEL_OUTPUT_BYTES 5u   /* int8, shape [1, 5], scale 0.00390625, zero point -128 */
 #define TQ_MODEL_ARENA_BYTES  460u   /* activations and each op's scratch, planned together */
 #define TQ_MODEL_RAM_BYTES    TQ_MODEL_ARENA_BYTES
-#define TQ_MODEL_WEIGHT_BYTES 2696u
+#define TQ_MODEL_WEIGHT_BYTES 648u
 #define TQ_MODEL_NUM_OPS      7u
 #define TQ_MODEL_MACS         4068u
 

@@ -10,7 +10,7 @@ import numpy as np
 
 from tinyq import __version__
 from tinyq.graph import Graph
-from tinyq.compile.plan import MemoryPlan
+from tinyq.compile.plan import MemoryPlan, shared_arrays
 from tinyq.resources import TEMPLATES_DIR
 
 _CTYPES = {"INT8": "int8_t", "INT32": "int32_t", "INT16": "int16_t", "UINT8": "uint8_t", "INT64": "int64_t", "FLOAT32": "float"}
@@ -60,9 +60,10 @@ def _c_ident(name: str) -> str:
     return "".join(c if c.isalnum() else "_" for c in name)
 
 
-def _tensor_expr(graph: Graph, plan: MemoryPlan, index, written: bool, prefix: str) -> str:
+def _tensor_expr(graph: Graph, plan: MemoryPlan, index, written: bool, prefix: str,
+                 shared: dict[str, str] | None = None) -> str:
     if isinstance(index, str):
-        return f"{prefix}_{index[1:]}"
+        return (shared or {}).get(index[1:], f"{prefix}_{index[1:]}")
     if index < 0:
         return "NULL"
     t = graph.tensors[index]
@@ -73,23 +74,27 @@ def _tensor_expr(graph: Graph, plan: MemoryPlan, index, written: bool, prefix: s
     return f"ARENA({'' if written else 'const '}int8_t, {plan.offsets[index]})"
 
 
-def _resolve(fields, prefix: str, scratch: int | None) -> list[tuple[str, object]]:
-    """A params struct's fields as C: "@name" is the call's ConstArray, "$scratch" its scratch in the arena."""
+def _resolve(fields, prefix: str, scratch: int | None, shared: dict[str, str] | None = None) -> list[tuple[str, object]]:
+    """A params struct's fields as C: "@name" is the call's ConstArray (or the earlier call's it shares,
+    ``shared``: name -> C name), "$scratch" its scratch in the arena."""
     out = []
     for f, v in fields:
         if isinstance(v, str) and v.startswith("@"):
-            v = f"{prefix}_{v[1:]}"
+            name, _, rest = v[1:].partition(" ")
+            v = (shared or {}).get(name, f"{prefix}_{name}") + (f" {rest}" if rest else "")
         elif v == "$scratch":
             v = f"(void *)(tq_arena + {scratch})"
         out.append((f, v))
     return out
 
 
-def _call_consts(call, prefix: str, pname: str, scratch: int | None) -> tuple[list[dict], dict | None]:
-    """A call's const arrays and its params struct, for the template."""
+def _call_consts(call, prefix: str, pname: str, scratch: int | None,
+                 shared: dict[str, str] | None = None) -> tuple[list[dict], dict | None]:
+    """A call's const arrays (less those it shares with an earlier call) and its params struct, for the template."""
+    shared = shared or {}
     arrays = [{"cname": f"{prefix}_{a.name}", "ctype": a.ctype, "count": len(a.values),
-               "rows": const_rows(a.ctype, a.values)} for a in call.arrays]
-    struct = ({"type": call.params_type, "name": pname, "fields": _resolve(call.params, prefix, scratch)}
+               "rows": const_rows(a.ctype, a.values)} for a in call.arrays if a.name not in shared]
+    struct = ({"type": call.params_type, "name": pname, "fields": _resolve(call.params, prefix, scratch, shared)}
               if call.params_type else None)
     return arrays, struct
 
@@ -140,6 +145,9 @@ def emit_model(plan: MemoryPlan, tflite: bytes, source: str = "model.tflite") ->
             "per_channel": bool(t.quant and t.quant.per_channel),
         })
     ops = []
+    shared_by: dict[int, dict[str, str]] = {}
+    for (k, name), (j, _) in shared_arrays(plan.calls).items():
+        shared_by.setdefault(k, {})[name] = f"op{j}_{name}"
     for index, step in enumerate(plan.steps):
         if step.call.stages:
             ops.append(_band_op(graph, plan, index, step))
@@ -147,9 +155,10 @@ def emit_model(plan: MemoryPlan, tflite: bytes, source: str = "model.tflite") ->
         call = step.call
         prefix = f"op{index}"
         scratch = plan.scratch_offsets.get(index)
-        arrays, struct = _call_consts(call, prefix, f"{prefix}_p", scratch)
+        shared = shared_by.get(index, {})
+        arrays, struct = _call_consts(call, prefix, f"{prefix}_p", scratch, shared)
         outs = set(step.outputs)
-        args = [_tensor_expr(graph, plan, i, i in outs, prefix) for i in call.args]
+        args = [_tensor_expr(graph, plan, i, i in outs, prefix, shared) for i in call.args]
         if call.pack_inputs:
             args = ["(const int8_t *const[]){" + ", ".join(args[:-1]) + "}", args[-1]]
         if call.pack_outputs:
@@ -159,7 +168,7 @@ def emit_model(plan: MemoryPlan, tflite: bytes, source: str = "model.tflite") ->
         if call.params2:
             lead.append(f"&{prefix}_s")
             structs.append({"type": call.params2[0], "name": f"{prefix}_s",
-                            "fields": _resolve(call.params2[1], prefix, scratch)})
+                            "fields": _resolve(call.params2[1], prefix, scratch, shared)})
         ops.append({"index": index, "name": step.name, "arrays": arrays, "structs": structs, "tables": [],
                     "call": f"{call.function}({', '.join(lead + args)})"})
     def slots(side: str) -> list[dict]:

@@ -19,7 +19,8 @@ from tinyq.graph import Graph
 ARENA_MARGIN = 0.10
 
 _SPECIAL = {"CONV_2D": "Conv2D", "DEPTHWISE_CONV_2D": "DepthwiseConv2D", "MAX_POOL_2D": "MaxPool2D",
-            "AVERAGE_POOL_2D": "AveragePool2D", "RELU6": "Relu6", "RELU_N1_TO_1": "ReluN1To1", "PADV2": "PadV2"}
+            "AVERAGE_POOL_2D": "AveragePool2D", "RELU6": "Relu6", "RELU_N1_TO_1": "ReluN1To1", "PADV2": "PadV2",
+            "UNIDIRECTIONAL_SEQUENCE_LSTM": "UnidirectionalSequenceLSTM"}
 
 
 def resolver_method(opcode: str) -> str:

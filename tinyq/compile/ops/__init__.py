@@ -14,7 +14,7 @@ from typing import Callable
 from tinyq.graph import Graph, Operator
 
 
-_CTYPE_BYTES = {"int8_t": 1, "uint8_t": 1, "int16_t": 2, "int32_t": 4, "uint32_t": 4}
+_CTYPE_BYTES = {"int8_t": 1, "uint8_t": 1, "int16_t": 2, "uint16_t": 2, "int32_t": 4, "uint32_t": 4}
 
 
 @dataclass(frozen=True)
@@ -118,6 +118,8 @@ class Operands:
     index_output: bool = False
     #: Two inputs broadcast against each other to the output's shape (of at most max_rank dimensions).
     broadcast: bool = False
+    #: Input positions of another type than int8, with it (the int8 LSTM's int32 biases, int16 cell state).
+    typed: tuple[tuple[int, str], ...] = ()
 
 
 OPERANDS: dict[str, Operands] = {}

@@ -491,18 +491,28 @@ def add_table_params(graph: Graph, op: Operator, first: int) -> tuple[tuple, tup
     return fields, (ConstArray("t1", "int32_t", tuple(t1)), ConstArray("t2", "int32_t", tuple(t2)))
 
 
+#: The smallest same-shape ADD that takes the table kernel: its two 256-entry int32 tables are 2 KB of flash, more
+#: than the direct kernel's few instructions an element save on a smaller tensor (an unrolled GRU has hundreds
+#: of 16- to 128-element ADDs: tinyq.model.recurrent).
+ADD_TABLE_MIN_SIZE = 256
+
+
 @lowering("ADD", operands=Operands(inputs=(2, 2), max_rank=5, broadcast=True))
 def lower_add(graph: Graph, op: Operator) -> KernelCall:
     """A same-shape ADD by tables (tq_add_s8); a broadcasting one by the binary ops' broadcast loop
     (tinyq.compile.ops.kernels.binary, tq_add_bcast_s8)."""
     (a, b), y = _io(graph, op)
-    if tuple(a.shape) == tuple(b.shape):
+    if tuple(a.shape) == tuple(b.shape) and y.size >= ADD_TABLE_MIN_SIZE:
         fields, arrays = add_table_params(graph, op, a.index)
         return KernelCall(overwrites=(a.index, b.index), function="tq_add_s8", params_type="tq_addtab_params_t", params=fields,
                           args=(a.index, b.index, y.index), arrays=arrays)
+    from dataclasses import replace
+
     from tinyq.compile.ops.kernels.binary import lower_add_broadcast
 
-    return lower_add_broadcast(graph, op)
+    call = lower_add_broadcast(graph, op)
+    # Same shapes: element o reads only element o of each input, so it runs in place as the table kernel does.
+    return replace(call, overwrites=(a.index, b.index)) if tuple(a.shape) == tuple(b.shape) else call
 
 
 @lowering("RESHAPE", operands=Operands(inputs=(1, 2), integer=(1,), max_rank=None, any_batch=True))
