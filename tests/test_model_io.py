@@ -172,3 +172,31 @@ def test_two_input_keras_model_builds_from_an_npz_keyed_by_input_name(tmp_path):
     r = CliRunner().invoke(cli, ["flash", "--build", str(tmp_path / "out"), "--emulator", "qemu", "--json"])
     assert r.exit_code == 0, r.output
     assert json.loads(r.output)["outputs_match"] is True
+
+
+def test_layernorm_float_island_runs_bit_exact_with_tflm():
+    """Keras LayerNormalization: TensorFlow's int8 converter leaves a NEG in float between a DEQUANTIZE and a
+    QUANTIZE; tinyq runs that island in float (exact), the model is judged int8, and the generated C gives TFLM's
+    bytes (TFLM is the reference: it runs the float NEG)."""
+    import keras
+
+    from tinyq.compile.analyze import check_compatibility, float_islands, tflite_kind
+    from tinyq.model.quantize import quantize_keras
+    from tinyq.model.reference import reference_for
+
+    def make():
+        keras.utils.set_random_seed(7)
+        x = keras.Input((24,))
+        h = keras.layers.LayerNormalization()(keras.layers.Dense(32, activation="relu")(x))
+        m = keras.Model(x, keras.layers.Dense(4)(h))
+        return quantize_keras(m, np.random.default_rng(0).normal(size=(64, 24)).astype(np.float32))
+
+    tflite = cached_tflite(["model_io", "layernorm"], make)
+    g = parse_tflite(tflite)
+    assert [op.opcode for op in g.operators if op.opcode in ("DEQUANTIZE", "NEG", "QUANTIZE")] == \
+        ["DEQUANTIZE", "NEG", "QUANTIZE"]
+    assert len(float_islands(g)) == 2 and tflite_kind(g) == "int8"
+    check_compatibility(g)
+    assert isinstance(reference_for(tflite), TflmReference)
+    x = random_inputs(g, 8, seed=3)
+    np.testing.assert_array_equal(run_on_host(tflite, x), TflmReference(tflite).run_all(x))

@@ -28,3 +28,9 @@ void tq_dequantize_s8_f32(const tq_float_end_params_t *p, const int8_t *in, void
     for (uint32_t i = 0; i < p->size; ++i)
         out[i] = p->scale * (float)((int32_t)in[i] - p->zero_point);
 }
+
+void tq_neg_f32(uint32_t size, const void *in_bytes, void *out_bytes) {
+    const float *in = (const float *)in_bytes;
+    float *out = (float *)out_bytes;
+    for (uint32_t i = 0; i < size; ++i) out[i] = -in[i];
+}

@@ -622,6 +622,11 @@ void tq_quantize_f32_s8(const tq_float_end_params_t *p, const void *in, int8_t *
  * tq_float_ends.c */
 void tq_dequantize_s8_f32(const tq_float_end_params_t *p, const int8_t *in, void *out);
 
+/* NEG float32 (inside a float island: tinyq.compile.analyze.float_islands).
+ *
+ * tq_float_ends.c */
+void tq_neg_f32(uint32_t size, const void *in, void *out);
+
 /* LEAKY_RELU, int8 (out may be in).
  *
  * tq_leaky_relu.c */

@@ -190,6 +190,31 @@ def float_ends(graph: Graph) -> set[int]:
     return ins | outs
 
 
+def float_islands(graph: Graph) -> set[int]:
+    """The float32 activations inside an int8 model that tinyq runs as they are: each written by a DEQUANTIZE of
+    an int8 activation or by a float op (tinyq.compile.ops.kernels.float_ends.FLOAT_OPS) of one of them, and read
+    only by float ops and QUANTIZE (back to int8)."""
+    from tinyq.compile.ops.kernels.float_ends import FLOAT_OPS
+
+    t = graph.tensors
+    readers: dict[int, set[str]] = {}
+    for op in graph.operators:
+        for i in op.inputs:
+            readers.setdefault(i, set()).add(op.opcode)
+    out: set[int] = set()
+    for op in graph.operators:  # in execution order: an island grows from its DEQUANTIZE
+        if not op.inputs or len(op.outputs) != 1 or op.inputs[0] < 0:
+            continue
+        x, y = t[op.inputs[0]], t[op.outputs[0]]
+        if y.dtype != "FLOAT32" or y.is_constant or y.index in graph.outputs:
+            continue
+        starts = op.opcode == "DEQUANTIZE" and x.dtype == "INT8" and not x.is_constant
+        grows = op.opcode in FLOAT_OPS and x.index in out
+        if (starts or grows) and readers.get(y.index) and readers[y.index] <= {"QUANTIZE", *FLOAT_OPS}:
+            out.add(y.index)
+    return out
+
+
 def _index_output(graph: Graph, tensor: int) -> bool:
     """Whether ``tensor`` is a model output of indices (int32 / int64 from ARG_MAX or ARG_MIN, maybe reshaped):
     tinyq writes those as they are, and its runtime's output is then that many bytes of them."""
@@ -210,9 +235,11 @@ def _wanted_dtype(graph: Graph, op: Operator, i: int) -> str:
         return t[i].dtype
     if op.opcode == "RESHAPE" and t[op.inputs[0]].dtype in _INDEX_DTYPES and t[op.outputs[0]].dtype == t[op.inputs[0]].dtype:
         return t[i].dtype
-    if (op.opcode == "QUANTIZE" and i == op.inputs[0] or op.opcode == "DEQUANTIZE" and i == op.outputs[0]) \
-            and i in float_ends(graph):
-        return "FLOAT32"  # a float end of the model
+    from tinyq.compile.ops.kernels.float_ends import FLOAT_OPS
+
+    if (op.opcode == "QUANTIZE" and i == op.inputs[0] or op.opcode == "DEQUANTIZE" and i == op.outputs[0]
+            or op.opcode in FLOAT_OPS) and (i in float_ends(graph) or i in float_islands(graph)):
+        return "FLOAT32"  # a float end of the model, or an op the converter left in float
     return "INT8"
 
 
@@ -324,8 +351,9 @@ def tflite_kind(graph: Graph) -> str:
     # scales) nor its int16 cell state (an int8 model's, by TFLM's design).
     used = {i for o in graph.operators for i in (*o.inputs, *o.outputs) if i >= 0}
     cells = {o.inputs[19] for o in graph.operators if o.opcode == "UNIDIRECTIONAL_SEQUENCE_LSTM" and len(o.inputs) > 19}
+    islands = float_islands(graph)  # float ops between int8 ones, which tinyq runs: not a float model
     inner = [x for x in t if not x.is_constant and x.index in used and x.index not in cells
-             and x.index not in graph.inputs and x.index not in graph.outputs]
+             and x.index not in graph.inputs and x.index not in graph.outputs and x.index not in islands]
     float_activations = any(x.dtype == "FLOAT32" for x in inner)
     if float_consts and not any(x.dtype == "INT8" for x in consts):
         return "float"

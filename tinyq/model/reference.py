@@ -139,16 +139,22 @@ class LiteReference:
 
         import tensorflow as tf
 
-        types = tf.lite.experimental.OpResolverType
+        model = bytes(tflite)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # tf.lite.Interpreter's deprecation notice
-            try:
-                self._it = tf.lite.Interpreter(model_content=bytes(tflite), experimental_op_resolver_type=types.BUILTIN_REF)
-            except ValueError as e:  # the reference resolver lacks some versions (int8 TILE 3): TFLite's
-                if "Didn't find op for builtin opcode" not in str(e):  # builtins, which share those kernels
-                    raise
-                self._it = tf.lite.Interpreter(model_content=bytes(tflite),
-                                               experimental_op_resolver_type=types.BUILTIN_WITHOUT_DEFAULT_DELEGATES)
+            for _ in range(8):
+                try:
+                    self._it = tf.lite.Interpreter(model_content=model,
+                                                   experimental_op_resolver_type=tf.lite.experimental.OpResolverType.BUILTIN_REF)
+                    break
+                except ValueError as e:
+                    # The reference resolver registers some ops at older versions only (TILE: not the int8 version
+                    # 3, though its one kernel takes int8). TFLite's optimized kernels are no reference (their
+                    # int8 LOGISTIC is a table computed in float), so the op's version is lowered instead.
+                    m = re.search(r"Didn't find op for builtin opcode '(\w+)' version '(\d+)'", str(e))
+                    if not m or int(m.group(2)) <= 1:
+                        raise
+                    model = _with_version(model, m.group(1), int(m.group(2)) - 1)
         self._it.allocate_tensors()
         graph = parse_tflite(bytes(tflite), "model")
         self.single_int8_io = graph.single_int8_io
@@ -169,6 +175,19 @@ class LiteReference:
         return self.run_packed(x).view(self._outs[0]["dtype"]).reshape(self._outs[0]["shape"])
 
     run_all = TflmReference.run_all
+
+
+def _with_version(tflite: bytes, opcode: str, version: int) -> bytes:
+    """``tflite`` with builtin ``opcode``'s operator code at ``version`` (for the reference interpreter only)."""
+    from tensorflow.lite.python import schema_py_generated as schema
+    from tensorflow.lite.tools import flatbuffer_utils
+
+    model = flatbuffer_utils.convert_bytearray_to_object(bytearray(tflite))
+    code = getattr(schema.BuiltinOperator, opcode)
+    for oc in model.operatorCodes:
+        if max(oc.builtinCode, oc.deprecatedBuiltinCode) == code:
+            oc.version = version
+    return bytes(flatbuffer_utils.convert_object_to_bytearray(model))
 
 
 #: What each reference is called in reports.

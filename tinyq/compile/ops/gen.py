@@ -148,6 +148,7 @@ def op_table() -> str:
     """The README's operator table: every builtin TFLM's op resolver registers and every op tinyq runs, with
     what each runs it on and tinyq's kernels (from the descriptors' opcodes)."""
     from tinyq.compile.ops import SUPPORTED_OPS
+    from tinyq.compile.ops.kernels.float_ends import FLOAT_OPS
     from tinyq.compile.ops.tflm import TFLM_BUILTINS, TFLM_COMMIT, TFLM_FLOAT_ONLY
 
     kernels: dict[str, list[str]] = {}
@@ -158,15 +159,16 @@ def op_table() -> str:
     for op in sorted(TFLM_BUILTINS | SUPPORTED_OPS):
         tflm = "float only" if op in TFLM_FLOAT_ONLY else "yes" if op in TFLM_BUILTINS else "no"
         tinyq = ("no" if op not in SUPPORTED_OPS else
+                 "float32 where the converter leaves it between int8 ops, bit-exact with TFLM" if op in FLOAT_OPS else
                  "int8, bit-exact with TFLM" if tflm == "yes" else "int8, bit-exact with TFLite's reference kernels")
         rows.append(f"| {op} | {tflm} | {tinyq} | {', '.join(kernels.get(op, [])) or '-'} |")
     n_tflm = len(TFLM_BUILTINS - TFLM_FLOAT_ONLY)
-    n_both = len((TFLM_BUILTINS - TFLM_FLOAT_ONLY) & SUPPORTED_OPS)
+    n_both = len((TFLM_BUILTINS - TFLM_FLOAT_ONLY) & (SUPPORTED_OPS - set(FLOAT_OPS)))
     head = (f"TFLM's builtins are those its op resolver registers (tensorflow/lite/micro/micro_mutable_op_resolver.h at "
-            f"tflite-micro {TFLM_COMMIT[:8]}); \"float only\": its kernel takes no int8. tinyq runs {len(SUPPORTED_OPS)} "
+            f"tflite-micro {TFLM_COMMIT[:8]}); \"float only\": its kernel takes no int8. tinyq runs {len(SUPPORTED_OPS) - len(FLOAT_OPS)} "
             f"ops on int8: {n_both} of the {n_tflm} TFLM builtins that are not float only (those include control "
-            f"flow, variables, booleans and casts, which no int8 Keras layer becomes) and {len(SUPPORTED_OPS) - n_both} "
-            f"TFLM has no int8 kernel for.\n\n")
+            f"flow, variables, booleans and casts, which no int8 Keras layer becomes) and {len(SUPPORTED_OPS) - len(FLOAT_OPS) - n_both} "
+            f"TFLM has no int8 kernel for (and {', '.join(FLOAT_OPS)} in float).\n\n")
     return f"{_OPS_BEGIN}\n{head}" + "\n".join(rows) + f"\n{_OPS_END}"
 
 

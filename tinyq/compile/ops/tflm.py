@@ -48,7 +48,8 @@ def tflm_cannot_run(graph) -> list[str]:
     int32 indices). Empty: TFLM runs it."""
     why = []
     for op in graph.operators:
-        if not tflm_runs_int8(op.opcode):
+        float_op = bool(op.inputs) and graph.tensors[op.inputs[0]].dtype == "FLOAT32" and op.opcode in TFLM_FLOAT_ONLY
+        if not tflm_runs_int8(op.opcode) and not float_op:  # (a float op TFLM runs in float: LayerNorm's NEG)
             why.append(f"{op.opcode} (no int8 kernel in TFLM)")
         elif op.opcode in TFLM_UNRELIABLE:
             why.append(f"{op.opcode} (TFLM leaves its padding unset)")

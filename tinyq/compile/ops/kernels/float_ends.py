@@ -67,3 +67,23 @@ def _c_float(v: float) -> str:
     import numpy as np
 
     return f"{float(np.float32(v)):.9g}f"
+
+
+#: Float ops tinyq runs between a DEQUANTIZE and a QUANTIZE, where TensorFlow's int8 converter leaves an op it has
+#: no int8 kernel for in float (LayerNormalization's NEG): exact in float32, as TFLM computes them
+#: (tinyq.compile.analyze.float_islands).
+FLOAT_OPS = ("NEG",)
+
+NEG = kernel(Kernel("tq_neg_f32", "float_ends", None, "uint32_t size, const void *in, void *out",
+                    opcodes=("NEG",), doc="NEG float32 (inside a float island: tinyq.compile.analyze.float_islands)."))
+
+
+@lowering("NEG")
+def lower_neg(graph: Graph, op: Operator) -> KernelCall:
+    """NEG where the converter left it in float, between a DEQUANTIZE and a QUANTIZE (LayerNormalization): the sign
+    flipped, exact, as TFLM's float kernel. (An int8 NEG has no kernel in TFLM or TFLite.)"""
+    x, y = graph.tensors[op.inputs[0]], graph.tensors[op.outputs[0]]
+    if x.dtype != "FLOAT32" or y.dtype != "FLOAT32":
+        raise UnsupportedModelError(f"op {op.index} NEG of {x.dtype}", hint="tinyq runs NEG on float32 only, where "
+                                    "TensorFlow's converter leaves it in float between int8 ops")
+    return KernelCall(NEG.symbol, None, (), (x.index, y.index), lead_args=(f"{y.size}u",), overwrites=(x.index,))
