@@ -184,25 +184,36 @@ def activation_tflite(kind: str) -> bytes:
 @pytest.mark.parametrize("kind,op", [("neg", "NEG"), ("square", "SQUARE")])
 def test_ops_without_an_int8_kernel_are_refused(kind, op):
     """NEG and SQUARE have no int8 kernel in TFLM or TFLite: the converter keeps them in float between a
-    DEQUANTIZE and a QUANTIZE, and an int8 one (re-coded) runs nowhere. tinyq refuses both, naming the op."""
+    DEQUANTIZE and a QUANTIZE, and an int8 one (re-coded) runs nowhere. tinyq runs NEG there in float (exact) and
+    refuses SQUARE, naming the op and why; an int8 one it refuses either way."""
     from hostile import with_opcode
     from tflite_micro.tensorflow.lite.micro.python import schema_py_generated as schema
 
     from tinyq.compile.analyze import analyze
     from tinyq.compile.ops import SUPPORTED_OPS
 
-    assert op not in SUPPORTED_OPS
-    g = parse_tflite(unary_tflite(kind, -4.0, 4.0, (256,)))
+    tflite = unary_tflite(kind, -4.0, 4.0, (256,))
+    g = parse_tflite(tflite)
     assert [o.opcode for o in g.operators] == ["DEQUANTIZE", op, "QUANTIZE"]
-    with pytest.raises(UnsupportedModelError, match=op):
+    int8 = parse_tflite(with_opcode(unary_tflite("abs", -4.0, 4.0, (256,)), getattr(schema.BuiltinOperator, op)))
+    if op == "NEG":  # in float between int8 ops (LayerNormalization's): tinyq runs it, exact, as TFLM does
         analyze(g)
-    int8 = with_opcode(unary_tflite("abs", -4.0, 4.0, (256,)), getattr(schema.BuiltinOperator, op))
+        x = inputs_for(g, op)
+        np.testing.assert_array_equal(run_on_host(tflite, x), np.stack([TflmReference(tflite).run(s) for s in x]))
+        from tinyq.compile.plan import plan_model
+
+        with pytest.raises(UnsupportedModelError, match="NEG of INT8"):
+            plan_model(int8)
+        return
+    assert op not in SUPPORTED_OPS
+    with pytest.raises(UnsupportedModelError, match=f"op 1 {op}: left in float by TensorFlow's int8 converter"):
+        analyze(g)
     with pytest.raises(UnsupportedModelError, match=f"op {op} is not supported"):
-        analyze(parse_tflite(int8))
+        analyze(int8)
 
 
 def test_keras_elu_stays_float_and_is_refused():
-    """keras.layers.ELU converts to a float ELU between DEQUANTIZE and QUANTIZE: refused (float tensors)."""
+    """keras.layers.ELU converts to a float ELU between DEQUANTIZE and QUANTIZE: refused, naming the ELU and why."""
     from tinyq.compile.analyze import analyze
 
     def make():
@@ -216,7 +227,7 @@ def test_keras_elu_stays_float_and_is_refused():
 
     g = parse_tflite(cached_tflite(["keras-elu"], make))
     assert [o.opcode for o in g.operators] == ["DEQUANTIZE", "ELU", "QUANTIZE"]
-    with pytest.raises(UnsupportedModelError, match="FLOAT32"):
+    with pytest.raises(UnsupportedModelError, match="op 1 ELU: left in float by TensorFlow's int8 converter"):
         analyze(g)
 
 

@@ -411,9 +411,41 @@ def check_compatibility(graph: Graph) -> tuple[Issue, ...]:
     from tinyq.compile.ops import SUPPORTED_OPS
 
     issues = _model_level(graph)
+    left = _left_in_float(graph)
     for op in graph.operators:
+        if op.index in left:  # one issue names the op; its DEQUANTIZE and QUANTIZE are no issue of their own
+            if left[op.index]:
+                issues.append(left[op.index])
+            continue
         issues += _op_level(graph, op, SUPPORTED_OPS)
     return tuple(issues)
+
+
+def _left_in_float(graph: Graph) -> dict[int, Issue | None]:
+    """Float ops TensorFlow's int8 converter left between a DEQUANTIZE and a QUANTIZE (it has no int8 kernel for
+    them: Keras' ELU, SELU) that tinyq does not run in float: op index -> the issue naming it (None for the
+    DEQUANTIZE and QUANTIZE around it), so the refusal names the real blocker, not three float tensors."""
+    from tinyq.compile.ops.kernels.float_ends import FLOAT_OPS
+
+    t = graph.tensors
+    writer = {o: op for op in graph.operators for o in op.outputs}
+    out: dict[int, Issue | None] = {}
+    for op in graph.operators:
+        if op.opcode in ("DEQUANTIZE", "QUANTIZE") or op.opcode in FLOAT_OPS or not op.inputs or op.inputs[0] < 0:
+            continue
+        src = writer.get(op.inputs[0])
+        if (t[op.inputs[0]].dtype == "FLOAT32" and src is not None and src.opcode == "DEQUANTIZE"
+                and t[src.inputs[0]].dtype == "INT8" and not t[src.inputs[0]].is_constant):
+            out[op.index] = Issue(op.index, op.opcode, None,
+                                  f"left in float by TensorFlow's int8 converter (between a DEQUANTIZE and a QUANTIZE: "
+                                  f"it has no int8 {op.opcode} for that layer)",
+                                  f"tinyq runs only {', '.join(FLOAT_OPS)} in float there; use another activation "
+                                  "(e.g. relu, LeakyReLU) for that layer")
+            out[src.index] = None
+            for reader in graph.operators:
+                if reader.opcode == "QUANTIZE" and op.outputs and op.outputs[0] in reader.inputs:
+                    out[reader.index] = None
+    return out
 
 
 def analyze(graph: Graph, gate: bool = True) -> Analysis:
