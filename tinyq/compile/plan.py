@@ -558,7 +558,11 @@ def band_chains(graph: Graph, plan: MemoryPlan, rounds: int = 3) -> MemoryPlan:
                     continue
                 call, _ = band.band_call([st.call for st in chain])
                 name = "BAND:" + ">".join(_SHORT.get(st.name, st.name) for st in chain)
-                fused = Step(name, tuple(o for st in chain for o in st.ops), chain[0].inputs, chain[-1].outputs,
+                # The band reads the first stage's inputs and every tensor a later stage reads from outside the
+                # chain (a fused ADD's skip): all must live until the band has run.
+                made = {o for st in chain for o in st.outputs}
+                reads = tuple(dict.fromkeys(t for st in chain for t in st.inputs if t not in made))
+                fused = Step(name, tuple(o for st in chain for o in st.ops), reads, chain[-1].outputs,
                              call, call.overwrites)
                 trial = place(graph, steps[:i] + [fused] + steps[j + 1:])
                 if trial.arena_bytes <= best.arena_bytes - max(1, int(plan.arena_bytes * BAND_MIN_SAVING)):
