@@ -72,7 +72,7 @@ def mobilenet_v3_small_minimalistic():
 def efficientnet_b0():
     keras, _ = _k()
     return keras.applications.EfficientNetB0(input_shape=(96, 96, 3), weights=None, classes=2,
-                                             include_preprocessing=False, classifier_activation=None)
+                                             classifier_activation=None)
 
 
 def unet():
