@@ -642,7 +642,13 @@ def lower_mean(graph: Graph, op: Operator) -> KernelCall:
     count = int(np.prod([shape[d] for d in axes], dtype=np.int64))
     mult, shift = quantize_multiplier(float(x.quant.scale[0]) / float(y.quant.scale[0]))
     sh = min(count.bit_length() - 1, 32, 31 + shift)
-    mult, shift = (mult << sh) // count, shift - sh
+    return mean_call(x, y, shape, strides, count, (mult << sh) // count, shift - sh)
+
+
+def mean_call(x: Tensor, y: Tensor, shape, strides, count: int, mult: int, shift: int) -> KernelCall:
+    """tq_mean_s8 over ``x`` (4-D ``shape``; ``strides``: the output step of each input axis, 0 on reduced
+    ones) into ``y``: int32 sums of ``count`` inputs less their zero points, one requantization (MEAN: 1/count
+    folded in; SUM: none)."""
     return KernelCall(
         function="tq_mean_s8",
         params_type="tq_mean_params_t",

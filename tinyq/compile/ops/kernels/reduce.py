@@ -17,6 +17,7 @@ from tinyq.errors import UnsupportedModelError
 from tinyq.graph import Graph, Operator, Tensor
 from tinyq.compile.ops import KernelCall, Operands, lowering
 from tinyq.compile.ops.kernel import F, Kernel, Struct, kernel, struct
+from tinyq.compile.ops.lower_ops import mean_call
 from tinyq.compile.ops.quant import quantize_multiplier
 
 MINMAX = struct(Struct("tq_reduce_params_t", (
@@ -106,15 +107,7 @@ def lower_sum(graph: Graph, op: Operator) -> KernelCall:
     shape = _shape4(x.shape)
     strides, count = reduce_geometry(shape, reduced_axes(op, x, axes_t))
     mult, shift = quantize_multiplier(float(x.quant.scale[0]) / float(y.quant.scale[0]))
-    return KernelCall(
-        function="tq_mean_s8",
-        params_type="tq_mean_params_t",
-        params=(("in", _c_array(shape)), ("out_stride", _c_array(strides)), ("outputs", y.size), ("count", count),
-                ("input_zp", x.quant.zero_point[0]), ("output_zp", y.quant.zero_point[0]), ("mult", mult),
-                ("shift", shift), ("sums", "$scratch")),
-        args=(x.index, y.index),
-        scratch_bytes=4 * y.size,
-    )
+    return mean_call(x, y, shape, strides, count, mult, shift)
 
 
 @lowering("ARG_MAX", "ARG_MIN", operands=Operands(inputs=(2, 2), constant=(1,), integer=(1,), index_output=True))
