@@ -214,8 +214,13 @@ def test_lowerings_check_against_their_descriptors_and_run_in_place():
 
 
 def test_same_shape_add_keeps_its_table_kernel():
-    """The same-shape ADD (benchmarked, fused into convs) is untouched: tq_add_s8 and its tables."""
+    """The same-shape ADD (benchmarked, fused into convs) keeps tq_add_s8 and its tables from ADD_TABLE_MIN_SIZE
+    elements on; a smaller one (an unrolled GRU's) runs in place through the broadcast loop, the 2 KB of tables
+    being more than it saves."""
+    from dataclasses import replace
+
     from tinyq.compile.ops import lower
+    from tinyq.compile.ops.lower_ops import ADD_TABLE_MIN_SIZE
     from tinyq.model.quantize import quantize_keras
 
     def make():
@@ -228,7 +233,12 @@ def test_same_shape_add_keeps_its_table_kernel():
     tflite = cached_tflite(["binary-add-same", 1], make)
     g = parse_tflite(tflite)
     op = next(o for o in g.operators if o.opcode == "ADD")
-    assert lower(g, op).function == "tq_add_s8"
+    y = g.tensors[op.outputs[0]]
+    assert lower(g, op).function == ("tq_add_s8" if y.size >= ADD_TABLE_MIN_SIZE else "tq_add_bcast_s8")
+    small = y.size < ADD_TABLE_MIN_SIZE
+    big = replace(g, tensors=tuple(replace(t, shape=(1, 2 * ADD_TABLE_MIN_SIZE)) if t.index in (*op.inputs, *op.outputs)
+                                   else t for t in g.tensors))
+    assert lower(big, op).function == "tq_add_s8" and small == (lower(g, op).overwrites == op.inputs)
     assert_bit_exact(tflite, "ADD")
 
 

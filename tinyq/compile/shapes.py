@@ -13,8 +13,7 @@ import numpy as np
 from tinyq.graph import Graph, Operator
 
 
-class ShapeError(ValueError):
-    """An op's operands or options that no TFLite kernel accepts (the message says which)."""
+from tinyq.compile.ops.kernel import ShapeError  # noqa: F401  (the op modules' own shape rules raise it too)
 
 
 def _window(size: int, k: int, stride: int, dilation: int, padding: str) -> int:

@@ -139,6 +139,14 @@ def lowering(*opcodes: str, operands: "Operands | dict[str, Operands] | None" = 
     return deco
 
 
+def op_macs(graph: Graph, op: Operator) -> int:
+    """The op's MACs by the one definition, tinyq.compile.analyze.op_macs (imported when called: analyze reads the
+    lowerings' facts, so the lowerings cannot import it first)."""
+    from tinyq.compile.analyze import op_macs as macs
+
+    return macs(graph, op)
+
+
 def lower(graph: Graph, op: Operator) -> KernelCall:
     """The KernelCall for ``op`` (the caller has run the compatibility gate).
 

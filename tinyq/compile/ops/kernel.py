@@ -129,6 +129,11 @@ class Kernel:
         return f"void {self.symbol}({', '.join(lead + [self.args])});"
 
 
+class ShapeError(ValueError):
+    """An op's operands or options that no TFLite kernel accepts (the message says which): raised by the
+    output-shape rules (tinyq.compile.shapes and the op modules' own, e.g. kernels.move.output_shapes)."""
+
+
 STRUCTS: dict[str, Struct] = {}
 KERNELS: dict[str, Kernel] = {}
 

@@ -17,8 +17,7 @@ import numpy as np
 
 from tinyq.errors import UnsupportedModelError
 from tinyq.graph import Graph, Operator
-from tinyq.compile.analyze import op_macs
-from tinyq.compile.ops import ConstArray, KernelCall, Operands, lowering
+from tinyq.compile.ops import ConstArray, KernelCall, Operands, lowering, op_macs
 from tinyq.compile.ops.cexpr import formula, select
 from tinyq.compile.ops.kernel import F, Kernel, Struct, kernel, struct
 from tinyq.compile.ops.layout import fast_ok, fast_rnd, padded_k
@@ -124,3 +123,4 @@ def lower_batch_matmul(graph: Graph, op: Operator) -> KernelCall:
         scratch_bytes=bmm_scratch.eval({"k_pairs": k_pairs, "cols": n, "rhs_packed": int(packed)}),
         consumes=(b.index,) if packed else (),
     )
+

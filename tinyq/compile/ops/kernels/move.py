@@ -22,9 +22,8 @@ import numpy as np
 
 from tinyq.errors import UnsupportedModelError
 from tinyq.graph import Graph, Operator, Tensor
-from tinyq.compile.ops import ConstArray, KernelCall, MANY, Operands, lowering
-from tinyq.compile.ops.kernel import F, Kernel, Struct, kernel, struct
-from tinyq.compile.shapes import ShapeError
+from tinyq.compile.ops import MANY, ConstArray, KernelCall, Operands, lowering
+from tinyq.compile.ops.kernel import ShapeError, F, Kernel, Struct, kernel, struct
 
 #: Axes a view has (after merging); more are split into several views.
 MAX_DIMS = 6

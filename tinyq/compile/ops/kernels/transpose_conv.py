@@ -21,8 +21,7 @@ from __future__ import annotations
 import numpy as np
 
 from tinyq.graph import Graph, Operator
-from tinyq.compile.analyze import op_macs
-from tinyq.compile.ops import ConstArray, KernelCall, Operands, lowering
+from tinyq.compile.ops import ConstArray, KernelCall, Operands, lowering, op_macs
 from tinyq.compile.ops.cexpr import formula, select
 from tinyq.compile.ops.kernel import F, Kernel, Struct, kernel, struct
 from tinyq.compile.ops.layout import channel_params, padded_k, pair_rows
@@ -129,3 +128,4 @@ def lower_transpose_conv(graph: Graph, op: Operator) -> KernelCall:
         scratch_bytes=tconv_scratch.eval(dict(params)),
         consumes=(w.index,) + ((bias.index,) if bias is not None else ()),
     )
+
