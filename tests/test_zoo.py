@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import inspect
 
-import numpy as np
 import pytest
 
 from benchmarks import zoo

@@ -73,7 +73,6 @@ class TflmReference:
         self.single_int8_io = graph.single_int8_io
         self._inputs = [self._it.get_input_details(i) for i in range(len(graph.inputs))]
         self._n_outputs = len(graph.outputs)
-        self._out_shape = tuple(graph.output_tensors[0].shape)
 
     def run_packed(self, x: np.ndarray) -> np.ndarray:
         """Run one sample given as the device's input buffer (every input's bytes, in order:
