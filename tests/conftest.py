@@ -30,6 +30,15 @@ def _tf_version() -> str:
     return version("tensorflow-cpu")
 
 
+def _converter_source() -> str:
+    """A hash of tinyq's conversion code: a cached .tflite made by older code is not reused (a stale cache
+    once hid a change of input names that a clean CI checkout then saw)."""
+    h = hashlib.sha256()
+    for f in sorted((Path(__file__).parents[1] / "tinyq" / "model").glob("*.py")):
+        h.update(f.read_bytes())
+    return h.hexdigest()
+
+
 @contextlib.contextmanager
 def locked(path: Path):
     """An exclusive lock on the file ``path``: of the test processes (pytest-xdist's workers) that want one
@@ -54,7 +63,7 @@ def shared_dir(tmp_path_factory, name: str) -> Path:
 def cached_tflite(key_parts: list, make) -> bytes:
     """Return the bytes ``make()`` produces, cached under a hash of ``key_parts`` (made once, whichever
     worker asks first)."""
-    h = hashlib.sha256(repr([_tf_version(), *key_parts]).encode()).hexdigest()[:16]
+    h = hashlib.sha256(repr([_tf_version(), _converter_source(), *key_parts]).encode()).hexdigest()[:16]
     path = CACHE / f"{h}.tflite"
     if path.is_file():
         return path.read_bytes()
