@@ -303,10 +303,17 @@ def _echo_finetune(t: dict) -> None:
     else:
         click.echo("  (give --eval DATA for the accuracy table)")
     worst = lambda key: min(t["sqnr_db"][key], key=lambda l: l["sqnr_db"], default=None)  # noqa: E731
+    against = t.get("sqnr_against", {})
     for name, key in (("post-training int8", "ptq_int8"), (t["final_name"], "final_int8")):
         w = worst(key)
         if w:
-            click.echo(f"  worst layer SQNR, {name}: {w['sqnr_db']:.1f} dB ({w['op']})")
+            ref = f", against {against[key]}" if key in against else ""
+            click.echo(f"  worst layer SQNR, {name}: {w['sqnr_db']:.1f} dB ({w['op']}{ref})")
+    if against.get("ptq_int8") != against.get("final_int8"):
+        # A QAT model's SQNR can look worse than post-training's while its accuracy is better (or the reverse):
+        # the two are measured against different float models, so only top-1 compares the two.
+        click.echo("  (the two SQNR figures have different float references and do not compare with each other; "
+                   "top-1 on the same data does)")
     pr = t.get("pruning")
     if pr:
         click.echo(f"  pruned: {pr['weights'] - pr['weights_after']:,} of {pr['weights']:,} weights removed "

@@ -672,6 +672,11 @@ def finetune_table(ft: "FineTune", train_samples: int, ptq: QuantReport | None, 
         "accuracy": acc,
         "delta_points": {k: pts(v) for k, v in acc.items() if k != "float"},
         "sqnr_db": {"ptq_int8": sq(ptq_layers), "final_int8": sq(final_layers)},
+        # Each SQNR is measured against its own float model, and those differ: say which.
+        "sqnr_against": {"ptq_int8": "the model as given",
+                         "final_int8": ("its own QAT float twin (fake-quantization removed)" if ft.qat
+                                        else "the pruned float model" if ft.prune is not None
+                                        else "the model as given")},
         "history": history,
     }
     if ft.prune is not None:
