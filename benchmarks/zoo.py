@@ -389,6 +389,19 @@ def measure_entry(name: str, cycles: bool = False) -> dict:
     return {"model": name, "what": e.what, "runs": bool(r["outputs_bit_exact"]), **r}
 
 
+#: What zoo.json keeps of a measurement.
+ROW_KEYS = ("model", "what", "runs", "refused", "instructions", "flash_bytes", "arena_bytes")
+
+HEADER = """# Models you bring (seeded random weights, nano33 QEMU twin)
+
+Written by `python -m benchmarks.zoo` (each model saved as a .keras file with its calibration data, then
+`tinyq build --board nano33` and `tinyq flash --emulator qemu`, as a user runs them). Instructions are QEMU's
+exact counts of one inference; arena is the model's RAM (activations and scratch); flash is the whole
+firmware.
+
+"""
+
+
 def table(rows: list[dict]) -> str:
     """The README's "Models you bring" table."""
     out = ["| architecture | runs | instructions | arena | flash |", "|---|---|---|---|---|"]
@@ -403,7 +416,8 @@ def table(rows: list[dict]) -> str:
 
 
 def main(argv: list[str]) -> int:
-    """``python -m benchmarks.zoo [NAME...]``: measure the zoo (or some of it), write benchmarks/zoo.md and .json."""
+    """``python -m benchmarks.zoo [NAME...]``: measure the zoo, or some of it (their rows replace theirs in the
+    recorded table), and write benchmarks/zoo.md and .json."""
     import json
     from pathlib import Path
 
@@ -412,12 +426,19 @@ def main(argv: list[str]) -> int:
     rows = []
     for i, name in enumerate(names):
         print(f"[{i + 1}/{len(names)}] {name}", flush=True)
-        rows.append(measure_entry(name))
+        r = measure_entry(name)
+        rows.append({k: r[k] for k in ROW_KEYS if k in r})
         print("   ", {k: v for k, v in rows[-1].items() if k in ("runs", "instructions", "arena_bytes", "flash_bytes",
                                                                "refused")}, flush=True)
-    if len(names) == len(ZOO):
+    if len(names) < len(ZOO) and (here / "zoo.json").is_file():
+        # Some of the zoo measured again: their rows replace theirs in the recorded table, the others stay.
+        fresh = {r["model"]: r for r in rows}
+        old = json.loads((here / "zoo.json").read_text())
+        if {r["model"] for r in old} == {e.name for e in ZOO}:
+            rows = [fresh.get(r["model"], r) for r in old]
+    if len(rows) == len(ZOO):
         (here / "zoo.json").write_text(json.dumps(rows, indent=2) + "\n")
-        (here / "zoo.md").write_text("# Models you bring (seeded random weights, nano33 QEMU twin)\n\n" + table(rows))
+        (here / "zoo.md").write_text(HEADER + table(rows))
     print(table(rows))
     return 0
 

@@ -2,25 +2,76 @@
  * (lstm_eval.cc, EvalLstm<int8_t, int8_t, int16_t, int32_t>), one batch, every inference from the reset
  * state. The parameters (tq_lstm_params_t, generated from tinyq/compile/ops/kernels/lstm.py) are TFLM's
  * Prepare figures, computed on the host. */
+#include <stddef.h>
+
 #include "tq_kernels.h"
 
 enum { G_I = 0, G_F = 1, G_C = 2, G_O = 3 };
 
 static inline int16_t sat16(int32_t v) { return (int16_t)tq_clamp(v, -32768, 32767); }
 
-/* One gate: FC(input) + FC(hidden), each int8 -> int16 (Q3.12) and clamped, summed with saturation. */
+/* acc[r] += sum_k w[r * stride + k] * (v[k] - zp), k < d, for four rows of a gate's weights. The rows share
+ * v's sign extension and zero-point subtraction (exact in int16 lanes: v - zp is within +-255), so the sums
+ * take about two instructions a MAC with SMLAD; they are integers, and their order changes nothing. A stride
+ * of 0 runs one row (the three other sums are thrown away): the rare units % 4 rows need no loop of their own. */
+static void dot_rows4(const int8_t *w, uint32_t stride, uint32_t d, const int8_t *v, int32_t zp, int32_t *acc) {
+    const int32_t zp2 = (int32_t)(((uint32_t)zp & 0xFFFFu) | ((uint32_t)zp << 16));
+    const uint32_t d4 = d & ~3u;
+    const int8_t *w0 = w, *w1 = w0 + stride, *w2 = w1 + stride, *w3 = w2 + stride;
+    int32_t a0 = acc[0], a1 = acc[1], a2 = acc[2], a3 = acc[3];
+    for (uint32_t k = 0; k < d4; k += 4) {
+        const uint32_t x = tq_load32(v + k);
+        const int32_t xe = tq_ssub16(tq_sxtb16(x), zp2), xo = tq_ssub16(tq_sxtb16_ror8(x), zp2);
+        uint32_t q = tq_load32(w0 + k);
+        a0 = tq_smlad(tq_sxtb16_ror8(q), xo, tq_smlad(tq_sxtb16(q), xe, a0));
+        q = tq_load32(w1 + k);
+        a1 = tq_smlad(tq_sxtb16_ror8(q), xo, tq_smlad(tq_sxtb16(q), xe, a1));
+        q = tq_load32(w2 + k);
+        a2 = tq_smlad(tq_sxtb16_ror8(q), xo, tq_smlad(tq_sxtb16(q), xe, a2));
+        q = tq_load32(w3 + k);
+        a3 = tq_smlad(tq_sxtb16_ror8(q), xo, tq_smlad(tq_sxtb16(q), xe, a3));
+    }
+    for (uint32_t k = d4; k < d; ++k) {
+        const int32_t x = (int32_t)v[k] - zp;
+        a0 += (int32_t)w0[k] * x;
+        a1 += (int32_t)w1[k] * x;
+        a2 += (int32_t)w2[k] * x;
+        a3 += (int32_t)w3[k] * x;
+    }
+    acc[0] = a0, acc[1] = a1, acc[2] = a2, acc[3] = a3;
+}
+
+/* acc[r] += row r of w . (v - zp), for `rows` (1..4) consecutive rows of d weights. */
+static void dot_rows(const int8_t *w, uint32_t d, const int8_t *v, int32_t zp, uint32_t rows, int32_t *acc) {
+    if (rows == 4) {
+        dot_rows4(w, d, d, v, zp, acc);
+        return;
+    }
+    for (uint32_t r = 0; r < rows; ++r) {
+        int32_t one[4] = {acc[r], 0, 0, 0};
+        dot_rows4(w + r * d, 0, d, v, zp, one);
+        acc[r] = one[0];
+    }
+}
+
+/* One gate: FC(input) + FC(hidden), each int8 -> int16 (Q3.12) and clamped, summed with saturation. h is the
+ * previous step's output, or NULL at the first step, where the reset state (every element h_zp) makes the
+ * recurrent sum 0. */
 static void gate(const tq_lstm_params_t *p, int g, const int8_t *x, const int8_t *h, int16_t *out) {
     const uint32_t n = p->units, d = p->in_dim;
     const int8_t *wi = p->w_in + (uint32_t)g * n * d, *wr = p->w_rec + (uint32_t)g * n * n;
     const int32_t *b = p->bias + (uint32_t)g * n;
-    for (uint32_t j = 0; j < n; ++j) {
-        int32_t acc = b[j];
-        for (uint32_t k = 0; k < d; ++k) acc += (int32_t)wi[j * d + k] * ((int32_t)x[k] - p->in_zp);
-        const int32_t a = sat16(tq_requant(acc, p->in_mult[g], p->in_shift[g]));
-        int32_t racc = 0;
-        for (uint32_t k = 0; k < n; ++k) racc += (int32_t)wr[j * n + k] * ((int32_t)h[k] - p->h_zp);
-        const int32_t r = sat16(tq_requant(racc, p->rec_mult[g], p->rec_shift[g]));
-        out[j] = sat16(a + r);
+    for (uint32_t j = 0; j < n; j += 4) {
+        const uint32_t rows = n - j < 4u ? n - j : 4u;
+        int32_t acc[4] = {0, 0, 0, 0}, racc[4] = {0, 0, 0, 0};
+        for (uint32_t r = 0; r < rows; ++r) acc[r] = b[j + r];
+        dot_rows(wi + j * d, d, x, p->in_zp, rows, acc);
+        if (h) dot_rows(wr + j * n, n, h, p->h_zp, rows, racc);
+        for (uint32_t r = 0; r < rows; ++r) {
+            const int32_t a = sat16(tq_requant(acc[r], p->in_mult[g], p->in_shift[g]));
+            const int32_t rr = sat16(tq_requant(racc[r], p->rec_mult[g], p->rec_shift[g]));
+            out[j + r] = sat16(a + rr);
+        }
     }
 }
 
@@ -61,15 +112,13 @@ static void tanh16(const uint16_t *t, const int16_t *in, int16_t *out, uint32_t 
 
 void tq_lstm_s8(const tq_lstm_params_t *p, const int8_t *in, int8_t *out) {
     const uint32_t n = p->units;
-    int8_t *h = (int8_t *)p->scratch;
-    int16_t *c = (int16_t *)(void *)((uint8_t *)p->scratch + ((n + 3u) & ~3u));
+    /* The hidden state is the previous step's output, read where it was written. */
+    int16_t *c = (int16_t *)p->scratch;
     int16_t *fg = c + n, *ig = fg + n, *cg = ig + n, *og = cg + n;
-    for (uint32_t j = 0; j < n; ++j) {  /* the reset state: TFLM's ResetVariableTensors */
-        h[j] = (int8_t)p->h_zp;
-        c[j] = 0;
-    }
+    for (uint32_t j = 0; j < n; ++j) c[j] = 0;  /* the reset state: TFLM's ResetVariableTensors */
     for (uint32_t s = 0; s < p->steps; ++s) {
         const int8_t *x = in + s * p->in_dim;
+        const int8_t *h = s ? out + (s - 1u) * n : NULL;
         gate(p, G_F, x, h, fg);
         sigmoid16(p->sigmoid, fg, n);
         gate(p, G_I, x, h, ig);
@@ -91,9 +140,7 @@ void tq_lstm_s8(const tq_lstm_params_t *p, const int8_t *in, int8_t *out) {
         sigmoid16(p->sigmoid, og, n);
         tanh16(p->sigmoid, c, fg, n, p->cell_tanh_mult, p->cell_tanh_shift);
         int8_t *y = out + s * n;
-        for (uint32_t j = 0; j < n; ++j) {
+        for (uint32_t j = 0; j < n; ++j)
             y[j] = (int8_t)tq_clamp(p->h_zp + tq_requant((int32_t)fg[j] * og[j], p->out_mult, p->out_shift), -128, 127);
-            h[j] = y[j];
-        }
     }
 }

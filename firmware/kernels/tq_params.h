@@ -317,8 +317,8 @@ typedef struct {
     int16_t cell_clip;           /* 0: no clipping */
     const uint16_t *sigmoid;     /* sigmoid(i / 24) in 0.16, 256 entries (the int16 sigmoid's and tanh's
                                   * table) */
-    void *scratch;               /* hidden state (units bytes, padded to 4), then cell state and 4 gate
-                                  * buffers (int16) */
+    void *scratch;               /* cell state and 4 gate buffers (int16; the hidden state is the previous
+                                  * step's output) */
 } tq_lstm_params_t;
 
 /* A unary element-wise op as a table: out[i] = table[(uint8_t)in[i]] (tinyq.compile.ops.kernels.unary). */

@@ -16,7 +16,8 @@ import tf_keras
 
 HERE = Path(__file__).parent
 #: name -> (timesteps, features, units, return_sequences, dense head classes or 0)
-MODELS = {"seq": (5, 3, 4, True, 0), "last_dense": (6, 4, 8, False, 3), "gesture": (50, 6, 32, False, 5)}
+MODELS = {"seq": (5, 3, 4, True, 0), "last_dense": (6, 4, 8, False, 3), "gesture": (50, 6, 32, False, 5),
+          "odd": (7, 5, 7, True, 0)}  # odd: rows and columns that are no multiple of four
 
 
 def make(name, steps, feats, units, seq, head, seed=0):

@@ -41,7 +41,7 @@ PARAMS = struct(Struct("tq_lstm_params_t", (
     F("int32_t", "cell_tanh_mult, cell_tanh_shift", "tanh of the cell state: (c * mult + round) >> shift"),
     F("int16_t", "cell_clip", "0: no clipping"),
     F("const uint16_t", "*sigmoid", "sigmoid(i / 24) in 0.16, 256 entries (the int16 sigmoid's and tanh's table)"),
-    F("void", "*scratch", "hidden state (units bytes, padded to 4), then cell state and 4 gate buffers (int16)"),
+    F("void", "*scratch", "cell state and 4 gate buffers (int16; the hidden state is the previous step's output)"),
 ), doc="UNIDIRECTIONAL_SEQUENCE_LSTM (int8, int16 cell state): TFLM's integer LSTM step, every step from the reset state."))
 
 KERNEL = kernel(Kernel("tq_lstm_s8", "lstm", PARAMS.name, "const int8_t *in, int8_t *out",
@@ -89,8 +89,9 @@ def sigmoid_table() -> tuple[int, ...]:
 
 
 def scratch_bytes(units: int) -> int:
-    """The hidden state (int8, padded to a word), the cell state and four gate buffers (int16)."""
-    return (units + 3) // 4 * 4 + 5 * 2 * units
+    """The cell state and four gate buffers (int16). The hidden state needs none: it is the previous step's
+    output, which the kernel reads where it wrote it."""
+    return 5 * 2 * units
 
 
 def _refuse(op: Operator, what: str, hint: str = "re-convert the LSTM to full int8 (int8 weights and "
