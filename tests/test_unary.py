@@ -4,7 +4,8 @@ bit-exact with their reference kernels.
 One-op Keras models converted to full int8 over several input ranges (the zero point at either end, tiny
 and large scales) and an odd size (the kernel's byte tail), run by the generated C on the host on every int8
 value and on random tensors, byte for byte against:
-  - tflite_micro (TflmReference) for HARD_SWISH, ABS, RSQRT and ELU, which it has int8 kernels for;
+  - tflite_micro (TflmReference) for HARD_SWISH, ABS, RSQRT, ELU, LOGISTIC and TANH, which it has int8
+    kernels for;
   - TFLite's reference kernels (tf.lite.Interpreter with BUILTIN_REF) for EXP, LOG, SQRT and GELU, which
     tflite_micro runs in float only (EXP, LOG, SQRT) or not at all (GELU).
 TensorFlow's converter keeps ELU in float (DEQUANTIZE, ELU, QUANTIZE); the int8 ELU here is a converted
@@ -52,17 +53,25 @@ CASES = [
     ("GELU", "gelu", -4.0, 4.0, (256,)),
     ("GELU", "gelu_tanh", -3.0, 6.0, (3, 5, 7)),
     ("GELU", "gelu", -0.1, 0.1, (256,)),
+    ("LOGISTIC", "sigmoid", -6.0, 6.0, (256,)),
+    ("LOGISTIC", "sigmoid", 0.0, 4.0, (3, 5, 7)),             # zero point -128
+    ("LOGISTIC", "sigmoid", -0.05, 0.05, (256,)),
+    ("LOGISTIC", "sigmoid", -80.0, 120.0, (256,)),            # past the input range radius both ways
+    ("TANH", "tanh", -3.0, 3.0, (256,)),
+    ("TANH", "tanh", -5.0, 0.0, (3, 5, 7)),                   # zero point 127
+    ("TANH", "tanh", -0.002, 0.001, (256,)),
+    ("TANH", "tanh", -20.0, 1.0, (256,)),
 ]
 
 #: Ops tflite_micro has int8 kernels for; the others are compared with TFLite's reference kernels.
-TFLM_OPS = {"HARD_SWISH", "ABS", "RSQRT", "ELU"}
+TFLM_OPS = {"HARD_SWISH", "ABS", "RSQRT", "ELU", "LOGISTIC", "TANH"}
 
 
 def _layer(kind: str):
     import keras
 
     ops = keras.ops
-    if kind in ("hard_swish", "hard_silu", "gelu"):
+    if kind in ("hard_swish", "hard_silu", "gelu", "sigmoid", "tanh"):
         return keras.layers.Activation(kind)
     fn = {"abs": ops.abs, "rsqrt": ops.rsqrt, "exp": ops.exp, "log": ops.log, "sqrt": ops.sqrt,
           "gelu_tanh": lambda t: ops.gelu(t, approximate=True), "neg": ops.negative, "square": ops.square}[kind]

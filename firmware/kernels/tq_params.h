@@ -151,13 +151,6 @@ typedef struct {
     int32_t *sums;               /* outputs int32 of scratch */
 } tq_mean_params_t;
 
-/* LOGISTIC and TANH */
-typedef struct {
-    uint32_t size;
-    int32_t input_zp, input_range_radius;
-    int32_t input_mult, input_left_shift; /* input scale * 2^27 as TFLite's frexp split */
-} tq_sigmoid_params_t;
-
 /* Every channel pair of a group of 4 pixels, requantized (fast path, full int8 range) and stored: out[n *
  * out_stride + c] for pixel n, channel c. */
 typedef struct {
@@ -565,10 +558,6 @@ void tq_concat_s8(const tq_concat_params_t *p, const int8_t *const *ins, int8_t 
 void tq_mean_s8(const tq_mean_params_t *p, const int8_t *in, int8_t *out);
 
 void tq_softmax_s8(const tq_softmax_params_t *p, const int8_t *in, int8_t *out);
-
-void tq_logistic_s8(const tq_sigmoid_params_t *p, const int8_t *in, int8_t *out);
-
-void tq_tanh_s8(const tq_sigmoid_params_t *p, const int8_t *in, int8_t *out);
 
 void tq_copy_s8(uint32_t size, const int8_t *in, int8_t *out);
 

@@ -1,8 +1,8 @@
 /*
- * int8 softmax, logistic and tanh: the fixed-point algorithms of TFLite's reference
- * kernels (gemmlowp exp_on_negative_values and Newton-Raphson divisions), so results
- * are bit-exact. Softmax differences are Q5.26, exps Q0.31, their sum Q12.19;
- * logistic and tanh inputs are Q4.27.
+ * int8 softmax: the fixed-point algorithm of TFLite's reference kernel (gemmlowp
+ * exp_on_negative_values and a Newton-Raphson division), so results are bit-exact.
+ * Differences are Q5.26, exps Q0.31, their sum Q12.19. (LOGISTIC and TANH, the same
+ * arithmetic on one input byte, are 256-byte tables built on the host: kernels/unary.py.)
  */
 #include "tq_kernels.h"
 
@@ -74,11 +74,6 @@ static int32_t one_over_one_plus_x(int32_t a) {
     return sat_shl(newton_one_over_half_denominator(a), 1);
 }
 
-static int32_t one_minus_x_over_one_plus_x(int32_t a) {
-    /* (1-a)/(1+a), Q0.31 in and out. */
-    return sat_shl(newton_one_over_half_denominator(a) - (1 << 29), 2);
-}
-
 void tq_softmax_s8(const tq_softmax_params_t *p, const int8_t *in, int8_t *out) {
     const int depth = p->depth;
     for (int r = 0; r < p->rows; ++r) {
@@ -113,44 +108,5 @@ void tq_softmax_s8(const tq_softmax_params_t *p, const int8_t *in, int8_t *out) 
                 y[c] = -128;
             }
         }
-    }
-}
-
-static int32_t in_range_q4(const tq_sigmoid_params_t *p, int32_t v, int *saturated) {
-    const int32_t x = v - p->input_zp;
-    if (x <= -p->input_range_radius) { *saturated = -1; return 0; }
-    if (x >= p->input_range_radius) { *saturated = 1; return 0; }
-    *saturated = 0;
-    return tq_requant(x, p->input_mult, p->input_left_shift); /* Q4.27 */
-}
-
-void tq_logistic_s8(const tq_sigmoid_params_t *p, const int8_t *in, int8_t *out) {
-    for (uint32_t i = 0; i < p->size; ++i) {
-        int sat;
-        const int32_t a = in_range_q4(p, in[i], &sat);
-        if (sat) { out[i] = sat < 0 ? -128 : 127; continue; }
-        int32_t r;
-        if (a == 0) {
-            r = 1 << 30; /* one half */
-        } else {
-            const int32_t pos = one_over_one_plus_x(exp_on_negative_values(a > 0 ? -a : a, 4));
-            r = a > 0 ? pos : Q_ONE_Q0 - pos;
-        }
-        out[i] = (int8_t)tq_clamp(tq_rdiv_pot(r, 23) - 128, -128, 127);
-    }
-}
-
-void tq_tanh_s8(const tq_sigmoid_params_t *p, const int8_t *in, int8_t *out) {
-    for (uint32_t i = 0; i < p->size; ++i) {
-        int sat;
-        const int32_t a = in_range_q4(p, in[i], &sat);
-        if (sat) { out[i] = sat < 0 ? -128 : 127; continue; }
-        int32_t r = 0;
-        if (a != 0) {
-            /* exp(2n) for n = -|a|: the same raw value read as Q5.26. */
-            const int32_t t = one_minus_x_over_one_plus_x(exp_on_negative_values(a < 0 ? a : -a, 5));
-            r = a < 0 ? -t : t;
-        }
-        out[i] = (int8_t)tq_clamp(tq_rdiv_pot(r, 24), -128, 127);
     }
 }

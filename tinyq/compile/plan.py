@@ -57,15 +57,27 @@ def shared_arrays(calls) -> dict[tuple[int, str], tuple[int, str]]:
 
     Two calls share an array when both carry one of the graph's constant tensors (``consumes``) and
     derive the same values from it, e.g. the recurrent kernel every step of an unrolled LSTM multiplies
-    by (tinyq.model.recurrent): without this, one copy a timestep. Calls of a band step keep their own.
+    by (tinyq.model.recurrent): without this, one copy a timestep. Calls that carry no constant tensor share
+    equal arrays whatever they read (tables made from scales). Calls of a band step keep their own.
     """
     from collections import Counter
 
     readers = Counter(i for c in calls if not c.stages for i in set(c.consumes))
     first: dict[tuple, list[tuple[int, set]]] = {}
+    tables: dict[tuple, int] = {}
     out = {}
     for k, c in enumerate(calls):
-        if c.stages or not any(readers[i] > 1 for i in c.consumes):
+        if c.stages:
+            continue
+        if not c.consumes:
+            # A call that carries no constant tensor derives its arrays from scales alone (a LOGISTIC's
+            # table): equal ones are one array, e.g. the gates of every step of an unrolled GRU.
+            for a in c.arrays:
+                j = tables.setdefault((a.name, a.ctype, a.values), k)
+                if j != k:
+                    out[(k, a.name)] = (j, a.name)
+            continue
+        if not any(readers[i] > 1 for i in c.consumes):
             continue  # only calls that carry a tensor another call carries too
         for a in c.arrays:
             key = (a.name, a.ctype, a.values)

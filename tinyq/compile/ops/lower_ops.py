@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 
 from tinyq.graph import Graph, Operator, Tensor
@@ -657,22 +655,4 @@ def mean_call(x: Tensor, y: Tensor, shape, strides, count: int, mult: int, shift
                 ("shift", shift), ("sums", "$scratch")),
         args=(x.index, y.index),
         scratch_bytes=4 * y.size,
-    )
-
-
-@lowering("LOGISTIC", "TANH")
-def lower_sigmoid(graph: Graph, op: Operator) -> KernelCall:
-    """TFLM's int8 logistic/tanh: the input in Q4.27 through gemmlowp's fixed-point functions."""
-    (x,), y = _io(graph, op)
-    int_bits = 4
-    q, left_shift = math.frexp(float(x.quant.scale[0]) * float(1 << (31 - int_bits)))
-    mult = tflite_round(q * (1 << 31))  # no QuantizeMultiplier adjustment here, as in TFLM's Prepare
-    radius = int(math.floor(((1 << int_bits) - 1) * (1 << (31 - int_bits)) / (1 << left_shift)))
-    return KernelCall(
-        function="tq_logistic_s8" if op.opcode == "LOGISTIC" else "tq_tanh_s8",
-        params_type="tq_sigmoid_params_t",
-        params=(("size", y.size), ("input_zp", x.quant.zero_point[0]), ("input_range_radius", radius),
-                ("input_mult", mult), ("input_left_shift", left_shift)),
-        args=(x.index, y.index),
-        overwrites=(x.index,),
     )

@@ -105,11 +105,6 @@ _s('tq_mean_params_t', (
     F('int32_t', 'mult, shift', 'in_scale / out_scale, with 1/count folded in'),
     F('int32_t', '*sums', 'outputs int32 of scratch'),
 )),
-_s('tq_sigmoid_params_t', (
-    F('uint32_t', 'size'),
-    F('int32_t', 'input_zp, input_range_radius'),
-    F('int32_t', 'input_mult, input_left_shift', "input scale * 2^27 as TFLite's frexp split"),
-), doc='LOGISTIC and TANH'),
 _s('tq_conv_tile_t', (
     F('const uint32_t', '*w', "the first pair's weights; the pairs follow each other"),
     F('const int32_t', '*cols, *cols_end'),
@@ -227,7 +222,5 @@ kernel(Kernel("tq_concat_s8", "elementwise", "tq_concat_params_t", "const int8_t
 kernel(Kernel("tq_mean_s8", "elementwise", "tq_mean_params_t", _IO, opcodes=("MEAN", "SUM"),
               doc="MEAN (1/count folded into the multiplier) and SUM (tinyq.compile.ops.kernels.reduce)."))
 kernel(Kernel("tq_softmax_s8", "softmax", "tq_softmax_params_t", _IO, opcodes=("SOFTMAX",)))
-kernel(Kernel("tq_logistic_s8", "softmax", "tq_sigmoid_params_t", _IO, opcodes=("LOGISTIC",)))
-kernel(Kernel("tq_tanh_s8", "softmax", "tq_sigmoid_params_t", _IO, opcodes=("TANH",)))
 kernel(Kernel("tq_copy_s8", "pool", None, "uint32_t size, const int8_t *in, int8_t *out", opcodes=("RESHAPE", "EXPAND_DIMS", "SQUEEZE"),
               variants=("tq_copy_words",)))

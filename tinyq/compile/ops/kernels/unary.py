@@ -295,11 +295,99 @@ def abs_table(s_in: float, zp_in: int, s_out: float, zp_out: int) -> list[int]:
     return table
 
 
+# ---- LOGISTIC and TANH: gemmlowp's fixed-point functions on Q4.27 (reference_integer_ops logistic.h, tanh.h) ----
+
+_Q_ONE_Q0 = (1 << 31) - 1  # 1.0 in Q0.31 saturates to the largest raw value
+_EXP_BARREL = (1672461947, 1302514674, 790015084, 290630308, 39332535, 720401, 242)  # exp(-2^k), k = -2..4
+
+
+def _exp_quarter_interval(a: int) -> int:
+    """exp(a) for a in [-1/4, 0), Q0.31 in and out: the Taylor series around -1/8."""
+    x = _wrap(a + (1 << 28), 32)
+    x2 = _srdhm32(x, x)
+    x3 = _srdhm32(x2, x)
+    x4 = _srdhm32(x2, x2)
+    poly = _rdiv_pot32(_wrap(_srdhm32(_wrap(_rdiv_pot32(x4, 2) + x3, 32), 715827883) + x2, 32), 1)
+    return _wrap(1895147668 + _srdhm32(1895147668, _wrap(x + poly, 32)), 32)
+
+
+def _exp_on_negative_values(a: int, int_bits: int) -> int:
+    """gemmlowp::exp_on_negative_values: a <= 0 in Q(int_bits).(31 - int_bits), the result in Q0.31."""
+    frac = 31 - int_bits
+    quarter = 1 << (frac - 2)
+    a_mod = (a & (quarter - 1)) - quarter
+    result = _exp_quarter_interval(_sat_shl32(a_mod, int_bits))
+    remainder = a_mod - a
+    for k, m in enumerate(_EXP_BARREL):
+        if k - 2 >= int_bits:
+            break
+        if remainder & (1 << (frac + k - 2)):
+            result = _srdhm32(result, m)
+    return _Q_ONE_Q0 if a == 0 else result
+
+
+def _one_over_half_denominator(a: int) -> int:
+    """1 / ((1 + a) / 2) in Q2.29 for a in [0, 1) (Q0.31): three Newton-Raphson steps."""
+    total = a + _Q_ONE_Q0
+    half = _cdiv(total + (1 if total >= 0 else -1), 2)
+    x = _wrap(1515870810 + _srdhm32(half, -1010580540), 32)
+    for _ in range(3):
+        one_minus = _wrap((1 << 29) - _srdhm32(half, x), 32)
+        x = _wrap(x + _sat_shl32(_srdhm32(x, one_minus), 2), 32)
+    return x
+
+
+def _sigmoid_input(graph_scale: float) -> tuple[int, int, int]:
+    """The Q4.27 input parameters TFLM's Prepare computes (CalculateInputRadius, no QuantizeMultiplier
+    adjustment): (multiplier, left shift, range radius)."""
+    int_bits = 4
+    q, left_shift = math.frexp(float(graph_scale) * float(1 << (31 - int_bits)))
+    mult = tflite_round(q * (1 << 31))
+    radius = int(math.floor(((1 << int_bits) - 1) * (1 << (31 - int_bits)) / (1 << left_shift)))
+    return mult, left_shift, radius
+
+
+def _sigmoid_table(s_in: float, zp_in: int, tanh: bool) -> list[int]:
+    mult, left_shift, radius = _sigmoid_input(s_in)
+    table = []
+    for q in INPUTS:
+        x = q - zp_in
+        if x <= -radius or x >= radius:
+            table.append(-128 if x < 0 else 127)
+            continue
+        a = multiply_by_quantized_multiplier(x, mult, left_shift)  # Q4.27
+        if tanh:
+            r = 0
+            if a != 0:  # exp(2n) for n = -|a|: the same raw value read as Q5.26
+                t = _sat_shl32(_wrap(_one_over_half_denominator(_exp_on_negative_values(-abs(a), 5)) - (1 << 29), 32), 2)
+                r = -t if a < 0 else t
+            table.append(_clamp8(_rdiv_pot32(r, 24)))
+        else:
+            r = 1 << 30  # one half
+            if a != 0:
+                pos = _sat_shl32(_one_over_half_denominator(_exp_on_negative_values(-abs(a), 4)), 1)
+                r = pos if a > 0 else _Q_ONE_Q0 - pos
+            table.append(_clamp8(_rdiv_pot32(r, 23) - 128))
+    return table
+
+
+def logistic_table(s_in: float, zp_in: int, s_out: float, zp_out: int) -> list[int]:
+    """LOGISTIC: reference_integer_ops::Logistic (int8), its output fixed at scale 1/256, zero point -128 (the
+    converter's and TFLM's rule; analyze checks it)."""
+    return _sigmoid_table(s_in, zp_in, tanh=False)
+
+
+def tanh_table(s_in: float, zp_in: int, s_out: float, zp_out: int) -> list[int]:
+    """TANH: reference_integer_ops::Tanh (int8), its output fixed at scale 1/128, zero point 0."""
+    return _sigmoid_table(s_in, zp_in, tanh=True)
+
+
 # ---- the lowering: every op above is tq_lut_s8 with its table ----
 
 #: The table function of each opcode (GELU's takes its `approximate` option too).
 TABLES = {"HARD_SWISH": hard_swish_table, "ELU": elu_table, "EXP": exp_table, "LOG": log_table,
-          "SQRT": sqrt_table, "RSQRT": rsqrt_table, "ABS": abs_table, "GELU": gelu_table}
+          "SQRT": sqrt_table, "RSQRT": rsqrt_table, "ABS": abs_table, "GELU": gelu_table,
+          "LOGISTIC": logistic_table, "TANH": tanh_table}
 
 
 def op_table(graph: Graph, op: Operator) -> list[int]:
