@@ -29,8 +29,10 @@ _NUMPY_DTYPES = {
     "INT64": np.int64,
     "BOOL": np.bool_,
 }
-#: The zero points each quantized type can hold (TFLite's own rule: int16 is symmetric).
-_ZERO_POINT_RANGE = {"INT8": (-128, 127), "UINT8": (0, 255), "INT16": (0, 0), "INT32": (-2**31, 2**31 - 1)}
+#: The zero points each quantized type can hold. int16 activations are mostly symmetric (zero point 0), but not
+#: all: TFLite's int8 -> int16 SOFTMAX writes zero point -32768 (TFLM's keyword_scrambled_8bit.tflite has one), and
+#: such a model must be refused for its int16 tensors by the gate, not read as a damaged file.
+_ZERO_POINT_RANGE = {"INT8": (-128, 127), "UINT8": (0, 255), "INT16": (-32768, 32767), "INT32": (-2**31, 2**31 - 1)}
 #: No tensor may be larger than this: TFLite counts elements and bytes in int32, and so does tinyq's C.
 MAX_TENSOR_BYTES = 2**31 - 1
 

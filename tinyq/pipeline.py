@@ -259,6 +259,10 @@ def run_on(build_dir: Path, emulator: str | None = None, port: str | None = None
     elf = bd.firmware_elf(built, target)
     x_eval, stream, labels = (_eval_inputs(build_dir, eval_path) if eval_path is not None
                               else (None, inputs[:0], None))
+    if _keeps_state(build_dir):
+        # Each inference moves the model's state on (an SVDF's), and the reference ran each input once, in order:
+        # so does the device, the first input untimed by warm-ups and repeats.
+        runs, warmup = 1, 0
     n_verify, total = len(inputs), len(inputs) + len(stream)
     deadlines = Timeouts.scaled(timeout, inputs[0].size if len(inputs) else 0, built.macs,
                                 runs + warmup, board.console.baud)
@@ -277,8 +281,17 @@ def run_on(build_dir: Path, emulator: str | None = None, port: str | None = None
     check(m)
     if len(stream):
         got = np.stack([np.frombuffer(r.output, np.int8) for r in report.infers[n_verify:]])
-        m = dataclasses.replace(m, validation=_validation(build_dir, x_eval, stream, got, labels))
+        m = dataclasses.replace(m, validation=_validation(build_dir, x_eval, stream, got, labels, before=inputs))
     return dataclasses.replace(m, port=device_port)
+
+
+def _keeps_state(build_dir: Path) -> bool:
+    """Whether the build's model carries state from one inference to the next (tinyq.model.reference.keeps_state)."""
+    from tinyq.graph import load_tflite
+    from tinyq.model.reference import keeps_state
+
+    model = BuildDir(build_dir).file(BuildDir.INT8_MODEL)
+    return model.is_file() and keeps_state(load_tflite(model))
 
 
 def _eval_inputs(build_dir: Path, eval_path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
@@ -294,16 +307,21 @@ def _eval_inputs(build_dir: Path, eval_path: Path) -> tuple[np.ndarray, np.ndarr
     return data.x, x, data.y
 
 
-def _validation(build_dir: Path, x: np.ndarray, x_int8: np.ndarray, device_out: np.ndarray, labels) -> dict:
-    """Device outputs on the evaluation set against TFLM on the int8 model and (if kept) the float model."""
+def _validation(build_dir: Path, x: np.ndarray, x_int8: np.ndarray, device_out: np.ndarray, labels,
+                before: np.ndarray | None = None) -> dict:
+    """Device outputs on the evaluation set against TFLM on the int8 model and (if kept) the float model.
+    ``before``: the inputs the device ran first (a model that keeps state continues from them)."""
     from tinyq.graph import parse_tflite
-    from tinyq.model.reference import TflmReference, run_reference
+    from tinyq.model.reference import TflmReference, keeps_state, run_reference
     from tinyq.report.measure import validate
 
     bd = BuildDir(build_dir)
     tflite = bd.file(BuildDir.INT8_MODEL).read_bytes()
-    host = run_reference(tflite, x_int8)
     g = parse_tflite(tflite, "int8 model")
+    if keeps_state(g) and before is not None and len(before):
+        host = run_reference(tflite, np.concatenate([before.reshape(len(before), *x_int8.shape[1:]), x_int8]))[len(before):]
+    else:
+        host = run_reference(tflite, x_int8)
     if not g.single_int8_io:  # top-1 is read from the first output, in its own type (float at a float end)
         device_out, host = g.unpack("output", device_out)[0], g.unpack("output", host)[0]
     float_out = None

@@ -385,6 +385,20 @@ typedef struct {
     const int32_t *cols;         /* out_w triples: byte offsets of input pixels x0, x1 in a row, and wx */
 } tq_resize_bl_params_t;
 
+/* SVDF (int8, int16 state): TFLM's EvalIntegerSvdfReference; the state persists from one inference to the
+ * next. */
+typedef struct {
+    uint16_t batch, in_dim, filters, units, rank, memory; /* filters = units x rank */
+    int32_t state_zp, out_zp;
+    int32_t mult1, shift1;       /* feature matmul -> state: input scale x weights_feature scale / state scale */
+    int32_t mult2, shift2;       /* time reduction -> output: state scale x weights_time scale / output scale */
+    const int8_t *w_feat;        /* weights_feature, filters x in_dim */
+    const int16_t *w_time;       /* weights_time, filters x memory */
+    const int32_t *feat_bias;    /* each filter: -(input zero point) x the sum of its feature weights */
+    const int32_t *bias;         /* each unit: its bias (0 without one) - state_zp x its filters' time weight
+                                  * sums */
+} tq_svdf_params_t;
+
 /* One output phase of TRANSPOSE_CONV (tq_tconv_params_t.phases). */
 typedef struct {
     int32_t taps_h, taps_w;      /* the sub-kernel: taps down and across (0: no tap lands on this phase) */
@@ -671,6 +685,11 @@ void tq_resize_nearest_s8(const tq_resize_nn_params_t *p, const int8_t *in, int8
  *
  * tq_resize.c */
 void tq_resize_bilinear_s8(const tq_resize_bl_params_t *p, const int8_t *in, int8_t *out);
+
+/* SVDF, int8 with an int16 activation state (a variable tensor kept across inferences).
+ *
+ * tq_svdf.c */
+void tq_svdf_s8(const tq_svdf_params_t *p, const int8_t *in, void *state, int8_t *out);
 
 /* TRANSPOSE_CONV, int8, per-channel: each output phase a stride-1 conv (tq_conv_tile).
  *

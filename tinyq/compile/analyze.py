@@ -125,6 +125,9 @@ def op_macs(graph: Graph, op: Operator) -> int:
     if op.opcode == "UNIDIRECTIONAL_SEQUENCE_LSTM":  # every step: four gates' input and recurrent FCs
         units, feats = t[op.inputs[4]].shape
         return out.size * 4 * (feats + units)
+    if op.opcode == "SVDF":  # every batch: the feature matmul (filters x input size) and the time sums (filters x memory)
+        filters, feats = t[op.inputs[1]].shape
+        return t[op.inputs[0]].shape[0] * filters * (feats + t[op.inputs[2]].shape[1])
     return 0
 
 
@@ -263,6 +266,10 @@ def _op_level(graph: Graph, op: Operator, supported: frozenset[str]) -> list[Iss
             f"{lo}{f'-{hi}' if hi != lo else ''} and {out_lo}{'+' if out_hi != out_lo else ''}",
             "re-convert the model with TensorFlow's converter")
         return issues
+    form = spec.form(graph, op) if spec.form is not None else None
+    if form is not None:
+        bad(None, *form)
+        return issues
     for i in list(op.inputs) + list(op.outputs):
         if i < 0:
             continue
@@ -348,9 +355,10 @@ def tflite_kind(graph: Graph) -> str:
     if dequantized:
         return "weight-only"
     # Tensors the ops compute with: not an int8 LSTM's shapeless "intermediates" (float, they only carry gate
-    # scales) nor its int16 cell state (an int8 model's, by TFLM's design).
+    # scales) nor its int16 cell state, nor an int8 SVDF's int16 state (an int8 model's, by TFLM's design).
     used = {i for o in graph.operators for i in (*o.inputs, *o.outputs) if i >= 0}
     cells = {o.inputs[19] for o in graph.operators if o.opcode == "UNIDIRECTIONAL_SEQUENCE_LSTM" and len(o.inputs) > 19}
+    cells |= {o.inputs[4] for o in graph.operators if o.opcode == "SVDF" and len(o.inputs) > 4}
     islands = float_islands(graph)  # float ops between int8 ones, which tinyq runs: not a float model
     inner = [x for x in t if not x.is_constant and x.index in used and x.index not in cells
              and x.index not in graph.inputs and x.index not in graph.outputs and x.index not in islands]

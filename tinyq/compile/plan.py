@@ -614,7 +614,8 @@ class Lifetimes:
 
 def lifetimes(inputs, outputs, steps: list[Step]) -> Lifetimes:
     """Every tensor's group and live range: views (RESHAPE) share their input's group; the model
-    input is live from step -1, its output until after the last step."""
+    input is live from step -1, its output until after the last step, a state kept between inferences
+    (KernelCall.persistent) over both."""
     lt = Lifetimes({}, {}, {}, {}, {})
     for st in steps:
         if st.call.alias:
@@ -636,6 +637,10 @@ def lifetimes(inputs, outputs, steps: list[Step]) -> Lifetimes:
             touch(t, i)
     for t in outputs:
         touch(t, len(steps))
+    for st in steps:  # state kept between inferences (an SVDF's): live over the whole run, so nothing shares it
+        for t in st.call.persistent:
+            touch(t, -1)
+            touch(t, len(steps))
     return lt
 
 

@@ -59,20 +59,27 @@ class TflmReference:
     def __init__(self, tflite: bytes, arena_size: int = _DEFAULT_ARENA):
         from tflite_micro.python.tflite_micro import runtime
 
+        graph = parse_tflite(bytes(tflite), "model")
         with _capture_fd2() as log:
-            self._it = runtime.Interpreter.from_bytes(bytes(tflite), arena_size=arena_size)
+            self._it = runtime.Interpreter.from_bytes(with_svdf_biases(bytes(tflite), graph), arena_size=arena_size)
             # The recording allocator prints its figures only when asked.
             self._it.print_allocations()
         self.arena = _parse_arena(log["text"])
         self.input_details = self._it.get_input_details(0)
         self.output_details = self._it.get_output_details(0)
-        graph = parse_tflite(bytes(tflite), "model")
         # A fused LSTM keeps its state in variable tensors from one invocation to the next; tinyq's runtime
         # starts every inference from the reset state (what a stateless Keras LSTM means): so does the reference.
-        self._stateful = any(t.is_variable for t in graph.tensors)
+        # An SVDF's state carries over in tinyq's runtime as in TFLM (tinyq.compile.ops.kernels.svdf): a model with
+        # one runs from the reset state once (TFLM's, after allocation), then each input continues from the last.
+        self.keeps_state = keeps_state(graph)
+        self._stateful = any(t.is_variable for t in graph.tensors) and not self.keeps_state
         self.single_int8_io = graph.single_int8_io
         self._inputs = [self._it.get_input_details(i) for i in range(len(graph.inputs))]
         self._n_outputs = len(graph.outputs)
+
+    def reset(self) -> None:
+        """Back to the reset state (TFLM's ResetVariableTensors; tinyq's tq_model_reset)."""
+        self._it.reset()
 
     def run_packed(self, x: np.ndarray) -> np.ndarray:
         """Run one sample given as the device's input buffer (every input's bytes, in order:
@@ -107,6 +114,49 @@ class TflmReference:
         self._it.set_input(x, 0)
         self._it.invoke()
         return np.array(self._it.get_output(0), copy=True)
+
+
+def keeps_state(graph) -> bool:
+    """Whether tinyq's runtime carries state from one inference to the next for ``graph`` (an SVDF's: see
+    tinyq.compile.ops.kernels.svdf), so that its outputs depend on the inputs before: the reference then runs a
+    sequence of inputs without resetting in between."""
+    return any(op.opcode == "SVDF" for op in graph.operators)
+
+
+def with_svdf_biases(tflite: bytes, graph=None) -> bytes:
+    """``tflite`` with a zero int32 bias given to each SVDF that has none: TFLM's Prepare reads the bias's scale
+    without checking it is there (a crash), while its Eval without a bias starts each unit's sum from 0, which is
+    what a zero bias does. The model is returned as it is when no SVDF lacks its bias."""
+    graph = graph if graph is not None else parse_tflite(bytes(tflite), "model")
+    if not any(op.opcode == "SVDF" and len(op.inputs) == 5 and op.inputs[3] < 0 for op in graph.operators):
+        return tflite
+    import flatbuffers
+    from tflite_micro.tensorflow.lite.micro.python import schema_py_generated as schema
+
+    m = schema.ModelT.InitFromPackedBuf(bytearray(tflite), 0)
+    sg = m.subgraphs[0]
+    for op in sg.operators:
+        code = m.operatorCodes[op.opcodeIndex]
+        if max(code.builtinCode, code.deprecatedBuiltinCode) != schema.BuiltinOperator.SVDF or op.inputs is None \
+                or len(op.inputs) != 5 or op.inputs[3] >= 0:
+            continue
+        wt, st = sg.tensors[op.inputs[2]], sg.tensors[op.inputs[4]]
+        units = int(sg.tensors[op.inputs[1]].shape[0]) // max(1, int(op.builtinOptions.rank))
+        buf = schema.BufferT()
+        buf.data = [0] * (4 * units)
+        m.buffers.append(buf)
+        q = schema.QuantizationParametersT()
+        q.scale = [float(np.float32(st.quantization.scale[0]) * np.float32(wt.quantization.scale[0]))]
+        q.zeroPoint = [0]
+        bias = schema.TensorT()
+        bias.name, bias.shape, bias.type, bias.buffer, bias.quantization = (
+            b"svdf_zero_bias", [units], schema.TensorType.INT32, len(m.buffers) - 1, q)
+        sg.tensors.append(bias)
+        op.inputs = [int(i) for i in op.inputs]
+        op.inputs[3] = len(sg.tensors) - 1
+    b = flatbuffers.Builder(1024)
+    b.Finish(m.Pack(b), file_identifier=b"TFL3")
+    return bytes(b.Output())
 
 
 def _parse_arena(text: str) -> TflmArena | None:

@@ -158,7 +158,7 @@ def emit_model(plan: MemoryPlan, tflite: bytes, source: str = "model.tflite") ->
         shared = shared_by.get(index, {})
         arrays, struct = _call_consts(call, prefix, f"{prefix}_p", scratch, shared)
         outs = set(step.outputs)
-        args = [_tensor_expr(graph, plan, i, i in outs, prefix, shared) for i in call.args]
+        args = [_tensor_expr(graph, plan, i, i in outs or i in call.persistent, prefix, shared) for i in call.args]
         if call.pack_inputs:
             args = ["(const int8_t *const[]){" + ", ".join(args[:-1]) + "}", args[-1]]
         if call.pack_outputs:
@@ -176,6 +176,9 @@ def emit_model(plan: MemoryPlan, tflite: bytes, source: str = "model.tflite") ->
                  "shape": list(t.shape), "type": t.numpy_dtype.name,
                  "scale": f"{t.quant.scale[0]:.9g}" if t.quant else "", "zp": t.quant.zero_point[0] if t.quant else 0}
                 for t, off in graph.io_slots(side)]
+    # State kept between inferences (an SVDF's): tq_model_reset() zeroes it (the arena starts at zero).
+    states = [{"name": graph.tensors[t].name, "offset": plan.offsets[t], "bytes": graph.tensors[t].nbytes}
+              for t in dict.fromkeys(t for c in plan.calls for t in c.persistent)]
     buffers = [{"offset": b.offset, "size": b.size, "first": b.first, "last": b.last,
                 "names": ", ".join(f"t{t}" for t in b.tensors)} for b in plan.buffers]
     ctx = {
@@ -183,7 +186,7 @@ def emit_model(plan: MemoryPlan, tflite: bytes, source: str = "model.tflite") ->
         "input_bytes": graph.input_bytes, "output_bytes": graph.output_bytes, "single_int8_io": graph.single_int8_io,
         "inputs": slots("input"), "outputs": slots("output"),
         "arena_bytes": max(plan.arena_bytes, 4), "weight_bytes": plan.weight_bytes,
-        "macs": plan.model_macs, "ops": ops, "weights": weights, "buffers": buffers,
+        "macs": plan.model_macs, "ops": ops, "weights": weights, "buffers": buffers, "states": states,
     }
     env = environment()
     return {name: env.get_template(f"model/{name}.j2").render(**ctx)

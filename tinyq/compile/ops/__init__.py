@@ -78,6 +78,10 @@ class KernelCall:
     #: holds (0 for the last, which writes the chain's output tensor). See tinyq.compile.ops.band.
     stages: tuple["KernelCall", ...] = ()
     windows: tuple[int, ...] = ()
+    #: Tensors the call keeps from one inference to the next (an SVDF's activation state, a variable tensor): the
+    #: planner keeps each in a region of its own for the whole run, the kernel writes it, and the generated
+    #: tq_model_reset() zeroes it (as TFLM's ResetVariableTensors does an int16 variable).
+    persistent: tuple[int, ...] = ()
 
     @property
     def label(self) -> str:
@@ -120,6 +124,10 @@ class Operands:
     broadcast: bool = False
     #: Input positions of another type than int8, with it (the int8 LSTM's int32 biases, int16 cell state).
     typed: tuple[tuple[int, str], ...] = ()
+    #: The op's own check of its operands' types, before the gate's per-tensor ones: ``form(graph, op)`` gives
+    #: (problem, fix) when they are a form of the op tinyq does not run (a float or hybrid SVDF), said in one line
+    #: instead of a line a tensor; None when they may be the one it runs.
+    form: Callable[[Graph, Operator], "tuple[str, str] | None"] | None = None
 
 
 OPERANDS: dict[str, Operands] = {}
