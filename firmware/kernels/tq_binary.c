@@ -91,16 +91,38 @@ static void plane_squared_difference(const tq_binary_params_t *p, const tq_bin_p
 
 /* ---- MAXIMUM, MINIMUM: the raw values, as TFLM compares them ---- */
 
+/* Where one input steps along the row (the other steps too, or stays), four lanes a word: SSUB8 + SEL. */
+TQ_INLINE void minmax_plane(const tq_bin_plane_t *s, const int8_t *a, const int8_t *b, int8_t *out, int max) {
+    if (s->sa == 0 && s->sb == 1) {  /* both ops are symmetric: let `a` be the one that steps */
+        const int8_t *t = a;
+        a = b, b = t;
+    }
+    const int swapped = s->sa == 0 && s->sb == 1;
+    const uint32_t ra = swapped ? s->rb : s->ra, rb = swapped ? s->ra : s->rb;
+    const uint32_t sa = s->sa | s->sb, sb = s->sa & s->sb;  /* after the swap: a steps whenever one does */
+    const uint32_t n = s->n, n4 = sa ? n & ~3u : 0;
+    for (uint32_t r = 0; r < s->rows; ++r, a += ra, b += rb, out += n) {
+        const uint32_t splat = (uint8_t)*b * 0x01010101u;
+        uint32_t i = 0;
+        for (; i < n4; i += 4) {
+            const uint32_t x = tq_load32(a + i), y = sb ? tq_load32(b + i) : splat;
+            tq_store32(out + i, max ? tq_max_s8x4(x, y) : tq_min_s8x4(x, y));
+        }
+        for (const int8_t *x = a + i * sa, *y = b + i * sb; i < n; ++i, x += sa, y += sb)
+            out[i] = max ? (*x > *y ? *x : *y) : (*x < *y ? *x : *y);
+    }
+}
+
 static void plane_maximum(const tq_binary_params_t *p, const tq_bin_plane_t *s, const int8_t *a, const int8_t *b,
                           int8_t *out) {
     (void)p;
-    TQ_PLANE_LOOP(*x > *y ? *x : *y)
+    minmax_plane(s, a, b, out, 1);
 }
 
 static void plane_minimum(const tq_binary_params_t *p, const tq_bin_plane_t *s, const int8_t *a, const int8_t *b,
                           int8_t *out) {
     (void)p;
-    TQ_PLANE_LOOP(*x < *y ? *x : *y)
+    minmax_plane(s, a, b, out, 0);
 }
 
 /* ---- DIV: reference_ops::DivElementwise ---- */

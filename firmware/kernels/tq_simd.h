@@ -91,4 +91,30 @@ static inline int32_t tq_smmlar(int32_t a, int32_t b, int32_t acc) {
 static inline int32_t tq_ssat8(int32_t x) { return x < -128 ? -128 : (x > 127 ? 127 : x); }
 #endif
 
+/* Four int8 lanes at once: the larger (smaller) of each pair. SSUB8 sets each lane's GE flag where a >= b, SEL
+ * picks by it; one asm block, so nothing comes between the flags and their reader. */
+#ifdef TQ_DSP
+static inline uint32_t tq_max_s8x4(uint32_t a, uint32_t b) {
+    uint32_t r;
+    __asm__("ssub8 %0, %1, %2\n\tsel %0, %1, %2" : "=&r"(r) : "r"(a), "r"(b) : "cc");
+    return r;
+}
+static inline uint32_t tq_min_s8x4(uint32_t a, uint32_t b) {
+    uint32_t r;
+    __asm__("ssub8 %0, %1, %2\n\tsel %0, %2, %1" : "=&r"(r) : "r"(a), "r"(b) : "cc");
+    return r;
+}
+#else
+static inline uint32_t tq_minmax_s8x4(uint32_t a, uint32_t b, int max) {
+    uint32_t r = 0;
+    for (int i = 0; i < 32; i += 8) {
+        const int8_t x = (int8_t)(a >> i), y = (int8_t)(b >> i);
+        r |= (uint32_t)(uint8_t)((x >= y) == (max != 0) ? x : y) << i;
+    }
+    return r;
+}
+static inline uint32_t tq_max_s8x4(uint32_t a, uint32_t b) { return tq_minmax_s8x4(a, b, 1); }
+static inline uint32_t tq_min_s8x4(uint32_t a, uint32_t b) { return tq_minmax_s8x4(a, b, 0); }
+#endif
+
 #endif /* TQ_SIMD_H */
