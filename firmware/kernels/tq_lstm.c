@@ -8,50 +8,59 @@
 
 enum { G_I = 0, G_F = 1, G_C = 2, G_O = 3 };
 
-static inline int16_t sat16(int32_t v) { return (int16_t)tq_clamp(v, -32768, 32767); }
+static inline int16_t sat16(int32_t v) { return (int16_t)tq_ssat16(v); }
 
-/* acc[r] += sum_k w[r * stride + k] * (v[k] - zp), k < d, for four rows of a gate's weights. The rows share
- * v's sign extension and zero-point subtraction (exact in int16 lanes: v - zp is within +-255), so the sums
- * take about two instructions a MAC with SMLAD; they are integers, and their order changes nothing. A stride
- * of 0 runs one row (the three other sums are thrown away): the rare units % 4 rows need no loop of their own. */
-static void dot_rows4(const int8_t *w, uint32_t stride, uint32_t d, const int8_t *v, int32_t zp, int32_t *acc) {
+/* acc[r] += sum_k w_r[k] * (v[k] - zp), k < d, for the four rows of one block of a gate's weights, laid out by
+ * tinyq.compile.ops.kernels.lstm.row_blocks (four words, one a row, every four columns; then a word a column).
+ * The rows share v's sign extension and zero-point subtraction (exact in int16 lanes: v - zp is within +-255)
+ * and one pointer walks the block, so four MACs take about six instructions with SMLAD. The sums are integers:
+ * their order changes nothing. */
+static void dot_block(const int8_t *w, uint32_t d, const int8_t *v, int32_t zp, int32_t *acc) {
     const int32_t zp2 = (int32_t)(((uint32_t)zp & 0xFFFFu) | ((uint32_t)zp << 16));
-    const uint32_t d4 = d & ~3u;
-    const int8_t *w0 = w, *w1 = w0 + stride, *w2 = w1 + stride, *w3 = w2 + stride;
+    const int8_t *const v4 = v + (d & ~3u), *const end = v + d;
     int32_t a0 = acc[0], a1 = acc[1], a2 = acc[2], a3 = acc[3];
-    for (uint32_t k = 0; k < d4; k += 4) {
-        const uint32_t x = tq_load32(v + k);
+    for (; v < v4; v += 4, w += 16) {
+        const uint32_t x = tq_load32(v);
         const int32_t xe = tq_ssub16(tq_sxtb16(x), zp2), xo = tq_ssub16(tq_sxtb16_ror8(x), zp2);
-        uint32_t q = tq_load32(w0 + k);
-        a0 = tq_smlad(tq_sxtb16_ror8(q), xo, tq_smlad(tq_sxtb16(q), xe, a0));
-        q = tq_load32(w1 + k);
-        a1 = tq_smlad(tq_sxtb16_ror8(q), xo, tq_smlad(tq_sxtb16(q), xe, a1));
-        q = tq_load32(w2 + k);
-        a2 = tq_smlad(tq_sxtb16_ror8(q), xo, tq_smlad(tq_sxtb16(q), xe, a2));
-        q = tq_load32(w3 + k);
-        a3 = tq_smlad(tq_sxtb16_ror8(q), xo, tq_smlad(tq_sxtb16(q), xe, a3));
+        uint32_t q0 = tq_load32(w), q1 = tq_load32(w + 4);
+        a0 = tq_smlad(tq_sxtb16_ror8(q0), xo, tq_smlad(tq_sxtb16(q0), xe, a0));
+        a1 = tq_smlad(tq_sxtb16_ror8(q1), xo, tq_smlad(tq_sxtb16(q1), xe, a1));
+        q0 = tq_load32(w + 8), q1 = tq_load32(w + 12);
+        a2 = tq_smlad(tq_sxtb16_ror8(q0), xo, tq_smlad(tq_sxtb16(q0), xe, a2));
+        a3 = tq_smlad(tq_sxtb16_ror8(q1), xo, tq_smlad(tq_sxtb16(q1), xe, a3));
     }
-    for (uint32_t k = d4; k < d; ++k) {
-        const int32_t x = (int32_t)v[k] - zp;
-        a0 += (int32_t)w0[k] * x;
-        a1 += (int32_t)w1[k] * x;
-        a2 += (int32_t)w2[k] * x;
-        a3 += (int32_t)w3[k] * x;
+    for (; v < end; ++v, w += 4) {  /* a column: the four rows' bytes in one word */
+        const int32_t x = (int32_t)*v - zp, x2 = (int32_t)(((uint32_t)x & 0xFFFFu) | ((uint32_t)x << 16));
+        const uint32_t q = tq_load32(w);
+        const int32_t e = tq_sxtb16(q), o = tq_sxtb16_ror8(q);  /* rows 0, 2 and rows 1, 3 */
+        a0 = tq_smlabb(e, x2, a0);
+        a1 = tq_smlabb(o, x2, a1);
+        a2 = tq_smlatt(e, x2, a2);
+        a3 = tq_smlatt(o, x2, a3);
     }
     acc[0] = a0, acc[1] = a1, acc[2] = a2, acc[3] = a3;
 }
 
-/* acc[r] += row r of w . (v - zp), for `rows` (1..4) consecutive rows of d weights. */
+/* A row past the last block of four (units % 4 of them), stored as it is. */
+static int32_t dot_row(const int8_t *w, uint32_t d, const int8_t *v, int32_t zp, int32_t a) {
+    const int32_t zp2 = (int32_t)(((uint32_t)zp & 0xFFFFu) | ((uint32_t)zp << 16));
+    uint32_t k = 0;
+    for (; k + 4 <= d; k += 4) {
+        const uint32_t x = tq_load32(v + k), q = tq_load32(w + k);
+        a = tq_smlad(tq_sxtb16(q), tq_ssub16(tq_sxtb16(x), zp2), a);
+        a = tq_smlad(tq_sxtb16_ror8(q), tq_ssub16(tq_sxtb16_ror8(x), zp2), a);
+    }
+    for (; k < d; ++k) a += (int32_t)w[k] * ((int32_t)v[k] - zp);
+    return a;
+}
+
+/* acc[r] += row r of w . (v - zp), for `rows` (1..4) rows of d weights starting at w (a block when 4). */
 static void dot_rows(const int8_t *w, uint32_t d, const int8_t *v, int32_t zp, uint32_t rows, int32_t *acc) {
     if (rows == 4) {
-        dot_rows4(w, d, d, v, zp, acc);
+        dot_block(w, d, v, zp, acc);
         return;
     }
-    for (uint32_t r = 0; r < rows; ++r) {
-        int32_t one[4] = {acc[r], 0, 0, 0};
-        dot_rows4(w + r * d, 0, d, v, zp, one);
-        acc[r] = one[0];
-    }
+    for (uint32_t r = 0; r < rows; ++r) acc[r] = dot_row(w + r * d, d, v, zp, acc[r]);
 }
 
 /* One gate: FC(input) + FC(hidden), each int8 -> int16 (Q3.12) and clamped, summed with saturation. h is the
@@ -141,6 +150,6 @@ void tq_lstm_s8(const tq_lstm_params_t *p, const int8_t *in, int8_t *out) {
         tanh16(p->sigmoid, c, fg, n, p->cell_tanh_mult, p->cell_tanh_shift);
         int8_t *y = out + s * n;
         for (uint32_t j = 0; j < n; ++j)
-            y[j] = (int8_t)tq_clamp(p->h_zp + tq_requant((int32_t)fg[j] * og[j], p->out_mult, p->out_shift), -128, 127);
+            y[j] = (int8_t)tq_ssat8(p->h_zp + tq_requant((int32_t)fg[j] * og[j], p->out_mult, p->out_shift));
     }
 }

@@ -298,8 +298,9 @@ typedef struct {
     uint16_t steps, in_dim, units;
     uint8_t cell_tanh;           /* the cell gate's activation: 1 tanh, 0 sigmoid */
     int32_t in_zp, h_zp;         /* zero points of the input and of the hidden state (= output) */
-    const int8_t *w_in;          /* input weights, gates i, f, c, o, each units x in_dim */
-    const int8_t *w_rec;         /* recurrent weights, gates i, f, c, o, each units x units */
+    const int8_t *w_in;          /* input weights, gates i, f, c, o, each units x in_dim in 4-row blocks
+                                  * (row_blocks) */
+    const int8_t *w_rec;         /* recurrent weights, gates i, f, c, o, each units x units in 4-row blocks */
     const int32_t *bias;         /* gates i, f, c, o, each units */
     int32_t in_mult[4], in_shift[4]; /* input FC of each gate -> Q3.12 */
     int32_t rec_mult[4], rec_shift[4]; /* recurrent FC of each gate -> Q3.12 */

@@ -81,14 +81,16 @@ static inline int32_t tq_smmlar(int32_t a, int32_t b, int32_t acc) {
     __asm__("smmlar %0, %1, %2, %3" : "=r"(r) : "r"(a), "r"(b), "r"(acc));
     return r;
 }
-/* Saturate to int8. */
+/* Saturate to int8 / int16. */
 static inline int32_t tq_ssat8(int32_t x) { return __ssat(x, 8); }
+static inline int32_t tq_ssat16(int32_t x) { return __ssat(x, 16); }
 #else
 static inline int32_t tq_smmlar(int32_t a, int32_t b, int32_t acc) {
     const uint64_t sum = ((uint64_t)(uint32_t)acc << 32) + (uint64_t)((int64_t)a * (int64_t)b) + 0x80000000u;
     return (int32_t)(uint32_t)(sum >> 32);
 }
 static inline int32_t tq_ssat8(int32_t x) { return x < -128 ? -128 : (x > 127 ? 127 : x); }
+static inline int32_t tq_ssat16(int32_t x) { return x < -32768 ? -32768 : (x > 32767 ? 32767 : x); }
 #endif
 
 /* Four int8 lanes at once: the larger (smaller) of each pair. SSUB8 sets each lane's GE flag where a >= b, SEL

@@ -30,8 +30,8 @@ PARAMS = struct(Struct("tq_lstm_params_t", (
     F("uint16_t", "steps, in_dim, units"),
     F("uint8_t", "cell_tanh", "the cell gate's activation: 1 tanh, 0 sigmoid"),
     F("int32_t", "in_zp, h_zp", "zero points of the input and of the hidden state (= output)"),
-    F("const int8_t", "*w_in", "input weights, gates i, f, c, o, each units x in_dim"),
-    F("const int8_t", "*w_rec", "recurrent weights, gates i, f, c, o, each units x units"),
+    F("const int8_t", "*w_in", "input weights, gates i, f, c, o, each units x in_dim in 4-row blocks (row_blocks)"),
+    F("const int8_t", "*w_rec", "recurrent weights, gates i, f, c, o, each units x units in 4-row blocks"),
     F("const int32_t", "*bias", "gates i, f, c, o, each units"),
     F("int32_t", "in_mult[4], in_shift[4]", "input FC of each gate -> Q3.12"),
     F("int32_t", "rec_mult[4], rec_shift[4]", "recurrent FC of each gate -> Q3.12"),
@@ -86,6 +86,22 @@ def sigmoid_table() -> tuple[int, ...]:
                                     "tflite_micro runtime does not hold one tinyq can read",
                                     hint="reinstall tinyq's pinned tflite_micro (pip install -r requirements.lock)")
     return found
+
+
+def row_blocks(w: np.ndarray) -> np.ndarray:
+    """A gate's weights (units x cols) as the kernel reads them: each block of four rows as its columns four at
+    a time (the four rows' words one after the other), then the last cols % 4 columns a word each (the four
+    rows' bytes); rows past the last whole block as they are. A block takes 4 x cols bytes, as four rows do, so
+    it starts where its first row did; the kernel walks it with one pointer."""
+    n, d = w.shape
+    d4, n4 = d - d % 4, n - n % 4
+    parts = []
+    for j in range(0, n4, 4):
+        blk = w[j:j + 4]
+        parts += [blk[:, k:k + 4].reshape(-1) for k in range(0, d4, 4)]
+        parts += [blk[:, k] for k in range(d4, d)]
+    parts.append(w[n4:].reshape(-1))
+    return np.concatenate(parts).astype(np.int8)
 
 
 def scratch_bytes(units: int) -> int:
@@ -149,8 +165,8 @@ def lower_lstm(graph: Graph, op: Operator) -> KernelCall:
     q_clip = int(min(max(clip / float(cs), -32768.0), 32767.0)) if clip > 0 else 0
     fc, ig, out = _mul(_GATE_OUT_SCALE, cs, cs), _mul(_GATE_OUT_SCALE, _GATE_OUT_SCALE, cs), \
         _mul(_GATE_OUT_SCALE, _GATE_OUT_SCALE, hs)
-    w_in_all = np.concatenate([w.data.reshape(-1) for w in w_in]).astype(np.int8)
-    w_rec_all = np.concatenate([w.data.reshape(-1) for w in w_rec]).astype(np.int8)
+    w_in_all = np.concatenate([row_blocks(w.data.reshape(units, in_dim)) for w in w_in])
+    w_rec_all = np.concatenate([row_blocks(w.data.reshape(units, units)) for w in w_rec])
     b_all = np.concatenate([b.data.reshape(-1) for b in bias]).astype(np.int32)
     arr = lambda v: "{" + ", ".join(str(int(a)) for a in v) + "}"  # noqa: E731
     return KernelCall(
