@@ -518,9 +518,15 @@ def inspect(model, as_json, plot, board_id):
 @click.option("--weights", type=click.Choice(["auto", "int8", "int16"]), default="auto", show_default=True,
               help="Store conv/FC weights as int8, or as int16 pairs (2x their flash, fewer instructions); "
                    "auto: int16 while a quarter of the flash stays free.")
+@click.option("--name", default=None,
+              help="Name of the generated library (Arduino, PlatformIO, CMake), made a C identifier "
+                   "[tinyq_<model file stem>].")
+@click.option("--labels", "labels_path", type=_UserPath(), default=None,
+              help="Class names for a classifier's generated API: a text file, one a line, in class order "
+                   "[0..N-1].")
 @click.option("--json", "as_json", is_flag=True, help="Print the build report as JSON.")
 def build(model, board_id, calib, eval_path, out_dir, mode, max_samples, signature, qat, prune, train_path, epochs,
-          lr, seed, favour, weights, as_json):
+          lr, seed, favour, weights, name, labels_path, as_json):
     """Quantize MODEL (Keras .keras/.h5, SavedModel, or an int8 .tflite as it is), check it against
     the board, emit C and compile the firmware."""
     from tinyq import pipeline
@@ -530,7 +536,7 @@ def build(model, board_id, calib, eval_path, out_dir, mode, max_samples, signatu
     try:
         res = pipeline.compile_model(model, board_id, calib, out_dir, eval_path, mode, max_samples,
                              signature=signature, finetune=ft, train_path=train_path, favour=favour,
-                             weights=weights, progress=step)
+                             weights=weights, name=name, labels_path=labels_path, progress=step)
     finally:
         done()
     r = res.report
