@@ -208,7 +208,11 @@ def _echo_outputs(out: Path, r) -> None:
              + (f" (also {Path(f.hex).name}, {Path(f.bin).name}; sources and platformio.ini in {Path(f.elf).parent}/src)"
                 if t != "qemu" else "")) for t, f in r.firmware.items()]
     if r.arduino_library:
-        rows.append((r.arduino_library, "Arduino library: Sketch > Include Library > Add .ZIP Library, then its example"))
+        rows.append((r.arduino_library, "the model as a library: Arduino (Sketch > Include Library > Add .ZIP Library; "
+                     "examples classify, tinyq_run), PlatformIO (library.json) and CMake/Zephyr (CMakeLists.txt); "
+                     "its API is src/tq_model.h"))
+    rows.append((BuildDir.CLASSIFY_EXAMPLE + "/firmware.elf", "the classify example as bare-metal firmware for the "
+                 "QEMU twin (prints a label and score; sources in src/)"))
     if (out / BuildDir.TFLM_PROJECT).is_dir():
         rows.append((BuildDir.TFLM_PROJECT + "/", "the same model as a TensorFlow Lite Micro PlatformIO project"))
     rows += [(BuildDir.INT8_MODEL, "the int8 model (tinyq inspect)"),
@@ -220,7 +224,7 @@ def _echo_outputs(out: Path, r) -> None:
     click.echo(f"  wrote in {out}:")
     for name, what in rows:
         if (out / name.rstrip("/")).exists():
-            click.echo(f"    {name:<30} {what}")
+            click.echo(f"    {name:<36} {what}")
 
 
 def _warn(lines) -> None:
