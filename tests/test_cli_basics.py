@@ -176,7 +176,8 @@ def test_build_says_what_it_wrote_and_what_each_file_is_for(tmp_path):
     assert r.exit_code == 0, r.output
     listed = r.stdout.split(f"wrote in {out}:\n", 1)[1].splitlines()
     names = [l.split()[0] for l in listed]
-    assert names == ["qemu/firmware.elf", "board/firmware.elf", "arduino/tinyq_tiny_int8.zip", "tflm/",
-                     "model_int8.tflite", "build.json", "memory.png", "verify.npz"]
+    assert names == ["qemu/firmware.elf", "board/firmware.elf", "arduino/tinyq_tiny_int8.zip",
+                     "examples/classify_qemu/firmware.elf", "tflm/", "model_int8.tflite", "build.json", "memory.png",
+                     "verify.npz"]
     assert all((out / n.rstrip("/")).exists() for n in names)
-    assert "Add .ZIP Library" in listed[2]
+    assert "Add .ZIP Library" in listed[2] and "library.json" in listed[2] and "CMakeLists.txt" in listed[2]

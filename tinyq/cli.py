@@ -208,7 +208,11 @@ def _echo_outputs(out: Path, r) -> None:
              + (f" (also {Path(f.hex).name}, {Path(f.bin).name}; sources and platformio.ini in {Path(f.elf).parent}/src)"
                 if t != "qemu" else "")) for t, f in r.firmware.items()]
     if r.arduino_library:
-        rows.append((r.arduino_library, "Arduino library: Sketch > Include Library > Add .ZIP Library, then its example"))
+        rows.append((r.arduino_library, "the model as a library: Arduino (Sketch > Include Library > Add .ZIP Library; "
+                     "examples classify, tinyq_run), PlatformIO (library.json) and CMake/Zephyr (CMakeLists.txt); "
+                     "its API is src/tq_model.h"))
+    rows.append((BuildDir.CLASSIFY_EXAMPLE + "/firmware.elf", "the classify example as bare-metal firmware for the "
+                 "QEMU twin (prints a label and score; sources in src/)"))
     if (out / BuildDir.TFLM_PROJECT).is_dir():
         rows.append((BuildDir.TFLM_PROJECT + "/", "the same model as a TensorFlow Lite Micro PlatformIO project"))
     rows += [(BuildDir.INT8_MODEL, "the int8 model (tinyq inspect)"),
@@ -220,7 +224,7 @@ def _echo_outputs(out: Path, r) -> None:
     click.echo(f"  wrote in {out}:")
     for name, what in rows:
         if (out / name.rstrip("/")).exists():
-            click.echo(f"    {name:<30} {what}")
+            click.echo(f"    {name:<36} {what}")
 
 
 def _warn(lines) -> None:
@@ -525,9 +529,15 @@ def inspect(model, as_json, plot, board_id):
 @click.option("--weights", type=click.Choice(["auto", "int8", "int16"]), default="auto", show_default=True,
               help="Store conv/FC weights as int8, or as int16 pairs (2x their flash, fewer instructions); "
                    "auto: int16 while a quarter of the flash stays free.")
+@click.option("--name", default=None,
+              help="Name of the generated library (Arduino, PlatformIO, CMake), made a C identifier "
+                   "[tinyq_<model file stem>].")
+@click.option("--labels", "labels_path", type=_UserPath(), default=None,
+              help="Class names for a classifier's generated API: a text file, one a line, in class order "
+                   "[0..N-1].")
 @click.option("--json", "as_json", is_flag=True, help="Print the build report as JSON.")
 def build(model, board_id, calib, eval_path, out_dir, mode, max_samples, signature, qat, prune, train_path, epochs,
-          lr, seed, favour, weights, as_json):
+          lr, seed, favour, weights, name, labels_path, as_json):
     """Quantize MODEL (Keras .keras/.h5, SavedModel, or an int8 .tflite as it is), check it against
     the board, emit C and compile the firmware."""
     from tinyq import pipeline
@@ -537,7 +547,7 @@ def build(model, board_id, calib, eval_path, out_dir, mode, max_samples, signatu
     try:
         res = pipeline.compile_model(model, board_id, calib, out_dir, eval_path, mode, max_samples,
                              signature=signature, finetune=ft, train_path=train_path, favour=favour,
-                             weights=weights, progress=step)
+                             weights=weights, name=name, labels_path=labels_path, progress=step)
     finally:
         done()
     r = res.report

@@ -36,6 +36,7 @@ class BuildResult:
 def compile_model(model: Path, board_id: str, calib: Path | None, out_dir: Path, eval_path: Path | None = None,
           mode: str = "int8", max_calib: int | None = None, verify_inputs: int = 8, signature: str | None = None,
           finetune=None, train_path: Path | None = None, favour: str = "ram", weights: str = "auto",
+          name: str | None = None, labels_path: Path | None = None,
           progress: Progress = lambda s: None) -> BuildResult:
     """Quantize, check, plan, emit and compile ``model`` for ``board_id`` into ``out_dir``.
 
@@ -46,15 +47,18 @@ def compile_model(model: Path, board_id: str, calib: Path | None, out_dir: Path,
     ``favour`` ("ram" or "speed") is what the memory plan favours where the two pull apart.
     ``weights``: "int8", "int16" (conv and FC weights as int16 pairs: twice their flash, fewer
     instructions) or "auto" (int16 when the firmware still leaves a quarter of the board's flash).
+    ``name``: the library's name (a C identifier; default tinyq_<the model file's stem>); ``labels_path``: a text
+    file of class names, one a line, for a classifier's generated API (default "0".."N-1").
     """
     from tinyq.boards import board_file, get_board
     from tinyq.compile import analyze, budget
     from tinyq.compile.budget import plan_for_board
     from tinyq.compile.emit.arduino import emit_arduino
     from tinyq.compile.emit.firmware import TARGETS, emit_firmware
-    from tinyq.compile.emit.model import emit_model
+    from tinyq.compile.emit.model import api_facts, classifier_classes, emit_model, model_name
     from tinyq.compile.emit.tflm import emit_tflm
-    from tinyq.compile.firmware import build_firmware, console_driver, target_uart, write_zip
+    from tinyq.compile.emit.arduino import classify_example
+    from tinyq.compile.firmware import EXAMPLE_RUNTIME, build_firmware, console_driver, target_uart, write_zip
     from tinyq.compile.hostrun import run_generated
     from tinyq.compile.plan import PlanOptions
     from tinyq.errors import UnsupportedModelError
@@ -70,7 +74,9 @@ def compile_model(model: Path, board_id: str, calib: Path | None, out_dir: Path,
         raise UnsupportedModelError(
             f"mode '{mode}' does not run on a microcontroller: tinyq's runtime is full int8",
             hint="use --mode int8 (the other modes are for `tinyq quantize` host comparisons)")
-    out_dir = check_build_dir(out_dir, inputs=[model, calib, eval_path, train_path])
+    out_dir = check_build_dir(out_dir, inputs=[model, calib, eval_path, train_path, labels_path])
+    lib_name = check_name(name) if name is not None else model_name(Path(model).name)
+    labels = read_labels(labels_path) if labels_path is not None else None
     progress("reading the model and the data")
     inputs = load.load_inputs(model, calib, eval_path, max_calib, train_path)
     if finetune is not None and inputs.model.format == "tflite":
@@ -98,8 +104,11 @@ def compile_model(model: Path, board_id: str, calib: Path | None, out_dir: Path,
     analysis = analyze.analyze(graph)
     mem = plan_for_board(graph, board, PlanOptions(favour=favour, weights=weights))
     fit = budget.check_budget(mem, board, favour)
+    if labels is not None:
+        check_labels_fit(labels, labels_path, classifier_classes(graph))
     progress("emitting C")
-    model_files = emit_model(mem, q.tflite, source=Path(model).name)
+    model_files = emit_model(mem, q.tflite, source=Path(model).name, name=lib_name, labels=labels)
+    facts = api_facts(mem, labels)
 
     progress("running the TFLM reference and the generated C on the host")
     # TFLM runs in a worker: a hostile model can make it abort, and that must not kill tinyq silently.
@@ -120,12 +129,21 @@ def compile_model(model: Path, board_id: str, calib: Path | None, out_dir: Path,
                 continue  # no console driver for that chip yet: the emulator twin still builds
             progress(f"compiling firmware ({target})")
             firmware[target] = build_firmware({**model_files, **emit_firmware(board, target)}, board, target, tmp / target)
+        if "qemu" in firmware and len(x_int8):
+            # The classify example as plain bare-metal firmware for the QEMU twin: the API as an application
+            # calls it, on the first verified input (tests run it against the host reference).
+            progress("compiling the classify example (qemu)")
+            example = classify_example(model_files, board, q.sha256[:12], Path(model).name, lib_name, facts,
+                                       (x_int8[0], expected[0]))
+            build_firmware({**model_files, **example, **emit_firmware(board, "qemu")}, board, "qemu",
+                           tmp / BuildDir.CLASSIFY_EXAMPLE, runtime_files=EXAMPLE_RUNTIME)
         out = BuildDir(tmp)
         out.file(BuildDir.INT8_MODEL).write_bytes(q.tflite)
         arduino = None
         if board.arduino is not None:
             name, lib = emit_arduino(model_files, emit_firmware(board, "board")["tq_board.h"], board,
-                                     q.sha256[:12], Path(model).name)
+                                     q.sha256[:12], Path(model).name, lib_name, facts,
+                                     (x_int8[0], expected[0]) if len(x_int8) else None)
             arduino = f"arduino/{name}.zip"
             write_zip(lib, tmp / arduino)
         if q.float_tflite:
@@ -172,6 +190,56 @@ def compile_model(model: Path, board_id: str, calib: Path | None, out_dir: Path,
         )
         out.write_report(report)
     return BuildResult(out_dir, report)
+
+
+#: The longest --labels file read (a classifier with more classes than lines this long has no place on an MCU).
+MAX_LABELS_BYTES = 1 << 20
+
+
+def check_name(name: str) -> str:
+    """``--name`` as the library's C identifier (see :func:`tinyq.compile.emit.model.model_name`), refused when
+    nothing of it is left."""
+    from tinyq.compile.emit.model import model_name
+
+    if not name or not name.strip() or len(name) > 64:
+        raise InputFileError(f"--name {name!r}: give 1 to 64 characters", hint="e.g. --name gesture_model")
+    return model_name("", name.strip())
+
+
+def read_labels(path: Path) -> list[str]:
+    """The class names of a --labels file: one a line (UTF-8; a trailing newline and each line's CR and
+    surrounding blanks dropped). Refused in one line when missing, unreadable, empty or with a blank label."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputFileError(f"--labels {path}: no such file", hint="give a text file with one class name a line")
+    if path.stat().st_size > MAX_LABELS_BYTES:
+        raise InputFileError(f"--labels {path}: {path.stat().st_size:,} bytes is no label file",
+                             hint="give a text file with one class name a line")
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except (OSError, UnicodeDecodeError) as e:
+        raise InputFileError(f"--labels {path}: cannot read it as UTF-8 text ({e.__class__.__name__})",
+                             hint="give a text file with one class name a line") from None
+    lines = [line.strip() for line in text.splitlines()]
+    while lines and not lines[-1]:
+        lines.pop()
+    if not lines:
+        raise InputFileError(f"--labels {path}: no labels in it", hint="one class name a line, in class order")
+    blank = [i + 1 for i, line in enumerate(lines) if not line]
+    if blank:
+        raise InputFileError(f"--labels {path}: line {blank[0]} is blank",
+                             hint="one class name a line, in class order, no blank lines")
+    return lines
+
+
+def check_labels_fit(labels: list[str], path: Path, classes: int) -> None:
+    """Refuse a --labels file whose count is not the model's number of classes (before anything is written)."""
+    if classes == 0:
+        raise InputFileError(f"--labels {path}: the model's first output is not a vector of class scores",
+                             hint="--labels applies to classifiers (first output [1, N], int8 or float32); leave it out")
+    if len(labels) != classes:
+        raise InputFileError(f"--labels {path}: {len(labels)} labels for the model's {classes} classes",
+                             hint=f"give {classes} lines, one class name each, in class order")
 
 
 def run_on_host(tflite: bytes, inputs: np.ndarray, plan=None, **options) -> np.ndarray:

@@ -25,6 +25,8 @@ CPU_FLAGS = ["-mcpu=cortex-m4", "-mthumb", "-mfloat-abi=hard", "-mfpu=fpv4-sp-d1
 CFLAGS = ["-std=c99", "-O2", "-g", "-ffunction-sections", "-fdata-sections", "-Wall", "-Wextra", "-Werror"]
 LDFLAGS = ["-nostartfiles", "--specs=nano.specs", "-Wl,--gc-sections"]
 RUNTIME = ("main.c", "tq_protocol.c", "startup.c", "timer.c")
+#: What a program with its own main() takes of the runtime (the classify example): start-up, timer, console.
+EXAMPLE_RUNTIME = ("startup.c", "timer.c")
 
 
 def console_driver(uart: str) -> Path | None:
@@ -83,10 +85,13 @@ def _sections(elf: Path) -> dict[str, int]:
         return {s.name: s["sh_size"] for s in ELFFile(f).iter_sections() if s["sh_flags"] & 0x2}  # SHF_ALLOC
 
 
-def build_firmware(files: dict[str, str], board: Board, target: str, out_dir: Path, verbose: bool = False) -> Firmware:
+def build_firmware(files: dict[str, str], board: Board, target: str, out_dir: Path, verbose: bool = False,
+                   runtime_files: tuple[str, ...] = RUNTIME) -> Firmware:
     """Write ``files`` (model + firmware emitted sources) and link them into ``out_dir``.
 
-    ``out_dir`` is replaced only when the build succeeded.
+    ``runtime_files``: the files of ``firmware/runtime`` linked in (an example that brings its own ``main`` takes
+    only the start-up and the timer: :data:`EXAMPLE_RUNTIME`). ``out_dir`` is replaced only when the build
+    succeeded.
     """
     for tool in (CC, OBJCOPY):  # before any file is written
         _require(tool)
@@ -109,7 +114,7 @@ def build_firmware(files: dict[str, str], board: Board, target: str, out_dir: Pa
         runtime.mkdir()
         for f in sorted((FIRMWARE_DIR / "kernels").glob("*.[chS]")):
             shutil.copy2(f, kernels / f.name)
-        for name in (*RUNTIME, driver.name, *(f.name for f in (FIRMWARE_DIR / "runtime").glob("*.h"))):
+        for name in (*runtime_files, driver.name, *(f.name for f in (FIRMWARE_DIR / "runtime").glob("*.h"))):
             shutil.copy2(FIRMWARE_DIR / "runtime" / name, runtime / name)
         usb_files = usb_driver(board, target)
         if usb_files:

@@ -23,14 +23,27 @@ CFLAGS = ["-std=c99", "-O2", "-Wall", "-Wextra", "-Werror"]
 _MAIN = r"""
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include "tq_model.h"
-/* Runs exactly argv[1] inputs: a loop "while a whole input arrives" would never end for an input of 0 bytes. */
+/* Runs exactly argv[1] inputs: a loop "while a whole input arrives" would never end for an input of 0 bytes.
+ * Each input runs twice: on the static arena and on a caller's arena filled with junk first (so no op may
+ * rely on what the arena held; a model that keeps state runs its stream on one zeroed arena), and both entry
+ * points must give the same bytes. */
+TQ_MODEL_ARENA_DECLARE(callers_arena);
 int main(int argc, char **argv) {
-    static int8_t in[TQ_MODEL_INPUT_BYTES], out[TQ_MODEL_OUTPUT_BYTES];
+    static int8_t in[TQ_MODEL_INPUT_BYTES], out[TQ_MODEL_OUTPUT_BYTES], again[TQ_MODEL_OUTPUT_BYTES];
     long n = argc > 1 ? strtol(argv[1], NULL, 10) : 0;
     for (long i = 0; i < n; i++) {
         if (fread(in, 1, sizeof in, stdin) != sizeof in) return 2;
         if (tq_model_run(in, out) != 0) return 1;
+#ifdef TQ_MODEL_STATE_BYTES
+        /* A model that keeps state (an SVDF's): the caller's arena is one stream, zeroed before its first call. */
+        if (i == 0) memset(callers_arena, 0, sizeof callers_arena);
+#else
+        memset(callers_arena, 0xA5 ^ (int)(i & 0xFF), sizeof callers_arena);
+#endif
+        if (tq_model_run_with_arena(callers_arena, in, again) != 0) return 1;
+        if (memcmp(out, again, sizeof out) != 0) return 4;
         fwrite(out, 1, sizeof out, stdout);
     }
     return 0;
@@ -66,6 +79,9 @@ def run_host(exe: Path, inputs: np.ndarray, output_shape: tuple[int, ...]) -> np
     except subprocess.TimeoutExpired as e:
         raise BuildError(f"the host build of the model did not finish {len(inputs)} inputs in {HOST_TIMEOUT_S} s",
                          hint="please report this with the model attached") from e
+    if proc.returncode == 4:
+        raise BuildError("tq_model_run_with_arena (on a caller's arena) gave other outputs than tq_model_run",
+                         hint="please report this with the model attached")
     if proc.returncode != 0:
         raise BuildError(f"host model exited with {proc.returncode}")
     out = np.frombuffer(proc.stdout, dtype=np.int8)

@@ -124,6 +124,7 @@ class BuildDir:
     #: The quantized inputs the device runs and the TFLM outputs it must match.
     VERIFY = "verify.npz"
     TFLM_PROJECT = "tflm"
+    CLASSIFY_EXAMPLE = "examples/classify_qemu"  # the classify example as bare-metal firmware for the QEMU twin
     MANIFEST = MANIFEST
 
     def __post_init__(self):

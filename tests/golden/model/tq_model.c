@@ -13,6 +13,7 @@
  */
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "tq_kernels.h"
 #include "tq_model.h"
@@ -28,6 +29,40 @@ const char *const tq_model_op_names[TQ_MODEL_NUM_OPS] = {
     "RESHAPE",
     "FULLY_CONNECTED",
     "SOFTMAX",
+};
+
+/* The API's strings are arrays of their own, not literals: literals share one section that the linker keeps
+ * whole (the op names are in it), named arrays each have theirs, dropped when nothing reads them. */
+static const char tq_model_name_str[] = TQ_MODEL_NAME;
+static const char tq_model_version_str[] = TQ_MODEL_TINYQ_VERSION;
+static const char tq_input0_name[] = "serving_default_keras_tensor_8:0";
+static const char tq_output0_name[] = "StatefulPartitionedCall_1:0";
+static const char tq_label0[] = "0";
+static const char tq_label1[] = "1";
+static const char tq_label2[] = "2";
+static const char tq_label3[] = "3";
+static const char tq_label4[] = "4";
+
+const tq_model_tensor_info_t tq_model_inputs[TQ_MODEL_NUM_INPUTS] = {
+    {tq_input0_name, TQ_TYPE_INT8, 4u, {1, 6, 6, 2}, 72u, 72u, 0u, 0.0273155235f, 15},
+};
+
+const tq_model_tensor_info_t tq_model_outputs[TQ_MODEL_NUM_OUTPUTS] = {
+    {tq_output0_name, TQ_TYPE_INT8, 2u, {1, 5}, 5u, 5u, 0u, 0.00390625f, -128},
+};
+
+const char *const tq_model_labels[TQ_MODEL_NUM_CLASSES] = {
+    tq_label0,
+    tq_label1,
+    tq_label2,
+    tq_label3,
+    tq_label4,
+};
+
+const tq_model_info_t tq_model_info = {
+    tq_model_name_str, tq_model_id, tq_model_version_str, TQ_MODEL_NUM_INPUTS, TQ_MODEL_NUM_OUTPUTS,
+    tq_model_inputs, tq_model_outputs, TQ_MODEL_INPUT_BYTES, TQ_MODEL_OUTPUT_BYTES,
+    TQ_MODEL_ARENA_BYTES, TQ_MODEL_ARENA_ALIGN, TQ_MODEL_MACS, TQ_MODEL_NUM_CLASSES, tq_model_labels,
 };
 
 static uint8_t tq_arena[TQ_MODEL_ARENA_BYTES] __attribute__((aligned(16)));
@@ -198,7 +233,7 @@ static int run(const int8_t *input, int8_t *output, tq_clock_fn clock, uint32_t 
     tq_softmax_s8(&op6_p, ARENA(const int8_t, 108), ARENA(int8_t, 0));
     if (clock) { const uint32_t t1 = clock(); op_cycles[6] = t1 - t0; t0 = t1; }
     tq_copy_s8(TQ_MODEL_OUTPUT_BYTES, ARENA(const int8_t, 0), output);
-    return 0;
+    return TQ_MODEL_OK;
 }
 
 int tq_model_run(const int8_t *input, int8_t *output) {
@@ -207,4 +242,137 @@ int tq_model_run(const int8_t *input, int8_t *output) {
 
 int tq_model_run_profiled(const int8_t *input, int8_t *output, tq_clock_fn clock, uint32_t *op_cycles) {
     return run(input, output, clock, op_cycles);
+}
+
+/* The same calls on the caller's arena. A separate function rather than run() on a base pointer: the static
+ * arena's addresses are link-time constants, folded into the calls and into the const parameter structs, and
+ * tq_model_run keeps that code as it is; the linker drops whichever of the two an application never calls. */
+int tq_model_run_with_arena(void *arena, const int8_t *input, int8_t *output) {
+    if (arena == NULL || ((uintptr_t)arena & (TQ_MODEL_ARENA_ALIGN - 1u)) != 0u) return TQ_MODEL_ERR_ARENA;
+    /* This local hides the static arena of the same name: every ARENA() below, and every parameter struct
+     * re-made below from it (those holding a scratch or window address), addresses the caller's arena. */
+    uint8_t *const tq_arena = (uint8_t *)arena;
+    tq_copy_s8(TQ_MODEL_INPUT_BYTES, input, ARENA(int8_t, 388));
+    {  /* op 0: its parameters point into the arena */
+        const tq_conv_params_t op0_p = {
+            .in_h = 6,
+            .in_w = 6,
+            .in_c = 2,
+            .out_h = 6,
+            .out_w = 6,
+            .out_c = 4,
+            .k_h = 3,
+            .k_w = 3,
+            .stride_h = 1,
+            .stride_w = 1,
+            .dil_h = 1,
+            .dil_w = 1,
+            .pad_h = 1,
+            .pad_w = 1,
+            .depth_multiplier = 1,
+            .k_pairs = 10,
+            .pad_value = 15,
+            .fast = 1,
+            .output_offset = -128,
+            .act_min = -128,
+            .act_max = 127,
+            .chan = op0_chan,
+            .scratch = (void *)(tq_arena + 0),
+        };
+        tq_conv2d_s8(&op0_p, ARENA(const int8_t, 388), op0_w, ARENA(int8_t, 244));
+    }
+    {  /* op 1: its parameters point into the arena */
+        const tq_conv_params_t op1_p = {
+            .in_h = 6,
+            .in_w = 6,
+            .in_c = 4,
+            .out_h = 6,
+            .out_w = 6,
+            .out_c = 4,
+            .k_h = 3,
+            .k_w = 3,
+            .stride_h = 1,
+            .stride_w = 1,
+            .dil_h = 1,
+            .dil_w = 1,
+            .pad_h = 1,
+            .pad_w = 1,
+            .depth_multiplier = 1,
+            .k_pairs = 0,
+            .pad_value = -128,
+            .fast = 1,
+            .output_offset = -66,
+            .act_min = -128,
+            .act_max = 127,
+            .chan = NULL,
+            .scratch = (void *)(tq_arena + 144),
+        };
+        tq_depthwise3x3_s8(&op1_p, ARENA(const int8_t, 244), op1_w, ARENA(int8_t, 0));
+    }
+    tq_add_bcast_s8(&op2_p, ARENA(const int8_t, 244), ARENA(const int8_t, 0), ARENA(int8_t, 244));
+    tq_max_pool_s8(&op3_p, ARENA(const int8_t, 244), ARENA(int8_t, 72));
+    tq_copy_s8(36u, ARENA(const int8_t, 72), ARENA(int8_t, 72));
+    {  /* op 5: its parameters point into the arena */
+        const tq_fc_params_t op5_p = {
+            .rows = 1,
+            .in_depth = 36,
+            .out_depth = 5,
+            .k_pairs = 18,
+            .fast = 1,
+            .output_offset = 23,
+            .act_min = -128,
+            .act_max = 127,
+            .chan = op5_chan,
+            .scratch = (void *)(tq_arena + 0),
+        };
+        tq_fully_connected_s8(&op5_p, ARENA(const int8_t, 72), op5_w, ARENA(int8_t, 108));
+    }
+    tq_softmax_s8(&op6_p, ARENA(const int8_t, 108), ARENA(int8_t, 0));
+    tq_copy_s8(TQ_MODEL_OUTPUT_BYTES, ARENA(const int8_t, 0), output);
+    return TQ_MODEL_OK;
+}
+
+/* The kernels of the model's own QUANTIZE / DEQUANTIZE ends, checked bit for bit against TFLM. */
+void tq_model_quantize_input(const float *x, int8_t *input) {
+    static const tq_float_end_params_t p = {.size = 72u, .scale = 0.0273155235f, .zero_point = 15};
+    tq_quantize_f32_s8(&p, x, input + 0);
+}
+
+/* The kernels of the model's own QUANTIZE / DEQUANTIZE ends, checked bit for bit against TFLM. */
+void tq_model_dequantize_output(const int8_t *output, float *y) {
+    static const tq_float_end_params_t p = {.size = 5u, .scale = 0.00390625f, .zero_point = -128};
+    tq_dequantize_s8_f32(&p, output + 0, y);
+}
+
+/* Class c's score as stored: an int8, ordered as the real values are (the scale is positive). */
+static int32_t raw_score(const int8_t *output, uint32_t c) {
+    return output[0u + c];
+}
+
+uint32_t tq_model_argmax(const int8_t *output) {
+    uint32_t best = 0;
+    for (uint32_t c = 1; c < TQ_MODEL_NUM_CLASSES; ++c)
+        if (raw_score(output, c) > raw_score(output, best)) best = c;
+    return best;
+}
+
+float tq_model_score(const int8_t *output, uint32_t c) {
+    return 0.00390625f * (float)(raw_score(output, c) - (-128));
+}
+
+uint32_t tq_model_top_k(const int8_t *output, uint32_t k, uint32_t *classes, float *scores) {
+    if (k > TQ_MODEL_NUM_CLASSES) k = TQ_MODEL_NUM_CLASSES;
+    /* k passes of a selection: each takes the best class not taken yet, the lowest index on ties; no
+     * buffer but the caller's (k is small, the class count too). */
+    for (uint32_t i = 0; i < k; ++i) {
+        uint32_t best = TQ_MODEL_NUM_CLASSES;
+        for (uint32_t c = 0; c < TQ_MODEL_NUM_CLASSES; ++c) {
+            uint32_t taken = 0;
+            for (uint32_t j = 0; j < i; ++j) taken |= (classes[j] == c);
+            if (!taken && (best == TQ_MODEL_NUM_CLASSES || raw_score(output, c) > raw_score(output, best))) best = c;
+        }
+        classes[i] = best;
+        if (scores != NULL) scores[i] = tq_model_score(output, best);
+    }
+    return k;
 }

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import re
 from functools import lru_cache
 
 import jinja2
@@ -129,9 +130,93 @@ def _band_op(graph: Graph, plan: MemoryPlan, index: int, step) -> dict:
                     f"{_tensor_expr(graph, plan, skip, False, '')}, {_tensor_expr(graph, plan, y, True, '')})"}
 
 
-def emit_model(plan: MemoryPlan, tflite: bytes, source: str = "model.tflite") -> dict[str, str]:
+#: The tq_model_type_t name of each tensor type a model's input or output may have.
+_TYPE_ENUM = {"int8": "TQ_TYPE_INT8", "uint8": "TQ_TYPE_UINT8", "int16": "TQ_TYPE_INT16", "int32": "TQ_TYPE_INT32",
+              "int64": "TQ_TYPE_INT64", "float32": "TQ_TYPE_FLOAT32", "bool": "TQ_TYPE_BOOL"}
+
+
+def model_name(source: str, name: str | None = None) -> str:
+    """The build's name as a C identifier (the Arduino, PlatformIO and CMake library name): ``name`` if given,
+    else tinyq_<the model file's stem>; anything but letters, digits and underscores becomes an underscore,
+    and a leading digit gets an underscore before it."""
+    if name is None:
+        stem = str(source).replace("\\", "/").rsplit("/", 1)[-1].split(".")[0]
+        name = f"tinyq_{stem or 'model'}"
+    ident = re.sub(r"[^A-Za-z0-9_]", "_", name)
+    return f"_{ident}" if ident[:1].isdigit() else ident
+
+
+def classifier_classes(graph: Graph) -> int:
+    """How many classes the model's first output scores (0: not a classifier): a vector of at least two
+    int8 or float32 values ([N] or [1, ..., 1, N])."""
+    t = graph.output_tensors[0]
+    if t.numpy_dtype.name not in ("int8", "float32") or not t.shape or t.size != t.shape[-1] or t.size < 2:
+        return 0
+    return int(t.size)
+
+
+def c_float(value: float) -> str:
+    """A float32 as a C float literal that reads back as the same float (9 significant digits)."""
+    text = f"{float(value):.9g}"
+    return (text if any(c in text for c in ".en") else text + ".0") + "f"
+
+
+def c_string(text: str) -> str:
+    """``text`` as a C string literal: printable ASCII as it is, anything else (UTF-8 bytes included) as
+    octal escapes, so any label compiles and prints as the user wrote it."""
+    out = []
+    for b in str(text).encode("utf-8"):
+        c = chr(b)
+        out.append("\\" + c if c in '"\\' else c if 32 <= b < 127 and c != "?" else f"\\{b:03o}")
+    return '"' + "".join(out) + '"'
+
+
+def _localised(ops: list[dict]) -> None:
+    """Mark, for tq_model_run_with_arena, each op's params structs and tables that hold an arena address (a
+    scratch, a band's windows) or point at one that does: that function re-makes them on its stack from the
+    caller's arena (file-scope consts can only hold the static arena's addresses)."""
+    for op in ops:
+        items = [(st["name"], " ".join(str(v) for _, v in st["fields"]), st) for st in op["structs"]]
+        items += [(t["cname"], " ".join(t["rows"]), t) for t in op["tables"]]
+        local: set[str] = set()
+        changed = True
+        while changed:
+            changed = False
+            for name, text, _ in items:
+                if name not in local and ("tq_arena" in text or "ARENA(" in text
+                                          or any(re.search(rf"\b{n}\b", text) for n in local)):
+                    local.add(name)
+                    changed = True
+        op["local_structs"] = [st for name, _, st in items if name in local and "fields" in st]
+        op["local_tables"] = [t for name, _, t in items if name in local and "rows" in t]
+
+
+def api_facts(plan: MemoryPlan, labels: list[str] | None = None) -> dict:
+    """What the generated API says of the model's ends: each input's and output's slot (name, type, shape,
+    bytes, offset in its buffer, scale, zero point, place in the arena), its class count and labels (``labels``
+    or "0".."N-1"). The model's C and the library's examples are rendered from the same facts."""
+    graph = plan.graph
+
+    def slots(side: str) -> list[dict]:
+        return [{"name": t.name, "bytes": t.nbytes, "offset": off, "arena": plan.offsets[t.index],
+                 "shape": list(t.shape), "type": t.numpy_dtype.name, "enum": _TYPE_ENUM[t.numpy_dtype.name],
+                 "elements": t.size, "c_name": c_string(t.name),
+                 "scale_c": c_float(t.quant.scale[0] if t.quant else 0.0),
+                 # float32 scales printed to 9 digits read back as the very float the .tflite holds
+                 "scale": f"{t.quant.scale[0]:.9g}" if t.quant else "", "zp": t.quant.zero_point[0] if t.quant else 0}
+                for t, off in graph.io_slots(side)]
+    classes = classifier_classes(graph)
+    if labels is not None and len(labels) != classes:
+        raise ValueError(f"{len(labels)} labels for {classes} classes")
+    return {"inputs": slots("input"), "outputs": slots("output"), "classes": classes,
+            "labels": list(labels) if labels is not None else [str(k) for k in range(classes)]}
+
+
+def emit_model(plan: MemoryPlan, tflite: bytes, source: str = "model.tflite", name: str | None = None,
+               labels: list[str] | None = None) -> dict[str, str]:
     """Render tq_model.h, tq_model.c, tq_weights.h and tq_weights.c for the model ``plan`` lays out
-    (its graph: the model's, plus any tensor a lowering pass added)."""
+    (its graph: the model's, plus any tensor a lowering pass added). ``name`` is the build's name
+    (:func:`model_name`), ``labels`` the class names of a classifier (else "0".."N-1")."""
     graph = plan.graph
     model_id = hashlib.sha256(tflite).hexdigest()[:12]
     consts = sorted({i for c in plan.kernel_calls for i in c.args
@@ -171,11 +256,9 @@ def emit_model(plan: MemoryPlan, tflite: bytes, source: str = "model.tflite") ->
                             "fields": _resolve(call.params2[1], prefix, scratch, shared)})
         ops.append({"index": index, "name": step.name, "arrays": arrays, "structs": structs, "tables": [],
                     "call": f"{call.function}({', '.join(lead + args)})"})
-    def slots(side: str) -> list[dict]:
-        return [{"name": t.name, "bytes": t.nbytes, "offset": off, "arena": plan.offsets[t.index],
-                 "shape": list(t.shape), "type": t.numpy_dtype.name,
-                 "scale": f"{t.quant.scale[0]:.9g}" if t.quant else "", "zp": t.quant.zero_point[0] if t.quant else 0}
-                for t, off in graph.io_slots(side)]
+    _localised(ops)
+    facts = api_facts(plan, labels)
+    inputs, outputs, classes = facts["inputs"], facts["outputs"], facts["classes"]
     # State kept between inferences (an SVDF's): tq_model_reset() zeroes it (the arena starts at zero).
     states = [{"name": graph.tensors[t].name, "offset": plan.offsets[t], "bytes": graph.tensors[t].nbytes}
               for t in dict.fromkeys(t for c in plan.calls for t in c.persistent)]
@@ -184,7 +267,9 @@ def emit_model(plan: MemoryPlan, tflite: bytes, source: str = "model.tflite") ->
     ctx = {
         "version": __version__, "source": source, "model_id": model_id,
         "input_bytes": graph.input_bytes, "output_bytes": graph.output_bytes, "single_int8_io": graph.single_int8_io,
-        "inputs": slots("input"), "outputs": slots("output"),
+        "inputs": inputs, "outputs": outputs, "name": model_name(source, name),
+        "max_rank": max([1] + [len(x["shape"]) for x in inputs + outputs]),
+        "classes": classes, "labels": [c_string(l) for l in facts["labels"]],
         "arena_bytes": max(plan.arena_bytes, 4), "weight_bytes": plan.weight_bytes,
         "macs": plan.model_macs, "ops": ops, "weights": weights, "buffers": buffers, "states": states,
     }
