@@ -40,29 +40,12 @@ void tq_mul_s8(const tq_mul_params_t *p, const int8_t *in1, const int8_t *in2, i
     }
 }
 
-void tq_pad_s8(const tq_pad_params_t *p, const int8_t *in, int8_t *out) {
-    uint32_t o = 0;
-    for (uint32_t a = 0; a < p->out[0]; ++a)
-        for (uint32_t b = 0; b < p->out[1]; ++b)
-            for (uint32_t c = 0; c < p->out[2]; ++c)
-                for (uint32_t d = 0; d < p->out[3]; ++d, ++o) {
-                    const int32_t ia = (int32_t)a - p->before[0], ib = (int32_t)b - p->before[1];
-                    const int32_t ic = (int32_t)c - p->before[2], id = (int32_t)d - p->before[3];
-                    if (ia < 0 || ia >= p->in[0] || ib < 0 || ib >= p->in[1] || ic < 0 || ic >= p->in[2] ||
-                        id < 0 || id >= p->in[3]) {
-                        out[o] = p->value;
-                    } else {
-                        out[o] = in[(((uint32_t)ia * p->in[1] + (uint32_t)ib) * p->in[2] + (uint32_t)ic) * p->in[3] +
-                                    (uint32_t)id];
-                    }
-                }
-}
-
 void tq_concat_s8(const tq_concat_params_t *p, const int8_t *const *ins, int8_t *out) {
     for (uint32_t k = 0; k < p->outer; ++k) {
         for (uint32_t j = 0; j < p->n; ++j) {
-            const int8_t *src = ins[j] + k * p->chunk[j];
-            for (uint32_t i = 0; i < p->chunk[j]; ++i) *out++ = src[i];
+            const uint32_t n = p->chunk[j];
+            tq_copy_run(ins[j] + k * n, out, n);
+            out += n;
         }
     }
 }

@@ -3,9 +3,7 @@
  * a view walks them. */
 #include "tq_kernels.h"
 
-/* n contiguous bytes: whole 8-word blocks where both ends are word-aligned (tq_copy_s8), otherwise words
- * (the M4's LDR and STR take unaligned addresses), then the last bytes. */
-static void move_run(const int8_t *s, int8_t *d, uint32_t n) {
+void tq_copy_run(const int8_t *s, int8_t *d, uint32_t n) {
     if (n >= 32 && (((uintptr_t)s | (uintptr_t)d) & 3u) == 0) {
         tq_copy_s8(n, s, d);
         return;
@@ -13,6 +11,30 @@ static void move_run(const int8_t *s, int8_t *d, uint32_t n) {
     uint32_t i = 0;
     for (; i + 4 <= n; i += 4) tq_store32(d + i, tq_load32(s + i));
     for (; i < n; ++i) d[i] = s[i];
+}
+
+void tq_fill_s8(int8_t *d, uint32_t n, int8_t value) {
+    const uint32_t w = (uint8_t)value * 0x01010101u;
+    uint32_t i = 0;
+    for (; i + 16 <= n; i += 16) {
+        tq_store32(d + i, w);
+        tq_store32(d + i + 4, w);
+        tq_store32(d + i + 8, w);
+        tq_store32(d + i + 12, w);
+    }
+    for (; i + 4 <= n; i += 4) tq_store32(d + i, w);
+    for (; i < n; ++i) d[i] = value;
+}
+
+/* n bytes from s, si apart, to d contiguous: four gathered bytes a word store (a transpose's inner loop). */
+static void gather_run(const int8_t *s, int32_t si, int8_t *d, uint32_t n) {
+    uint32_t j = 0;
+    for (; j + 4 <= n; j += 4, s += 4 * si) {
+        const uint32_t w = (uint32_t)(uint8_t)s[0] | (uint32_t)(uint8_t)s[si] << 8 |
+                           (uint32_t)(uint8_t)s[2 * si] << 16 | (uint32_t)(uint8_t)s[3 * si] << 24;
+        tq_store32(d + j, w);
+    }
+    for (; j < n; ++j, s += si) d[j] = *s;
 }
 
 /* One view: the innermost axis in the loop body, the outer five by an odometer (offsets, not pointers, so
@@ -24,7 +46,9 @@ static void move_view(const tq_move_view_t *v, const int8_t *in, int8_t *out) {
     int32_t i0 = v->in_start, o0 = v->out_start;
     for (;;) {
         if (run) {
-            move_run(in + i0, out + o0, (uint32_t)n);
+            tq_copy_run(in + i0, out + o0, (uint32_t)n);
+        } else if (so == 1) {
+            gather_run(in + i0, si, out + o0, (uint32_t)n);
         } else {
             const int8_t *s = in + i0;
             int8_t *d = out + o0;
@@ -48,14 +72,7 @@ void tq_move_s8(const tq_move_view_t *p, const int8_t *in, int8_t *out) {
 }
 
 void tq_move_n_s8(const tq_move_n_params_t *p, const int8_t *in, int8_t *const *outs) {
-    if (p->fill_bytes) {
-        int8_t *d = outs[0];
-        const uint32_t b = (uint8_t)p->fill_value;
-        const uint32_t w = b * 0x01010101u;
-        uint32_t i = 0;
-        for (; i + 4 <= p->fill_bytes; i += 4) tq_store32(d + i, w);
-        for (; i < p->fill_bytes; ++i) d[i] = (int8_t)p->fill_value;
-    }
+    if (p->fill_bytes) tq_fill_s8(outs[0], p->fill_bytes, (int8_t)p->fill_value);
     const tq_move_view_t *v = (const tq_move_view_t *)(const void *)p->views;
     for (uint32_t k = 0; k < p->n; ++k) move_view(&v[k], in, outs[v[k].dst]);
 }

@@ -131,12 +131,6 @@ typedef struct {
 } tq_mul_params_t;
 
 typedef struct {
-    uint16_t in[4], out[4];      /* NHWC */
-    uint16_t before[4];          /* padding before each axis */
-    int8_t value;                /* the pad value (the zero point) */
-} tq_pad_params_t;
-
-typedef struct {
     uint32_t outer;              /* product of the dims before the axis */
     uint16_t n;                  /* inputs */
     const uint32_t *chunk;       /* bytes each input contributes per outer step */
@@ -334,7 +328,7 @@ typedef struct {
 } tq_move_view_t;
 
 /* Several views of one input, each into one of the outputs (SPLIT, UNPACK), or into one output after it is
- * filled with a constant (SPACE_TO_BATCH_ND, PADV2). */
+ * filled with a constant (SPACE_TO_BATCH_ND, PAD, PADV2). */
 typedef struct {
     uint32_t n;                  /* views */
     const int32_t *views;        /* n tq_move_view_t, laid out as words */
@@ -562,8 +556,6 @@ void tq_mul_s8(const tq_mul_params_t *p, const int8_t *in1, const int8_t *in2, i
 void tq_requant_s8(const tq_requant_params_t *p, const int8_t *in, int8_t *out);
 
 void tq_clamp_s8(uint32_t size, int32_t lo, int32_t hi, const int8_t *in, int8_t *out);
-
-void tq_pad_s8(const tq_pad_params_t *p, const int8_t *in, int8_t *out);
 
 void tq_concat_s8(const tq_concat_params_t *p, const int8_t *const *ins, int8_t *out);
 

@@ -580,19 +580,6 @@ def lower_relu6(graph: Graph, op: Operator) -> KernelCall:
                       overwrites=(x.index,))
 
 
-@lowering("PAD", operands=Operands(inputs=(2, 2), constant=(1,), integer=(1,)))
-def lower_pad(graph: Graph, op: Operator) -> KernelCall:
-    x, pads, y = graph.tensors[op.inputs[0]], graph.tensors[op.inputs[1]], graph.tensors[op.outputs[0]]
-    before = [0] * (4 - len(x.shape)) + [int(p) for p in np.asarray(pads.data).reshape(-1, 2)[:, 0]]
-    return KernelCall(
-        function="tq_pad_s8",
-        params_type="tq_pad_params_t",
-        params=(("in", _c_array(_shape4(x.shape))), ("out", _c_array(_shape4(y.shape))),
-                ("before", _c_array(before)), ("value", y.quant.zero_point[0])),
-        args=(x.index, y.index),
-    )
-
-
 @lowering("CONCATENATION", operands=Operands(inputs=(1, MANY), max_rank=6, any_batch=True))
 def lower_concat(graph: Graph, op: Operator) -> KernelCall:
     # TFLM concatenates int8 tensors as bytes (the converter gives them one scale).

@@ -87,11 +87,6 @@ _s('tq_mul_params_t', (
     F('int32_t', 'mult, shift', 'MUL: one requantization of the product'),
     F('int32_t', 'act_min, act_max'),
 )),
-_s('tq_pad_params_t', (
-    F('uint16_t', 'in[4], out[4]', 'NHWC'),
-    F('uint16_t', 'before[4]', 'padding before each axis'),
-    F('int8_t', 'value', 'the pad value (the zero point)'),
-)),
 _s('tq_concat_params_t', (
     F('uint32_t', 'outer', 'product of the dims before the axis'),
     F('uint16_t', 'n', 'inputs'),
@@ -216,7 +211,6 @@ kernel(Kernel("tq_mul_s8", "elementwise", "tq_mul_params_t", _IO2, opcodes=("MUL
 kernel(Kernel("tq_requant_s8", "elementwise", "tq_requant_params_t", _IO, opcodes=("RELU", "QUANTIZE")))
 kernel(Kernel("tq_clamp_s8", "elementwise", None, "uint32_t size, int32_t lo, int32_t hi, const int8_t *in, int8_t *out",
               opcodes=("RELU6",)))
-kernel(Kernel("tq_pad_s8", "elementwise", "tq_pad_params_t", _IO, opcodes=("PAD",)))
 kernel(Kernel("tq_concat_s8", "elementwise", "tq_concat_params_t", "const int8_t *const *ins, int8_t *out",
               opcodes=("CONCATENATION", "PACK")))
 kernel(Kernel("tq_mean_s8", "elementwise", "tq_mean_params_t", _IO, opcodes=("MEAN", "SUM"),

@@ -1,6 +1,6 @@
 """Data movement, int8: ops that copy bytes and compute nothing (STRIDED_SLICE, SLICE, SPLIT, SPLIT_V, UNPACK,
 PACK, TRANSPOSE, GATHER, EXPAND_DIMS, SQUEEZE, DEPTH_TO_SPACE, SPACE_TO_DEPTH, BATCH_TO_SPACE_ND,
-SPACE_TO_BATCH_ND, TILE, MIRROR_PAD, PADV2).
+SPACE_TO_BATCH_ND, TILE, MIRROR_PAD, PAD, PADV2).
 
 Every one of them is a list of *views*: an N-D strided copy (up to 6 axes; per axis an input stride in bytes,
 0 for a repeat or negative for a reversal, an output stride, and a start in each), computed here on the host.
@@ -44,10 +44,10 @@ MULTI = struct(Struct("tq_move_n_params_t", (
     F("uint32_t", "fill_bytes", "bytes of outs[0] set to fill_value before the views run (0: none)"),
     F("int32_t", "fill_value"),
 ), doc="Several views of one input, each into one of the outputs (SPLIT, UNPACK), or into one output after\n"
-       "it is filled with a constant (SPACE_TO_BATCH_ND, PADV2)."))
+       "it is filled with a constant (SPACE_TO_BATCH_ND, PAD, PADV2)."))
 
 _OPCODES = ("STRIDED_SLICE", "SLICE", "SPLIT", "SPLIT_V", "UNPACK", "TRANSPOSE", "GATHER", "DEPTH_TO_SPACE",
-            "SPACE_TO_DEPTH", "BATCH_TO_SPACE_ND", "SPACE_TO_BATCH_ND", "TILE", "MIRROR_PAD", "PADV2")
+            "SPACE_TO_DEPTH", "BATCH_TO_SPACE_ND", "SPACE_TO_BATCH_ND", "TILE", "MIRROR_PAD", "PAD", "PADV2")
 
 MOVE = kernel(Kernel("tq_move_s8", "move", VIEW.name, "const int8_t *in, int8_t *out", opcodes=_OPCODES,
                      doc="One strided view of in copied to out (out never overlaps in)."))
@@ -524,7 +524,7 @@ def lower_tile(graph: Graph, op: Operator) -> KernelCall:
     return move_call(x, [y], views(dims, ist, outst))
 
 
-# ---- MIRROR_PAD, PADV2 ----
+# ---- MIRROR_PAD, PAD, PADV2 ----
 
 def _paddings(graph: Graph, op: Operator) -> list[tuple[int, int]]:
     x = graph.tensors[op.inputs[0]]
@@ -568,21 +568,32 @@ def lower_mirror_pad(graph: Graph, op: Operator) -> KernelCall:
     return move_call(x, [y], vs)
 
 
+@lowering("PAD", operands=Operands(inputs=(2, 2), constant=(1,), integer=(1,), max_rank=6, any_batch=True))
+def lower_pad(graph: Graph, op: Operator) -> KernelCall:
+    """PAD: PADV2 with the output's zero point (TFLM's pad value for int8 without a constant)."""
+    return _pad_call(graph, op, int(graph.tensors[op.outputs[0]].quant.zero_point[0]))
+
+
 @lowering("PADV2", operands=Operands(inputs=(3, 3), constant=(1, 2), integer=(1,), max_rank=6, any_batch=True))
 def lower_padv2(graph: Graph, op: Operator) -> KernelCall:
     """PAD with an explicit constant: the output filled with it, then the input copied inside (one view).
     TFLM requires the constant's quantization to be the output's."""
-    x, y, value = graph.tensors[op.inputs[0]], graph.tensors[op.outputs[0]], graph.tensors[op.inputs[2]]
-    same_quantization(op, x, [y])
+    y, value = graph.tensors[op.outputs[0]], graph.tensors[op.inputs[2]]
     same_quantization(op, value, [y])
     if value.dtype != "INT8" or value.size != 1 or value.data is None:
         raise UnsupportedModelError(f"op {op.index} PADV2's constant_values is not one stored int8",
                                     hint="pad with a constant stored in the model")
+    return _pad_call(graph, op, int(np.asarray(value.data).ravel()[0]))
+
+
+def _pad_call(graph: Graph, op: Operator, fill: int) -> KernelCall:
+    x, y = graph.tensors[op.inputs[0]], graph.tensors[op.outputs[0]]
+    same_quantization(op, x, [y])
     pads = _paddings(graph, op)
     _check_shape(op, y, padded_shape(graph, op))
     ost = contiguous_strides(y.shape)
     vs = views(x.shape, contiguous_strides(x.shape), ost, out_start=sum(a * o for (a, _), o in zip(pads, ost)))
-    return move_call(x, [y], vs, fill=int(np.asarray(value.data).ravel()[0]))
+    return move_call(x, [y], vs, fill=fill)
 
 
 # ---- output shapes (tinyq.compile.shapes) ----
