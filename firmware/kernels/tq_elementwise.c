@@ -44,7 +44,14 @@ void tq_concat_s8(const tq_concat_params_t *p, const int8_t *const *ins, int8_t 
     for (uint32_t k = 0; k < p->outer; ++k) {
         for (uint32_t j = 0; j < p->n; ++j) {
             const uint32_t n = p->chunk[j];
-            tq_copy_run(ins[j] + k * n, out, n);
+            const int8_t *src = ins[j] + k * n;
+            if (n >= 32) {
+                tq_copy_run(src, out, n);
+            } else {  /* a pixel's channels: words inline, no call */
+                uint32_t i = 0;
+                for (; i + 4 <= n; i += 4) tq_store32(out + i, tq_load32(src + i));
+                for (; i < n; ++i) out[i] = src[i];
+            }
             out += n;
         }
     }

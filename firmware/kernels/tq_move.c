@@ -3,7 +3,7 @@
  * a view walks them. */
 #include "tq_kernels.h"
 
-void tq_copy_run(const int8_t *s, int8_t *d, uint32_t n) {
+static inline __attribute__((always_inline)) void copy_run(const int8_t *s, int8_t *d, uint32_t n) {
     if (n >= 32 && (((uintptr_t)s | (uintptr_t)d) & 3u) == 0) {
         tq_copy_s8(n, s, d);
         return;
@@ -11,6 +11,10 @@ void tq_copy_run(const int8_t *s, int8_t *d, uint32_t n) {
     uint32_t i = 0;
     for (; i + 4 <= n; i += 4) tq_store32(d + i, tq_load32(s + i));
     for (; i < n; ++i) d[i] = s[i];
+}
+
+void tq_copy_run(const int8_t *s, int8_t *d, uint32_t n) {
+    copy_run(s, d, n);
 }
 
 void tq_fill_s8(int8_t *d, uint32_t n, int8_t value) {
@@ -37,24 +41,37 @@ static void gather_run(const int8_t *s, int32_t si, int8_t *d, uint32_t n) {
     for (; j < n; ++j, s += si) d[j] = *s;
 }
 
-/* One view: the innermost axis in the loop body, the outer five by an odometer (offsets, not pointers, so
- * nothing points outside the tensors between steps). */
+/* The innermost axis of a view: n elements, si and so apart. */
+static inline __attribute__((always_inline)) void move_line(const int8_t *s, int8_t *d, int32_t n, int32_t si,
+                                                            int32_t so) {
+    if (si == 1 && so == 1) {
+        copy_run(s, d, (uint32_t)n);
+    } else if (so == 1 && n >= 8) {
+        gather_run(s, si, d, (uint32_t)n);
+    } else {
+        for (int32_t j = 0; j < n; ++j) d[j * so] = s[j * si];
+    }
+}
+
+/* One view: the inner three axes in nested loops over locals (the compiler keeps them in registers: `out` is
+ * int8_t, which may alias the parameters, so fields read inside the loops would be read again after every
+ * store), the outer three by an odometer (offsets, not pointers, so nothing points outside the tensors
+ * between steps). */
 static void move_view(const tq_move_view_t *v, const int8_t *in, int8_t *out) {
     const int32_t n = v->dims[5], si = v->in_stride[5], so = v->out_stride[5];
-    const int run = si == 1 && so == 1;
-    int32_t idx[5] = {0, 0, 0, 0, 0};
+    const int32_t n4 = v->dims[4], si4 = v->in_stride[4], so4 = v->out_stride[4];
+    const int32_t n3 = v->dims[3], si3 = v->in_stride[3], so3 = v->out_stride[3];
+    int32_t idx[3] = {0, 0, 0};
     int32_t i0 = v->in_start, o0 = v->out_start;
     for (;;) {
-        if (run) {
-            tq_copy_run(in + i0, out + o0, (uint32_t)n);
-        } else if (so == 1) {
-            gather_run(in + i0, si, out + o0, (uint32_t)n);
-        } else {
-            const int8_t *s = in + i0;
-            int8_t *d = out + o0;
-            for (int32_t j = 0; j < n; ++j) d[j * so] = s[j * si];
+        const int8_t *s3 = in + i0;
+        int8_t *d3 = out + o0;
+        for (int32_t a = 0; a < n3; ++a, s3 += si3, d3 += so3) {
+            const int8_t *s4 = s3;
+            int8_t *d4 = d3;
+            for (int32_t b = 0; b < n4; ++b, s4 += si4, d4 += so4) move_line(s4, d4, n, si, so);
         }
-        int k = 4;
+        int k = 2;
         for (; k >= 0; --k) {
             i0 += v->in_stride[k];
             o0 += v->out_stride[k];
@@ -72,7 +89,7 @@ void tq_move_s8(const tq_move_view_t *p, const int8_t *in, int8_t *out) {
 }
 
 void tq_move_n_s8(const tq_move_n_params_t *p, const int8_t *in, int8_t *const *outs) {
-    if (p->fill_bytes) tq_fill_s8(outs[0], p->fill_bytes, (int8_t)p->fill_value);
+    for (uint32_t k = 0; k < p->fill_n; ++k) tq_fill_s8(outs[0] + p->fill[2 * k], p->fill[2 * k + 1], (int8_t)p->fill_value);
     const tq_move_view_t *v = (const tq_move_view_t *)(const void *)p->views;
     for (uint32_t k = 0; k < p->n; ++k) move_view(&v[k], in, outs[v[k].dst]);
 }

@@ -332,7 +332,8 @@ typedef struct {
 typedef struct {
     uint32_t n;                  /* views */
     const int32_t *views;        /* n tq_move_view_t, laid out as words */
-    uint32_t fill_bytes;         /* bytes of outs[0] set to fill_value before the views run (0: none) */
+    uint32_t fill_n;             /* byte ranges of outs[0] set to fill_value before the views run (0: none) */
+    const uint32_t *fill;        /* fill_n (offset, length) pairs: the bytes no view writes */
     int32_t fill_value;
 } tq_move_n_params_t;
 

@@ -41,7 +41,8 @@ VIEW = struct(Struct("tq_move_view_t", (
 MULTI = struct(Struct("tq_move_n_params_t", (
     F("uint32_t", "n", "views"),
     F("const int32_t", "*views", "n tq_move_view_t, laid out as words"),
-    F("uint32_t", "fill_bytes", "bytes of outs[0] set to fill_value before the views run (0: none)"),
+    F("uint32_t", "fill_n", "byte ranges of outs[0] set to fill_value before the views run (0: none)"),
+    F("const uint32_t", "*fill", "fill_n (offset, length) pairs: the bytes no view writes"),
     F("int32_t", "fill_value"),
 ), doc="Several views of one input, each into one of the outputs (SPLIT, UNPACK), or into one output after\n"
        "it is filled with a constant (SPACE_TO_BATCH_ND, PAD, PADV2)."))
@@ -88,6 +89,12 @@ def views(dims, in_stride, out_stride, in_start: int = 0, out_start: int = 0, ds
     if any(int(d) == 0 for d in dims):
         return []
     axes = merge_axes(dims, in_stride, out_stride) or [(1, 1, 1)]
+    if len(axes) > 1 and axes[-1][1:] != (1, 1) and axes[-1][0] < 8:
+        # No run to copy by words, and a short innermost axis (a gather of a few channels): the longest axis
+        # innermost instead, so the kernel's inner loop, not its odometer, walks most of the bytes. The order
+        # in which the bytes are copied changes, not where they go (input and output never overlap).
+        k = max(range(len(axes)), key=lambda a: axes[a][0])
+        axes = axes[:k] + axes[k + 1:] + [axes[k]]
     outer, inner = axes[:-MAX_DIMS], axes[-MAX_DIMS:]
     pad = [(1, 0, 0)] * (MAX_DIMS - len(inner))
     d, si, so = zip(*(pad + inner))
@@ -118,13 +125,36 @@ def move_call(x: Tensor, outs: list[Tensor], vs: list[tuple], fill: int | None =
                                   ("in_stride", _c_ints(si)), ("out_stride", _c_ints(so))),
                           args=(x.index, outs[0].index))
     words = tuple(w for v in vs for w in _view_words(v))
+    ranges = fill_ranges(outs[0].nbytes, [v for v in vs if v[0] == 0]) if fill is not None else []
+    arrays = (ConstArray("views", "int32_t", words),) if vs else ()
+    if ranges:
+        arrays += (ConstArray("fill", "uint32_t", tuple(w for r in ranges for w in r)),)
     return KernelCall(function=MOVE_N.symbol, params_type=MULTI.name,
                       params=(("n", len(vs)), ("views", "@views" if vs else "NULL"),
-                              ("fill_bytes", outs[0].nbytes if fill is not None else 0),
+                              ("fill_n", len(ranges)), ("fill", "@fill" if ranges else "NULL"),
                               ("fill_value", 0 if fill is None else int(fill))),
                       args=(x.index, *(t.index for t in outs)),
-                      arrays=(ConstArray("views", "int32_t", words),) if vs else (),
+                      arrays=arrays,
                       pack_outputs=True)
+
+
+#: More gaps than this between the views' bytes, and the whole output is filled (the list would cost more
+#: flash than the time it saves).
+MAX_FILL_RANGES = 64
+
+
+def fill_ranges(nbytes: int, vs: list[tuple]) -> list[tuple[int, int]]:
+    """The (offset, length) ranges of an output of ``nbytes`` that views ``vs`` leave unwritten, which the
+    padding ops fill; the whole output when they are more than MAX_FILL_RANGES (and nothing when none)."""
+    covered = np.zeros(nbytes, bool)
+    for _, _, o0, d, _, so in vs:
+        idx = np.full(1, o0, np.int64)
+        for n, st in zip(d, so):
+            idx = (idx[:, None] + np.arange(n, dtype=np.int64)[None, :] * st).ravel()
+        covered[idx] = True
+    edges = np.flatnonzero(np.diff(np.concatenate([[1], covered.astype(np.int8), [1]])))
+    ranges = [(int(a), int(b - a)) for a, b in zip(edges[::2], edges[1::2])]
+    return ranges if len(ranges) <= MAX_FILL_RANGES else [(0, nbytes)]
 
 
 # ---- operands and checks ----
