@@ -41,18 +41,23 @@ void tq_mul_s8(const tq_mul_params_t *p, const int8_t *in1, const int8_t *in2, i
 }
 
 void tq_concat_s8(const tq_concat_params_t *p, const int8_t *const *ins, int8_t *out) {
-    for (uint32_t k = 0; k < p->outer; ++k) {
-        for (uint32_t j = 0; j < p->n; ++j) {
-            const uint32_t n = p->chunk[j];
-            const int8_t *src = ins[j] + k * n;
-            if (n >= 32) {
-                tq_copy_run(src, out, n);
-            } else {  /* a pixel's channels: words inline, no call */
+    /* Input by input, its chunks a total output row apart: the loop's values stay in registers (out is int8_t,
+     * which may alias the parameters, so fields read inside it would be read again after every store). */
+    const uint32_t outer = p->outer, inputs = p->n;
+    uint32_t total = 0;
+    for (uint32_t j = 0; j < inputs; ++j) total += p->chunk[j];
+    for (uint32_t j = 0, at = 0; j < inputs; at += p->chunk[j], ++j) {
+        const uint32_t n = p->chunk[j];
+        const int8_t *src = ins[j];
+        int8_t *dst = out + at;
+        if (n >= 32) {
+            for (uint32_t k = 0; k < outer; ++k, src += n, dst += total) tq_copy_run(src, dst, n);
+        } else {  /* a pixel's channels: words inline, no call */
+            for (uint32_t k = 0; k < outer; ++k, src += n, dst += total) {
                 uint32_t i = 0;
-                for (; i + 4 <= n; i += 4) tq_store32(out + i, tq_load32(src + i));
-                for (; i < n; ++i) out[i] = src[i];
+                for (; i + 4 <= n; i += 4) tq_store32(dst + i, tq_load32(src + i));
+                for (; i < n; ++i) dst[i] = src[i];
             }
-            out += n;
         }
     }
 }

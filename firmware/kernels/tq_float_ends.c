@@ -7,8 +7,12 @@
 
 void tq_quantize_f32_s8(const tq_float_end_params_t *p, const void *in_bytes, int8_t *out) {
     const float *in = (const float *)in_bytes;  /* the arena is 4-byte aligned for a float tensor */
-    for (uint32_t i = 0; i < p->size; ++i) {
-        float r = in[i] / p->scale;
+    /* Fields in locals: out is int8_t, which may alias them, so they would be read again after every store. */
+    const uint32_t size = p->size;
+    const float scale = p->scale;
+    const int32_t zp = p->zero_point;
+    for (uint32_t i = 0; i < size; ++i) {
+        float r = in[i] / scale;
         /* Round half away from zero (roundf) without libm, on a value first kept inside int32 (it is
          * clamped to int8 anyway; a NaN is clamped too, to -1e9, where TFLM's cast is undefined). */
         if (!(r > -1e9f)) r = -1e9f;
@@ -17,7 +21,7 @@ void tq_quantize_f32_s8(const tq_float_end_params_t *p, const void *in_bytes, in
         const float frac = r - (float)t;   /* exact below 2^24; above, r is whole */
         if (frac >= 0.5f) t += 1;
         else if (frac <= -0.5f) t -= 1;
-        out[i] = (int8_t)tq_clamp(t + p->zero_point, -128, 127);
+        out[i] = (int8_t)tq_ssat8(t + zp);
     }
 }
 
@@ -25,8 +29,10 @@ void tq_dequantize_s8_f32(const tq_float_end_params_t *p, const int8_t *in, void
     float *out = (float *)out_bytes;
     /* TFLM multiplies in double; a float times an integer below 2^9 is exact in double, so the float product,
      * correctly rounded once, is the same number, without the M4F's software double. */
-    for (uint32_t i = 0; i < p->size; ++i)
-        out[i] = p->scale * (float)((int32_t)in[i] - p->zero_point);
+    const uint32_t size = p->size;
+    const float scale = p->scale;
+    const int32_t zp = p->zero_point;
+    for (uint32_t i = 0; i < size; ++i) out[i] = scale * (float)((int32_t)in[i] - zp);
 }
 
 void tq_neg_f32(uint32_t size, const void *in_bytes, void *out_bytes) {

@@ -19,24 +19,32 @@ void tq_reduce_minmax_s8(const tq_reduce_params_t *p, const int8_t *in, int8_t *
             }
 }
 
+/* The first index of the extreme of n values, step apart: strictly better only, as TFLM's std::greater / less.
+ * Max runs on the values, min on their complements (~x reverses the order of int8 values exactly). */
+static inline __attribute__((always_inline)) uint32_t arg_best(const int8_t *v, uint32_t n, uint32_t step,
+                                                               int32_t flip) {
+    int32_t best = v[0] ^ flip;
+    uint32_t at = 0;
+    for (uint32_t k = 1; k < n; ++k) {
+        const int32_t x = v[k * step] ^ flip;
+        if (x > best) {
+            best = x;
+            at = k;
+        }
+    }
+    return at;
+}
+
 void tq_arg_minmax_s8(const tq_arg_params_t *p, const int8_t *in, void *out) {
+    /* Fields in locals: the outputs are int32/int64 stores, which may alias the parameters. */
+    const uint32_t inner = p->inner, outer = p->outer, axis = p->axis, wide = p->wide;
+    const int32_t flip = p->is_max ? 0 : -1;
     int32_t *o32 = (int32_t *)out;
     int64_t *o64 = (int64_t *)out;
-    const uint32_t inner = p->inner;
-    for (uint32_t o = 0; o < p->outer; ++o, in += p->axis * inner) {
+    for (uint32_t o = 0; o < outer; ++o, in += axis * inner) {
         for (uint32_t i = 0; i < inner; ++i) {
-            const int8_t *v = in + i;
-            int8_t best = v[0];
-            uint32_t at = 0;
-            /* strictly better only: the first index of the extreme value, as TFLM's std::greater / less */
-            for (uint32_t k = 1; k < p->axis; ++k) {
-                const int8_t x = v[k * inner];
-                if (p->is_max ? x > best : x < best) {
-                    best = x;
-                    at = k;
-                }
-            }
-            if (p->wide) *o64++ = (int64_t)at;
+            const uint32_t at = inner == 1 ? arg_best(in, axis, 1, flip) : arg_best(in + i, axis, inner, flip);
+            if (wide) *o64++ = (int64_t)at;
             else *o32++ = (int32_t)at;
         }
     }
