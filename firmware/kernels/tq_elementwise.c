@@ -1,14 +1,6 @@
-/* Element-wise, reduction and data-movement kernels: RELU, RELU6, QUANTIZE, MUL, MEAN, PAD,
- * CONCATENATION. */
+/* Element-wise, reduction and data-movement kernels: RELU6, MUL, MEAN, CONCATENATION (RELU and int8 QUANTIZE
+ * are tables: tq_lut.c). */
 #include "tq_kernels.h"
-
-void tq_requant_s8(const tq_requant_params_t *p, const int8_t *in, int8_t *out) {
-    /* TFLM's ReluQuantized and Requantize: out = zp_out + M * (x - zp_in), clamped. */
-    for (uint32_t i = 0; i < p->size; ++i) {
-        const int32_t v = tq_requant((int32_t)in[i] - p->input_zp, p->mult, p->shift) + p->output_zp;
-        out[i] = (int8_t)tq_clamp(v, p->act_min, p->act_max);
-    }
-}
 
 void tq_clamp_s8(uint32_t size, int32_t lo, int32_t hi, const int8_t *in, int8_t *out) {
     for (uint32_t i = 0; i < size; ++i) out[i] = (int8_t)tq_clamp(in[i], lo, hi);

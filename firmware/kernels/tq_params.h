@@ -114,14 +114,6 @@ typedef struct {
     int32_t input_mult, input_left_shift, diff_min;
 } tq_softmax_params_t;
 
-/* RELU (requantizing) and QUANTIZE int8 -> int8 */
-typedef struct {
-    uint32_t size;
-    int32_t input_zp, output_zp;
-    int32_t mult, shift;
-    int32_t act_min, act_max;
-} tq_requant_params_t;
-
 typedef struct {
     uint16_t out[4];             /* output shape, NHWC */
     uint32_t stride1[4], stride2[4]; /* input strides per output axis, 0 where broadcast */
@@ -263,6 +255,12 @@ typedef struct {
                                   * computes it) */
 } tq_binary_params_t;
 
+/* A unary element-wise op as a table: out[i] = table[(uint8_t)in[i]] (tinyq.compile.ops.kernels.unary). */
+typedef struct {
+    uint32_t size;
+    const int8_t *table;         /* 256 outputs, indexed by the input byte as uint8_t */
+} tq_lut_params_t;
+
 /* QUANTIZE float -> int8 and DEQUANTIZE int8 -> float: the int8 side's scale and zero point. */
 typedef struct {
     uint32_t size;
@@ -308,12 +306,6 @@ typedef struct {
     void *scratch;               /* cell state and 4 gate buffers (int16; the hidden state is the previous
                                   * step's output) */
 } tq_lstm_params_t;
-
-/* A unary element-wise op as a table: out[i] = table[(uint8_t)in[i]] (tinyq.compile.ops.kernels.unary). */
-typedef struct {
-    uint32_t size;
-    const int8_t *table;         /* 256 outputs, indexed by the input byte as uint8_t */
-} tq_lut_params_t;
 
 /* One N-D strided copy: out[out_start + sum(i_k * out_stride[k])] = in[in_start + sum(i_k * in_stride[k])]
  * for every index (i_0 .. i_5) below dims. Where the innermost strides are both 1, that axis is copied as one
@@ -554,8 +546,6 @@ void tq_add_s8(const tq_addtab_params_t *p, const int8_t *in1, const int8_t *in2
 
 void tq_mul_s8(const tq_mul_params_t *p, const int8_t *in1, const int8_t *in2, int8_t *out);
 
-void tq_requant_s8(const tq_requant_params_t *p, const int8_t *in, int8_t *out);
-
 void tq_clamp_s8(uint32_t size, int32_t lo, int32_t hi, const int8_t *in, int8_t *out);
 
 void tq_concat_s8(const tq_concat_params_t *p, const int8_t *const *ins, int8_t *out);
@@ -609,6 +599,11 @@ void tq_div_s8(const tq_binary_params_t *p, const int8_t *in1, const int8_t *in2
  * tq_binary.c */
 void tq_prelu_s8(const tq_binary_params_t *p, const int8_t *in1, const int8_t *in2, int8_t *out);
 
+/* A unary element-wise op by table lookup, a word (4 bytes) at a time (out may be in).
+ *
+ * tq_lut.c */
+void tq_lut_s8(const tq_lut_params_t *p, const int8_t *in, int8_t *out);
+
 /* QUANTIZE float32 -> int8 (TFLM's AffineQuantize).
  *
  * tq_float_ends.c */
@@ -638,11 +633,6 @@ void tq_log_softmax_s8(const tq_log_softmax_params_t *p, const int8_t *in, int8_
  *
  * tq_lstm.c */
 void tq_lstm_s8(const tq_lstm_params_t *p, const int8_t *in, int8_t *out);
-
-/* A unary element-wise op by table lookup, a word (4 bytes) at a time (out may be in).
- *
- * tq_lut.c */
-void tq_lut_s8(const tq_lut_params_t *p, const int8_t *in, int8_t *out);
 
 /* One strided view of in copied to out (out never overlaps in).
  *

@@ -553,23 +553,6 @@ def lower_mul(graph: Graph, op: Operator) -> KernelCall:
     )
 
 
-@lowering("RELU")
-def lower_requant(graph: Graph, op: Operator) -> KernelCall:
-    """RELU (TFLM's ReluQuantized) and int8 -> int8 QUANTIZE (Requantize): out = zp + M (x - zp_in)."""
-    (x,), y = _io(graph, op)
-    mult, shift = quantize_multiplier(float(x.quant.scale[0]) / float(y.quant.scale[0]))
-    zp = y.quant.zero_point[0]
-    lo = max(-128, zp) if op.opcode == "RELU" else -128  # roundf(0 / scale) = 0
-    return KernelCall(
-        overwrites=(x.index,),
-        function="tq_requant_s8",
-        params_type="tq_requant_params_t",
-        params=(("size", y.size), ("input_zp", x.quant.zero_point[0]), ("output_zp", zp), ("mult", mult),
-                ("shift", shift), ("act_min", lo), ("act_max", 127)),
-        args=(x.index, y.index),
-    )
-
-
 @lowering("RELU6")
 def lower_relu6(graph: Graph, op: Operator) -> KernelCall:
     """TFLM's Relu6: a clamp to [zero point, quantized 6] of the input's scale (output shares it)."""

@@ -74,12 +74,6 @@ _s('tq_softmax_params_t', (
     F('uint16_t', 'rows, depth'),
     F('int32_t', 'input_mult, input_left_shift, diff_min'),
 )),
-_s('tq_requant_params_t', (
-    F('uint32_t', 'size'),
-    F('int32_t', 'input_zp, output_zp'),
-    F('int32_t', 'mult, shift'),
-    F('int32_t', 'act_min, act_max'),
-), doc='RELU (requantizing) and QUANTIZE int8 -> int8'),
 _s('tq_mul_params_t', (
     F('uint16_t', 'out[4]', 'output shape, NHWC'),
     F('uint32_t', 'stride1[4], stride2[4]', 'input strides per output axis, 0 where broadcast'),
@@ -208,7 +202,6 @@ kernel(Kernel("tq_subsample_s8", "pool", "tq_pool_params_t", _IO,
 kernel(Kernel("tq_add_s8", "pool", "tq_addtab_params_t", _IO2, opcodes=("ADD",), variants=("tq_add_fast",),
               doc="Same-shape ADD by tables."))
 kernel(Kernel("tq_mul_s8", "elementwise", "tq_mul_params_t", _IO2, opcodes=("MUL",)))
-kernel(Kernel("tq_requant_s8", "elementwise", "tq_requant_params_t", _IO, opcodes=("RELU", "QUANTIZE")))
 kernel(Kernel("tq_clamp_s8", "elementwise", None, "uint32_t size, int32_t lo, int32_t hi, const int8_t *in, int8_t *out",
               opcodes=("RELU6",)))
 kernel(Kernel("tq_concat_s8", "elementwise", "tq_concat_params_t", "const int8_t *const *ins, int8_t *out",

@@ -14,7 +14,7 @@ from tinyq.errors import UnsupportedModelError
 from tinyq.graph import Graph, Operator
 from tinyq.compile.ops import KernelCall, lowering
 from tinyq.compile.ops.kernel import F, Kernel, Struct, kernel, struct
-from tinyq.compile.ops.lower_ops import lower_requant
+from tinyq.compile.ops.kernels.unary import lower_requant
 
 PARAMS = struct(Struct("tq_float_end_params_t", (
     F("uint32_t", "size"),
@@ -39,7 +39,8 @@ def _float_end(graph: Graph, op: Operator, side: str) -> tuple:
 
 @lowering("QUANTIZE")
 def lower_quantize(graph: Graph, op: Operator) -> KernelCall:
-    """int8 -> int8: a requantization (tq_requant_s8); float32 -> int8: the model's float input end."""
+    """int8 -> int8: a requantization (a table, tinyq.compile.ops.kernels.unary); float32 -> int8: the model's
+    float input end."""
     if graph.tensors[op.inputs[0]].dtype == "INT8":
         return lower_requant(graph, op)
     x, y, q = _float_end(graph, op, "quantize")

@@ -21,7 +21,8 @@ PARAMS = struct(Struct("tq_lut_params_t", (
 ), doc="A unary element-wise op as a table: out[i] = table[(uint8_t)in[i]] (tinyq.compile.ops.kernels.unary)."))
 
 KERNEL = kernel(Kernel("tq_lut_s8", "lut", PARAMS.name, "const int8_t *in, int8_t *out",
-                       opcodes=("HARD_SWISH", "ELU", "EXP", "LOG", "SQRT", "RSQRT", "ABS", "GELU", "LOGISTIC", "TANH"),
+                       opcodes=("HARD_SWISH", "ELU", "EXP", "LOG", "SQRT", "RSQRT", "ABS", "GELU", "LOGISTIC", "TANH", "RELU",
+                                "QUANTIZE"),
                        doc="A unary element-wise op by table lookup, a word (4 bytes) at a time (out may be in)."))
 
 

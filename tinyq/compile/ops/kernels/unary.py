@@ -382,6 +382,25 @@ def tanh_table(s_in: float, zp_in: int, s_out: float, zp_out: int) -> list[int]:
     return _sigmoid_table(s_in, zp_in, tanh=True)
 
 
+# ---- RELU and int8 -> int8 QUANTIZE: a requantization (TFLM's ReluQuantized, Requantize) ----
+
+def requant_table(s_in: float, zp_in: int, s_out: float, zp_out: int, lo: int = -128) -> list[int]:
+    """out = zp_out + M (x - zp_in), clamped to [lo, 127], M = s_in / s_out quantized as TFLM's Prepare does."""
+    mult, shift = quantize_multiplier(float(s_in) / float(s_out))
+    return [max(lo, min(127, multiply_by_quantized_multiplier(q - zp_in, mult, shift) + zp_out)) for q in INPUTS]
+
+
+@lowering("RELU")
+def lower_requant(graph: Graph, op: Operator) -> KernelCall:
+    """RELU (TFLM's ReluQuantized: the lower clamp at the output zero point, roundf(0 / scale) = 0) and int8 -> int8
+    QUANTIZE (Requantize), as one table."""
+    x, y = graph.tensors[op.inputs[0]], graph.tensors[op.outputs[0]]
+    zp = int(y.quant.zero_point[0])
+    lo = max(-128, zp) if op.opcode == "RELU" else -128
+    return lut_call(graph, op, requant_table(float(x.quant.scale[0]), int(x.quant.zero_point[0]),
+                                             float(y.quant.scale[0]), zp, lo))
+
+
 # ---- the lowering: every op above is tq_lut_s8 with its table ----
 
 #: The table function of each opcode (GELU's takes its `approximate` option too).
