@@ -55,7 +55,8 @@ static int count_leading_zeros(uint32_t x) {
     return n;
 }
 
-static int32_t newton_one_over_half_denominator(int32_t a) {
+/* Out of line: called once a softmax row, and inlined it only grows the code. */
+__attribute__((noinline)) static int32_t newton_one_over_half_denominator(int32_t a) {
     /* x ~ 1/((1+a)/2) in Q2.29 for a in [0, 1) (Q0.31): three Newton-Raphson steps. */
     const int64_t sum = (int64_t)a + Q_ONE_Q0;
     const int32_t half_denominator = (int32_t)((sum + (sum >= 0 ? 1 : -1)) / 2);
