@@ -7,7 +7,7 @@
 SHELL := /bin/bash
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
-APT_PACKAGES := gcc-arm-none-eabi libnewlib-arm-none-eabi qemu-system-arm
+APT_PACKAGES := gcc-arm-none-eabi libnewlib-arm-none-eabi qemu-system-arm cmake
 # The venv is re-synced only when the pins or the package metadata change.
 STAMP := $(VENV)/.tinyq-installed-$(shell cat requirements.lock requirements-nodeps.lock pyproject.toml | sha256sum | cut -c1-12)
 EXAMPLE := examples/digits
@@ -24,7 +24,7 @@ export TF_CPP_MIN_LOG_LEVEL := 2
 setup: apt venv
 
 apt:
-	@if ! command -v arm-none-eabi-gcc >/dev/null || ! command -v qemu-system-arm >/dev/null \
+	@if ! command -v arm-none-eabi-gcc >/dev/null || ! command -v qemu-system-arm >/dev/null || ! command -v cmake >/dev/null \
 	    || [ ! -e /usr/lib/arm-none-eabi/newlib/libc.a ]; then \
 	  echo "installing Debian packages: $(APT_PACKAGES)"; \
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \

@@ -8,6 +8,7 @@ and the TensorFlow version, so a changed model is always reconverted.
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import inspect
 import os
@@ -30,6 +31,7 @@ def _tf_version() -> str:
     return version("tensorflow-cpu")
 
 
+@functools.lru_cache(maxsize=1)
 def _converter_source() -> str:
     """A hash of tinyq's conversion code: a cached .tflite made by older code is not reused (a stale cache
     once hid a change of input names that a clean CI checkout then saw)."""

@@ -8,10 +8,6 @@
  */
 #include "tq_internal.h"
 
-static inline int32_t pair16(int32_t lo, int32_t hi) {
-    return (int32_t)((uint32_t)(uint16_t)lo | ((uint32_t)(uint16_t)hi << 16));
-}
-
 /* The k_pairs K-pairs of one run (an LHS row, an RHS column): `depth` bytes k_step apart, less zp, as int16
  * pairs to dst[0], dst[stride], ...; past depth, zeros. K-pair j holds elements (4 (j / 2) + j % 2, + 2): what
  * SXTB16 and SXTB16 ROR 8 make of a word, which is how a contiguous run is read. */
@@ -19,7 +15,7 @@ static void expand_run(const int8_t *x, int depth, int32_t k_step, int32_t zp, i
                        int k_pairs) {
     int j = 0;
     if (k_step == 1) {
-        const int32_t neg_zp = pair16(-zp, -zp);
+        const int32_t neg_zp = tq_pack(-zp, -zp);
         for (; 2 * j + 4 <= depth; j += 2, x += 4) {
             const uint32_t v = tq_load32(x);
             dst[j * stride] = tq_sxtab16(neg_zp, v);
@@ -29,7 +25,7 @@ static void expand_run(const int8_t *x, int depth, int32_t k_step, int32_t zp, i
     }
     for (; j < k_pairs; ++j) {
         const int ka = 4 * (j / 2) + j % 2, kb = ka + 2;
-        dst[j * stride] = pair16(ka < depth ? x[ka * k_step] - zp : 0, kb < depth ? x[kb * k_step] - zp : 0);
+        dst[j * stride] = tq_pack(ka < depth ? x[ka * k_step] - zp : 0, kb < depth ? x[kb * k_step] - zp : 0);
     }
 }
 

@@ -42,14 +42,12 @@ void tq_concat_s8(const tq_concat_params_t *p, const int8_t *const *ins, int8_t 
         const uint32_t n = p->chunk[j];
         const int8_t *src = ins[j];
         int8_t *dst = out + at;
+        /* The same loop twice: under n < 32 the compiler drops tq_copy_run's block-copy test from the inner loop
+         * (a pixel's channels: the common case, where that test costs as much as the copy). */
         if (n >= 32) {
             for (uint32_t k = 0; k < outer; ++k, src += n, dst += total) tq_copy_run(src, dst, n);
-        } else {  /* a pixel's channels: words inline, no call */
-            for (uint32_t k = 0; k < outer; ++k, src += n, dst += total) {
-                uint32_t i = 0;
-                for (; i + 4 <= n; i += 4) tq_store32(dst + i, tq_load32(src + i));
-                for (; i < n; ++i) dst[i] = src[i];
-            }
+        } else {
+            for (uint32_t k = 0; k < outer; ++k, src += n, dst += total) tq_copy_run(src, dst, n);
         }
     }
 }

@@ -167,10 +167,17 @@ void tq_add_fast(const tq_addtab_params_t *p, const int8_t *in1, const int8_t *i
 /* tq_copy_s8's inner loop: blocks (>= 1) of 8 words, forwards, each read whole before it is written. */
 void tq_copy_words(uint32_t blocks, const uint32_t *src, uint32_t *dst);
 /* n contiguous bytes from s to d (not overlapping): tq_copy_s8's 8-word blocks where both ends are word-aligned,
- * otherwise words (the M4's LDR and STR take unaligned addresses), then the last bytes (tq_move.c). */
-void tq_copy_run(const int8_t *s, int8_t *d, uint32_t n);
-/* n bytes of d set to value, four words a step (tq_move.c). */
-void tq_fill_s8(int8_t *d, uint32_t n, int8_t value);
+ * otherwise words (the M4's LDR and STR take unaligned addresses), then the last bytes. Inline: the data-movement
+ * kernels call it for runs as short as a pixel's channels, where a call would cost more than the copy. */
+static inline __attribute__((always_inline)) void tq_copy_run(const int8_t *s, int8_t *d, uint32_t n) {
+    if (n >= 32 && (((uintptr_t)s | (uintptr_t)d) & 3u) == 0) {
+        tq_copy_s8(n, s, d);
+        return;
+    }
+    uint32_t i = 0;
+    for (; i + 4 <= n; i += 4) tq_store32(d + i, tq_load32(s + i));
+    for (; i < n; ++i) d[i] = s[i];
+}
 
 /* ---- row-band execution of a conv chain (tq_band.c) ---- */
 

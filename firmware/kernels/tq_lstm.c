@@ -16,7 +16,7 @@ static inline int16_t sat16(int32_t v) { return (int16_t)tq_ssat16(v); }
  * and one pointer walks the block, so four MACs take about six instructions with SMLAD. The sums are integers:
  * their order changes nothing. */
 static void dot_block(const int8_t *w, uint32_t d, const int8_t *v, int32_t zp, int32_t *acc) {
-    const int32_t zp2 = (int32_t)(((uint32_t)zp & 0xFFFFu) | ((uint32_t)zp << 16));
+    const int32_t zp2 = tq_pack(zp, zp);
     const int8_t *const v4 = v + (d & ~3u), *const end = v + d;
     int32_t a0 = acc[0], a1 = acc[1], a2 = acc[2], a3 = acc[3];
     for (; v < v4; v += 4, w += 16) {
@@ -30,7 +30,7 @@ static void dot_block(const int8_t *w, uint32_t d, const int8_t *v, int32_t zp, 
         a3 = tq_smlad(tq_sxtb16_ror8(q1), xo, tq_smlad(tq_sxtb16(q1), xe, a3));
     }
     for (; v < end; ++v, w += 4) {  /* a column: the four rows' bytes in one word */
-        const int32_t x = (int32_t)*v - zp, x2 = (int32_t)(((uint32_t)x & 0xFFFFu) | ((uint32_t)x << 16));
+        const int32_t x = (int32_t)*v - zp, x2 = tq_pack(x, x);
         const uint32_t q = tq_load32(w);
         const int32_t e = tq_sxtb16(q), o = tq_sxtb16_ror8(q);  /* rows 0, 2 and rows 1, 3 */
         a0 = tq_smlabb(e, x2, a0);
@@ -43,7 +43,7 @@ static void dot_block(const int8_t *w, uint32_t d, const int8_t *v, int32_t zp, 
 
 /* A row past the last block of four (units % 4 of them), stored as it is. */
 static int32_t dot_row(const int8_t *w, uint32_t d, const int8_t *v, int32_t zp, int32_t a) {
-    const int32_t zp2 = (int32_t)(((uint32_t)zp & 0xFFFFu) | ((uint32_t)zp << 16));
+    const int32_t zp2 = tq_pack(zp, zp);
     uint32_t k = 0;
     for (; k + 4 <= d; k += 4) {
         const uint32_t x = tq_load32(v + k), q = tq_load32(w + k);

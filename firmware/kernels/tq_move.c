@@ -3,21 +3,8 @@
  * a view walks them. */
 #include "tq_kernels.h"
 
-static inline __attribute__((always_inline)) void copy_run(const int8_t *s, int8_t *d, uint32_t n) {
-    if (n >= 32 && (((uintptr_t)s | (uintptr_t)d) & 3u) == 0) {
-        tq_copy_s8(n, s, d);
-        return;
-    }
-    uint32_t i = 0;
-    for (; i + 4 <= n; i += 4) tq_store32(d + i, tq_load32(s + i));
-    for (; i < n; ++i) d[i] = s[i];
-}
-
-void tq_copy_run(const int8_t *s, int8_t *d, uint32_t n) {
-    copy_run(s, d, n);
-}
-
-void tq_fill_s8(int8_t *d, uint32_t n, int8_t value) {
+/* n bytes of d set to value, four words a step. */
+static void fill_bytes(int8_t *d, uint32_t n, int8_t value) {
     const uint32_t w = (uint8_t)value * 0x01010101u;
     uint32_t i = 0;
     for (; i + 16 <= n; i += 16) {
@@ -45,7 +32,7 @@ static void gather_run(const int8_t *s, int32_t si, int8_t *d, uint32_t n) {
 static inline __attribute__((always_inline)) void move_line(const int8_t *s, int8_t *d, int32_t n, int32_t si,
                                                             int32_t so) {
     if (si == 1 && so == 1) {
-        copy_run(s, d, (uint32_t)n);
+        tq_copy_run(s, d, (uint32_t)n);
     } else if (so == 1 && n >= 8) {
         gather_run(s, si, d, (uint32_t)n);
     } else {
@@ -89,7 +76,7 @@ void tq_move_s8(const tq_move_view_t *p, const int8_t *in, int8_t *out) {
 }
 
 void tq_move_n_s8(const tq_move_n_params_t *p, const int8_t *in, int8_t *const *outs) {
-    for (uint32_t k = 0; k < p->fill_n; ++k) tq_fill_s8(outs[0] + p->fill[2 * k], p->fill[2 * k + 1], (int8_t)p->fill_value);
+    for (uint32_t k = 0; k < p->fill_n; ++k) fill_bytes(outs[0] + p->fill[2 * k], p->fill[2 * k + 1], (int8_t)p->fill_value);
     const tq_move_view_t *v = (const tq_move_view_t *)(const void *)p->views;
     for (uint32_t k = 0; k < p->n; ++k) move_view(&v[k], in, outs[v[k].dst]);
 }

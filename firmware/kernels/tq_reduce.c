@@ -43,6 +43,7 @@ void tq_arg_minmax_s8(const tq_arg_params_t *p, const int8_t *in, void *out) {
     int64_t *o64 = (int64_t *)out;
     for (uint32_t o = 0; o < outer; ++o, in += axis * inner) {
         for (uint32_t i = 0; i < inner; ++i) {
+            /* The last axis (inner 1) gets its own inlined copy, with a constant step. */
             const uint32_t at = inner == 1 ? arg_best(in, axis, 1, flip) : arg_best(in + i, axis, inner, flip);
             if (wide) *o64++ = (int64_t)at;
             else *o32++ = (int32_t)at;

@@ -26,6 +26,10 @@ static inline uint32_t tq_load32(const void *p) {
 static inline void tq_store32(void *p, uint32_t v) { memcpy(p, &v, 4); }
 
 static inline uint32_t tq_ror8(uint32_t x) { return (x >> 8) | (x << 24); }
+/* Two int16 halfwords in one word: lo in bits 0-15, hi in 16-31. */
+static inline int32_t tq_pack(int32_t lo, int32_t hi) {
+    return (int32_t)(((uint32_t)(uint16_t)lo) | ((uint32_t)(uint16_t)hi << 16));
+}
 
 #ifdef TQ_DSP
 /* Bytes 0 and 2, sign-extended to the two halfwords. */
@@ -41,9 +45,6 @@ static inline int32_t tq_smlatt(int32_t a, int32_t b, int32_t acc) { return __sm
 #else
 static inline int32_t tq_lo(int32_t x) { return (int16_t)(uint16_t)((uint32_t)x & 0xFFFFu); }
 static inline int32_t tq_hi(int32_t x) { return (int16_t)(uint16_t)((uint32_t)x >> 16); }
-static inline int32_t tq_pack(int32_t lo, int32_t hi) {
-    return (int32_t)(((uint32_t)(uint16_t)lo) | ((uint32_t)(uint16_t)hi << 16));
-}
 static inline int32_t tq_sxtb16(uint32_t x) { return tq_pack((int8_t)(x & 0xFFu), (int8_t)((x >> 16) & 0xFFu)); }
 static inline int32_t tq_smlad(int32_t a, int32_t b, int32_t acc) {
     return (int32_t)((uint32_t)acc + (uint32_t)(tq_lo(a) * tq_lo(b)) + (uint32_t)(tq_hi(a) * tq_hi(b)));
